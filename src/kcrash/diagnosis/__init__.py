@@ -1,0 +1,1 @@
+"""kcrash.diagnosis layer."""

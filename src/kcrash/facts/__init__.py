@@ -1,0 +1,1 @@
+"""kcrash.facts layer."""

@@ -1,0 +1,208 @@
+"""Plain fact types shared by every source of evidence.
+
+Why one model: a vmcore (read through drgn) and a pasted console log (read
+by :mod:`kcrash.oops.text`) must lead to the *same* verdict and signature for
+the same crash.  Both therefore produce these types, and the diagnosis layer
+only ever sees these types, never a drgn ``Program`` or raw text.
+
+Everything here is a frozen-ish dataclass of plain values (str, int, float,
+lists, dicts) so that it serialises to JSON as-is and can be built by hand in
+unit tests in addition to the real-dump tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Frame:
+    """One stack frame, from an unwinder or from a ``Call Trace:`` line.
+
+    ``module`` is ``None`` for the core kernel (rendered as ``vmlinux``).
+    ``reliable`` is False for the ``?`` frames of the kernel's stack dump,
+    which are stale return addresses found by scanning, not unwinding.
+    """
+
+    function: str | None
+    offset: int | None = None
+    size: int | None = None
+    module: str | None = None
+    address: int | None = None
+    reliable: bool = True
+    source: str | None = None  # "file:line" when debuginfo has it
+    sp: int | None = None
+    inlined: bool = False
+    # Registers of an exception frame (pt_regs) that begins at this frame,
+    # e.g. the RIP frame of an oops: {"rip": ..., "rsp": ..., "rax": ...}.
+    regs: dict[str, int] | None = None
+
+    @property
+    def symbol(self) -> str:
+        """``func+0x1a/0x40`` as the kernel prints it (or ``?`` when unknown)."""
+        if self.function is None:
+            return f"{self.address:#x}" if self.address is not None else "?"
+        s = self.function
+        if self.offset is not None:
+            s += f"+{self.offset:#x}"
+            if self.size is not None:
+                s += f"/{self.size:#x}"
+        return s
+
+
+@dataclass
+class Stack:
+    """A task's (or CPU's) stack, innermost frame first."""
+
+    frames: list[Frame] = field(default_factory=list)
+    pid: int | None = None
+    comm: str | None = None
+    cpu: int | None = None
+    task: int | None = None  # address of struct task_struct
+    error: str | None = None  # why unwinding stopped early, if it did
+
+
+@dataclass
+class LogLine:
+    """One kernel log record."""
+
+    text: str
+    timestamp: float | None = None  # seconds since boot
+    level: int | None = None
+    caller: str | None = None  # "T123" / "C1" printk caller id
+    seq: int | None = None
+
+
+@dataclass
+class OopsEvent:
+    """One report block found in a kernel log: an oops, BUG, WARNING, panic…
+
+    Built by :mod:`kcrash.oops.text` from any log text (console capture,
+    ``vmcore-dmesg.txt``, or the log read out of a vmcore).  ``header`` is the
+    first line of the block; ``lines`` is the whole block as printed.
+    """
+
+    header: str
+    lines: list[str] = field(default_factory=list)
+    line_index: int = 0  # index of the header in the log it came from
+    timestamp: float | None = None
+    oops_number: int | None = None  # the N of "[#N]"
+    cpu: int | None = None
+    pid: int | None = None
+    comm: str | None = None
+    taint: str | None = None  # "G           OE" style letters as printed
+    release: str | None = None  # "6.1.0-28-amd64"
+    kernel_version: str | None = None  # "#1 SMP PREEMPT_DYNAMIC Debian ..."
+    hardware: str | None = None  # "Hardware name: ..."
+    rip: Frame | None = None
+    registers: dict[str, int] = field(default_factory=dict)
+    code: list[int] | None = None  # bytes of the "Code:" line
+    code_ip_index: int | None = None  # index of the <xx> byte in ``code``
+    call_trace: list[Frame] = field(default_factory=list)
+    modules_linked: list[str] = field(default_factory=list)
+    fault_address: int | None = None
+    error_code: int | None = None  # #PF error code or the oops's error code
+    panic_message: str | None = None  # text after "Kernel panic - not syncing: "
+
+
+@dataclass
+class SystemInfo:
+    """The facts of crash's ``sys`` command (see triage-reference §3)."""
+
+    kernel: str | None = None  # path of the vmlinux used, or a note
+    dumpfile: str | None = None  # "vmcore  [PARTIAL DUMP]"
+    cpus: int | None = None
+    cpus_offline: int = 0
+    date: str | None = None  # crash's format: "Thu Nov 26 06:37:22 UTC 2026"
+    uptime: str | None = None  # "00:00:36"
+    load_average: str | None = None  # "0.00, 0.00, 0.00"
+    tasks: int | None = None
+    nodename: str | None = None
+    release: str | None = None
+    version: str | None = None
+    machine: str | None = None
+    memory: str | None = None  # "1 GB"
+    panic: str | None = None
+    pid: int | None = None
+    command: str | None = None
+    task: int | None = None
+    cpu: int | None = None
+    state: str | None = None  # "TASK_RUNNING (PANIC)"
+    # Not in crash's block but useful everywhere:
+    taint: str | None = None
+    build_id: str | None = None
+    dump_format: str | None = None  # "kdump-compressed (zlib)", "ELF", ...
+
+    def crash_fields(self) -> dict[str, Any]:
+        """The seed's 18 fields in crash's order, keys in lower case."""
+        keys = (
+            "kernel dumpfile cpus date uptime load_average tasks nodename release "
+            "version machine memory panic pid command task cpu state"
+        ).split()
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class TaskInfo:
+    """One row of crash's ``ps``."""
+
+    pid: int
+    ppid: int
+    cpu: int
+    task: int
+    state: str  # crash's two letters: RU IN UN ZO ID ST TR DE WA PA NE
+    comm: str
+    active: bool = False  # ">" in crash: the task running on its CPU
+    mem_percent: float | None = None
+    vsz_kb: int | None = None
+    rss_kb: int | None = None
+
+
+@dataclass
+class ModuleInfo:
+    """One row of crash's ``mod``, plus what taint says about the module."""
+
+    name: str
+    base: int | None = None
+    size: int | None = None
+    taints: str = ""  # module taint letters, e.g. "OE"
+    object_file: str | None = None  # debuginfo path when loaded
+
+    @property
+    def out_of_tree(self) -> bool:
+        return "O" in self.taints
+
+    @property
+    def unsigned(self) -> bool:
+        return "E" in self.taints
+
+    @property
+    def proprietary(self) -> bool:
+        return "P" in self.taints
+
+
+@dataclass
+class CrashFacts:
+    """Everything the diagnosis layer may look at for one crash.
+
+    ``source`` is ``"vmcore"`` or ``"text"``; ``mode`` says what debuginfo the
+    facts were read with (``"dwarf"``, ``"btf"``, ``"kallsyms"``, ``"text"``),
+    and ``lacks`` lists, in words, what could not be read and why.
+    """
+
+    source: str
+    mode: str
+    system: SystemInfo = field(default_factory=SystemInfo)
+    log: list[LogLine] = field(default_factory=list)
+    events: list[OopsEvent] = field(default_factory=list)
+    panic_stack: Stack | None = None
+    cpu_stacks: list[Stack] = field(default_factory=list)
+    blocked_tasks: list[Stack] = field(default_factory=list)
+    tasks: list[TaskInfo] = field(default_factory=list)
+    modules: list[ModuleInfo] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+    lacks: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
