@@ -136,10 +136,26 @@ class SystemInfo:
 
     def crash_fields(self) -> dict[str, Any]:
         """The seed's 18 fields in crash's order, keys in lower case."""
-        keys = (
-            "kernel dumpfile cpus date uptime load_average tasks nodename release "
-            "version machine memory panic pid command task cpu state"
-        ).split()
+        keys = [
+            "kernel",
+            "dumpfile",
+            "cpus",
+            "date",
+            "uptime",
+            "load_average",
+            "tasks",
+            "nodename",
+            "release",
+            "version",
+            "machine",
+            "memory",
+            "panic",
+            "pid",
+            "command",
+            "task",
+            "cpu",
+            "state",
+        ]
         return {k: getattr(self, k) for k in keys}
 
 

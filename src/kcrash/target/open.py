@@ -1,0 +1,154 @@
+"""Open what the user has into one :class:`Target`: a drgn Program plus its mode.
+
+The mode says what the facts can rely on:
+
+- ``dwarf``: a matching vmlinux (and module debug files where found);
+- ``btf``: no vmlinux; types from the BTF in the dump, symbols from kallsyms,
+  stacks from the ORC tables in memory (:mod:`kcrash.target.nodebug`);
+- ``kallsyms``: neither DWARF nor BTF: symbols and the log only.
+
+Every later layer asks the Target, never the file system, so a new dump
+quirk or debuginfo source is handled here once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import drgn
+
+from ..errors import DebuginfoNotFoundError, KcrashError, NotADumpError
+from . import debuginfo as di
+from .dumpfile import DumpFile, inspect
+
+X86_64 = drgn.Platform(
+    drgn.Architecture.X86_64,
+    drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN,
+)
+
+
+@dataclass
+class Target:
+    """An opened dump (or live kernel) and what we know about reading it."""
+
+    prog: drgn.Program
+    dump: DumpFile
+    mode: str  # "dwarf" | "btf" | "kallsyms"
+    vmlinux: str | None = None
+    lacks: list[str] = field(default_factory=list)
+    looked: list[str] = field(default_factory=list)  # where debuginfo was searched
+
+    @property
+    def release(self) -> str | None:
+        return self.dump.release
+
+    def stack_trace(self, thread_or_task: Any) -> drgn.StackTrace:
+        """A task's stack, unwound with DWARF/ORC in the vmlinux, or ORC in memory."""
+        if self.mode == "dwarf":
+            return self.prog.stack_trace(thread_or_task)
+        from . import nodebug
+
+        return nodebug.stack_trace(self.prog, thread_or_task)
+
+
+def _new_program(dump: DumpFile) -> drgn.Program:
+    # QEMU's kdump writer leaves utsname.machine empty, and libkdumpfile then
+    # cannot tell the architecture ("KDUMP_ATTR_ARCH_NAME: Key has no value").
+    # VMCOREINFO-less ELF cores are fine: the ELF header has e_machine.
+    if dump.container in ("kdump", "flattened") and not dump.machine:
+        return drgn.Program(X86_64)
+    return drgn.Program()
+
+
+def _set_core(prog: drgn.Program, dump: DumpFile) -> None:
+    try:
+        if dump.container == "kcore":
+            prog.set_kernel()
+        else:
+            prog.set_core_dump(dump.path)
+    except PermissionError:
+        raise KcrashError(f"{dump.path}: permission denied (run as root for /proc/kcore)") from None
+    except (ValueError, OSError, drgn.FaultError, Exception) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NotADumpError(f"{dump.path}: cannot open as a vmcore: {msg}") from None
+
+
+def open_target(
+    path: str,
+    vmlinux: str | None = None,
+    *,
+    debuginfo_dirs: list[str] | None = None,
+    no_debuginfo: bool = False,
+    require_debuginfo: bool = False,
+) -> Target:
+    """Open a vmcore (or ``/proc/kcore``) with the best debuginfo available.
+
+    Raises :class:`KcrashError` subclasses for anything the operator must fix:
+    a missing/foreign/truncated file, or a named vmlinux of another build.
+    """
+    dump = inspect(path)
+    if dump.container != "kcore" and not dump.vmcoreinfo:
+        raise NotADumpError(
+            f"{path}: the dump has no VMCOREINFO note; kcrash needs it to find the kernel "
+            "(QEMU: add -device vmcoreinfo and load qemu_fw_cfg in the guest)"
+        )
+    prog = _new_program(dump)
+    _set_core(prog, dump)
+    dirs = di.search_dirs(debuginfo_dirs or [])
+    target = Target(prog=prog, dump=dump, mode="kallsyms")
+
+    found: di.DebugInfo | None = None
+    if vmlinux is not None:
+        found = di.check_given(vmlinux, dump.release, dump.build_id, dirs)
+    elif not no_debuginfo:
+        found, target.looked = di.find(dump.release, dump.build_id, dirs)
+        if found is None and require_debuginfo:
+            raise DebuginfoNotFoundError(_not_found_message(dump, target.looked))
+
+    if found is not None:
+        _load_dwarf(prog, found, target)
+        return target
+
+    from . import nodebug
+
+    setup = nodebug.attach(prog, dump.release)
+    target.mode = setup.mode
+    target.lacks = list(setup.lacks)
+    if not no_debuginfo:
+        target.lacks.append(_not_found_message(dump, target.looked))
+    return target
+
+
+def _not_found_message(dump: DumpFile, looked: list[str]) -> str:
+    where = ", ".join(looked[:6]) + (f" and {len(looked) - 6} more" if len(looked) > 6 else "")
+    pkg = f"linux-image-{dump.release}-dbg" if dump.release else "the kernel's -dbg package"
+    return (
+        f"no vmlinux with debuginfo for {dump.release or 'this kernel'}"
+        f" (build id {dump.build_id or 'unknown'}); looked in {where}; "
+        f"install {pkg} (Debian/Ubuntu) or kernel-debuginfo (RHEL/Fedora), "
+        "or pass VMLINUX / --debuginfo DIR"
+    )
+
+
+def _load_dwarf(prog: drgn.Program, found: di.DebugInfo, target: Target) -> None:
+    """Load vmlinux, then module debug files from the directories found."""
+    opts = prog.debug_info_options
+    opts.kernel_directories = tuple(found.module_dirs)
+    opts.try_kmod = drgn.KmodSearchMethod.WALK
+    opts.directories = ()  # no slow global searches: we chose the files
+    try:
+        prog.load_debug_info([found.vmlinux], default=True)
+    except drgn.MissingDebugInfoError as e:
+        missing = [m.name for m, _ in prog.loaded_modules() if m.wants_debug_file()]
+        if prog.main_module().wants_debug_file():
+            raise KcrashError(f"{found.vmlinux}: could not load its debuginfo: {e}") from None
+        if missing:
+            target.lacks.append(
+                "no debuginfo for module(s) "
+                + ", ".join(sorted(missing)[:10])
+                + ": their frames show no source lines"
+            )
+    target.mode = "dwarf"
+    target.vmlinux = os.path.abspath(found.vmlinux)
