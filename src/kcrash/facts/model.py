@@ -37,6 +37,10 @@ class Frame:
     # Registers of an exception frame (pt_regs) that begins at this frame,
     # e.g. the RIP frame of an oops: {"rip": ..., "rsp": ..., "rax": ...}.
     regs: dict[str, int] | None = None
+    # Which stack the frame was printed on in a ``Call Trace:``: "task",
+    # "irq", "softirq", "nmi", "exception" (the <IRQ>...</IRQ> markers), or
+    # None when unknown.  Lockup and stall culprits skip the interrupt part.
+    context: str | None = None
 
     @property
     def symbol(self) -> str:
@@ -104,6 +108,7 @@ class OopsEvent:
     fault_address: int | None = None
     error_code: int | None = None  # #PF error code or the oops's error code
     panic_message: str | None = None  # text after "Kernel panic - not syncing: "
+    caller: str | None = None  # printk caller id of the header ("T123"/"C1")
 
 
 @dataclass
