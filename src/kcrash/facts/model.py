@@ -189,6 +189,7 @@ class ModuleInfo:
     size: int | None = None
     taints: str = ""  # module taint letters, e.g. "OE"
     object_file: str | None = None  # debuginfo path when loaded
+    address: int | None = None  # address of its struct module
 
     @property
     def out_of_tree(self) -> bool:

@@ -1,0 +1,107 @@
+"""``bt``: backtraces in crash's layout, with exception frames and ``--json``.
+
+``bt`` shows the panic task, ``bt PID`` another task, ``bt -a`` the active
+task of every CPU, ``bt -l`` adds source lines (DWARF mode).  Exception
+frames print their registers the way crash does (``[exception RIP: …]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import drgn
+from drgn import Program
+from drgn.commands import argument
+from drgn.helpers.linux.cpumask import for_each_online_cpu
+from drgn.helpers.linux.pid import find_task
+from drgn.helpers.linux.sched import cpu_curr
+
+from ..errors import KcrashError
+from ..facts.model import Frame, Stack
+from ..facts.stacks import panic_task, task_stack
+from ._render import JSON_ARG, print_json
+from .registry import kcrash_command, target_of
+
+_REG_ROWS = (
+    ("rip", "rsp", "rflags"),
+    ("rax", "rbx", "rcx"),
+    ("rdx", "rsi", "rdi"),
+    ("rbp", "r8", "r9"),
+    ("r10", "r11", "r12"),
+    ("r13", "r14", "r15"),
+)
+
+
+def _exception_lines(fr: Frame) -> list[str]:
+    regs = fr.regs or {}
+    out = [f"    [exception RIP: {fr.symbol}]"]
+    for row in _REG_ROWS:
+        cells = [f"{r.upper():>3}: {regs[r]:016x}" for r in row if r in regs]
+        if cells:
+            out.append("    " + "  ".join(cells))
+    tail = []
+    if "orig_rax" in regs:
+        tail.append(f"ORIG_RAX: {regs['orig_rax']:016x}")
+    for r in ("cs", "ss"):
+        if r in regs:
+            tail.append(f"{r.upper()}: {regs[r]:04x}")
+    if tail:
+        out.append("    " + "  ".join(tail))
+    return out
+
+
+def format_stack(st: Stack, source_lines: bool = False) -> str:
+    """One task's backtrace as crash prints it."""
+    out = [f'PID: {st.pid:<8} TASK: {st.task or 0:x}  CPU: {st.cpu:<4} COMMAND: "{st.comm}"']
+    n = 0
+    for fr in st.frames:
+        if fr.regs is not None:
+            out.extend(_exception_lines(fr))
+            continue
+        mod = f" [{fr.module}]" if fr.module else ""
+        sp = f"{fr.sp:016x}" if fr.sp is not None else "?" * 16
+        name = fr.function or "??"
+        if fr.inlined:
+            out.append(f"{'#' + str(n):>3} (inline) {name}{mod}")
+        else:
+            out.append(f"{'#' + str(n):>3} [{sp}] {name} at {fr.address or 0:x}{mod}")
+        if source_lines and fr.source:
+            f, _, line = fr.source.rpartition(":")
+            out.append(f"    {f}: {line}")
+        n += 1
+    if st.error:
+        out.append(f"    (unwinding stopped: {st.error})")
+    return "\n".join(out)
+
+
+@kcrash_command(
+    description="backtrace (crash's bt)",
+    arguments=(
+        argument("-a", dest="all_cpus", action="store_true", help="active task of every CPU"),
+        argument("-l", dest="lines", action="store_true", help="show source file and line"),
+        argument("pid", nargs="*", type=int, help="task PID(s); default: the panic task"),
+        JSON_ARG,
+    ),
+)
+def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
+    target = target_of(prog)
+    tasks: list[drgn.Object] = []
+    if args.all_cpus:
+        tasks = [cpu_curr(prog, cpu) for cpu in for_each_online_cpu(prog)]
+    elif args.pid:
+        for pid in args.pid:
+            t = find_task(prog, pid)
+            if not t:
+                raise KcrashError(f"bt: no task with PID {pid}")
+            tasks.append(t)
+    else:
+        t = panic_task(prog)
+        if t is None:
+            raise KcrashError("bt: no panic task in this dump; give a PID or -a")
+        tasks = [t]
+    stacks = [task_stack(target, t) for t in tasks]
+    if args.json:
+        print_json(stacks if len(stacks) > 1 or args.all_cpus else stacks[0])
+        return
+    print("\n\n".join(format_stack(s, args.lines) for s in stacks))

@@ -1,0 +1,26 @@
+"""``mod``: loaded modules like crash's, with taint letters and ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from drgn import Program
+
+from ..facts.modules import loaded_modules
+from ._render import JSON_ARG, print_json
+from .registry import kcrash_command
+
+
+@kcrash_command(description="loaded kernel modules (crash's mod)", arguments=(JSON_ARG,))
+def _kcrash_cmd_mod(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
+    mods = loaded_modules(prog)
+    if args.json:
+        print_json([{**m.__dict__, "out_of_tree": m.out_of_tree} for m in mods])
+        return
+    print("     MODULE       NAME                   TEXT_BASE         SIZE  OBJECT FILE")
+    for m in mods:
+        addr = f"{m.address:016x}" if m.address else "-" * 16
+        base = f"{m.base:016x}" if m.base else "-" * 16
+        obj = m.object_file or "(not loaded)  [CONFIG_KALLSYMS]"
+        print(f"{addr}  {m.name:<22} {base} {m.size or 0:>8}  {obj}")

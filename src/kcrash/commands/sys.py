@@ -1,0 +1,42 @@
+"""``sys``: crash's system summary, with the real PANIC line and ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from drgn import Program
+
+from ..facts.log import log_lines
+from ..facts.system import format_sys, system_info
+from ._render import JSON_ARG, mode_note, print_json
+from .registry import kcrash_command, target_of
+
+
+@kcrash_command(description="system data (crash's sys)", arguments=(JSON_ARG,))
+def _kcrash_cmd_sys(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
+    target = target_of(prog)
+    info = system_info(target, log_lines(prog) if target.mode != "kallsyms" else _vi_log(target))
+    if args.json:
+        data = info.crash_fields()
+        data.update(
+            cpus_offline=info.cpus_offline,
+            taint=info.taint,
+            build_id=info.build_id,
+            dump_format=info.dump_format,
+            mode=target.mode,
+            lacks=target.lacks,
+        )
+        print_json(data)
+        return
+    note = mode_note(target)
+    if note:
+        print(note, file=sys.stderr)
+    print(format_sys(info))
+
+
+def _vi_log(target: Any) -> list:  # type: ignore[type-arg]
+    from ..target import nodebug
+
+    return nodebug.log_lines(target.prog) if hasattr(nodebug, "log_lines") else []

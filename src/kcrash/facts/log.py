@@ -1,0 +1,52 @@
+"""The kernel log, read out of the dump.
+
+drgn's :func:`~drgn.helpers.linux.printk.get_printk_records` handles every
+printk format (the ≤3.4 ring, 3.5–5.9 ``printk_log`` records and the ≥5.10
+lockless ``prb``); we only convert its records to :class:`LogLine`.  In the
+kallsyms-only mode (no types at all) the no-debuginfo layer supplies records
+decoded with VMCOREINFO's offsets instead.
+"""
+
+from __future__ import annotations
+
+import drgn
+from drgn.helpers.linux.printk import get_printk_records
+
+from .model import LogLine
+
+
+def log_lines(prog: drgn.Program) -> list[LogLine]:
+    """Every record of the printk buffer, oldest first."""
+    out = []
+    for r in get_printk_records(prog):
+        caller = None
+        if r.caller_tid is not None:
+            caller = f"T{r.caller_tid}"
+        elif r.caller_cpu is not None:
+            caller = f"C{r.caller_cpu}"
+        text = r.text.decode("utf-8", "replace")
+        ts = r.timestamp / 1e9
+        # A record may hold several lines (continuations, multi-line pr_*).
+        for part in text.split("\n"):
+            out.append(LogLine(text=part, timestamp=ts, level=r.level, caller=caller, seq=r.seq))
+    return out
+
+
+def format_crash_log(lines: list[LogLine], wall_clock_base: float | None = None) -> str:
+    """Render like crash's ``log``: ``[    1.234567] text`` per line.
+
+    With ``wall_clock_base`` (boot time as a Unix timestamp) the prefix is a
+    wall-clock time, as crash's ``log -T`` prints it.
+    """
+    import time
+
+    rows = []
+    for ln in lines:
+        if ln.timestamp is None:
+            rows.append(ln.text)
+        elif wall_clock_base is not None:
+            t = time.localtime(wall_clock_base + ln.timestamp)
+            rows.append(f"[{time.strftime('%a %b %e %T %Y', t)}] {ln.text}")
+        else:
+            rows.append(f"[{ln.timestamp:12.6f}] {ln.text}")
+    return "\n".join(rows)

@@ -1,0 +1,39 @@
+"""Loaded kernel modules (crash's ``mod``), with their taint letters.
+
+Works on every kernel drgn supports: :func:`for_each_module` walks the
+``modules`` list, and :func:`module_address_regions` handles both the
+pre-6.4 ``core_layout`` and the 6.4+ ``mem[]`` layouts.
+"""
+
+from __future__ import annotations
+
+import drgn
+from drgn.helpers.linux.module import for_each_module, module_address_regions, module_taints
+
+from .model import ModuleInfo
+
+
+def loaded_modules(prog: drgn.Program) -> list[ModuleInfo]:
+    """Modules in load order, as crash's ``mod`` lists them (sorted by address there)."""
+    out = []
+    debug_files: dict[str, str] = {}
+    try:
+        for m, _ in prog.loaded_modules():
+            if m.debug_file_path and not isinstance(m, drgn.MainModule):
+                debug_files[m.name] = m.debug_file_path
+    except Exception:
+        pass
+    for mod in for_each_module(prog):
+        name = mod.name.string_().decode()
+        regions = module_address_regions(mod)
+        base = min((r[0] for r in regions if r[1]), default=None)
+        size = sum(r[1] for r in regions)
+        try:
+            taints = module_taints(mod)
+        except Exception:
+            taints = ""
+        out.append(
+            ModuleInfo(name, base, size, taints.strip(), debug_files.get(name), mod.value_())
+        )
+    out.sort(key=lambda m: m.base or 0)
+    return out

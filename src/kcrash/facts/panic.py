@@ -1,0 +1,51 @@
+"""The real panic message: crash's PANIC field, done right.
+
+crash (and drgn's ``panic_message``) report the ``Kernel panic - not syncing:
+Fatal exception`` line, which is only a trailer: the cause is the oops or
+event printed before it.  Rule: take the last ``Kernel panic - not syncing:``
+message; when it is one of the kernel's trailers (the set below, from
+kernel/panic.c, oops_end(), watchdog and hung-task code, 4.x–6.x), the cause
+is the header of the first report block (``[#1]`` oops, BUG, WARNING, …)
+before it, as found by the oops-text parser that also reads console logs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .model import LogLine
+
+_PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
+TRAILER_RE = re.compile(
+    r"^(Fatal exception( in interrupt)?|Fatal machine check|panic_on_warn set \.\.\."
+    r"|softlockup: hung tasks|hung_task: blocked tasks|Hard LOCKUP|hardlockup: \S+"
+    r"|Attempted to kill the idle task!|Aiee, killing interrupt handler!"
+    r"|sysrq triggered crash|Oops - BUG|Fatal exception in interrupt|RCU Stall)"
+)
+_SYSRQ_RE = re.compile(r"(SysRq : |sysrq: )Trigger a crash")
+
+
+def panic_message(log: list[LogLine]) -> str | None:
+    """The line an operator should read first, or None if the log shows no panic."""
+    panic_idx = None
+    for i in range(len(log) - 1, -1, -1):
+        if _PANIC_RE.search(log[i].text):
+            panic_idx = i
+            break
+    if panic_idx is None:
+        return None
+    line = log[panic_idx].text
+    msg = _PANIC_RE.search(line).group(1).strip()  # type: ignore[union-attr]
+    if not TRAILER_RE.match(msg):
+        return line[line.index("Kernel panic") :].strip()
+    before = log[:panic_idx]
+    for ln in before:
+        if _SYSRQ_RE.search(ln.text):
+            return _SYSRQ_RE.search(ln.text).group(0)  # type: ignore[union-attr]
+    from ..oops.text import events_from_log
+
+    events = [e for e in events_from_log(before) if not _PANIC_RE.search(e.header)]
+    if events:
+        first = next((e for e in events if e.oops_number == 1), events[0])
+        return first.header.strip()
+    return line[line.index("Kernel panic") :].strip()
