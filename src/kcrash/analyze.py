@@ -1,0 +1,233 @@
+"""The ``analyze`` pipeline: target -> facts -> diagnosis -> report dict.
+
+Each fact is gathered in its own time-bounded step (:mod:`kcrash.steps`), so a
+corrupt structure costs one section of the report, never the report.  Only
+what the verdict needs is read: the log, the panic task's stack, the module
+list, and — depending on the crash class — other CPUs' stacks (lockups,
+stalls), blocked tasks (sysrq, hung tasks) or the memory summary (OOM).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from . import __version__
+from .errors import KcrashError, NotADumpError
+from .facts.model import CrashFacts, Stack
+from .steps import Steps
+
+SCHEMA_VERSION = "1.0"
+
+#: Classes whose report should show every CPU's stack / the blocked tasks / memory.
+CPU_STACK_CLASSES = {"soft-lockup", "hard-lockup", "rcu-stall", "nmi"}
+BLOCKED_TASK_CLASSES = {"sysrq", "hung-task"}
+MEMORY_CLASSES = {"oom-panic", "oom-kill"}
+
+
+def is_text_input(path: str) -> bool:
+    """True for ``-`` and for files that are not a vmcore in any known format."""
+    if path == "-":
+        return True
+    from .target.dumpfile import inspect
+
+    try:
+        inspect(path)
+    except NotADumpError:
+        return True
+    return False
+
+
+def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
+    """Read the facts the diagnosis needs from an opened target."""
+    from .facts import log as flog
+    from .facts.modules import loaded_modules
+    from .facts.stacks import panic_task, task_stack
+    from .facts.system import system_info
+    from .oops.text import events_from_log
+
+    prog = target.prog
+    facts = CrashFacts(source="vmcore", mode=target.mode, lacks=list(target.lacks))
+
+    def read_log() -> list:  # type: ignore[type-arg]
+        if target.mode == "kallsyms":
+            from .target import nodebug
+
+            return nodebug.log_lines(prog)
+        return flog.log_lines(prog)
+
+    facts.log = steps.run("log", read_log) or []
+    facts.events = steps.run("events", lambda: events_from_log(facts.log)) or []
+    if target.mode != "kallsyms":
+        facts.system = steps.run("system", lambda: system_info(target, facts.log)) or facts.system
+        task = steps.run("panic task", lambda: panic_task(prog))
+        if task is not None:
+            facts.panic_stack = steps.run("panic stack", lambda: task_stack(target, task))
+        facts.modules = steps.run("modules", lambda: loaded_modules(prog)) or []
+    else:
+        from .facts.panic import panic_message
+
+        facts.system.release = target.dump.release
+        facts.system.panic = panic_message(facts.log)
+        facts.system.dumpfile = target.dump.path
+        steps.skip("system", "no types in this dump (no vmlinux, no BTF)")
+    return facts
+
+
+def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
+    """Class-dependent context: other CPUs, blocked tasks, memory."""
+    if target is None or target.mode == "kallsyms":
+        return
+    from .facts.stacks import task_stack
+
+    prog = target.prog
+    if cls in CPU_STACK_CLASSES:
+        from drgn.helpers.linux.cpumask import for_each_online_cpu
+        from drgn.helpers.linux.sched import cpu_curr
+
+        def cpus() -> list[Stack]:
+            return [task_stack(target, cpu_curr(prog, c)) for c in for_each_online_cpu(prog)]
+
+        facts.cpu_stacks = steps.run("cpu stacks", cpus) or []
+    if cls in BLOCKED_TASK_CLASSES:
+        from drgn.helpers.linux.pid import for_each_task
+
+        from .facts.tasks import crash_state
+
+        def blocked() -> list[Stack]:
+            return [task_stack(target, t) for t in for_each_task(prog) if crash_state(t) == "UN"][
+                :32
+            ]
+
+        facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
+    if cls in MEMORY_CLASSES:
+        from .facts.memory import memory_summary
+
+        facts.memory = steps.run("memory", lambda: memory_summary(prog)) or {}
+
+
+def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any] | None:
+    """``dev->queue (struct foo_dev, offset 0x74)`` for a bad dereference (DWARF only)."""
+    if target is None or target.mode != "dwarf" or facts.panic_stack is None:
+        return None
+    from .facts.access import decode_access, name_access
+
+    st = facts.panic_stack
+    exc = next((f for f in st.frames if f.regs), None)
+    if exc is None or exc.address is None:
+        return None
+
+    def run() -> dict[str, Any] | None:
+        acc = decode_access(target.prog, exc.address, exc.regs or {})
+        if acc is None:
+            return None
+        from drgn.helpers.linux.stack import kernel_stack_trace
+
+        task = target.prog.crashed_thread().object
+        for seg in kernel_stack_trace(task).segments[1:]:
+            fr = seg.frames[0]
+            if fr.pc == exc.address:
+                # drgn lists inlined frames first at one PC: try each.
+                for fr2 in seg.frames:
+                    if fr2.pc != exc.address:
+                        break
+                    name_access(fr2, acc)
+                    if acc.expression:
+                        break
+                break
+        return asdict(acc)
+
+    return steps.run("fault access", run, seconds=10)
+
+
+def analyze_path(
+    path: str,
+    vmlinux: str | None = None,
+    *,
+    lang: str = "en",
+    debuginfo_dirs: list[str] | None = None,
+    no_debuginfo: bool = False,
+    fetch_debuginfo: bool = False,
+) -> dict[str, Any]:
+    """Analyze a vmcore or a log file (``-`` = stdin) into a report dict."""
+    from .diagnosis import diagnose
+    from .report.build import build_report
+
+    steps = Steps()
+    if is_text_input(path):
+        from .oops.text import read_text
+
+        def read() -> Any:
+            if path == "-":
+                return read_text(sys.stdin)
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return read_text(f)
+
+        try:
+            text = read()
+        except OSError as e:
+            raise KcrashError(f"{path}: cannot read: {e.strerror}") from None
+        facts = text.facts if hasattr(text, "facts") else text
+        steps.records.append(_record("read text", 0.0))
+        diags = steps.run("diagnose", lambda: diagnose(facts)) or []
+        return build_report(
+            facts, diags, steps, lang=lang, input_info=_input_info(path, facts, None)
+        )
+
+    from .target.open import open_target
+
+    if fetch_debuginfo and vmlinux is None and not no_debuginfo:
+        from .target.dumpfile import inspect
+
+        dump = inspect(path)
+        from .target.fetch import fetch_debuginfo as fetch
+
+        got = steps.run(
+            "fetch debuginfo",
+            lambda: fetch(dump.release, dump.build_id, allow_network=True, progress=True),
+            seconds=900,
+        )
+        vmlinux = got or vmlinux
+
+    target = open_target(path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo)
+    steps.records.append(_record("open", 0.0))
+    facts = vmcore_facts(target, steps)
+    diags = steps.run("diagnose", lambda: diagnose(facts)) or []
+    if diags:
+        add_context(target, facts, diags[0].class_id, steps)
+    access = fault_access(target, facts, steps) if diags else None
+    return build_report(
+        facts,
+        diags,
+        steps,
+        lang=lang,
+        input_info=_input_info(path, facts, target),
+        access=access,
+    )
+
+
+def _record(name: str, seconds: float) -> Any:
+    from .steps import StepRecord
+
+    return StepRecord(name, "ok", seconds)
+
+
+def _input_info(path: str, facts: CrashFacts, target: Any) -> dict[str, Any]:
+    return {
+        "path": path,
+        "kind": facts.source,
+        "format": target.dump.description if target is not None else "text",
+        "mode": facts.mode,
+        "vmlinux": getattr(target, "vmlinux", None),
+        "lacks": list(facts.lacks),
+    }
+
+
+def render_to_string(report: dict[str, Any], fmt: str, color: bool | None = None) -> str:
+    from .report.render import render
+
+    return render(report, fmt, color=color)
+
+
+__all__ = ["SCHEMA_VERSION", "__version__", "analyze_path", "render_to_string"]
