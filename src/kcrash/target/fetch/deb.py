@@ -62,7 +62,8 @@ def _apt_download(pkg: str, workdir: str, say: Callable[[str], None]) -> str | N
         raise KcrashError(f"apt-get download {pkg}: {e}") from None
     for line in proc.stdout.splitlines():
         if line.startswith("Get:"):  # "Get:1 http://mirror suite/main amd64 pkg amd64 ver [size]"
-            say(f"apt fetched {' '.join(line.split()[1:3])} ({line.rsplit('[', 1)[-1].rstrip(']')})")
+            size = line.rsplit("[", 1)[-1].rstrip("]")
+            say(f"apt fetched {' '.join(line.split()[1:3])} ({size})")
     debs = [f for f in os.listdir(workdir) if f.endswith(".deb")]
     if proc.returncode != 0 or not debs:
         err = (proc.stderr or proc.stdout).strip().splitlines()
