@@ -121,8 +121,9 @@ def fetch(
     for server in servers:
         url = debuginfo_url(server, build_id)
         say(f"fetching {url}")
-        entry = cache.entry_dir(build_id, root)
-        fd, tmp = tempfile.mkstemp(prefix=".vmlinux.", suffix=".part", dir=entry)
+        top = root or cache.cache_dir()
+        top.mkdir(parents=True, exist_ok=True)  # the build's own directory only once verified
+        fd, tmp = tempfile.mkstemp(prefix=f".{build_id}.", suffix=".part", dir=top)
         os.close(fd)
         try:
             size = download(url, tmp, progress=progress, say=say)
