@@ -1,0 +1,103 @@
+"""Tab completion for the ``kcrash>`` prompt.
+
+What is offered where (crash's commands take the same kinds of arguments):
+
+- the first word, and the argument of ``help``: command names;
+- a word starting with ``-``: that command's options;
+- ``struct``/``union``/``whatis`` (first argument) and ``list``/``tree``
+  after ``-s``/``-o``: struct and union names;
+- commands that take a task (``set``, ``bt``, ``ps``, ``task``, ``files``,
+  ``vm``, ``sig``, ``net``, ``foreach``): PIDs, shown with their command name;
+- any other word: kernel symbols;
+- after ``>``/``>>``: file names; after ``|`` or ``!``: nothing (that part
+  belongs to the system shell).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
+from prompt_toolkit.document import Document
+
+from .names import Names, prefixed
+
+PID_COMMANDS = {"set", "bt", "ps", "task", "files", "vm", "sig", "net", "foreach"}
+TYPE_COMMANDS = {"struct", "union", "whatis"}
+TYPE_OPTIONS = {"-s", "-o"}  # list/tree: -s struct.member, -o offset or struct.member
+SET_OPTIONS = ("scroll", "radix")
+
+_TOKEN = re.compile(r"""'[^']*'?|"(?:\\.|[^"])*"?|\\.|[;|!]|>>?|[^\s;|'"\\>]+|\s+""")
+
+
+def split_context(text: str) -> tuple[list[str], str, str] | None:
+    """Words of the current command before the cursor, the word at the cursor
+    and the operator before it (``>`` for a redirect target, else "").
+
+    ``None`` when the cursor is in a part that the system shell will run.
+    """
+    words: list[str] = []
+    current = ""
+    redirect = ""
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if tok == ";":
+            words, current, redirect = [], "", ""
+        elif tok == "|" or (tok == "!" and not words and not current):
+            return None
+        elif tok.startswith(">"):
+            if current:
+                words.append(current)
+            current, redirect = "", ">"
+        elif tok.isspace():
+            if current:
+                if redirect:
+                    redirect = ""
+                else:
+                    words.append(current)
+            current = ""
+        else:
+            current += tok
+    return words, current, redirect
+
+
+class ShellCompleter(Completer):
+    """prompt_toolkit completer over a :class:`Names` vocabulary."""
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+        self._paths = PathCompleter(expanduser=True)
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterator[Completion]:
+        ctx = split_context(document.text_before_cursor)
+        if ctx is None:
+            return
+        words, word, redirect = ctx
+        if redirect:
+            yield from self._paths.get_completions(Document(word), complete_event)
+            return
+        for text, meta in self.candidates(words, word):
+            yield Completion(text, start_position=-len(word), display_meta=meta)
+
+    def candidates(self, words: list[str], word: str) -> Iterable[tuple[str, str]]:
+        """``(completion, description)`` pairs; separate from prompt_toolkit for tests."""
+        if not words or words[0] == "help":
+            cmds = self.names.commands()
+            return [(n, d) for n, d in sorted(cmds.items()) if n.startswith(word)]
+        cmd, prev = words[0], words[-1]
+        if word.startswith("-"):
+            return [(o, "") for o in self.names.options(cmd) if o.startswith(word)]
+        if (cmd in TYPE_COMMANDS and len(words) == 1) or (
+            cmd in ("list", "tree") and prev in TYPE_OPTIONS
+        ):
+            return [(n, "struct") for n in prefixed(self.names.structs, word)]
+        if cmd in PID_COMMANDS and (not word or word.isdigit()):
+            return [(p, comm) for p, comm in self.names.pids if p.startswith(word)]
+        if cmd == "set" and len(words) == 1:
+            return [(o, "option") for o in SET_OPTIONS if o.startswith(word)]
+        if word and not word[0].isdigit():
+            return [(s, "") for s in prefixed(self.names.symbols, word)]
+        return []
