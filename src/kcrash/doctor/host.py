@@ -98,7 +98,8 @@ class Host:
         version = self.read("proc/version")  # "Linux version R (…"
         if version and version.startswith("Linux version "):
             return version.split()[2]
-        return None
+        saved = self.read("uname-r")  # `uname -r` saved beside a copied tree (kcrash's corpus)
+        return saved.strip() if saved and saved.strip() else None
 
     @cached_property
     def build_id(self) -> str | None:
