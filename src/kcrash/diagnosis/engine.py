@@ -1,0 +1,313 @@
+"""``diagnose(facts)``: from facts to verdicts.  No I/O, no drgn, no printing.
+
+Why the culprit comes from the log event first: a vmcore and its
+``vmcore-dmesg.txt`` (or the console capture) share the same oops text, so
+taking class, culprit and signature from the event makes all modes agree.
+The vmcore's own unwound stack (``facts.panic_stack``) only adds source
+lines, or stands in when the log has no event at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcrash.diagnosis import decode
+from kcrash.diagnosis.classify import Classified, classify_events, select
+from kcrash.diagnosis.culprit import Pick, base_name, pick_culprit
+from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
+from kcrash.diagnosis.rules import RULES_BY_ID, Rule, classify_lines
+from kcrash.diagnosis.signature import make_signature, normalize_function
+from kcrash.facts.model import CrashFacts, Frame, ModuleInfo, OopsEvent
+
+_PF_CLASSES = ("null-deref", "bad-paging")
+_ADDRESS_CLASSES = ("null-deref", "bad-paging", "gpf", "double-fault", "oops")
+
+
+def diagnose(facts: CrashFacts) -> list[Diagnosis]:
+    """Every crash found in ``facts``, the primary (the cause of the panic) first.
+
+    Always returns at least one :class:`Diagnosis` (class ``unknown`` when
+    nothing could be recognised), never raises on odd facts.
+    """
+    events = facts.events
+    if not events and facts.log:
+        from kcrash.oops.blocks import events_from_log
+
+        events = events_from_log(facts.log)
+    cl = classify_events(events)
+    sel = select(cl)
+    out: list[Diagnosis] = []
+    if sel.primary is not None:
+        related = [c.event.header for c in sel.chain if c is not sel.primary and c.rule]
+        out.append(_build(sel.primary, facts, primary=True, chain=sel.chain, related=related))
+    else:
+        out.append(_from_panic_string(facts))
+    seen = {out[0].signature.id}
+    for c in sel.others:
+        d = _build(c, facts, primary=False, chain=[c], related=[])
+        if d.signature.id in seen:
+            continue
+        seen.add(d.signature.id)
+        out.append(d)
+    return out
+
+
+def _from_panic_string(facts: CrashFacts) -> Diagnosis:
+    """No report block in the log: classify crash's PANIC line and the panic stack."""
+    text = facts.system.panic or ""
+    text = text.strip().strip('"')
+    frames = list(facts.panic_stack.frames) if facts.panic_stack else []
+    ev = OopsEvent(header=text, lines=[text] if text else [], call_trace=frames)
+    if "not syncing:" in text:
+        ev.panic_message = text.split("not syncing:", 1)[1].strip()
+    got = classify_lines(ev.lines) if text else None
+    rip = _exception_frame(frames)
+    if rip is not None:
+        ev.rip = rip
+        ev.registers = {k.upper(): v for k, v in (rip.regs or {}).items()}
+    c = Classified(0, ev, got[0] if got else None, got[1] if got else None)
+    if c.rule is not None and c.rule.trailer:
+        c.rule = RULES_BY_ID["panic"]
+        c.match = None
+    d = _build(c, facts, primary=True, chain=[c], related=[])
+    d.source = "panic_stack" if frames else "none"
+    return d
+
+
+def _exception_frame(frames: list[Frame]) -> Frame | None:
+    """The first frame carrying exception registers (where the fault happened)."""
+    for f in frames:
+        if f.regs and "rip" in f.regs and f.function:
+            return f
+    return None
+
+
+def _stack_for(
+    c: Classified, chain: list[Classified], facts: CrashFacts, primary: bool
+) -> tuple[Frame | None, list[Frame]]:
+    """RIP and trace of an event; borrowed from its chain or the vmcore if it has none."""
+    ev = c.event
+    if ev.call_trace or (ev.rip and ev.rip.function):
+        return ev.rip, ev.call_trace
+    for other in chain:
+        if other is c:
+            continue
+        if other.event.call_trace and (
+            other.rule is None or other.class_id == c.class_id or other.index > c.index
+        ):
+            return other.event.rip, other.event.call_trace
+    if primary and facts.panic_stack and facts.panic_stack.frames:
+        frames = facts.panic_stack.frames
+        return _exception_frame(frames), frames
+    return None, []
+
+
+def _build(
+    c: Classified, facts: CrashFacts, *, primary: bool, chain: list[Classified], related: list[str]
+) -> Diagnosis:
+    ev = c.event
+    rule: Rule | None = c.rule
+    class_id = rule.id if rule is not None else "unknown"
+    if rule is not None and rule.trailer:
+        class_id = "panic"
+        rule = RULES_BY_ID["panic"]
+    groups: dict[str, Any] = {
+        k: v for k, v in (c.match.groupdict() if c.match else {}).items() if v is not None
+    }
+    qualifier = groups.get(rule.qualifier) if rule is not None and rule.qualifier else None
+
+    rip, trace = _stack_for(c, chain, facts, primary)
+    pick: Pick | None = None
+    if rule is not None:
+        pick = pick_culprit(rule.culprit, rip, trace, rule.skip, groups.get("sym"))
+    else:
+        pick = pick_culprit("first", rip, trace)
+    culprit = _culprit(pick, ev, facts) if pick is not None else None
+
+    evidence = _evidence(class_id, ev, facts)
+    release = ev.release or facts.system.release
+    taint = ev.taint or facts.system.taint
+    sig = make_signature(
+        class_id,
+        qualifier,
+        culprit.function if culprit else None,
+        culprit.module if culprit else None,
+        qualifier_in_title=bool(rule and rule.qualifier_in_title),
+        fallback=ev.panic_message or ev.header or None,
+        release=release,
+        taint=taint.strip() if taint else None,
+    )
+    params = _params(ev, groups, culprit, evidence, qualifier)
+    explanation = [Message(f"rule.{class_id}.explanation", params)]
+    explanation.extend(_evidence_explanations(evidence, params))
+    nsteps = rule.next_steps if rule is not None else 1
+    next_steps = [Message(f"rule.{class_id}.next.{i}", params) for i in range(1, nsteps + 1)]
+    next_steps.extend(_extra_steps(class_id, culprit, evidence, params))
+    frames = ([rip] if rip is not None and (not trace or trace[0] is not rip) else []) + list(trace)
+    if culprit is not None and pick is not None:
+        culprit.frame_index = next((i for i, f in enumerate(frames) if f is pick.frame), None)
+    return Diagnosis(
+        class_id=class_id,
+        title=sig.title,
+        meaning=Message(f"rule.{class_id}.meaning", params),
+        explanation=explanation,
+        next_steps=next_steps,
+        culprit=culprit,
+        evidence=evidence,
+        signature=sig,
+        frames=frames,
+        event=ev,
+        primary=primary,
+        qualifier=qualifier,
+        cpu=ev.cpu,
+        pid=ev.pid,
+        comm=ev.comm,
+        related=related,
+    )
+
+
+def _module_taints(name: str, ev: OopsEvent, modules: list[ModuleInfo]) -> str:
+    for m in modules:
+        if m.name == name:
+            return m.taints
+    for tok in ev.modules_linked:
+        if tok == name or tok.startswith(name + "("):
+            return tok[len(name) + 1 : -1] if "(" in tok else ""
+    return ""
+
+
+def _culprit(pick: Pick, ev: OopsEvent, facts: CrashFacts) -> Culprit:
+    fr = pick.frame
+    module = fr.module or "vmlinux"
+    taints = _module_taints(module, ev, facts.modules) if module != "vmlinux" else ""
+    source = fr.source or _source_from_vmcore(fr, facts)
+    return Culprit(
+        function=normalize_function(fr.function) if fr.function else None,
+        module=module,
+        symbol=fr.symbol if fr.function else None,
+        source=source,
+        out_of_tree="O" in taints,
+        unsigned="E" in taints,
+        proprietary="P" in taints,
+        module_taints=taints,
+        reason=pick.reason,
+    )
+
+
+def _source_from_vmcore(fr: Frame, facts: CrashFacts) -> str | None:
+    """file:line of the same function in a stack the vmcore unwound (if any)."""
+    if not fr.function:
+        return None
+    want = base_name(fr.function)
+    stacks = ([facts.panic_stack] if facts.panic_stack else []) + list(facts.cpu_stacks)
+    for st in stacks:
+        for f in st.frames:
+            if (
+                f.function
+                and f.source
+                and base_name(f.function) == want
+                and ((f.module or "vmlinux") == (fr.module or "vmlinux"))
+            ):
+                return f.source
+    return None
+
+
+def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
+    e = Evidence(
+        header=ev.header or None, panic_message=ev.panic_message, oops_number=ev.oops_number
+    )
+    taint = ev.taint or facts.system.taint
+    e.taint = taint.strip() if taint else None
+    for f in decode.decode_taint(taint):
+        e.taint_flags.append({"letter": f.params["letter"], "bit": f.params["bit"], "id": f.id})
+        e.messages.append(Message("evidence." + f.id, f.params))
+    is_pf = class_id in _PF_CLASSES or any(ln.lstrip().startswith("#PF:") for ln in ev.lines[:12])
+    if ev.error_code is not None and is_pf:
+        facts_pf = decode.decode_pf(ev.error_code)
+        e.page_fault = {"error_code": f"{ev.error_code:#x}", "facts": [f.id for f in facts_pf]}
+        e.messages.append(Message("evidence.pf.summary", {"error_code": f"{ev.error_code:#06x}"}))
+        e.messages.extend(Message("evidence." + f.id, f.params) for f in facts_pf)
+    addr = ev.fault_address
+    if addr is not None and (class_id in _ADDRESS_CLASSES or is_pf):
+        kind = decode.classify_address(addr)
+        e.fault_address = f"{addr:#x}"
+        if kind is not None:
+            e.address_kind = kind.id
+            e.messages.append(Message("evidence." + kind.id, kind.params))
+    dec = decode.disassemble_code(ev.code, ev.code_ip_index)
+    if dec is not None:
+        e.code = [CodeLine(i.offset, i.bytes, i.text, i.faulting) for i in dec.insns]
+        e.fault_instruction = dec.fault_insn
+        if dec.fault_insn:
+            e.messages.append(Message("evidence.code.fault_insn", {"instruction": dec.fault_insn}))
+        fr = decode.fault_register(dec, ev.registers, addr)
+        if fr is not None:
+            e.fault_register = dict(fr.params)
+            e.fault_register["id"] = fr.id
+            e.messages.append(Message("evidence." + fr.id, fr.params))
+    e.registers = {k: f"{v:#x}" for k, v in ev.registers.items()}
+    return e
+
+
+def _params(
+    ev: OopsEvent,
+    groups: dict[str, Any],
+    culprit: Culprit | None,
+    evidence: Evidence,
+    qualifier: str | None,
+) -> dict[str, Any]:
+    """Parameters every rule message may use (missing ones render as "?")."""
+    p: dict[str, Any] = {k: v for k, v in groups.items() if isinstance(v, str)}
+    p.update(
+        {
+            "function": culprit.function if culprit and culprit.function else "?",
+            "module": culprit.module if culprit else "?",
+            "symbol": culprit.symbol if culprit and culprit.symbol else "?",
+            "header": ev.header,
+            "panic_message": ev.panic_message or "",
+            "comm": ev.comm or groups.get("comm") or "?",
+            "pid": ev.pid if ev.pid is not None else groups.get("pid", "?"),
+            "cpu": ev.cpu if ev.cpu is not None else groups.get("cpu", "?"),
+            "qualifier": qualifier or "",
+            "address": evidence.fault_address or "?",
+        }
+    )
+    if ev.fault_address is not None and ev.fault_address < decode.PAGE_SIZE:
+        p["offset"] = f"{ev.fault_address:#x}"
+    if "exit" in groups:
+        try:
+            code = int(groups["exit"], 16)
+            p["signal"] = code & 0x7F
+            p["exit_status"] = (code >> 8) & 0xFF
+        except ValueError:
+            pass
+    if evidence.fault_register:
+        p["register"] = evidence.fault_register.get("register", "?")
+    return p
+
+
+def _evidence_explanations(e: Evidence, params: dict[str, Any]) -> list[Message]:
+    out = []
+    if e.address_kind:
+        out.append(Message("explain." + e.address_kind, params | {"address": e.fault_address}))
+    if e.fault_register:
+        out.append(Message("explain." + e.fault_register["id"], params | e.fault_register))
+    return out
+
+
+def _extra_steps(
+    class_id: str, culprit: Culprit | None, e: Evidence, params: dict[str, Any]
+) -> list[Message]:
+    out = []
+    if culprit is not None and culprit.module != "vmlinux":
+        if culprit.out_of_tree or culprit.proprietary:
+            out.append(Message("next.oot_module", params))
+        else:
+            out.append(Message("next.module", params))
+    if e.address_kind and ("poison" in e.address_kind or e.address_kind == "address.red_zone"):
+        out.append(Message("next.poison", params))
+    if e.fault_register and e.fault_register.get("id") == "code.null_base":
+        out.append(Message("next.null_register", params | e.fault_register))
+    if any(f["letter"] in ("D",) for f in e.taint_flags) and class_id != "unknown":
+        out.append(Message("next.died_before", params))
+    return out

@@ -1,0 +1,352 @@
+"""The crash classes, as a table of data.
+
+One row per class of ``docs/triage-reference.md`` §1 (the ids are the
+contract of ``verdict.class`` in the report).  A row says how to recognise the
+class in a report block (``patterns``: current wordings; ``legacy``: the
+pre-5.1 ones), how to name it (``qualifier``), where its culprit is
+(``culprit``), which extra frames to skip, whether it is only a *trailer* of
+an earlier event, and which message ids explain it (``rule.<id>.meaning``,
+``rule.<id>.explanation``, ``rule.<id>.next.<n>`` in
+``report/i18n/rules.<lang>.json``).
+
+**Adding a class** = one :class:`Rule` row below (in priority order: the
+first row whose pattern matches a block wins) + its messages in both
+catalogues.  If its first report line is not already a block start for
+:mod:`kcrash.oops.blocks` (``BUG:``, ``WARNING:``, ``INFO:``, ``Kernel panic``,
+...), add the start line there too.
+
+Wordings were checked against the 5.10 and 6.1 sources (``arch/x86/mm/fault.c``
+``show_fault_oops``, ``arch/x86/kernel/dumpstack.c`` ``__die_header``,
+``kernel/watchdog.c``, ``kernel/hung_task.c``, ``kernel/rcu/tree_stall.h``,
+``lib/list_debug.c``, ``kernel/panic.c``, ``mm/oom_kill.c``,
+``drivers/tty/sysrq.c``, ``init/main.c``, ``init/do_mounts.c``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One crash class."""
+
+    id: str
+    patterns: tuple[str, ...]
+    legacy: tuple[str, ...] = ()
+    #: regex group whose text qualifies the class in the signature (hashed)
+    qualifier: str | None = None
+    #: show the qualifier in the title ("sanitizer: slab-use-after-free in f")
+    qualifier_in_title: bool = False
+    #: "first" | "anchor" (lockups, stalls) | "sleeping" (hung tasks) | "message"
+    culprit: str = "first"
+    #: extra function-name regexes to skip for this class
+    skip: tuple[str, ...] = ()
+    #: a consequence of an earlier event, never the cause
+    trailer: bool = False
+    #: classes a trailer points back to (empty: the [#1] oops or nearest event)
+    points_to: tuple[str, ...] = ()
+    #: "fatal" | "warning" | "info" (info events never become the primary)
+    severity: str = "fatal"
+    #: classes of earlier events that are part of this same crash (folded in)
+    folds: tuple[str, ...] = ()
+    #: when an oops precedes it, the oops is the cause (init killed by an oops)
+    weak: bool = False
+    #: number of next-step messages (rule.<id>.next.1 .. next.N)
+    next_steps: int = 2
+    compiled: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+    def match(self, text: str) -> re.Match[str] | None:
+        for rx in self.compiled:
+            m = rx.search(text)
+            if m:
+                return m
+        return None
+
+
+_NOT_SYNCING = r"Kernel panic - not syncing: "
+
+_ROWS: tuple[Rule, ...] = (
+    # --- trailers: what panic() says after another report (kernel/panic.c callers)
+    Rule(
+        "trailer",
+        (
+            _NOT_SYNCING + r"(?P<q>Fatal exception(?: in interrupt)?)\s*$",
+            _NOT_SYNCING + r"(?:\w+: )?(?P<q>panic_on_warn set)",  # 6.1: "kernel: panic_on_warn"
+            _NOT_SYNCING + r"(?P<q>softlockup: hung tasks)",
+            _NOT_SYNCING + r"(?P<q>hung_task: blocked tasks)",
+            _NOT_SYNCING + r"(?P<q>panic_on_oops|Aiee, killing interrupt handler!)",
+        ),
+        trailer=True,
+        severity="info",
+        next_steps=1,
+    ),
+    Rule(
+        "sanitizer",
+        (
+            r"BUG: (?P<q>(?:KASAN|KFENCE|KMSAN): [a-z-]+(?: (?:read|write|Read|Write))?)",
+            r"(?P<q>UBSAN: [a-z-]+) in ",
+        ),
+        qualifier="q",
+        qualifier_in_title=True,
+        skip=(
+            r"kasan_\w+",
+            r"__kasan_\w+",
+            r"__asan_\w+",
+            r"kfence_\w+",
+            r"__ubsan_\w+",
+            r"ubsan_\w+",
+            r"kmsan_\w+",
+            r"__msan_\w+",
+            r"check_memory_region\w*",
+            r"print_address_description\w*",
+            r"print_report",
+            r"end_report",
+        ),
+        next_steps=2,
+    ),
+    Rule(
+        "lockdep",
+        (
+            r"WARNING: (?P<q>possible circular locking dependency) detected",
+            r"WARNING: (?P<q>possible recursive locking) detected",
+            r"WARNING: (?P<q>inconsistent lock state)",
+            r"WARNING: (?P<q>possible irq lock inversion dependency) detected",
+            r"WARNING: (?P<q>bad unlock balance) detected",
+        ),
+        qualifier="q",
+        severity="warning",
+    ),
+    Rule(
+        "list-corruption",
+        (r"(?P<q>list_(?:add|del)(?:_rcu)?) corruption",),
+        qualifier="q",
+        skip=(r"__list_\w+", r"list_\w+", r"hlist_\w+", r"__hlist_\w+"),
+    ),
+    Rule(
+        "double-fault",
+        (
+            r"PANIC: double fault",
+            r"BUG: (?:\w+ )?stack guard page was hit",
+            r"kernel stack overflow",
+            r"^double fault: [0-9a-f]{4} \[#",
+        ),
+        skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
+    ),
+    Rule(
+        "stack-protector",
+        (r"stack-protector: Kernel stack is corrupted in: (?P<sym>\S+(?: \[[\w-]+\])?)",),
+        culprit="message",
+    ),
+    Rule(
+        "bug-on",
+        (r"kernel BUG at (?P<q>[^\s:]+):(?P<line>\d+)!",),
+        legacy=(r"Kernel BUG at (?P<q>[^\s:]+):(?P<line>\d+)",),
+        qualifier="q",
+    ),
+    Rule(
+        "null-deref",
+        (r"BUG: kernel NULL pointer dereference, address: (?P<addr>[0-9a-f]+)",),
+        legacy=(r"BUG: unable to handle kernel NULL pointer dereference at (?P<addr>[0-9a-f]+)",),
+    ),
+    Rule(
+        "bad-paging",
+        (
+            r"BUG: unable to handle page fault for address: (?P<addr>[0-9a-f]+)",
+            r"BUG: kernel tried to execute NX-protected page",
+            r"unable to execute userspace code \(SMEP\?\)",
+        ),
+        legacy=(r"BUG: unable to handle kernel paging request at (?P<addr>[0-9a-f]+)",),
+    ),
+    Rule(
+        "gpf",
+        (
+            r"general protection fault(?:, probably for non-canonical address 0x(?P<addr>[0-9a-f]+)"
+            r"|, maybe for address 0x(?P<addr2>[0-9a-f]+))?: [0-9a-f]{4}",
+            r"^stack segment: [0-9a-f]{4} \[#",
+        ),
+    ),
+    Rule("invalid-opcode", (r"invalid opcode: [0-9a-f]{4} \[#",)),
+    Rule("divide-error", (r"divide(?: |_)error: [0-9a-f]{4} \[#",)),
+    Rule(
+        "soft-lockup",
+        (
+            r"BUG: soft lockup - CPU#(?P<cpu>\d+) stuck for (?P<secs>\d+)s! "
+            r"\[(?P<comm>.+):(?P<pid>\d+)\]",
+        ),
+        culprit="anchor",
+        folds=("soft-lockup",),
+    ),
+    Rule(
+        "hard-lockup",
+        (r"Watchdog detected hard LOCKUP on cpu (?P<cpu>\d+)", _NOT_SYNCING + r"Hard LOCKUP"),
+        culprit="anchor",
+        folds=("hard-lockup",),
+    ),
+    Rule(
+        "rcu-stall",
+        (
+            r"INFO: rcu_(?:sched|preempt|bh|tasks\w*) (?:self-)?detected (?:expedited )?stalls?",
+            r"rcu: INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stall",
+        ),
+        legacy=(r"INFO: rcu_\w+ detected stalls? on CPU",),
+        culprit="anchor",
+        folds=("rcu-stall",),
+    ),
+    Rule(
+        "hung-task",
+        (r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than (?P<secs>\d+) seconds",),
+        culprit="sleeping",
+        folds=("hung-task",),
+    ),
+    Rule(
+        "atomic-sleep",
+        (
+            r"BUG: (?P<q>scheduling while atomic)",
+            r"BUG: (?P<q>sleeping function called from invalid context)",
+            r"BUG: (?P<q>workqueue leaked lock or atomic)",
+        ),
+        qualifier="q",
+        severity="warning",
+        skip=(
+            r"__schedule_bug",
+            r"__might_sleep",
+            r"___might_sleep",
+            r"__might_resched",
+            r"__might_fault",
+            r"might_fault",
+            r"__cant_sleep",
+            r"schedule_debug\w*",
+        ),
+    ),
+    Rule(
+        "bad-page",
+        (r"BUG: (?P<q>Bad page (?:state|map|cache))",),
+        qualifier="q",
+        skip=(
+            r"bad_page",
+            r"free_pages_check\w*",
+            r"free_page_is_bad\w*",
+            r"check_new_page\w*",
+            r"print_bad_pte",
+            r"free_pcp_prepare",
+            r"free_unref_page\w*",
+            r"free_pages_prepare",
+        ),
+    ),
+    Rule(
+        "oom-panic",
+        (
+            _NOT_SYNCING + r"Out of memory",
+            _NOT_SYNCING + r"System is deadlocked on memory",
+        ),
+        folds=("oom-kill",),
+    ),
+    Rule(
+        "oom-kill",
+        (
+            r"Out of memory: Kill(?:ed)? process \d+ \((?P<comm>[^)]*)\)",
+            r"Memory cgroup out of memory: Kill(?:ed)? process \d+ \((?P<comm>[^)]*)\)",
+            r"(?P<comm>\S+) invoked oom-killer: ",
+        ),
+        severity="info",
+    ),
+    Rule(
+        "machine-check",
+        (
+            r"Machine Check(?: Exception)?:",
+            r"\[Hardware Error\]",
+            _NOT_SYNCING + r".*[Mm]achine [Cc]heck",
+        ),
+        folds=("machine-check",),
+    ),
+    Rule(
+        "nmi",
+        (
+            r"Uhhuh\. NMI received",
+            r"NMI: (?:PCI system error|IOCK error)",
+            _NOT_SYNCING + r"NMI",
+        ),
+        folds=("nmi",),
+    ),
+    Rule(
+        "sysrq",
+        (
+            r"sysrq: Trigger a crash",
+            _NOT_SYNCING + r"sysrq triggered crash",
+        ),
+        legacy=(r"SysRq : Trigger a crash", r"SysRq : Crash"),
+        folds=("sysrq",),
+        skip=(r"__handle_sysrq", r"write_sysrq_trigger", r"sysrq_handle_\w*reboot"),
+    ),
+    Rule(
+        "init-killed",
+        (_NOT_SYNCING + r"Attempted to kill init! exitcode=0x(?P<exit>[0-9a-f]+)",),
+        weak=True,
+        skip=(
+            r"do_exit",
+            r"do_group_exit",
+            r"__x64_sys_exit_group",
+            r"__do_sys_exit_group",
+            r"get_signal",
+            r"arch_do_signal_or_restart",
+            r"do_signal",
+            r"exit_to_user_mode_loop",
+            r"make_task_dead",
+        ),
+    ),
+    Rule(
+        "no-rootfs",
+        (_NOT_SYNCING + r"VFS: Unable to mount root fs on (?P<dev>.+)",),
+        skip=(
+            r"mount_block_root",
+            r"mount_root\w*",
+            r"prepare_namespace",
+            r"kernel_init\w*",
+            r"do_basic_setup",
+        ),
+    ),
+    Rule(
+        "warn",
+        (r"WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+)",),
+        legacy=(r"WARNING: at (?P<file>\S+)",),
+        severity="warning",
+    ),
+    Rule("panic", (_NOT_SYNCING + r"(?P<msg>.*)$", r"^Kernel panic: (?P<msg>.*)$")),
+    # Last resort for an "Oops: ..." or "... [#N]" line that matched nothing above.
+    Rule(
+        "oops", (r"^(?:Oops|Internal error): [0-9a-f]{4}", r": [0-9a-f]{4} \[#\d+\]"), next_steps=1
+    ),
+)
+
+
+def _compile(rule: Rule) -> Rule:
+    rx = tuple(re.compile(p) for p in rule.patterns + rule.legacy)
+    object.__setattr__(rule, "compiled", rx)
+    return rule
+
+
+RULES: tuple[Rule, ...] = tuple(_compile(r) for r in _ROWS)
+RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
+#: the class ids a report may carry (``trailer`` is never a verdict; ``unknown``
+#: is used when nothing at all could be classified)
+CLASS_IDS: tuple[str, ...] = (*tuple(r.id for r in RULES if r.id != "trailer"), "unknown")
+
+HEAD_LINES = 60  # a class is recognised in the first lines of a block, before its stack
+
+
+def classify_lines(lines: list[str]) -> tuple[Rule, re.Match[str]] | None:
+    """The first rule (table order) matching one of the head lines of a block."""
+    head: list[str] = []
+    for ln in lines[:HEAD_LINES]:
+        s = ln.strip()
+        if s in ("Call Trace:", "Call trace:"):
+            break
+        head.append(s)
+    for rule in RULES:
+        for s in head:
+            m = rule.match(s)
+            if m:
+                return rule, m
+    return None

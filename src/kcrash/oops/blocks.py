@@ -1,0 +1,265 @@
+"""Cut a kernel log into report blocks, one per oops / BUG / WARNING / panic ...
+
+Why a streaming state machine: the same code reads the log of a vmcore (a
+list) and a 100 MB console file (a stream), so it consumes one record at a
+time and keeps only the open blocks (capped) and the finished events.
+
+How a block is delimited (x86-64, kernels 3.10-6.x):
+
+* it starts at a *start* line (:data:`START_RES`), i.e. the first line the
+  kernel prints for a report: ``BUG: ...``, ``WARNING: ...``, ``Oops: ...``,
+  ``Kernel panic - not syncing: ...``, ``INFO: task ... blocked``, ...;
+* some start lines are a *preamble* of the oops that follows
+  (``BUG: kernel NULL pointer dereference`` then ``#PF:`` lines then
+  ``Oops: 0002 [#1]``; ``list_del corruption`` then ``kernel BUG at`` then
+  ``invalid opcode``; ``rcu: INFO: ... stall`` then ``NMI backtrace``): the
+  later start line joins the open block instead of opening a new one;
+* it ends at the next start line, at ``---[ end Kernel panic ...]---``, after
+  ``---[ end trace ... ]---`` and its register summary, or at the first line
+  after the call trace that is not part of a stack dump;
+* with printk caller ids (``[T123]``/``[C1]``) every caller has its own open
+  block, so reports printed concurrently by several CPUs do not mix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kcrash.facts.model import LogLine, OopsEvent
+from kcrash.oops import lines as L
+
+MAX_BLOCK_LINES = 1500
+MAX_HEAD_NOISE = 80  # unrecognised lines tolerated before the call trace
+MAX_EVENTS = 400
+CONTINUATION_WINDOW = 40  # lines after a preamble in which its oops may follow
+
+# Start lines.  A kind: "pre" = preamble of an oops; "die" = the oops line
+# itself ("<what>: <error> [#N]"); "start" = a report of its own.
+START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("die", L.DIE_RE),
+    ("pre", re.compile(r"^\s*BUG: kernel NULL pointer dereference")),  # >= 5.1
+    ("pre", re.compile(r"^\s*BUG: unable to handle ")),  # page fault for / kernel paging
+    ("pre", re.compile(r"^\s*BUG: kernel tried to |kernel tried to execute NX-protected")),
+    ("pre", re.compile(r"unable to execute userspace code \(SMEP\?\)")),
+    ("pre", re.compile(r"^\s*BUG: \S+ stack guard page was hit|^\s*BUG: stack guard page")),
+    ("pre", re.compile(r"^\s*kernel BUG at \S+")),
+    ("pre", re.compile(r"^\s*(?:Kernel BUG at|BUG: failure at) ")),
+    ("pre", re.compile(r"^\s*list_(?:add|del)(?:_rcu)? corruption")),
+    ("pre", re.compile(r"^\s*PANIC: double fault")),
+    ("pre", re.compile(r"^\s*Unable to handle kernel (?:NULL pointer dereference|paging request)")),
+    ("pre", re.compile(r"^\s*(?:\w+: )?BUG: KASAN: |^\s*BUG: KFENCE: |^\s*BUG: KMSAN: ")),
+    ("pre", re.compile(r"^\s*(?:\w+: )?INFO: rcu_\w+ (?:self-)?detected|^\s*rcu: INFO: ")),
+    ("pre", re.compile(r"Watchdog detected hard LOCKUP on cpu")),
+    ("start", L.PANIC_RE),
+    ("start", re.compile(r"^\s*(?:[\w ]+: )?BUG: ")),  # soft lockup, scheduling while atomic,...
+    ("start", re.compile(r"^\s*WARNING: ")),
+    ("start", re.compile(r"^\s*(?:\w+: )?INFO: task \S.* blocked for more than")),
+    ("start", re.compile(r"^\s*(?:\w+: )?INFO: ")),
+    ("start", re.compile(r" invoked oom-killer: ")),
+    (
+        "start",
+        re.compile(r"^\s*(?:Memory cgroup )?[Oo]ut of memory(?: \(oom_kill_allocating_task\))?: "),
+    ),
+    ("start", re.compile(r"^\s*(?:sysrq|SysRq) ?: ")),
+    ("start", re.compile(r"^\s*UBSAN: ")),
+    ("start", re.compile(r"Uhhuh\. NMI received|^\s*NMI: (?:PCI system error|IOCK error)")),
+    ("start", re.compile(r"\[Hardware Error\]: |^\s*(?:mce: )?Machine [Cc]heck")),
+    ("start", re.compile(r"^\s*Attempted to kill init!|VFS: Unable to mount root fs")),
+    ("start", re.compile(r"^\s*stack-protector: ")),
+    ("start", re.compile(r"^\s*Kernel panic: |^\s*Kernel BUG ")),
+    ("start", re.compile(r"^\s*(?:\w+: )?possible (?:circular|recursive) locking")),
+    ("start", re.compile(r"^\s*(?:Bad mode in |Internal error: )")),
+    ("nmi", L.NMI_BT_RE),
+)
+
+# Lines that belong to a stack dump (after "Call Trace:") without being frames.
+_TRACE_OK_RE = re.compile(
+    r"^\s*(?:Code:|RIP:|IP:|RSP |Modules linked in:|CR2:|---\[ end trace|Kernel Offset:|"
+    r"Dumping ftrace buffer|\(ftrace buffer empty\)|irq event stamp|hardirqs last|"
+    r"softirqs last|Call Trace:|Call trace:|Stack:|Workqueue:|CPU: \d|Hardware name:|"
+    r"task:|Tainted:|Not tainted|---\[ end Kernel panic|</?#?\w+>|\.\.\.|Lost \d+ message|"
+    r"\*\* \d+ printk messages dropped)"
+)
+# Lines of the head (before the call trace) that are structural, not noise.
+_HEAD_OK_RE = re.compile(
+    r"^\s*(?:---\[ end|#PF:|PGD |P4D |PUD |PMD |PTE |Oops|CPU: |Hardware name:|RIP:|IP:|Code:|"
+    r"Modules linked in:|Workqueue:|task:|Tainted:|Not tainted|\"echo 0|Read of size|"
+    r"Write of size|Call Trace:|Stack:|in_atomic|preempt_count|INFO: lockdep|"
+    r"Preemption disabled|RCU nest depth|irq event|hardirqs|softirqs|Kernel Offset|"
+    r"------------\[ cut here \]|invalid opcode|general protection|divide error|stack segment|"
+    r"double fault|KASAN: |\t|rcu:|\(detected by|\(t=|NMI backtrace|Sending NMI|"
+    r"Showing busy|Mem-Info|Node \d|Tasks state|\[\s*pid\s*\]|oom-kill:)"
+)
+
+
+def start_kind(text: str) -> str | None:
+    """The kind of start line ``text`` is, or ``None``."""
+    if not text or len(text) > 2000 or L.END_PANIC_RE.match(text):
+        return None
+    for kind, rx in START_RES:
+        if rx.search(text):
+            return kind
+    return None
+
+
+@dataclass
+class _Block:
+    kind: str
+    start_index: int
+    caller: str | None
+    records: list[LogLine] = field(default_factory=list)
+    has_die: bool = False
+    in_trace: bool = False
+    trace_frames: int = 0
+    ended_trace: bool = False
+    noise: int = 0
+
+    def add(self, line: LogLine) -> None:
+        if len(self.records) < MAX_BLOCK_LINES:
+            self.records.append(line)
+
+
+class BlockScanner:
+    """Feed log records one at a time; collect finished blocks as events."""
+
+    def __init__(self) -> None:
+        self._open: dict[str | None, _Block] = {}
+        self._count = 0
+        self.events: list[OopsEvent] = []
+        self.dropped_events = 0
+
+    def feed(self, line: LogLine, index: int) -> None:
+        """Consume one record; ``index`` is its position in the whole log."""
+        text = line.text
+        caller = line.caller
+        kind = start_kind(text)
+        key = caller
+        block = self._open.get(key)
+        if block is None and caller is not None and kind is None:
+            # continuation lines printed by the CPU whose caller id a block did not
+            # record (interrupt context switches T<pid> to C<cpu>) go nowhere.
+            block = None
+        if kind is not None:
+            if block is not None and self._joins(block, kind, text):
+                block.add(line)
+                if kind == "die":
+                    block.has_die = True
+                if kind == "nmi":
+                    block.in_trace = False
+                return
+            if block is not None:
+                self._close(key)
+            nb = _Block(kind=kind, start_index=index, caller=caller)
+            nb.has_die = kind == "die"
+            nb.add(line)
+            self._open[key] = nb
+            if kind == "start" and L.END_PANIC_RE.search(text):
+                self._close(key)
+            return
+        if block is None:
+            return
+        if not self._continues(block, text):
+            self._close(key)
+            return
+        block.add(line)
+        if L.END_PANIC_RE.match(text):
+            self._close(key)
+
+    def _joins(self, block: _Block, kind: str, text: str) -> bool:
+        """Does a new start line continue ``block`` (a preamble and its oops)?"""
+        if block.kind != "pre" or block.in_trace:
+            return False
+        if len(block.records) > CONTINUATION_WINDOW:
+            return False
+        header = block.records[0].text
+        if kind == "die":
+            return not block.has_die
+        if kind == "nmi":
+            return bool(re.search(r"stall|LOCKUP", header))
+        if kind == "pre":
+            # list_del corruption -> kernel BUG at lib/list_debug.c; NX -> BUG: unable
+            return not block.has_die and not re.search(r"KASAN|KFENCE|rcu|LOCKUP", text)
+        return False
+
+    def _continues(self, block: _Block, text: str) -> bool:
+        """Is ``text`` (not a start line) still part of ``block``?"""
+        if L.END_TRACE_RE.match(text):
+            block.ended_trace = True
+            block.in_trace = False
+            return True
+        if block.ended_trace:
+            # the "executive summary" re-prints RIP, Code and registers
+            return bool(
+                L.RIP_RE.match(text)
+                or L.CODE_RE.match(text)
+                or L.REG_LINE_RE.match(text)
+                or re.match(r"^\s*(?:Kernel Offset:|---\[ end Kernel panic|note: )", text)
+            )
+        if re.match(r"^\s*(?:crash> |-{12}\[ cut here \]-{12})", text):
+            return block.kind == "pre" and not block.has_die and "cut here" in text
+        if L.CALL_TRACE_RE.match(text):
+            block.in_trace = True
+            block.noise = 0
+            return True
+        if block.in_trace:
+            if L.FRAME_RE.match(text):
+                block.trace_frames += 1
+                return True
+            if _TRACE_OK_RE.match(text) or L.REG_LINE_RE.match(text):
+                return True
+            return not text.strip() and block.trace_frames == 0
+        if (
+            _HEAD_OK_RE.match(text)
+            or L.REG_LINE_RE.match(text)
+            or L.CPU_RE.match(text)
+            or L.TAINT_LINE_RE.match(text)
+        ):
+            block.noise = 0
+            return True
+        block.noise += 1
+        return block.noise <= MAX_HEAD_NOISE
+
+    def _close(self, key: str | None) -> None:
+        block = self._open.pop(key, None)
+        if block is None:
+            return
+        # drop trailing noise lines of the head
+        recs = block.records
+        if not block.in_trace and block.noise:
+            recs = recs[: max(1, len(recs) - block.noise)]
+        ev = build_event(recs, block.start_index)
+        if len(self.events) >= MAX_EVENTS:
+            # keep the first events (the [#1] chain) and the most recent one (the panic)
+            self.events[-1] = ev
+            self.dropped_events += 1
+        else:
+            self.events.append(ev)
+
+    def finish(self) -> list[OopsEvent]:
+        """Close every open block; the events in log order."""
+        for key in list(self._open):
+            self._close(key)
+        self.events.sort(key=lambda e: e.line_index)
+        return self.events
+
+
+def events_from_log(log: Iterable[LogLine]) -> list[OopsEvent]:
+    """Every report block of a kernel log, in log order.
+
+    ``log`` holds records already stripped of their transport prefix (the
+    output of :func:`kcrash.oops.formats.parse_line`, or the records drgn
+    reads out of a vmcore's printk buffer).
+    """
+    scanner = BlockScanner()
+    for i, line in enumerate(log):
+        scanner.feed(line, i)
+    return scanner.finish()
+
+
+def build_event(records: list[LogLine], index: int) -> OopsEvent:
+    """Fill an :class:`OopsEvent` from the records of one block."""
+    from kcrash.oops.event import fill_event  # local: keeps this module about cutting
+
+    return fill_event(records, index)

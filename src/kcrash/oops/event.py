@@ -1,0 +1,217 @@
+"""Fill an :class:`OopsEvent` from the records of one report block.
+
+The block has two parts (x86-64, every kernel since 3.x):
+
+* the *head*: the report line(s), ``#PF:`` decode, ``Oops: ... [#N]``,
+  ``Modules linked in:``, ``CPU: ... Comm: ... Tainted: ...``,
+  ``Hardware name:``, ``RIP:``, ``Code:`` and the register dump;
+* the *call trace*: frames, ``<IRQ>``/``</IRQ>``/``<TASK>`` markers, and the
+  register dumps of nested exception frames (e.g. the idle loop an interrupt
+  hit), which become frames carrying ``regs``;
+
+followed, after ``---[ end trace ...]---``, by an "executive summary" that
+repeats RIP, Code and registers (used only when the head lacked them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from kcrash.facts.model import Frame, LogLine, OopsEvent
+from kcrash.oops import lines as L
+
+_CONTEXTS = {
+    "IRQ": "irq",
+    "SOFTIRQ": "softirq",
+    "NMI": "nmi",
+    "TASK": "task",
+}
+
+
+def fill_event(records: list[LogLine], index: int) -> OopsEvent:
+    """Parse one block; never raises on odd input (fields stay ``None``)."""
+    head = records[0]
+    ev = OopsEvent(
+        header=head.text.strip(),
+        lines=[r.text for r in records],
+        line_index=index,
+        timestamp=head.timestamp,
+        caller=head.caller,
+    )
+    section = "head"  # head -> trace -> summary
+    context: str | None = None
+    ctx_stack: list[str | None] = []
+    nested: Frame | None = None  # exception frame inside the trace collecting regs
+    nested_user = False
+    summary_regs: dict[str, int] = {}
+    summary_rip: Frame | None = None
+    summary_code: tuple[list[int], int | None] | None = None
+
+    for rec in records:
+        t = rec.text
+        s = t.strip()
+        if not s:
+            continue
+        _head_facts(ev, s)
+        if L.END_TRACE_RE.match(s):
+            section = "summary"
+            continue
+        if L.CALL_TRACE_RE.match(s):
+            if section == "head":
+                section = "trace"
+            elif section == "summary":
+                section = "trace2"  # a second dump after the summary: ignore it
+            context = None
+            continue
+        if section == "head":
+            rip = L.parse_rip(s)
+            if rip is not None:
+                if ev.rip is None and not L.is_user_segment(rip[0]):
+                    ev.rip = rip[1]
+                continue
+            if L.REG_LINE_RE.match(s):
+                for k, v in L.parse_registers(s).items():
+                    ev.registers.setdefault(k, v)
+                continue
+            code = L.parse_code(s)
+            if code is not None and ev.code is None:
+                ev.code, ev.code_ip_index = code
+            continue
+        if section == "trace":
+            cm = L.CONTEXT_RE.match(s)
+            if cm:
+                name = cm.group("name")
+                if cm.group("end") or name in ("EOI", "EOE"):
+                    context = ctx_stack.pop() if ctx_stack else None
+                else:
+                    ctx_stack.append(context)
+                    context = _CONTEXTS.get(name, "exception")
+                nested = None
+                continue
+            rip = L.parse_rip(s)
+            if rip is not None:
+                nested_user = L.is_user_segment(rip[0])
+                if nested_user:
+                    nested = None
+                else:
+                    nested = rip[1]
+                    nested.regs = {}
+                    nested.context = context
+                    ev.call_trace.append(nested)
+                continue
+            if L.REG_LINE_RE.match(s) or L.CODE_RE.match(s):
+                if nested is not None and nested.regs is not None:
+                    for k, v in L.parse_registers(s).items():
+                        nested.regs.setdefault(k.lower(), v)
+                continue
+            fr = L.parse_frame(s, context)
+            if fr is not None:
+                nested = None
+                ev.call_trace.append(fr)
+            continue
+        if section == "summary":
+            rip = L.parse_rip(s)
+            if rip is not None:
+                if summary_rip is None and not L.is_user_segment(rip[0]):
+                    summary_rip = rip[1]
+                continue
+            if L.REG_LINE_RE.match(s):
+                for k, v in L.parse_registers(s).items():
+                    summary_regs.setdefault(k, v)
+                continue
+            code = L.parse_code(s)
+            if code is not None and summary_code is None:
+                summary_code = code
+
+    if ev.rip is None and summary_rip is not None:
+        ev.rip = summary_rip
+    if not ev.registers and summary_regs:
+        ev.registers = summary_regs
+    if ev.code is None and summary_code is not None:
+        ev.code, ev.code_ip_index = summary_code
+    if ev.rip is not None and ev.registers:
+        ev.rip.regs = {k.lower(): v for k, v in ev.registers.items()}
+    if ev.fault_address is None and "CR2" in ev.registers and _is_page_fault(ev):
+        ev.fault_address = ev.registers["CR2"]
+    return ev
+
+
+def _is_page_fault(ev: OopsEvent) -> bool:
+    return any(ln.lstrip().startswith("#PF:") for ln in ev.lines[:20]) or (
+        "unable to handle" in ev.header or "NULL pointer" in ev.header
+    )
+
+
+def _head_facts(ev: OopsEvent, s: str) -> None:
+    """Facts that may appear on any line of the block; the first one wins."""
+    if ev.oops_number is None:
+        m = L.DIE_RE.match(s)
+        if m:
+            ev.oops_number = int(m.group("n"))
+            if ev.error_code is None:
+                ev.error_code = int(m.group("err"), 16)
+    m = L.PF_ERROR_RE.search(s)
+    if m:
+        ev.error_code = int(m.group("e"), 16)
+        return
+    if ev.fault_address is None:
+        for rx in L.FAULT_ADDR_RES:
+            m = rx.search(s)
+            if m:
+                with contextlib.suppress(ValueError):
+                    ev.fault_address = int(m.group("a"), 16)
+                return
+    if ev.cpu is None or ev.release is None:
+        m = L.CPU_RE.match(s)
+        if m:
+            ev.cpu = ev.cpu if ev.cpu is not None else int(m.group("cpu"))
+            ev.pid = ev.pid if ev.pid is not None else int(m.group("pid"))
+            ev.comm = ev.comm or m.group("comm")
+            _taint(ev, m.group("taint"), m.group("release"), m.group("version"))
+            return
+    if ev.release is None:
+        m = L.TAINT_LINE_RE.match(s)
+        if m:
+            _taint(ev, m.group("taint"), m.group("release"), m.group("version"))
+            return
+    if ev.hardware is None:
+        m = L.HARDWARE_RE.match(s)
+        if m:
+            ev.hardware = m.group("hw").strip()
+            return
+    if not ev.modules_linked:
+        mods = L.parse_modules(s)
+        if mods is not None:
+            ev.modules_linked = mods
+            return
+    if ev.panic_message is None:
+        m = L.PANIC_RE.search(s)
+        if m and not s.startswith("---[ end"):
+            ev.panic_message = m.group("msg").strip()
+            return
+        m = L.END_PANIC_RE.match(s)
+        if m:
+            ev.panic_message = m.group("msg").strip()
+            return
+    if ev.pid is None:
+        for rx in (L.SOFTLOCKUP_RE, L.HUNG_RE, L.WARN_RE, L.BY_TASK_RE):
+            m = rx.search(s)
+            if m:
+                gd = m.groupdict()
+                ev.pid = int(gd["pid"])
+                if gd.get("comm"):
+                    ev.comm = gd["comm"]
+                if gd.get("cpu") is not None:
+                    ev.cpu = int(gd["cpu"])
+                return
+    if ev.cpu is None:
+        m = L.NMI_BT_RE.search(s)
+        if m:
+            ev.cpu = int(m.group("cpu"))
+
+
+def _taint(ev: OopsEvent, taint: str | None, release: str | None, version: str | None) -> None:
+    if ev.release is None:
+        ev.taint = taint.rstrip() if taint else "G"  # "Not tainted"
+        ev.release = release
+        ev.kernel_version = version.strip() if version else None

@@ -1,0 +1,281 @@
+"""Oops-text mode: kernel log text (any format) -> :class:`CrashFacts`.
+
+Public API:
+
+* :func:`events_from_log` - report blocks of an already-normalised log
+  (also used by the vmcore mode on the log read out of the dump);
+* :func:`read_text` - a file or stdin (text or bytes) -> :class:`TextInput`
+  holding ``CrashFacts(source="text", mode="text")``, the detected format and
+  parse statistics.
+
+Streaming with bounded memory: the input is read line by line; only the open
+report blocks (each capped), the finished events, the first lines of the log
+(boot banner), and a sliding window of the last lines are kept, so a 100 MB
+console log costs a few MB.  Binary or garbage input never raises anything
+but :class:`~kcrash.errors.KcrashError`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from kcrash.errors import KcrashError
+from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, SystemInfo
+from kcrash.oops.blocks import BlockScanner, events_from_log
+from kcrash.oops.crashsession import CrashSessionReader
+from kcrash.oops.formats import parse_line
+
+__all__ = ["NotKernelTextError", "TextInput", "events_from_log", "read_lines", "read_text"]
+
+HEAD_KEEP = 400  # first records kept (boot banner, command line)
+TAIL_KEEP = 4000  # last records kept
+MAX_LINE = 8192  # longer lines are cut (binary junk has no newlines)
+SNIFF_BYTES = 8192
+
+_BANNER_RE = re.compile(r"^Linux version (?P<release>\S+) (?P<rest>.*)$")
+_CMDLINE_RE = re.compile(r"^(?:Kernel )?[Cc]ommand line: (?P<cmd>.*)$")
+_DMI_RE = re.compile(r"^DMI: (?P<hw>.*)$")
+
+
+class NotKernelTextError(KcrashError):
+    """The input holds no kernel log records and no crash-session output."""
+
+
+@dataclass
+class TextInput:
+    """What :func:`read_text` found in a text."""
+
+    facts: CrashFacts
+    format: str  # dominant line format: dmesg, console, dmesg-T, journal, kmsg, plain, crash
+    formats: dict[str, int] = field(default_factory=dict)  # lines per format
+    lines_read: int = 0
+    kernel_lines: int = 0
+    crash_session: bool = False
+    truncated_lines: int = 0
+    dropped_events: int = 0
+    cmdline: str | None = None
+
+    @property
+    def events(self) -> list[OopsEvent]:
+        return self.facts.events
+
+
+def _decode_lines(stream: IO[Any] | Iterable[Any]) -> Iterator[str]:
+    """Yield text lines from a text or binary stream, bounded in length."""
+    first = True
+    for raw in stream:
+        if isinstance(raw, bytes | bytearray):
+            if first and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            text = bytes(raw).decode("utf-8", errors="replace")
+        else:
+            text = raw
+            if first and text.startswith("\ufeff"):
+                text = text[1:]
+        first = False
+        if len(text) > MAX_LINE:
+            text = text[:MAX_LINE]
+        yield text
+
+
+def _sniff_binary(stream: Any) -> bool:
+    """True when the first bytes look like a binary file (a vmcore, an ELF, gzip)."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return False
+    try:
+        head = peek(SNIFF_BYTES)[:SNIFF_BYTES]
+    except (OSError, ValueError):
+        return False
+    if not isinstance(head, bytes | bytearray) or not head:
+        return False
+    if head[:4] == b"\x7fELF" or head[:8] in (b"KDUMP   ", b"DISKDUMP") or head[:2] == b"\x1f\x8b":
+        return True
+    if head.startswith(b"makedumpfile"):
+        return True
+    nul = head.count(0)
+    printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
+    return nul > len(head) // 20 or printable < len(head) * 0.6
+
+
+def read_text(stream: IO[Any] | Iterable[Any], name: str | None = None) -> TextInput:
+    """Read a kernel log / console capture / crash session text into facts.
+
+    ``stream`` may be a text or binary file object, or any iterable of
+    lines.  Raises :class:`NotKernelTextError` (a :class:`KcrashError`) when
+    the input is binary or holds nothing that looks like kernel output.
+    """
+    label = name or getattr(stream, "name", None) or "input"
+    if _sniff_binary(stream):
+        raise NotKernelTextError(
+            f"{label}: this is a binary file, not kernel log text "
+            "(for a vmcore, run `kcrash analyze VMCORE`)"
+        )
+    return read_lines(_decode_lines(stream), label)
+
+
+def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
+    """:func:`read_text` over already-decoded text lines."""
+    scanner = BlockScanner()
+    crash = CrashSessionReader()
+    counts: Counter[str] = Counter()
+    head: list[LogLine] = []
+    tail: deque[LogLine] = deque(maxlen=TAIL_KEEP)
+    kept_index = 0
+    n_read = 0
+    kernel_lines = 0
+    truncated = 0
+    junk = 0
+    system = SystemInfo()
+    cmdline: str | None = None
+    try:
+        for raw in lines:
+            n_read += 1
+            if len(raw) >= MAX_LINE:
+                truncated += 1
+            if crash.feed(raw.rstrip("\r\n")):
+                counts["crash"] += 1
+                continue
+            parsed = parse_line(raw)
+            rec = parsed.line
+            if rec is None:
+                counts[parsed.format] += 1
+                continue
+            if "\ufffd" in rec.text and rec.text.count("\ufffd") > len(rec.text) // 4:
+                junk += 1
+                continue
+            if parsed.format != "plain" or rec.text:
+                counts[parsed.format] += 1
+            if parsed.format != "plain":
+                kernel_lines += 1
+            _banner(rec.text, system)
+            if cmdline is None:
+                m = _CMDLINE_RE.match(rec.text)
+                if m:
+                    cmdline = m.group("cmd")
+            scanner.feed(rec, kept_index)
+            if len(head) < HEAD_KEEP:
+                head.append(rec)
+            else:
+                tail.append(rec)
+            kept_index += 1
+    except (UnicodeError, OSError) as e:
+        raise NotKernelTextError(f"{label}: cannot read text: {e}") from e
+    events = scanner.finish()
+    session = crash.out
+    if not events and not session.seen and kernel_lines == 0:
+        if n_read == 0 or junk >= n_read // 2:
+            raise NotKernelTextError(f"{label}: empty or not text")
+        # plain text with no recognisable kernel output at all
+        raise NotKernelTextError(
+            f"{label}: no kernel log records or crash output found "
+            f"({n_read} lines read; expected dmesg, console, journal or crash text)"
+        )
+    # the log keeps line indexes of the events: head + window; events index into
+    # the full stream, so record positions relative to what was kept
+    log = head + list(tail)
+    _fill_from_events(system, events)
+    _merge_session(system, session.system)
+    facts = CrashFacts(source="text", mode="text", system=system, log=log, events=events)
+    facts.panic_stack = crash.panic_stack()
+    facts.cpu_stacks = [s for s in session.stacks if s is not facts.panic_stack]
+    facts.modules = _modules(events)
+    if kept_index > HEAD_KEEP + TAIL_KEEP:
+        facts.lacks.append(
+            f"log: {kept_index} records read, the first {HEAD_KEEP} and last {TAIL_KEEP} kept "
+            "(report blocks are kept whole)"
+        )
+    fmt = _dominant(counts, session.seen)
+    return TextInput(
+        facts=facts,
+        format=fmt,
+        formats=dict(counts),
+        lines_read=n_read,
+        kernel_lines=kernel_lines,
+        crash_session=session.seen,
+        truncated_lines=truncated,
+        dropped_events=scanner.dropped_events,
+        cmdline=cmdline,
+    )
+
+
+def _dominant(counts: Counter[str], crash_seen: bool) -> str:
+    kernel = {k: v for k, v in counts.items() if k not in ("plain", "crash")}
+    if crash_seen and counts.get("crash", 0) >= max(kernel.values(), default=0) // 4:
+        return "crash"
+    if kernel:
+        return max(kernel.items(), key=lambda kv: kv[1])[0]
+    return "crash" if crash_seen else "plain"
+
+
+def _banner(text: str, system: SystemInfo) -> None:
+    if system.release is None:
+        m = _BANNER_RE.match(text)
+        if m:
+            system.release = m.group("release")
+            ver = re.search(r"(#\d+.*)$", m.group("rest"))
+            system.version = ver.group(1).strip() if ver else None
+            return
+    if system.machine is None and text.startswith("DMI: "):
+        pass
+
+
+def _fill_from_events(system: SystemInfo, events: list[OopsEvent]) -> None:
+    """Hints for ``sys`` from the report blocks (release, panic, task, taint)."""
+    for ev in events:
+        if system.release is None and ev.release:
+            system.release = ev.release
+        if system.version is None and ev.kernel_version:
+            system.version = ev.kernel_version
+        if ev.taint and ev.taint.strip() not in ("", "G"):
+            system.taint = ev.taint
+    panic = next(
+        (e for e in events if e.panic_message is not None and "not syncing" in e.header), None
+    )
+    if panic is not None:
+        system.panic = "Kernel panic - not syncing: " + (panic.panic_message or "")
+        src = (
+            panic
+            if panic.pid is not None
+            else next(
+                (e for e in reversed(events[: events.index(panic)]) if e.pid is not None), None
+            )
+        )
+        if src is not None:
+            system.pid, system.command, system.cpu = src.pid, src.comm, src.cpu
+    else:
+        first = next((e for e in events if e.oops_number is not None), None)
+        if first is not None:
+            system.panic = first.header
+            system.pid, system.command, system.cpu = first.pid, first.comm, first.cpu
+    if system.taint is None:
+        system.taint = next((e.taint for e in events if e.taint), None)
+
+
+def _merge_session(system: SystemInfo, sess: SystemInfo) -> None:
+    """A pasted ``sys`` block is the authority for the fields it has."""
+    for k, v in vars(sess).items():
+        if v is not None and not (k == "cpus_offline" and v == 0):
+            setattr(system, k, v)
+
+
+def _modules(events: list[OopsEvent]) -> list[ModuleInfo]:
+    """``Modules linked in:`` of the first block that has it, with taint letters."""
+    for ev in events:
+        if ev.modules_linked:
+            out = []
+            for tok in ev.modules_linked:
+                name, _, rest = tok.partition("(")
+                out.append(ModuleInfo(name=name, taints=rest.rstrip(")") if rest else ""))
+            return out
+    return []
+
+
+def read_string(text: str, name: str = "input") -> TextInput:
+    """:func:`read_text` over a string (tests, pasted text)."""
+    return read_text(io.StringIO(text), name)
