@@ -65,7 +65,7 @@ def cached_vmlinux(
     if release and not build_id:
         link = root / "by-release" / release / "vmlinux"
         if link.is_file():
-            return str(link)
+            return os.path.realpath(link)  # the build-id path: what find() and users expect
     return None
 
 

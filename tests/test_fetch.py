@@ -1,0 +1,341 @@
+"""Fetching debuginfo for real: a real ``debuginfod`` over the corpus's vmlinux, a loopback
+server that serves the wrong ELF, and Debian's archive through apt.
+
+Needs the Debian package ``debuginfod`` (elfutils' server) and the corpus; both missing
+make the tests FAIL, never skip.  ``test_debian_archive_download_858MB`` downloads the
+corpus kernel's ``-dbg`` package (858 MB) from the distribution archive with apt.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kcrash.errors import DebuginfoMismatchError
+from kcrash.target.fetch import fetch_debuginfo, find_local, plan
+from kcrash.target.fetch.cache import gnu_build_id
+from kcrash.target.fetch.deb import package_names
+from kcrash.target.fetch.debuginfod import server_urls
+from kcrash.target.fetch.distro import is_ubuntu_release, release_family
+from kcrash.target.fetch.rpm import rhel_package, suse_package
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kcrash(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k != "DEBUGINFOD_URLS"}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "kcrash", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full,
+    )
+
+
+# -- fixtures: the corpus kernel and the servers ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kernel() -> dict[str, Any]:
+    """The corpus's Debian 12 kernel: release, build id, vmlinux path."""
+    try:
+        import kcrash_corpus
+
+        kernels = kcrash_corpus.load_manifest()["kernels"]
+    except Exception as e:
+        pytest.fail(f"the vmcore corpus is missing ({e})")
+    k = kernels.get("deb12") or next(iter(kernels.values()), None)
+    if not k or not os.path.isfile(k["vmlinux"]):
+        pytest.fail("the corpus manifest has no kernel with a vmlinux")
+    return dict(k)
+
+
+@pytest.fixture(scope="module")
+def debuginfod(kernel: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real elfutils ``debuginfod`` over a directory holding (a symlink to) the vmlinux.
+
+    debuginfod 0.188 has no option to bind one address: it listens on every interface
+    of this test machine, on a random free port, and we talk to it on 127.0.0.1.
+    """
+    exe = shutil.which("debuginfod")
+    if exe is None:
+        pytest.fail("debuginfod is not installed (apt-get install debuginfod)")
+    top = tmp_path_factory.mktemp("debuginfod")
+    (top / "srv").mkdir()
+    (top / "srv" / os.path.basename(kernel["vmlinux"])).symlink_to(kernel["vmlinux"])
+    port = free_port()
+    log = open(top / "debuginfod.log", "w")  # noqa: SIM115 - closed at teardown
+    cmd = [exe, "-F", "-L", "-p", str(port), "-d", str(top / "db.sqlite"), "-t0", "-g0"]
+    cmd += ["--disable-source-scan", str(top / "srv")]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"debuginfod exited {proc.returncode}: {(top / 'debuginfod.log')}")
+            if time.monotonic() - start > 300:
+                pytest.fail("debuginfod did not index the vmlinux in 300 s")
+            try:
+                with urllib.request.urlopen(f"{url}/buildid/{kernel['build_id']}/debuginfo") as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.2)
+        indexed = time.monotonic() - start
+        print(f"debuginfod indexed {kernel['vmlinux']} in {indexed:.1f} s", file=sys.stderr)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    body: bytes | None  # None: answer 404
+    hits: list[str]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path)
+        if self.server.body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback() -> Iterator[_Server]:
+    """A tiny HTTP server on 127.0.0.1 answering every path with ``body`` (or 404)."""
+    srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.body, srv.hits = None, []
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _url(srv: _Server) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+# -- debuginfod ----------------------------------------------------------------------------
+
+
+@pytest.mark.corpus
+def test_debuginfod_fetch_into_empty_cache(
+    kernel: dict[str, Any], debuginfod: str, tmp_path: Path
+) -> None:
+    said: list[str] = []
+    bid = kernel["build_id"]
+    path = fetch_debuginfo(
+        kernel["release"],
+        bid,
+        allow_network=True,
+        progress=False,
+        say=said.append,
+        cache_root=tmp_path,
+        debuginfod_urls=[debuginfod],
+    )
+    assert path == str(tmp_path / bid / "vmlinux")
+    assert gnu_build_id(path) == bid
+    assert os.path.getsize(path) == os.path.getsize(kernel["vmlinux"])
+    assert f"fetching {debuginfod}/buildid/{bid}/debuginfo" in said  # the URL is printed
+    # now cached: found again without the network
+    again = fetch_debuginfo(kernel["release"], bid, allow_network=False, cache_root=tmp_path)
+    assert again == path
+    assert [p.name for p in tmp_path.iterdir()] == [bid, "by-release"] or sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == sorted([bid, "by-release"])
+
+
+@pytest.mark.corpus
+def test_cli_fetches_a_dumps_vmlinux_through_debuginfod(
+    corpus: list[dict[str, Any]],
+    kernel: dict[str, Any],
+    debuginfod: str,
+    loopback: _Server,
+    tmp_path: Path,
+) -> None:
+    """``kcrash debuginfo VMCORE --fetch``: build id from the dump; a 404 server is skipped."""
+    dump = next(e for e in corpus if e["build_id"] == kernel["build_id"])
+    urls = f"{_url(loopback)} {debuginfod}"
+    proc = kcrash(
+        "debuginfo",
+        dump["path"],
+        "--fetch",
+        env={"XDG_CACHE_HOME": str(tmp_path), "DEBUGINFOD_URLS": urls},
+    )
+    assert proc.returncode == 0, proc.stderr
+    want = tmp_path / "kcrash" / "debuginfo" / kernel["build_id"] / "vmlinux"
+    assert proc.stdout.strip() == str(want)
+    assert loopback.hits == [f"/buildid/{kernel['build_id']}/debuginfo"]
+    assert f"{debuginfod}/buildid/{kernel['build_id']}/debuginfo" in proc.stderr
+    assert "no debuginfo for build id" in proc.stderr
+
+
+@pytest.mark.corpus
+def test_find_local_reads_the_gnu_build_id(kernel: dict[str, Any]) -> None:
+    """The corpus vmlinux (with a Xen note of type 3 before the GNU one) is found by build id."""
+    d = os.path.dirname(kernel["vmlinux"])
+    assert find_local(kernel["release"], kernel["build_id"], [d]) == kernel["vmlinux"]
+    assert find_local(kernel["release"], "00" * 20, [d]) is None
+
+
+# -- a server that lies ---------------------------------------------------------------------
+
+
+def test_wrong_build_id_is_refused(loopback: _Server, tmp_path: Path) -> None:
+    """A server answering with another ELF: refused in one line, nothing cached."""
+    other = shutil.which("ls") or sys.executable
+    other_id = gnu_build_id(other)
+    assert other_id, f"{other} has no GNU build id"
+    loopback.body = Path(other).read_bytes()
+    wanted = "eb4fbcd037e7253717950bf2b93bd5566f47c56f"
+    with pytest.raises(DebuginfoMismatchError) as exc:
+        fetch_debuginfo(
+            "6.1.0-56-amd64",
+            wanted,
+            allow_network=True,
+            progress=False,
+            say=lambda _m: None,
+            cache_root=tmp_path,
+            debuginfod_urls=[_url(loopback)],
+        )
+    msg = str(exc.value)
+    assert "\n" not in msg and "refused" in msg and wanted in msg and other_id in msg
+    assert _url(loopback) in msg
+    assert not (tmp_path / wanted).exists()
+    assert not list(tmp_path.glob(".*part"))
+
+    proc = kcrash(
+        "debuginfo",
+        "--build-id",
+        wanted,
+        "--fetch",
+        env={"XDG_CACHE_HOME": str(tmp_path), "DEBUGINFOD_URLS": _url(loopback)},
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("kcrash: ") and "refused: served build id" in last
+
+
+def test_nothing_leaves_the_machine_unless_asked(loopback: _Server, tmp_path: Path) -> None:
+    bid = "ab" * 20
+    assert (
+        fetch_debuginfo(
+            None, bid, allow_network=False, cache_root=tmp_path, debuginfod_urls=[_url(loopback)]
+        )
+        is None
+    )
+    proc = kcrash(
+        "debuginfo",
+        "--build-id",
+        bid,
+        env={"XDG_CACHE_HOME": str(tmp_path), "DEBUGINFOD_URLS": _url(loopback)},
+    )
+    assert proc.returncode == 1
+    assert f"debuginfod: {_url(loopback)}/buildid/{bid}/debuginfo" in proc.stderr
+    assert "--fetch" in proc.stderr
+    assert loopback.hits == []
+
+
+# -- Debian's archive, through apt ----------------------------------------------------------
+
+
+@pytest.mark.corpus
+def test_debian_archive_download_858MB(kernel: dict[str, Any], tmp_path: Path) -> None:
+    """DOWNLOADS 858 MB: the corpus kernel's -dbg package, with the machine's own apt.
+
+    Only vmlinux and one module (``aesni-intel.ko``, asked as ``aesni_intel``) are
+    extracted; the result must carry the corpus kernel's build id.
+    """
+    if shutil.which("apt-get") is None:
+        pytest.fail("apt-get is needed for the Debian archive path")
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    start = time.monotonic()
+    proc = kcrash(
+        "debuginfo", "--release", kernel["release"], "--fetch", "--module", "aesni_intel", env=env
+    )
+    took = time.monotonic() - start
+    print(f"Debian -dbg fetch + extract: {took:.1f} s", file=sys.stderr)
+    assert proc.returncode == 0, proc.stderr
+    entry = tmp_path / "kcrash" / "debuginfo" / kernel["build_id"]
+    assert proc.stdout.strip() == str(entry / "vmlinux")
+    assert gnu_build_id(entry / "vmlinux") == kernel["build_id"]
+    assert (entry / "kernel/arch/x86/crypto/aesni-intel.ko").is_file()
+    assert "apt fetched http" in proc.stderr
+    assert f"linux-image-{kernel['release']}-dbg" in proc.stderr
+    # cached: by build id, and by release for dumps without one
+    for args in (["--build-id", kernel["build_id"]], ["--release", kernel["release"]]):
+        again = kcrash("debuginfo", *args, env=env)
+        assert again.returncode == 0 and again.stdout.strip() == str(entry / "vmlinux")
+
+
+# -- names and plans --------------------------------------------------------------------------
+
+
+def test_release_families_and_package_names() -> None:
+    assert release_family("6.1.0-56-amd64") == "debian"
+    assert release_family("5.15.0-91-generic") == "debian"
+    assert is_ubuntu_release("5.15.0-91-generic") and not is_ubuntu_release("6.1.0-56-amd64")
+    assert release_family("5.14.0-362.8.1.el9_3.x86_64") == "rhel"
+    assert release_family("6.5.6-300.fc39.x86_64") == "rhel"
+    assert release_family("5.14.21-150500.55.39-default") == "suse"
+    assert release_family("6.18.44-custom") is None
+    assert package_names("6.1.0-56-amd64") == ["linux-image-6.1.0-56-amd64-dbg"]
+    assert package_names("5.15.0-91-generic")[0] == "linux-image-unsigned-5.15.0-91-generic-dbgsym"
+    assert rhel_package("5.14.0-362.8.1.el9_3.x86_64") == (
+        "kernel-debuginfo-5.14.0-362.8.1.el9_3.x86_64"
+    )
+    assert suse_package("5.14.21-150500.55.39-default") == (
+        "kernel-default-debuginfo",
+        "5.14.21-150500.55.39",
+    )
+    assert server_urls("https://a/ http://b") == ["https://a", "http://b"]
+
+
+def test_rhel_release_prints_the_package_and_command(tmp_path: Path) -> None:
+    said: list[str] = []
+    rel = "5.14.0-362.8.1.el9_3.x86_64"
+    got = fetch_debuginfo(
+        rel, None, allow_network=True, say=said.append, cache_root=tmp_path, debuginfod_urls=[]
+    )
+    assert got is None
+    text = "\n".join(said)
+    assert f"kernel-debuginfo-{rel}" in text and "dnf debuginfo-install" in text
+    assert any("dnf" in line for line in plan(rel, None))
