@@ -151,7 +151,10 @@ class CrashSessionReader:
     def _sys(self, key: str, val: str) -> None:
         s = self.out.system
         self.out.sys_fields += 1
-        unq = val.strip().strip('"')
+        val = val.strip()
+        # PANIC: "Oops: 0000 [#1] PREEMPT SMP NOPTI" (check log for details)
+        q = re.match(r'^"(?P<v>.*)"', val)
+        unq = q.group("v") if q else val
         try:
             if key == "KERNEL":
                 s.kernel = unq
@@ -194,6 +197,25 @@ class CrashSessionReader:
                 s.state = unq
         except (ValueError, IndexError):
             return
+
+    def finish(self) -> None:
+        """Give exception frames the module of the nearest module frame.
+
+        crash prints ``[exception RIP: foo+5]`` without the module, but prints
+        ``[mod]`` on the frame lines of module code; a module's text is
+        contiguous, so the module frame closest in address (within 1 MiB,
+        in the module area) is the module of the faulting function.
+        """
+        for st in self.out.stacks:
+            mods = [f for f in st.frames if f.module and f.address is not None]
+            for f in st.frames:
+                if f.regs is None or f.module or f.address is None:
+                    continue
+                if f.address < 0xFFFFFFFFA0000000:
+                    continue
+                near = min(mods, key=lambda m: abs((m.address or 0) - f.address), default=None)
+                if near is not None and abs((near.address or 0) - f.address) < (1 << 20):
+                    f.module = near.module
 
     def panic_stack(self) -> Stack | None:
         """The panicking task's ``bt``: the one of sys's PID, else the first."""

@@ -49,7 +49,8 @@ PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<msg>.*?)\s*$")
 DIE_RE = re.compile(r"^\s*(?P<what>\S.*?): (?P<err>[0-9a-f]{4,8}) \[#(?P<n>\d+)\]")
 CPU_RE = re.compile(
     r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.+?) "
-    r"(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+(?P<release>\d\S*)(?: (?P<version>#.*))?$"
+    r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+"
+    r"(?P<release>\d\S*)(?: (?P<version>#.*))?$"
 )
 # Hung-task reports print taint and release on their own line (5.x, 6.x).
 TAINT_LINE_RE = re.compile(

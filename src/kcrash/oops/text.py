@@ -180,6 +180,7 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     # the full stream, so record positions relative to what was kept
     log = head + list(tail)
     _fill_from_events(system, events)
+    crash.finish()
     _merge_session(system, session.system)
     facts = CrashFacts(source="text", mode="text", system=system, log=log, events=events)
     facts.panic_stack = crash.panic_stack()
@@ -206,7 +207,7 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
 
 def _dominant(counts: Counter[str], crash_seen: bool) -> str:
     kernel = {k: v for k, v in counts.items() if k not in ("plain", "crash")}
-    if crash_seen and counts.get("crash", 0) >= max(kernel.values(), default=0) // 4:
+    if crash_seen:
         return "crash"
     if kernel:
         return max(kernel.items(), key=lambda kv: kv[1])[0]
@@ -258,10 +259,18 @@ def _fill_from_events(system: SystemInfo, events: list[OopsEvent]) -> None:
 
 
 def _merge_session(system: SystemInfo, sess: SystemInfo) -> None:
-    """A pasted ``sys`` block is the authority for the fields it has."""
+    """A pasted ``sys`` block is the authority for the fields it has, but PANIC.
+
+    crash's PANIC is a guess from the log (often only ``Oops: ... (check log
+    for details)``, and wrong on some 6.1 builds with crash 8.0.2), so a panic
+    line found in the log itself wins.
+    """
     for k, v in vars(sess).items():
-        if v is not None and not (k == "cpus_offline" and v == 0):
-            setattr(system, k, v)
+        if v is None or (k == "cpus_offline" and v == 0):
+            continue
+        if k == "panic" and system.panic and "not syncing" in system.panic:
+            continue
+        setattr(system, k, v)
 
 
 def _modules(events: list[OopsEvent]) -> list[ModuleInfo]:
