@@ -1,0 +1,239 @@
+"""C types of the kernel globals that BTF does not describe.
+
+Why: pahole (before 1.27 with ``global_var``) only emits ``VAR`` records for
+per-CPU variables (the ``.data..percpu`` DATASEC), so with BTF alone drgn
+knows the *type* ``struct task_struct`` but not that ``init_task`` is one.
+kallsyms gives the address; this table gives the type.  It lists what drgn's
+helpers and crash-compatible commands (``drgn.commands._crash``) and kcrash's
+facts read, with the kernel versions each declaration holds for, from the
+kernel sources (``kernel/``, ``mm/``, ``arch/x86/``).
+
+Array lengths that are configuration-dependent are written as ``{NAME}``
+and resolved at run time from the BTF itself (an enumerator such as
+``NR_SOFTIRQS``) or from a derived size (``NR_CPUS`` = bits of ``struct
+cpumask``, ``MAX_NUMNODES`` = bits of ``nodemask_t``), never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import drgn
+from drgn import Program, Type
+
+Version = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Global:
+    """One kernel global: its C type for kernels ``since <= v < until``."""
+
+    name: str
+    ctype: str
+    since: Version = (0, 0)
+    until: Version | None = None
+    note: str = ""
+
+    def holds_for(self, version: Version | None) -> bool:
+        if version is None:
+            return True
+        return self.since <= version and (self.until is None or version < self.until)
+
+
+# Keep sorted by name; several entries per name when the type changed.
+GLOBALS: tuple[Global, ...] = (
+    Global("__cpu_active_mask", "struct cpumask", (4, 5)),
+    Global("__cpu_online_mask", "struct cpumask", (4, 5)),
+    Global("__cpu_possible_mask", "struct cpumask", (4, 5)),
+    Global("__cpu_present_mask", "struct cpumask", (4, 5)),
+    Global("__per_cpu_offset", "unsigned long [{NR_CPUS}]", note="x86-64 SMP"),
+    Global("_totalram_pages", "atomic_long_t", (5, 0), note="mm/page_alloc.c"),
+    Global("avenrun", "unsigned long [3]", note="kernel/sched/loadavg.c"),
+    Global("block_class", "struct class", (2, 6), (6, 4), note="const from 6.4"),
+    Global("block_class", "const struct class", (6, 4)),
+    Global("boot_command_line", "char [{COMMAND_LINE_SIZE}]"),
+    Global("cgrp_dfl_root", "struct cgroup_root", (3, 16)),
+    Global("clear_seq", "struct latched_seq", (5, 13), note="u64 before 5.13"),
+    Global("cpu_khz", "unsigned int"),
+    Global("crash_notes", "note_buf_t *", note="per-CPU pointer (note_buf_t __percpu *)"),
+    Global("crashing_cpu", "int", (4, 10), note="arch/x86/kernel/reboot.c"),
+    Global("dentry_hashtable", "struct hlist_bl_head *", (2, 6)),
+    Global("hugetlb_max_hstate", "int", (3, 2)),
+    Global("hstates", "struct hstate [{HUGE_MAX_HSTATE}]"),
+    Global("idt_table", "gate_desc [256]", note="arch/x86/kernel/idt.c"),
+    Global("init_fs", "struct fs_struct"),
+    Global("init_ipc_ns", "struct ipc_namespace"),
+    Global("init_mm", "struct mm_struct"),
+    Global("init_net", "struct net"),
+    Global("init_pid_ns", "struct pid_namespace"),
+    Global("init_task", "struct task_struct"),
+    Global("init_uts_ns", "struct uts_namespace"),
+    Global("iomem_resource", "struct resource"),
+    Global("ioport_resource", "struct resource"),
+    Global("irq_desc_tree", "struct xarray", (4, 20), (6, 5), note="maple tree sparse_irqs 6.5+"),
+    Global("sparse_irqs", "struct maple_tree", (6, 5)),
+    Global("jiffies_64", "u64", note="drgn derives 'jiffies' from it"),
+    Global("kexec_crash_image", "struct kimage *"),
+    Global(
+        "kmalloc_caches", "struct kmem_cache *[{NR_KMALLOC_TYPES}][{KMALLOC_SHIFT_HIGH1}]", (5, 0)
+    ),
+    Global("linux_banner", "const char []"),
+    Global("log_buf", "char *", note="both printk designs"),
+    Global("log_buf_len", "u32", (3, 5)),
+    Global("log_first_idx", "u32", (3, 5), (5, 10)),
+    Global("log_first_seq", "u64", (3, 5), (5, 10)),
+    Global("log_next_idx", "u32", (3, 5), (5, 10)),
+    Global("log_next_seq", "u64", (3, 5), (5, 10)),
+    Global("max_low_pfn", "unsigned long"),
+    Global("max_pfn", "unsigned long"),
+    Global("mem_section", "struct mem_section **", (4, 15), note="SPARSEMEM_EXTREME"),
+    Global("memblock", "struct memblock"),
+    Global("min_low_pfn", "unsigned long"),
+    Global("mod_tree", "struct mod_tree_root", (4, 2)),
+    Global("modules", "struct list_head", note="kernel/module/main.c (kernel/module.c <5.19)"),
+    Global("net_namespace_list", "struct list_head"),
+    Global("node_data", "struct pglist_data *[{MAX_NUMNODES}]", note="NUMA"),
+    Global("node_states", "nodemask_t [{NR_NODE_STATES}]"),
+    Global("nr_cpu_ids", "unsigned int", (4, 14)),
+    Global("nr_irqs", "int"),
+    Global("nr_node_ids", "unsigned int", (4, 14)),
+    Global("nr_swap_pages", "atomic_long_t"),
+    Global("nr_swapfiles", "unsigned int"),
+    Global("nr_threads", "int"),
+    Global("oops_in_progress", "int"),
+    Global("page_offset_base", "unsigned long", (4, 8), note="x86-64 KASLR"),
+    Global("panic_cpu", "atomic_t", (4, 5)),
+    Global("panic_notifier_list", "struct atomic_notifier_head"),
+    Global("panic_on_oops", "int"),
+    Global("pid_max", "int"),
+    Global("prb", "struct printk_ringbuffer *", (5, 10), note="lockless printk"),
+    Global("printk_rb_static", "struct printk_ringbuffer", (5, 10)),
+    Global("root_task_group", "struct task_group"),
+    Global("saved_command_line", "char *"),
+    Global("slab_caches", "struct list_head"),
+    Global("softirq_vec", "struct softirq_action [{NR_SOFTIRQS}]"),
+    Global("swap_info", "struct swap_info_struct *[{MAX_SWAPFILES}]"),
+    Global("swapper_spaces", "struct address_space *[{MAX_SWAPFILES}]", (4, 11)),
+    Global("sysctl_overcommit_kbytes", "unsigned long"),
+    Global("sysctl_overcommit_ratio", "int"),
+    Global("system_state", "enum system_states"),
+    Global("tainted_mask", "unsigned long"),
+    Global("taint_flags", "const struct taint_flag [{TAINT_FLAGS_COUNT}]", (4, 10)),
+    Global("task_state_array", "const char * const [{TASK_STATE_ARRAY_LEN}]", (4, 14)),
+    Global("tk_core", "{TK_CORE}", note="anonymous struct { seq; struct timekeeper timekeeper; }"),
+    Global("total_forks", "unsigned long"),
+    Global("total_swap_pages", "long"),
+    Global("totalreserve_pages", "unsigned long"),
+    Global("tsc_khz", "unsigned int"),
+    Global("uidhash_table", "struct hlist_head [128]", note="UIDHASH_SZ = 1 << 7"),
+    Global("vm_committed_as", "struct percpu_counter"),
+    Global("vm_event_states", "struct vm_event_state", note="per-CPU; BTF has it"),
+    Global("vm_node_stat", "atomic_long_t [{NR_VM_NODE_STAT_ITEMS}]", (4, 8)),
+    Global("vm_numa_event", "atomic_long_t [{NR_VM_NUMA_EVENT_ITEMS}]", (5, 14)),
+    Global("vm_numa_stat", "atomic_long_t [{NR_VM_NUMA_STAT_ITEMS}]", (4, 14), (5, 14)),
+    Global("vm_zone_stat", "atomic_long_t [{NR_VM_ZONE_STAT_ITEMS}]"),
+    Global("vmalloc_base", "unsigned long", (4, 8)),
+    Global("vmcoreinfo_data", "unsigned char *"),
+    Global("vmemmap_base", "unsigned long", (4, 8)),
+)
+
+_BY_NAME: dict[str, list[Global]] = {}
+for _g in GLOBALS:
+    _BY_NAME.setdefault(_g.name, []).append(_g)
+
+
+def parse_version(release: str | None) -> Version | None:
+    """``"6.1.0-28-amd64"`` -> ``(6, 1)``."""
+    if not release:
+        return None
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def lookup(name: str, version: Version | None) -> Global | None:
+    """The table entry for ``name`` that holds for ``version``."""
+    for g in _BY_NAME.get(name, ()):
+        if g.holds_for(version):
+            return g
+    return None
+
+
+def _cpumask_bits(prog: Program) -> int:
+    return drgn.sizeof(prog.type("struct cpumask")) * 8
+
+
+def _tk_core_type(prog: Program) -> Type:
+    """``static struct { seqcount_raw_spinlock_t seq; struct timekeeper timekeeper; }``.
+
+    kernel/time/timekeeping.c; the sequence counter is ``seqcount_t`` before
+    5.10 and ``seqcount_raw_spinlock_t`` since.  ``timekeeper`` follows it at
+    the next multiple of its alignment (8 on x86-64).
+    """
+    try:
+        seq = prog.type("seqcount_raw_spinlock_t")
+    except LookupError:
+        seq = prog.type("seqcount_t")
+    tk = prog.type("struct timekeeper")
+    align = drgn.alignof(tk)
+    off = -(-drgn.sizeof(seq) // align) * align
+    size = -(-(off + drgn.sizeof(tk)) // align) * align
+    return prog.struct_type(
+        None,
+        size,
+        [drgn.TypeMember(seq, "seq", 0), drgn.TypeMember(tk, "timekeeper", off * 8)],
+    )
+
+
+def _constant(prog: Program, name: str) -> int:
+    return prog.constant(name).value_()
+
+
+def _taint_flags_count(version: Version | None) -> int:
+    """TAINT_FLAGS_COUNT is a #define (not in BTF): 18 since 4.15 (TAINT_AUX),
+    19 since 5.17 (TAINT_TEST), 20 since 6.15 (TAINT_FWCTL)."""
+    if version is None or version >= (6, 15):
+        return 20
+    if version >= (5, 17):
+        return 19
+    return 18 if version >= (4, 15) else 17
+
+
+def _resolve(prog: Program, key: str, version: Version | None) -> int | str:
+    if key == "NR_CPUS":
+        return _cpumask_bits(prog)
+    if key == "MAX_NUMNODES":
+        return drgn.sizeof(prog.type("nodemask_t")) * 8
+    if key == "COMMAND_LINE_SIZE":
+        return 2048  # arch/x86/include/asm/setup.h since 2.6.x
+    if key == "HUGE_MAX_HSTATE":
+        return 2  # x86: 2M and 1G
+    if key == "MAX_SWAPFILES":
+        # 32 minus the swap types reserved for device-private (2, Debian
+        # configs), migration (2), hwpoison (1) and, since 5.19, PTE
+        # markers (1): 26 on Debian 6.1, 27 on Debian 5.10.
+        return 26 if version is None or version >= (5, 19) else 27
+    if key == "TAINT_FLAGS_COUNT":
+        return _taint_flags_count(version)
+    if key == "TASK_STATE_ARRAY_LEN":
+        return 9  # "R S D T t X Z P I" since 4.14
+    if key == "KMALLOC_SHIFT_HIGH1":
+        return 14  # SLUB: PAGE_SHIFT + 1, plus one for index 0
+    if key == "TK_CORE":
+        return "TK_CORE"
+    return _constant(prog, key)
+
+
+def global_type(prog: Program, name: str, version: Version | None) -> Type | None:
+    """The drgn type of global ``name`` for this kernel, or None if unknown.
+
+    Raises LookupError when the table knows the name but the kernel's BTF
+    lacks a type it refers to (e.g. a structure compiled out).
+    """
+    g = lookup(name, version)
+    if g is None:
+        return None
+    if g.ctype == "{TK_CORE}":
+        return _tk_core_type(prog)
+    ctype = re.sub(r"\{(\w+)\}", lambda m: str(_resolve(prog, m.group(1), version)), g.ctype)
+    return prog.type(ctype)

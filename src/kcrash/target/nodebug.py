@@ -1,0 +1,376 @@
+"""Open a vmcore with no vmlinux: symbols, types and stacks from the dump itself.
+
+Why (issue 5): the debuginfo package (~1 GB, byte-for-byte matching) is the
+most common obstacle to reading a dump.  A distribution kernel carries in
+memory what is needed instead:
+
+* symbols — kallsyms (:mod:`.kallsyms`, drgn's decoder);
+* types — BTF between ``__start_BTF`` and ``__stop_BTF`` (:mod:`.btf`),
+  plus the table of globals BTF does not type (:mod:`.globals`);
+* stacks — the ORC tables.  drgn 0.3.0 reads the core kernel's built-in ORC
+  (``__start_orc_unwind_ip`` …, found through our symbols) only for PCs
+  inside the *main module*'s address range; without vmlinux that module has
+  no range, so unwinding stopped at the first core-kernel frame.  Giving
+  the main module the kernel text ranges from kallsyms is enough: drgn's
+  own unwinder then crosses core, module and exception (``pt_regs``)
+  frames, and every drgn helper (``prog.stack_trace(task)``,
+  ``kernel_stack_trace``) works unchanged.  Modules' ORC is read by drgn
+  from ``struct module`` once :meth:`drgn.Program.create_loaded_modules`
+  has run (it needs BTF types).
+* with neither DWARF nor BTF ("kallsyms" mode): the log through VMCOREINFO
+  offsets (:mod:`.vmcoreinfo_log`) and the crashed CPU's stack from its
+  saved registers with our own ORC unwinder (:mod:`.orc`).
+
+Kernels: 6.0+ (VMCOREINFO locates kallsyms); BTF since 5.2 (Debian 11+).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import drgn
+from drgn import FindObjectFlags, Object, Program
+
+from . import globals as kglobals
+from . import kallsyms
+from .btf import Btf, BtfError, BtfTypes
+from .orc import OrcTable, OrcUnwinder, UnwoundFrame, orc_version
+
+log = logging.getLogger(__name__)
+
+_STATE_KEY = "kcrash.nodebug"
+
+
+@dataclass
+class NoDebugSetup:
+    """What :func:`attach` managed: the mode and, in words, what it lacks."""
+
+    mode: str  # "btf" when BTF types were registered, else "kallsyms"
+    lacks: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    btf_types: int = 0  # number of BTF records (0 without BTF)
+
+
+class _State:
+    """Per-program data of this mode (kept in ``prog.cache``)."""
+
+    def __init__(self, prog: Program, release: str | None) -> None:
+        self.prog = prog
+        self.release = release
+        self.version = kglobals.parse_version(release)
+        self.btf: Btf | None = None
+        self.types: BtfTypes | None = None
+        self.unwinder: OrcUnwinder | None = None
+        self.module_tables_loaded = False
+
+
+def _state(prog: Program) -> _State:
+    st = prog.cache.get(_STATE_KEY)
+    if st is None:
+        raise ValueError("kcrash.target.nodebug.attach() was not called on this program")
+    return st
+
+
+def _release_of(prog: Program) -> str | None:
+    try:
+        from .vmcoreinfo_log import osrelease
+
+        return osrelease(prog)
+    except Exception:
+        return None
+
+
+def attach(prog: Program, release: str | None) -> NoDebugSetup:
+    """Make a vmcore without vmlinux readable by drgn's helpers.
+
+    ``prog`` already has its core dump (and platform) set.  Loads kallsyms
+    (core kernel + modules), gives the main module its text ranges (so drgn
+    uses the built-in ORC), registers the BTF type finder and an object
+    finder (BTF variables and functions, enumerators, the globals table),
+    and creates drgn's loaded modules.  Never raises for a missing piece:
+    what could not be done is listed in ``lacks``.
+    """
+    release = release or _release_of(prog)
+    st = _State(prog, release)
+    prog.cache[_STATE_KEY] = st
+    setup = NoDebugSetup(mode="kallsyms")
+    t0 = time.perf_counter()
+    pkg = f"linux-image-{release}-dbg" if release else "the kernel's -dbg package"
+
+    # 1. Core kernel symbols.
+    try:
+        index = kallsyms.load_core(prog)
+        prog.register_symbol_finder("kcrash-kallsyms", index, enable_index=0)
+        have_syms = True
+    except (LookupError, ValueError, drgn.FaultError) as e:
+        have_syms = False
+        setup.lacks.append(f"no kernel symbols: {e}")
+    setup.timings["kallsyms"] = time.perf_counter() - t0
+
+    # 2. The main module's address ranges: drgn then finds the built-in ORC.
+    if have_syms:
+        _set_main_module_ranges(prog)
+
+    # 3. BTF types.
+    t1 = time.perf_counter()
+    if have_syms:
+        btf_reason = _attach_btf(prog, st)
+        if btf_reason is None:
+            assert st.btf is not None
+            setup.mode = "btf"
+            setup.btf_types = st.btf.count
+        else:
+            setup.lacks.append(
+                f"no types ({btf_reason}): tasks, ps, mod and per-task stacks are "
+                f"unavailable; install {pkg} for them"
+            )
+    setup.timings["btf"] = time.perf_counter() - t1
+
+    # 4. Objects (needs nothing but kallsyms; types only where BTF has them).
+    prog.register_object_finder("kcrash-nodebug", _find_object, enable_index=-1)
+
+    # 5. Modules: drgn's module objects (their ORC, address ranges) and symbols.
+    t2 = time.perf_counter()
+    if setup.mode == "btf":
+        try:
+            prog.create_loaded_modules()
+        except Exception as e:  # a damaged module list must not stop the rest
+            setup.lacks.append(f"kernel modules not enumerated: {e}")
+        try:
+            prog.register_symbol_finder(
+                "kcrash-module-kallsyms", kallsyms.load_modules(prog), enable_index=1
+            )
+        except Exception as e:
+            setup.lacks.append(f"no module symbols: {e}")
+    else:
+        setup.lacks.append("no module list or module symbols (they need BTF types)")
+    setup.timings["modules"] = time.perf_counter() - t2
+
+    setup.lacks.append(
+        f"no source lines, local variables or inlined frames (no DWARF): install {pkg} for them"
+    )
+    if setup.mode == "btf":
+        setup.lacks.append(
+            "types come from BTF: no macros; multi-dimensional arrays appear flattened"
+        )
+    setup.timings["total"] = time.perf_counter() - t0
+    return setup
+
+
+def _set_main_module_ranges(prog: Program) -> None:
+    """Give the ``kernel`` main module its text (and init text) ranges."""
+    ranges = []
+    for start, end in (("_stext", "_etext"), ("_sinittext", "_einittext")):
+        a = kallsyms.symbol_address(prog, start)
+        b = kallsyms.symbol_address(prog, end)
+        if a and b and a < b:
+            ranges.append((a, b))
+    if not ranges:
+        return
+    ranges.sort()
+    try:
+        main = prog.main_module("kernel", create=True)
+    except LookupError:
+        main = prog.main_module()
+    if not main.address_ranges:
+        main.address_ranges = ranges
+
+
+def read_btf_blob(prog: Program) -> bytes:
+    """The kernel's BTF, read from memory between ``__start_BTF`` and ``__stop_BTF``."""
+    start = kallsyms.symbol_address(prog, "__start_BTF")
+    stop = kallsyms.symbol_address(prog, "__stop_BTF")
+    if start is None or stop is None:
+        raise LookupError("the kernel has no __start_BTF (built without CONFIG_DEBUG_INFO_BTF)")
+    if not 24 <= stop - start <= 256 << 20:
+        raise BtfError(f"implausible BTF size {stop - start}")
+    return prog.read(start, stop - start)
+
+
+def _attach_btf(prog: Program, st: _State) -> str | None:
+    """Register the BTF type finder; return why not, or None on success."""
+    try:
+        blob = read_btf_blob(prog)
+        st.btf = Btf(blob)
+    except (LookupError, BtfError, drgn.FaultError) as e:
+        return str(e)
+    st.types = BtfTypes(prog, st.btf)
+    prog.register_type_finder("kcrash-btf", st.types.find_type, enable_index=-1)
+    return None
+
+
+def _find_object(
+    prog: Program, name: str, flags: FindObjectFlags, filename: str | None
+) -> Object | None:
+    """Object finder: enumerators, BTF VAR/FUNC, the globals table (+ kallsyms address)."""
+    if filename is not None:
+        return None
+    st: _State | None = prog.cache.get(_STATE_KEY)
+    if st is None:
+        return None
+    types = st.types
+    if flags & FindObjectFlags.CONSTANT and types is not None:
+        obj = types.constant(name)
+        if obj is not None:
+            return obj
+    want_var = bool(flags & FindObjectFlags.VARIABLE)
+    want_fn = bool(flags & FindObjectFlags.FUNCTION)
+    if not (want_var or want_fn):
+        return None
+    address = kallsyms.symbol_address(prog, name)
+    if address is None:
+        return None
+    if types is None:
+        return None
+    if want_var:
+        t = types.var_type(name)
+        if t is None:
+            try:
+                t = kglobals.global_type(prog, name, st.version)
+            except LookupError:
+                t = None
+        if t is not None:
+            return Object(prog, t, address=address)
+    if want_fn:
+        t = types.func_type(name)
+        if t is not None:
+            return Object(prog, t, address=address)
+    return None
+
+
+# -- stacks --------------------------------------------------------------
+
+
+def stack_trace(prog: Program, thread_or_task: Any) -> drgn.StackTrace:
+    """Stack of a task (``struct task_struct *``), a thread id, or a drgn Thread.
+
+    In BTF mode drgn's own unwinder runs over the in-memory ORC (see the
+    module docstring), so frames carry registers and ``interrupted`` like
+    with DWARF.  Without types, only the crashed CPU can be unwound (from
+    its saved registers) by :func:`unwind_crashed`, returned through
+    :meth:`drgn.Program.stack_trace_from_pcs`.
+    """
+    st = _state(prog)
+    if isinstance(thread_or_task, drgn.Thread):
+        if st.types is not None:
+            return thread_or_task.stack_trace()
+        frames = unwind_registers(prog, _thread_registers(thread_or_task))
+        return prog.stack_trace_from_pcs([f.pc for f in frames])
+    if st.types is not None:
+        return prog.stack_trace(thread_or_task)
+    raise ValueError("stack traces of tasks need types (no BTF in this kernel)")
+
+
+def _thread_registers(thread: drgn.Thread) -> dict[str, int]:
+    """Registers saved for a CPU (PRSTATUS), via drgn's thread of the dump."""
+    try:
+        frame = thread.stack_trace()[0]
+        return frame.registers()
+    except (ValueError, LookupError) as e:
+        raise ValueError(f"no saved registers for thread {thread.tid}: {e}") from None
+
+
+def _unwinder(prog: Program) -> OrcUnwinder:
+    st = _state(prog)
+    if st.unwinder is None:
+        read = prog.read
+        tables: list[OrcTable] = []
+        core = _core_orc_table(prog, st)
+        if core is not None:
+            tables.append(core)
+        version = st.version or (0, 0)
+        st.unwinder = OrcUnwinder(
+            prog.read_u64,
+            lambda a, n: read(a, n),
+            tables,
+            sp_indirect_deref_first=version >= (5, 12),
+        )
+    if not st.module_tables_loaded and st.types is not None:
+        st.unwinder.tables.extend(_module_orc_tables(prog, st))
+        st.module_tables_loaded = True
+    return st.unwinder
+
+
+def _core_orc_table(prog: Program, st: _State) -> OrcTable | None:
+    ip = kallsyms.symbol_address(prog, "__start_orc_unwind_ip")
+    ip_end = kallsyms.symbol_address(prog, "__stop_orc_unwind_ip")
+    ent = kallsyms.symbol_address(prog, "__start_orc_unwind")
+    if ip is None or ip_end is None or ent is None:
+        return None
+    return OrcTable(prog.read, ip, ent, (ip_end - ip) // 4, orc_version(st.release))
+
+
+def _module_orc_tables(prog: Program, st: _State) -> list[OrcTable]:
+    """ORC of each loaded module (``struct module.arch``, sorted at load)."""
+    out: list[OrcTable] = []
+    try:
+        from drgn.helpers.linux.module import for_each_module
+
+        for mod in for_each_module(prog):
+            try:
+                arch = mod.arch
+                n = arch.num_orcs.value_()
+                if not n:
+                    continue
+                lo, hi = _module_text_range(mod)
+                out.append(
+                    OrcTable(
+                        prog.read,
+                        arch.orc_unwind_ip.value_(),
+                        arch.orc_unwind.value_(),
+                        n,
+                        orc_version(st.release),
+                        (lo, hi) if lo < hi else None,
+                    )
+                )
+            except (AttributeError, LookupError, drgn.FaultError):
+                continue
+    except (LookupError, drgn.FaultError):
+        pass
+    return out
+
+
+def _module_text_range(mod: Object) -> tuple[int, int]:
+    """[start, end) of a module's code: ``core_layout`` (<6.4) or ``mem[]`` (6.4+)."""
+    try:
+        layout = mod.core_layout
+        base = layout.base.value_()
+        return base, base + layout.text_size.value_()
+    except AttributeError:
+        text = mod.mem[0]  # MOD_TEXT
+        base = text.base.value_()
+        return base, base + text.size.value_()
+
+
+def unwind_registers(
+    prog: Program, regs: dict[str, int], interrupted: bool = True
+) -> list[UnwoundFrame]:
+    """Frames from a register set, with our ORC unwinder (any mode)."""
+    return _unwinder(prog).unwind(regs, interrupted).frames
+
+
+def exception_frames(
+    prog: Program, thread_or_task: Any
+) -> list[tuple[int, int, dict[str, int] | None]]:
+    """``(pc, sp, regs)`` per frame; ``regs`` set where a ``pt_regs`` begins.
+
+    crash's ``bt`` prints such registers after an exception or interrupt
+    frame.  In BTF mode this reads drgn's own frames (``interrupted``
+    frames carry the interrupted registers); without types it uses our ORC
+    unwinder from the CPU's saved registers.
+    """
+    st = _state(prog)
+    if st.types is None and isinstance(thread_or_task, drgn.Thread):
+        frames = unwind_registers(prog, _thread_registers(thread_or_task))
+        return [(f.pc, f.sp, f.regs) for f in frames]
+    trace = stack_trace(prog, thread_or_task)
+    out: list[tuple[int, int, dict[str, int] | None]] = []
+    for i, fr in enumerate(trace):
+        regs = None
+        if fr.interrupted and i > 0:
+            regs = dict(fr.registers())
+        out.append((fr.pc, fr.sp, regs))
+    return out

@@ -1,0 +1,363 @@
+"""An ORC unwinder over the tables in the dump's memory (x86-64).
+
+Why: without vmlinux, drgn 0.3.0 unwinds a frame only when it can map the
+PC to a module that has ORC; it does read the core kernel's built-in ORC
+(``__start_orc_unwind_ip`` …) once the main module has an address range,
+and :mod:`kcrash.target.nodebug` arranges that.  This module is the
+unwinder of our own for what drgn cannot do without types: the crashed
+CPU's stack in kallsyms-only mode (no BTF), and the list of exception
+frames (``pt_regs``) with their registers that ``bt`` prints like crash.
+
+Tables (``arch/x86/kernel/unwind_orc.c``): ``__start_orc_unwind_ip`` is an
+array of ``s32`` offsets, entry ``i`` covering code from ``&ip[i] + ip[i]``;
+``__start_orc_unwind`` the parallel array of 6-byte ``struct orc_entry``;
+modules have the same pair in ``struct module.arch`` (``orc_unwind_ip``,
+``orc_unwind``, ``num_orcs``), sorted by the kernel at load time.  The core
+kernel's table is sorted at build time since 5.6.
+
+``struct orc_entry`` is ``s16 sp_offset; s16 bp_offset;`` then a 16-bit
+word of bit-fields whose layout changed:
+
+=============  ====================================================  ========
+kernels        bits (LSB first)                                      ORC ver.
+=============  ====================================================  ========
+4.14 – 6.2     sp_reg:4 bp_reg:4 type:2 end:1                        1
+6.3            sp_reg:4 bp_reg:4 type:2 signal:1 end:1               2
+6.4 – 7.0      sp_reg:4 bp_reg:4 type:3 signal:1 (type 0 UNDEFINED,  3
+               1 END_OF_STACK, 2 CALL, 3 REGS, 4 REGS_PARTIAL)
+=============  ====================================================  ========
+
+(Debian 12's 6.1 and Debian 11's 5.10 are both version 1; 6.1's
+``orc_types.h`` in linux-headers-6.1.0-56 confirms the layout.)  Register
+numbers are those of version 1–3: UNDEFINED 0, PREV_SP 1, DX 2, DI 3, BP 4,
+SP 5, R10 6, R13 7, BP_INDIRECT 8, SP_INDIRECT 9.  ``SP_INDIRECT`` means
+``*(sp + off)`` before 5.12 and ``*sp + off`` since (objtool's
+stack-swizzle); the offsets used are 0 in practice, where both agree.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# Registers (versions 1-3).
+REG_UNDEFINED = 0
+REG_PREV_SP = 1
+REG_DX = 2
+REG_DI = 3
+REG_BP = 4
+REG_SP = 5
+REG_R10 = 6
+REG_R13 = 7
+REG_BP_INDIRECT = 8
+REG_SP_INDIRECT = 9
+
+# Normalised types (drgn's numbering, the kernel's since 6.4).
+TYPE_UNDEFINED = 0
+TYPE_END_OF_STACK = 1
+TYPE_CALL = 2
+TYPE_REGS = 3
+TYPE_REGS_PARTIAL = 4
+
+# struct pt_regs (x86-64), unchanged since 2.6.
+PT_REGS = [
+    "r15",
+    "r14",
+    "r13",
+    "r12",
+    "rbp",
+    "rbx",
+    "r11",
+    "r10",
+    "r9",
+    "r8",
+    "rax",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "orig_rax",
+    "rip",
+    "cs",
+    "rflags",
+    "rsp",
+    "ss",
+]
+PT_REGS_SIZE = 8 * len(PT_REGS)
+
+_REG_NAMES = {REG_DX: "rdx", REG_DI: "rdi", REG_R10: "r10", REG_R13: "r13"}
+
+ReadU64 = Callable[[int], int]
+ReadBytes = Callable[[int, int], bytes]
+
+
+@dataclass(frozen=True)
+class OrcEntry:
+    """One decoded ORC entry, normalised to the 6.4+ meaning of ``type``."""
+
+    sp_offset: int
+    bp_offset: int
+    sp_reg: int
+    bp_reg: int
+    type: int
+    signal: bool
+
+
+def orc_version(release: str | None) -> int:
+    """The ORC entry layout of a kernel release (see the module table)."""
+    if not release:
+        return 1
+    parts = release.split(".")
+    try:
+        major, minor = int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return 1
+    if (major, minor) >= (6, 4):
+        return 3
+    if (major, minor) == (6, 3):
+        return 2
+    return 1
+
+
+def decode_entry(raw: bytes, version: int) -> OrcEntry:
+    """Decode 6 bytes of ``struct orc_entry`` of the given layout version."""
+    sp_off, bp_off, flags = struct.unpack("<hhH", raw)
+    sp_reg = flags & 0xF
+    bp_reg = (flags >> 4) & 0xF
+    if version >= 3:
+        typ = (flags >> 8) & 0x7
+        signal = bool(flags & 0x800)
+    else:
+        end_bit = 0x400 if version == 1 else 0x800
+        raw_type = (flags >> 8) & 0x3
+        if sp_reg == REG_UNDEFINED:
+            typ = TYPE_END_OF_STACK if flags & end_bit else TYPE_UNDEFINED
+        else:
+            typ = raw_type + TYPE_CALL
+        # Version 1 has no signal bit: REGS and REGS_PARTIAL imply it.
+        signal = bool(flags & 0x400) if version == 2 else raw_type > 0
+    return OrcEntry(sp_off, bp_off, sp_reg, bp_reg, typ, signal)
+
+
+class OrcTable:
+    """One sorted ORC table (core kernel or one module), read lazily.
+
+    Lookups binary-search the ``orc_unwind_ip`` array reading 4 KiB chunks
+    on demand, so a stack of 20 frames touches a few pages, not the 3.9 MB
+    of Debian 6.1's table.
+    """
+
+    CHUNK = 1024  # entries per read
+
+    def __init__(
+        self,
+        read: ReadBytes,
+        ip_table: int,
+        entries: int,
+        count: int,
+        version: int,
+        text_range: tuple[int, int] | None = None,
+    ) -> None:
+        self._read = read
+        self.ip_table = ip_table
+        self.entries = entries
+        self.count = count
+        self.version = version
+        self.text_range = text_range
+        self._chunks: dict[int, tuple[int, ...]] = {}
+
+    def _offset(self, i: int) -> int:
+        c = i // self.CHUNK
+        chunk = self._chunks.get(c)
+        if chunk is None:
+            start = c * self.CHUNK
+            n = min(self.CHUNK, self.count - start)
+            chunk = struct.unpack(f"<{n}i", self._read(self.ip_table + 4 * start, 4 * n))
+            self._chunks[c] = chunk
+        return chunk[i - c * self.CHUNK]
+
+    def ip(self, i: int) -> int:
+        """Start address of the code that entry ``i`` covers."""
+        return (self.ip_table + 4 * i + self._offset(i)) & 0xFFFFFFFFFFFFFFFF
+
+    def lookup(self, pc: int) -> OrcEntry | None:
+        """The entry covering ``pc`` (the last one starting at or below it)."""
+        if self.count == 0:
+            return None
+        if self.text_range is not None and not (self.text_range[0] <= pc < self.text_range[1]):
+            return None
+        lo, hi = 0, self.count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.ip(mid) <= pc:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == 0:
+            return None
+        raw = self._read(self.entries + 6 * (lo - 1), 6)
+        return decode_entry(raw, self.version)
+
+
+@dataclass
+class UnwoundFrame:
+    """One frame: ``pc``/``sp`` as the kernel's unwinder sees them.
+
+    ``regs`` is set on the first frame after an exception/interrupt entry
+    (the interrupted context, from its ``pt_regs``), like crash's register
+    dump in ``bt``; ``regs_address`` is where that ``pt_regs`` lives.
+    """
+
+    pc: int
+    sp: int
+    bp: int | None = None
+    regs: dict[str, int] | None = None
+    regs_address: int | None = None
+    interrupted: bool = False  # pc is exact (not a return address)
+
+
+@dataclass
+class Unwound:
+    """An ORC-unwound stack and why it ended."""
+
+    frames: list[UnwoundFrame] = field(default_factory=list)
+    end: str = ""  # "end of stack", "user mode", or the reason it stopped
+    complete: bool = False
+
+
+class OrcUnwinder:
+    """Unwind kernel stacks over one or more :class:`OrcTable`\\ s."""
+
+    MAX_FRAMES = 256
+
+    def __init__(
+        self,
+        read_u64: ReadU64,
+        read: ReadBytes,
+        tables: list[OrcTable],
+        sp_indirect_deref_first: bool = True,
+    ) -> None:
+        self.read_u64 = read_u64
+        self.read = read
+        self.tables = tables
+        self.sp_indirect_deref_first = sp_indirect_deref_first
+
+    def find(self, pc: int) -> OrcEntry | None:
+        for t in self.tables:
+            e = t.lookup(pc)
+            if e is not None:
+                return e
+        return None
+
+    def read_pt_regs(self, addr: int) -> dict[str, int]:
+        vals = struct.unpack("<21Q", self.read(addr, PT_REGS_SIZE))
+        return dict(zip(PT_REGS, vals, strict=True))
+
+    def unwind(self, regs: dict[str, int], interrupted: bool = True) -> Unwound:
+        """Unwind from a register set (``rip``, ``rsp``, ``rbp`` at least).
+
+        ``interrupted`` says the first pc is exact (crash-time registers,
+        a ``pt_regs``); a return address is looked up at ``pc - 1``.
+        """
+        out = Unwound()
+        pc, sp, bp = regs["rip"], regs["rsp"], regs.get("rbp", 0)
+        full: dict[str, int] | None = dict(regs)
+        exact = interrupted
+        pending_regs: dict[str, int] | None = None
+        pending_addr: int | None = None
+        for _ in range(self.MAX_FRAMES):
+            out.frames.append(
+                UnwoundFrame(
+                    pc=pc,
+                    sp=sp,
+                    bp=bp,
+                    regs=pending_regs,
+                    regs_address=pending_addr,
+                    interrupted=exact,
+                )
+            )
+            pending_regs = pending_addr = None
+            orc = self.find(pc if exact else pc - 1)
+            if orc is None:
+                out.end = f"no ORC entry for {pc:#x}"
+                return out
+            if orc.type == TYPE_END_OF_STACK:
+                out.end, out.complete = "end of stack", True
+                return out
+            if orc.type == TYPE_UNDEFINED:
+                out.end = f"ORC has no rule at {pc:#x}"
+                return out
+            try:
+                cfa = self._cfa(orc, sp, bp, full)
+                if orc.type == TYPE_CALL:
+                    new_pc = self.read_u64(cfa - 8)
+                    new_sp = cfa
+                    new_bp = self._bp(orc, cfa, bp)
+                    exact = False
+                    full = None
+                elif orc.type == TYPE_REGS:
+                    full = self.read_pt_regs(cfa)
+                    new_pc, new_sp, new_bp = full["rip"], full["rsp"], full["rbp"]
+                    pending_regs, pending_addr = full, cfa
+                    exact = True
+                    if full["cs"] & 3:
+                        out.frames.append(
+                            UnwoundFrame(new_pc, new_sp, new_bp, full, cfa, interrupted=True)
+                        )
+                        out.end, out.complete = "user mode", True
+                        return out
+                else:  # REGS_PARTIAL: an iret frame (ip, cs, flags, sp, ss)
+                    new_pc = self.read_u64(cfa)
+                    cs = self.read_u64(cfa + 8)
+                    new_sp = self.read_u64(cfa + 24)
+                    new_bp = self._bp(orc, cfa, bp)
+                    exact = True
+                    if cs & 3:
+                        out.end, out.complete = "user mode", True
+                        return out
+            except _NeedRegister as e:
+                out.end = str(e)
+                return out
+            except Exception as e:  # a fault reading the stack
+                out.end = f"cannot read the stack: {e}"
+                return out
+            if new_pc == 0:
+                out.end, out.complete = "end of stack", True
+                return out
+            if new_sp == sp and new_pc == pc:
+                out.end = "unwinding made no progress"
+                return out
+            pc, sp, bp = new_pc, new_sp, new_bp
+        out.end = "too many frames"
+        return out
+
+    def _cfa(self, orc: OrcEntry, sp: int, bp: int, full: dict[str, int] | None) -> int:
+        r = orc.sp_reg
+        if r == REG_SP:
+            return sp + orc.sp_offset
+        if r == REG_BP:
+            return bp + orc.sp_offset
+        if r == REG_SP_INDIRECT:
+            if self.sp_indirect_deref_first:
+                return self.read_u64(sp) + orc.sp_offset
+            return self.read_u64(sp + orc.sp_offset)
+        if r == REG_BP_INDIRECT:
+            return self.read_u64(bp + orc.sp_offset)
+        name = _REG_NAMES.get(r)
+        if name is not None:
+            if full is None or name not in full:
+                raise _NeedRegister(f"ORC needs {name}, unknown in this frame")
+            return full[name]
+        raise _NeedRegister(f"unknown ORC sp register {r}")
+
+    def _bp(self, orc: OrcEntry, cfa: int, bp: int) -> int:
+        if orc.bp_reg == REG_PREV_SP:
+            return self.read_u64(cfa + orc.bp_offset)
+        if orc.bp_reg == REG_BP:
+            return self.read_u64(bp + orc.bp_offset)
+        return bp
+
+
+class _NeedRegister(Exception):
+    pass
