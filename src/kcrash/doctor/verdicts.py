@@ -239,8 +239,9 @@ def knob(name: str, event: str, *, missing_ok: bool = False, warn_when_off: bool
         value = h.sysctl(name)
         vals = {"name": name}
         if value is None:
+            where = "not in this kernel" if h.live else "no /proc/sys/" + name.replace(".", "/")
             return Verdict(
-                INFO if missing_ok else WARN, f"not in this kernel: {event} is never captured", vals
+                INFO if missing_ok else WARN, f"{where}: {event} is never captured", vals
             )
         if value:
             return Verdict(OK, f"on ({value}): {event} panics and is captured", vals)
