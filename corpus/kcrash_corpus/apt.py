@@ -1,0 +1,132 @@
+"""Private apt configurations: one per Debian suite, all state under the cache.
+
+The machine's own sources are never touched: each suite gets its own sources.list, lists,
+archive cache and an empty dpkg status, and apt is pointed at them with ``-o`` options.
+The machine's Debian archive keyring verifies every suite (it carries bullseye to trixie).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from .util import BuildError, progress, run
+
+MIRROR = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+#: apt lists older than this are refreshed (the kernel ABI moves with security updates).
+LIST_MAX_AGE = 6 * 3600
+
+
+class Apt:
+    """apt-get / apt-cache bound to a private configuration for one suite."""
+
+    def __init__(self, root: Path, suite: str) -> None:
+        self.suite = suite
+        self.dir = root / "apt" / suite
+        self.debs = root / "debs" / suite
+
+    def _opts(self) -> list[str]:
+        d = self.dir
+        return [
+            "-o", f"Dir::Etc::SourceList={d / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=/nonexistent",
+            "-o", f"Dir::State::Lists={d / 'lists'}",
+            "-o", f"Dir::Cache={d / 'cache'}",
+            "-o", f"Dir::State::status={d / 'status'}",
+            "-o", "Debug::NoLocking=1",
+            "-o", "APT::Sandbox::User=root",
+            "-o", "Acquire::Retries=3",
+        ]  # fmt: skip
+
+    def update(self) -> None:
+        """Write the private sources and refresh its lists when stale."""
+        step = f"apt {self.suite}"
+        for sub in ("lists/partial", "cache/archives/partial"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        sources = (
+            f"deb [signed-by={KEYRING}] {MIRROR} {self.suite} main\n"
+            f"deb [signed-by={KEYRING}] {MIRROR} {self.suite}-updates main\n"
+            f"deb [signed-by={KEYRING}] {SECURITY} {self.suite}-security main\n"
+        )
+        src = self.dir / "sources.list"
+        stamp = self.dir / "updated"
+        fresh = (
+            src.exists()
+            and src.read_text() == sources
+            and stamp.exists()
+            and time.time() - stamp.stat().st_mtime < LIST_MAX_AGE
+        )
+        if fresh:
+            return
+        src.write_text(sources)
+        (self.dir / "status").touch()
+        progress(step, "apt-get update (private configuration)")
+        run(["apt-get", *self._opts(), "update"], step, timeout=300)
+        stamp.touch()
+
+    def depends(self, package: str) -> list[str]:
+        """Direct Depends of the candidate version of `package`."""
+        out = run(["apt-cache", *self._opts(), "depends", package], f"apt {self.suite}", 60)
+        deps = []
+        for line in out.stdout.splitlines():
+            m = re.match(r"\s+\|?Depends: (\S+)", line)
+            if m and not m.group(1).startswith("<"):
+                deps.append(m.group(1))
+        return deps
+
+    def version(self, package: str) -> str:
+        """Candidate version of `package` in this suite."""
+        out = run(["apt-cache", *self._opts(), "policy", package], f"apt {self.suite}", 60)
+        m = re.search(r"Candidate: (\S+)", out.stdout)
+        if not m or m.group(1) == "(none)":
+            raise BuildError(f"apt {self.suite}", f"no candidate for {package}")
+        return m.group(1)
+
+    def recursive_depends(self, packages: list[str]) -> list[str]:
+        """Packages needed to run `packages` (Depends and Pre-Depends, recursively)."""
+        out = run(
+            [
+                "apt-cache", *self._opts(), "depends", "--recurse", "--no-recommends",
+                "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
+                "--no-enhances", *packages,
+            ],
+            f"apt {self.suite}", 120,
+        )  # fmt: skip
+        names = []
+        for line in out.stdout.splitlines():
+            if line and not line.startswith((" ", "<")):
+                names.append(line.strip())
+        return sorted(set(names))
+
+    def download(self, packages: list[str]) -> dict[str, Path]:
+        """Download .debs (reused when present); returns package name -> .deb path."""
+        step = f"download {self.suite}"
+        self.debs.mkdir(parents=True, exist_ok=True)
+        want: dict[str, str] = {p: self.version(p) for p in packages}
+        found: dict[str, Path] = {}
+        missing = []
+        for pkg, ver in want.items():
+            pattern = f"{pkg}_{ver.replace(':', '%3a')}_*.deb"
+            hits = sorted(self.debs.glob(pattern))
+            if hits:
+                found[pkg] = hits[0]
+            else:
+                missing.append(pkg)
+        if missing:
+            progress(step, f"apt-get download {' '.join(missing)}")
+            run(
+                ["apt-get", *self._opts(), "download", *[f"{p}={want[p]}" for p in missing]],
+                step,
+                timeout=900,
+                cwd=self.debs,
+            )
+            for pkg in missing:
+                pattern = f"{pkg}_{want[pkg].replace(':', '%3a')}_*.deb"
+                hits = sorted(self.debs.glob(pattern))
+                if not hits:
+                    raise BuildError(step, f"{pkg} {want[pkg]} not downloaded")
+                found[pkg] = hits[0]
+        return found

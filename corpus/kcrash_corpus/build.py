@@ -1,0 +1,482 @@
+"""Build (or reuse) the corpus: plan boots from the tables, run them, write the manifest.
+
+A *boot* is one guest run of one scenario on one kernel with one capture path; it yields one
+dump per format (kdump boots write several formats from the same crash). Each boot keeps a
+``result.json`` with the recipe hash of its inputs: when the recipe is unchanged and the
+files are there, nothing is rebuilt. The manifest is rewritten after every boot, so other
+work can start on the first dumps while the rest is still building.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import shutil
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import MANIFEST_NAME, SCHEMA_VERSION
+from .guest import capture_script, guest_formats, job_script, run_boot
+from .kernel import KernelBuilder, KernelState
+from .oracle import record_oracle, run_crash
+from .tables import (
+    CAPTURE_CMDLINE,
+    CRASHKERNEL,
+    DERIVED_FORMATS,
+    FORMATS,
+    KERNELS,
+    ORACLE_COMMANDS,
+    RECIPE_VERSION,
+    SCENARIOS,
+    Kernel,
+    Scenario,
+)
+from .trixie import TrixieTools
+from .trixie import prepare as prepare_trixie
+from .util import (
+    BuildError,
+    need_tools,
+    progress,
+    read_json,
+    recipe_hash,
+    rm_rf,
+    run,
+    sha256_file,
+    write_json,
+)
+
+#: Boots built first: other work is blocked until these exist.
+PRIORITY = ("deb12/null-deref/kdump", "deb12/sysrq/kdump")
+
+
+@dataclass(frozen=True)
+class Boot:
+    """One guest run: a scenario on a kernel with one capture path."""
+
+    kernel: Kernel
+    scenario: Scenario
+    capture: str
+    formats: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.kernel.name}/{self.scenario.id}/{self.capture}"
+
+
+def plan() -> list[Boot]:
+    """Every boot the tables ask for, priority boots first, then the slowest guests."""
+    boots: list[Boot] = []
+    for kernel in KERNELS:
+        for sc in SCENARIOS:
+            if kernel.scenarios is not None and sc.id not in kernel.scenarios:
+                continue
+            if sc.kernels is not None and kernel.name not in sc.kernels:
+                continue
+            formats = tuple(f for f in sc.formats if kernel.formats is None or f in kernel.formats)
+            if not formats:
+                continue
+            captures = {FORMATS[f]["capture"] for f in formats}
+            if len(captures) != 1:
+                raise ValueError(f"scenario row {sc.id} mixes capture paths {captures}")
+            boots.append(Boot(kernel, sc, str(captures.pop()), formats))
+    ids = [b.id for b in boots]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise ValueError(f"duplicate boots in tables: {sorted(dupes)}")
+    kernel_rank = {k.name: i for i, k in enumerate(KERNELS)}
+
+    def rank(b: Boot) -> tuple[int, int, int]:
+        prio = PRIORITY.index(b.id) if b.id in PRIORITY else len(PRIORITY)
+        return (prio, kernel_rank[b.kernel.name], -len(b.formats) - b.scenario.ram_mb // 1024)
+
+    return sorted(boots, key=rank)
+
+
+def _tool_versions() -> dict[str, str]:
+    out = run(
+        [
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package} ${Version}\n",
+            "crash",
+            "makedumpfile",
+            "kexec-tools",
+            "qemu-system-x86",
+            "busybox-static",
+        ],
+        "host tools",
+        30,
+    )
+    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+
+class Builder:
+    """Runs the plan with a small thread pool; writes results and the manifest."""
+
+    def __init__(self, root: Path, jobs: int, only: list[str] | None, ps_trixie: bool) -> None:
+        self.root = root
+        self.jobs = jobs
+        self.only = only
+        self.ps_trixie = ps_trixie
+        self.lock = threading.Lock()
+        self.kernels: dict[str, KernelState] = {}
+        self.trixie: TrixieTools | None = None
+        self.tools = _tool_versions()
+        self.errors: list[str] = []
+
+    # -- helpers ----------------------------------------------------------------------------
+    def boot_dir(self, boot: Boot) -> Path:
+        return self.root / "dumps" / boot.id
+
+    def selected(self, boots: list[Boot]) -> list[Boot]:
+        if not self.only:
+            return boots
+        return [
+            b
+            for b in boots
+            if any(fnmatch.fnmatch(b.id, p) or b.id.startswith(p) for p in self.only)
+        ]
+
+    def guest_recipe(self, boot: Boot, state: KernelState) -> str:
+        sc = boot.scenario
+        return recipe_hash(
+            RECIPE_VERSION,
+            state.recipe,
+            asdict(sc),
+            boot.capture,
+            boot.formats,
+            job_script(sc, boot.capture, boot.id),
+            capture_script(guest_formats(boot.formats)),
+            CAPTURE_CMDLINE,
+            CRASHKERNEL,
+            self.tools.get("qemu-system-x86"),
+            self.trixie.versions
+            if self.trixie and set(boot.formats) & set(DERIVED_FORMATS)
+            else None,
+        )
+
+    def oracle_recipe(self, guest_recipe: str) -> str:
+        return recipe_hash(
+            guest_recipe,
+            ORACLE_COMMANDS,
+            self.tools.get("crash"),
+            self.trixie.versions if self.trixie and self.ps_trixie else None,
+        )
+
+    # -- one boot -----------------------------------------------------------------------------
+    def do_boot(self, boot: Boot, state_f: Future[KernelState]) -> None:
+        state = state_f.result()
+        bdir = self.boot_dir(boot)
+        rfile = bdir / "result.json"
+        grecipe = self.guest_recipe(boot, state)
+        result: dict[str, Any] | None = read_json(rfile)
+        if (
+            result
+            and result.get("guest_recipe") == grecipe
+            and all(Path(d["path"]).exists() for d in result["dumps"].values())
+            and set(result["dumps"]) == set(boot.formats)
+        ):
+            progress(f"guest {boot.id}", "cached")
+        else:
+            result = self._capture(boot, state, bdir, grecipe)
+            write_json(rfile, result)
+        orecipe = self.oracle_recipe(grecipe)
+        for fmt, dump in result["dumps"].items():
+            if dump.get("oracle_recipe") == orecipe and all(
+                Path(p).exists() for p in dump.get("oracle", {}).values()
+            ):
+                continue
+            entry_id = f"{boot.id.rsplit('/', 1)[0]}/{fmt}"
+            odir = bdir / "oracle" / fmt
+            oracle = record_oracle(state.vmlinux, Path(dump["path"]), odir, entry_id)
+            if self.ps_trixie and self.trixie and state.name.startswith("deb12"):
+                # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right.
+                extra = run_crash(
+                    self.trixie.crash,
+                    state.vmlinux,
+                    Path(dump["path"]),
+                    odir,
+                    {"ps-trixie": "ps"},
+                    f"oracle {entry_id} (crash 8.0.6)",
+                )
+                oracle.update(extra)
+            dump["oracle"] = oracle
+            dump["oracle_recipe"] = orecipe
+            write_json(rfile, result)
+        if result.get("host"):
+            tree = boot.scenario.hosts_tree
+            dest = self.root / "hosts" / str(tree)
+            rm_rf(dest)
+            shutil.copytree(result["host"], dest)
+        self.write_manifest()
+
+    def _capture(self, boot: Boot, state: KernelState, bdir: Path, grecipe: str) -> dict[str, Any]:
+        rm_rf(bdir)
+        bdir.mkdir(parents=True)
+        files = run_boot(
+            state,
+            boot.scenario,
+            boot.capture,
+            tuple(f for f in boot.formats if f not in DERIVED_FORMATS),
+            boot.id,
+            bdir,
+        )
+        dumps: dict[str, dict[str, Any]] = {}
+        mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture kernel"
+        for fmt in boot.formats:
+            if fmt in DERIVED_FORMATS:
+                path = self._derive(boot, fmt, files["elf"])
+                written_by = (
+                    f"makedumpfile {self.trixie.versions['makedumpfile'] if self.trixie else '?'}"
+                    " (Debian 13) on the host, from this boot's ELF dump"
+                )
+                flags = f"{FORMATS[fmt]['flag']} -d 31"
+            elif boot.capture == "qemu":
+                path = files[fmt]
+                written_by = f"QEMU {self.tools.get('qemu-system-x86')} dump-guest-memory"
+                flags = f"format={FORMATS[fmt]['qmp']} paging=false"
+            else:
+                path = files[fmt]
+                written_by, flags = mdf, f"{FORMATS[fmt]['flag']} -d 31"
+            dumps[fmt] = {
+                "path": str(path),
+                "size": path.stat().st_size,
+                "sha256": sha256_file(path),
+                "written_by": written_by,
+                "flags": flags,
+            }
+        # The ELF dump was only an intermediate when the scenario does not ask for it.
+        if "elf" in files and "elf" not in boot.formats:
+            rm_rf(files["elf"])
+        return {
+            "boot": boot.id,
+            "guest_recipe": grecipe,
+            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "dumps": dumps,
+            "dmesg": str(files["dmesg"]) if "dmesg" in files else None,
+            "console": str(files["console"]),
+            "host": str(files["host"]) if "host" in files else None,
+        }
+
+    def _derive(self, boot: Boot, fmt: str, elf: Path) -> Path:
+        """snappy/zstd kdump files re-encoded from the real ELF dump by trixie's makedumpfile."""
+        step = f"derive {boot.id} {fmt}"
+        if self.trixie is None:
+            raise BuildError(step, "trixie tools not prepared")
+        out = elf.with_name(f"vmcore.{fmt}")
+        rm_rf(out)
+        progress(step, f"makedumpfile {FORMATS[fmt]['flag']} -d 31 (trixie) from {elf.name}")
+        run(
+            [*self.trixie.makedumpfile, str(FORMATS[fmt]["flag"]), "-d", "31", str(elf), str(out)],
+            step,
+            300,
+        )
+        return out
+
+    # -- manifest -----------------------------------------------------------------------------
+    def entries(self) -> Iterator[dict[str, Any]]:
+        for boot in plan():
+            result = read_json(self.boot_dir(boot) / "result.json")
+            state = self.kernels.get(boot.kernel.name)
+            if state is None:
+                kj = read_json(self.root / "kernels" / boot.kernel.name / "kernel.json")
+                state = KernelState(**kj) if kj else None
+            if not result or state is None:
+                continue
+            sc = boot.scenario
+            for fmt, dump in result["dumps"].items():
+                if "oracle" not in dump:
+                    continue
+                f = FORMATS[fmt]
+                yield {
+                    "id": f"{boot.kernel.name}/{sc.id}/{fmt}",
+                    "boot": boot.id,
+                    "scenario": sc.id,
+                    "kernel": boot.kernel.name,
+                    "release": state.release,
+                    "build_id": state.build_id,
+                    "format": f["format"],
+                    "compression": f["compression"],
+                    "capture": f["capture"],
+                    "partial": f["capture"] == "kdump",
+                    "path": dump["path"],
+                    "vmlinux": state.vmlinux,
+                    "modules_debug_dir": state.modules_debug_dir,
+                    "dmesg": result["dmesg"],
+                    "console": result["console"],
+                    "oracle": dump["oracle"],
+                    "expected": {
+                        "class": sc.klass,
+                        "panic_substring": sc.panic_substring,
+                        "culprit_function": sc.culprit_function,
+                        "culprit_module": sc.culprit_module,
+                    },
+                    "guest": {
+                        "cpus": sc.cpus,
+                        "ram_mb": sc.ram_mb,
+                        "cmdline_extra": sc.cmdline,
+                        "sysctls": sc.sysctls,
+                    },
+                    "size": dump["size"],
+                    "sha256": dump["sha256"],
+                    "written_by": dump["written_by"],
+                    "flags": dump["flags"],
+                    "recipe_version": RECIPE_VERSION,
+                    "recipe": result["guest_recipe"],
+                    "built_at": result["built_at"],
+                }
+
+    def write_manifest(self) -> None:
+        with self.lock:
+            kernels = {}
+            for k in KERNELS:
+                kj = read_json(self.root / "kernels" / k.name / "kernel.json")
+                if kj:
+                    kernels[k.name] = {
+                        "release": kj["release"], "suite": kj["suite"],
+                        "packages": kj["packages"], "vmlinux": kj["vmlinux"],
+                        "vmlinuz": kj["vmlinuz"], "initrd": kj["initrd"],
+                        "build_id": kj["build_id"],
+                        "modules_debug_dir": kj["modules_debug_dir"],
+                        "module_debug_complete": kj.get("module_debug_done", False),
+                    }  # fmt: skip
+            hosts = {}
+            for boot in plan():
+                tree = boot.scenario.hosts_tree
+                hdir = self.root / "hosts" / str(tree)
+                if tree and hdir.is_dir():
+                    kstate = kernels.get(boot.kernel.name, {})
+                    hosts[tree] = {
+                        "root": str(hdir), "boot": boot.id, "kernel": boot.kernel.name,
+                        "release": kstate.get("release"), "kdump_ready": tree == "ready",
+                        "files": sorted("/" + str(p.relative_to(hdir))
+                                        for p in hdir.rglob("*") if p.is_file()),
+                    }  # fmt: skip
+            manifest = {
+                "schema_version": SCHEMA_VERSION,
+                "recipe_version": RECIPE_VERSION,
+                "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "root": str(self.root),
+                "tools": {
+                    **self.tools,
+                    **(
+                        {f"trixie {k}": v for k, v in self.trixie.versions.items()}
+                        if self.trixie
+                        else {}
+                    ),
+                },
+                "kernels": kernels,
+                "hosts": hosts,
+                "entries": list(self.entries()),
+            }
+            write_json(self.root / MANIFEST_NAME, manifest)
+
+    # -- whole build --------------------------------------------------------------------------
+    def build(self) -> int:
+        need_tools(
+            [
+                "qemu-system-x86_64",
+                "busybox",
+                "cpio",
+                "kexec",
+                "vmcore-dmesg",
+                "makedumpfile",
+                "crash",
+                "modinfo",
+                "apt-get",
+                "dpkg-deb",
+                "make",
+                "gcc",
+                "strip",
+            ],
+            "host tools",
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        boots = self.selected(plan())
+        if not boots:
+            raise BuildError("plan", f"no boot matches {self.only}")
+        progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
+        needs_trixie = self.ps_trixie or any(set(b.formats) & set(DERIVED_FORMATS) for b in boots)
+        if needs_trixie:
+            self.trixie = prepare_trixie(self.root)
+        kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
+        first = next(k for k in KERNELS if k.name == kernel_names[0])
+        # The first kernel is prepared up front (everything waits on it); the others are
+        # prepared in the pool beside the first guests.
+        self.kernels[first.name] = KernelBuilder(self.root, first).prepare()
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            state_f: dict[str, Future[KernelState]] = {}
+            done_f: Future[KernelState] = Future()
+            done_f.set_result(self.kernels[first.name])
+            state_f[first.name] = done_f
+            futures: list[tuple[str, Future[Any]]] = []
+            submitted_side = False
+
+            def side_tasks() -> None:
+                for k in KERNELS:
+                    if k.name in kernel_names and k.name not in state_f:
+                        state_f[k.name] = pool.submit(self._prepare, k)
+                        futures.append((f"kernel {k.name}", state_f[k.name]))
+                for name in kernel_names:
+                    futures.append(
+                        (
+                            f"kernel {name} module debug",
+                            pool.submit(self._module_debug, name, state_f[name]),
+                        )
+                    )
+
+            for i, boot in enumerate(boots):
+                if not submitted_side and (i >= len(PRIORITY) or boot.id not in PRIORITY):
+                    side_tasks()
+                    submitted_side = True
+                futures.append(
+                    (boot.id, pool.submit(self._safe_boot, boot, state_f, boot.kernel.name))
+                )
+            if not submitted_side:
+                side_tasks()
+            for _name, fut in futures:
+                fut.exception()
+        self.write_manifest()
+        if self.errors:
+            for err in self.errors:
+                progress("FAILED", err)
+            return 1
+        progress("done", f"manifest: {self.root / MANIFEST_NAME}")
+        return 0
+
+    def _prepare(self, kernel: Kernel) -> KernelState:
+        try:
+            state = KernelBuilder(self.root, kernel).prepare()
+        except BuildError as exc:
+            self.errors.append(str(exc))
+            raise
+        self.kernels[kernel.name] = state
+        return state
+
+    def _module_debug(self, name: str, fut: Future[KernelState]) -> KernelState | None:
+        try:
+            kernel = next(k for k in KERNELS if k.name == name)
+            state = KernelBuilder(self.root, kernel).extract_module_debug(fut.result())
+            self.kernels[name] = state
+            return state
+        except BuildError as exc:
+            self.errors.append(str(exc))
+        except Exception as exc:  # the kernel itself failed: already reported
+            if not isinstance(exc.__cause__, BuildError):
+                self.errors.append(f"kernel {name} module debug: {exc!r}")
+        return None
+
+    def _safe_boot(self, boot: Boot, state_f: dict[str, Future[KernelState]], name: str) -> None:
+        try:
+            self.do_boot(boot, state_f[name])
+        except BuildError as exc:
+            progress("error", str(exc))
+            self.errors.append(str(exc))
+        except Exception as exc:
+            progress("error", f"{boot.id}: {exc!r}")
+            self.errors.append(f"step 'guest {boot.id}' failed: {exc!r}")

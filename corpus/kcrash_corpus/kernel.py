@@ -1,0 +1,351 @@
+"""Fetch a Debian kernel and everything around it into the cache.
+
+For one row of ``tables.KERNELS``: resolve the current ABI through apt (never a hard-coded
+number, it moves with every security update), download the image, headers and -dbg
+packages, keep only what the corpus needs (vmlinuz, the guest's modules, vmlinux and a few
+debug .ko files: the full trees are >1 GB), build the test module, and pack the guest
+initramfs. The result is a ``kernel.json`` the rest of the build reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .apt import Apt
+from .tables import GUEST_MODULES, RECIPE_VERSION, Kernel
+from .util import BuildError, progress, read_json, recipe_hash, rm_rf, run, write_json
+
+PKG_DIR = Path(__file__).resolve().parent
+MODULE_SRC = PKG_DIR / "module"
+INIT_SCRIPT = PKG_DIR / "guest" / "init.sh"
+#: Host tools copied into the initramfs (they run in both kernels of a kdump boot).
+GUEST_BINARIES = ("/bin/busybox", "/sbin/kexec", "/sbin/vmcore-dmesg", "/usr/bin/makedumpfile")
+
+
+@dataclass
+class KernelState:
+    """What the build knows about a prepared kernel (kept as kernels/<name>/kernel.json)."""
+
+    name: str
+    suite: str
+    release: str
+    packages: dict[str, str]  #: package -> exact version
+    vmlinuz: str
+    vmlinux: str
+    build_id: str
+    modules_debug_dir: str
+    initrd: str
+    recipe: str  #: hash of everything the guest boots (changes -> dumps rebuild)
+    module_debug_done: bool = False
+
+
+def _tree_hash(path: Path) -> str:
+    """Hash of a source tree's file names and contents (the test module's recipe)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def _host_tool_versions() -> dict[str, str]:
+    """Versions of the Debian packages whose binaries go into the initramfs."""
+    out = run(
+        [
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package} ${Version}\n",
+            "busybox-static",
+            "kexec-tools",
+            "makedumpfile",
+        ],
+        "host tools",
+        30,
+    )
+    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+
+def build_id(elf: Path) -> str:
+    """GNU build id of an ELF file (hex), read from its notes."""
+    out = run(["readelf", "-n", elf], "build id", 120)
+    m = re.search(r"Build ID: ([0-9a-f]+)", out.stdout)
+    if not m:
+        raise BuildError("build id", f"{elf} has no GNU build id")
+    return m.group(1)
+
+
+def _extract_members(deb: Path, dest: Path, members: list[str], step: str, timeout: int) -> None:
+    """Extract a few members of a .deb's data tarball; tar stops once it has them all.
+
+    ``--occurrence`` makes GNU tar stop reading after the last requested member, so pulling
+    vmlinux (near the start of the -dbg tarball) takes seconds instead of a full xz pass.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    with subprocess.Popen(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as feeder:
+        try:
+            run(
+                ["tar", "-x", "--occurrence=1", "-C", dest, *members],
+                step,
+                timeout,
+                stdin=feeder.stdout,
+            )
+        finally:
+            feeder.kill()
+
+
+class KernelBuilder:
+    """Prepare one kernel of ``tables.KERNELS`` under ``<root>/kernels/<name>``."""
+
+    def __init__(self, root: Path, kernel: Kernel) -> None:
+        self.root = root
+        self.kernel = kernel
+        self.dir = root / "kernels" / kernel.name
+        self.apt = Apt(root, kernel.suite)
+        self.step = f"kernel {kernel.name}"
+
+    # -- resolution -------------------------------------------------------------------------
+    def resolve(self) -> tuple[str, dict[str, str]]:
+        """ABI release and exact versions of every package this kernel needs."""
+        self.apt.update()
+        abi = [
+            d for d in self.apt.depends(self.kernel.meta_package) if d.startswith("linux-image-")
+        ]
+        if not abi:
+            raise BuildError(self.step, f"{self.kernel.meta_package} has no linux-image dependency")
+        release = abi[0].removeprefix("linux-image-")
+        headers = f"linux-headers-{release}"
+        hdeps = [
+            d
+            for d in self.apt.depends(headers)
+            if d.startswith(("linux-headers-", "linux-kbuild-"))
+        ]
+        names = [abi[0], f"{abi[0]}-dbg", headers, *hdeps, "base-files", "kdump-tools"]
+        return release, {n: self.apt.version(n) for n in names}
+
+    # -- main entry -------------------------------------------------------------------------
+    def prepare(self) -> KernelState:
+        """Everything a guest boot of this kernel needs, reusing the cache when current."""
+        release, packages = self.resolve()
+        tools = _host_tool_versions()
+        recipe = recipe_hash(
+            RECIPE_VERSION,
+            packages,
+            tools,
+            _tree_hash(MODULE_SRC),
+            INIT_SCRIPT.read_text(),
+            GUEST_MODULES,
+        )
+        state_file = self.dir / "kernel.json"
+        old = read_json(state_file)
+        if (
+            old
+            and old.get("recipe") == recipe
+            and Path(old["initrd"]).exists()
+            and Path(old["vmlinux"]).exists()
+        ):
+            progress(self.step, f"cached {release} ({recipe})")
+            return KernelState(**old)
+        progress(self.step, f"preparing {release} from {self.kernel.suite}")
+        rm_rf(self.dir)
+        self.dir.mkdir(parents=True)
+        small = [p for p in packages if not p.endswith("-dbg")]
+        debs = self.apt.download(small)
+        image = debs[f"linux-image-{release}"]
+        vmlinuz, guest_mods = self._extract_image(image, release)
+        headers = self._extract_headers(
+            [debs[p] for p in packages if p.startswith(("linux-headers-", "linux-kbuild-"))],
+            release,
+        )
+        debug_dir = self.dir / "debug-modules"
+        debug_dir.mkdir()
+        self._build_module(headers, guest_mods, debug_dir)
+        etc = self._extract_etc(debs["base-files"], debs["kdump-tools"])
+        initrd = self._initramfs(guest_mods, etc)
+        vmlinux = self._extract_vmlinux(release)
+        state = KernelState(
+            name=self.kernel.name, suite=self.kernel.suite, release=release,
+            packages=packages, vmlinuz=str(vmlinuz), vmlinux=str(vmlinux),
+            build_id=build_id(vmlinux), modules_debug_dir=str(debug_dir),
+            initrd=str(initrd), recipe=recipe,
+        )  # fmt: skip
+        write_json(state_file, asdict(state))
+        # Small .debs are kept (a few MB, make re-preparing cheap); the image and the
+        # extracted headers are big and only needed to build what is now built.
+        rm_rf(image)
+        rm_rf(self.dir / "headers")
+        return state
+
+    # -- steps --------------------------------------------------------------------------------
+    def _extract_image(self, image: Path, release: str) -> tuple[Path, Path]:
+        """vmlinuz and the guest's module closure (resolved with modinfo) from the image."""
+        progress(self.step, "extracting vmlinuz and guest modules")
+        out = self.dir / "guest-modules"
+        out.mkdir()
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            run(["dpkg-deb", "-x", image, tmp], self.step, 300)
+            boot = Path(tmp) / "boot"
+            vmlinuz = self.dir / f"vmlinuz-{release}"
+            shutil.copy2(boot / f"vmlinuz-{release}", vmlinuz)
+            shutil.copy2(boot / f"config-{release}", self.dir / f"config-{release}")
+            shutil.copy2(boot / f"System.map-{release}", self.dir / f"System.map-{release}")
+            moddir = Path(tmp) / "lib" / "modules" / release
+            by_name = {p.name.split(".ko")[0].replace("-", "_"): p for p in moddir.rglob("*.ko*")}
+            order: list[str] = []
+
+            def visit(name: str) -> None:
+                name = name.replace("-", "_")
+                if name in order:
+                    return
+                if name not in by_name:
+                    progress(self.step, f"module {name} not in this kernel (built in?), skipped")
+                    return
+                deps = run(["modinfo", "-F", "depends", by_name[name]], self.step, 30).stdout
+                for dep in filter(None, deps.strip().split(",")):
+                    visit(dep)
+                order.append(name)
+
+            for name in GUEST_MODULES:
+                visit(name)
+            for name in order:
+                src = by_name[name]
+                if src.suffix != ".ko":
+                    raise BuildError(self.step, f"compressed module {src.name} not supported")
+                shutil.copy2(src, out / f"{name}.ko")
+            (out / "modules.order").write_text("\n".join(order) + "\n")
+            (self.dir / "guest-modules.paths").write_text(
+                "\n".join(str(by_name[n].relative_to(tmp)) for n in order) + "\n"
+            )
+        return vmlinuz, out
+
+    def _extract_headers(self, debs: list[Path], release: str) -> Path:
+        """linux-headers + kbuild in a private tree; its Makefile points at /usr/src, fix it."""
+        progress(self.step, "extracting headers")
+        root = self.dir / "headers"
+        for deb in debs:
+            run(["dpkg-deb", "-x", deb, root], self.step, 300)
+        tree = root / "usr" / "src" / f"linux-headers-{release}"
+        mk = tree / "Makefile"
+        mk.write_text(mk.read_text().replace("include /usr/src/", f"include {root}/usr/src/"))
+        return tree
+
+    def _build_module(self, headers: Path, guest_mods: Path, debug_dir: Path) -> None:
+        """Build the test module with the host gcc (Debian's headers name a versioned gcc)."""
+        progress(self.step, "building kcrash_crash.ko")
+        build = self.dir / "module-build"
+        shutil.copytree(MODULE_SRC, build)
+        env = dict(os.environ, DEBIAN_KERNEL_NO_CC_VERSION_CHECK="y")
+        run(["make", "-C", headers, f"M={build}", "CC=gcc", "modules"], self.step, 300, env=env)
+        ko = build / "kcrash_crash.ko"
+        shutil.copy2(ko, debug_dir / "kcrash_crash.ko")
+        # The guest loads a stripped copy, as distributions ship modules; same build id.
+        run(["strip", "--strip-debug", "-o", guest_mods / "kcrash_crash.ko", ko], self.step, 60)
+        with (guest_mods / "modules.order").open("a") as fh:
+            fh.write("kcrash_crash\n")
+
+    def _extract_etc(self, base_files: Path, kdump_tools: Path) -> Path:
+        """The suite's real os-release and kdump-tools defaults, for the guest's /etc."""
+        etc = self.dir / "etc"
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            run(["dpkg-deb", "-x", base_files, tmp], self.step, 60)
+            run(["dpkg-deb", "-x", kdump_tools, tmp], self.step, 60)
+            (etc / "default").mkdir(parents=True)
+            shutil.copy2(Path(tmp) / "usr/lib/os-release", etc / "os-release")
+            # kdump-tools' postinst installs this template as /etc/default/kdump-tools.
+            shutil.copy2(
+                Path(tmp) / "usr/share/kdump-tools/kdump-tools.conf", etc / "default/kdump-tools"
+            )
+        return etc
+
+    def _initramfs(self, guest_mods: Path, etc: Path) -> Path:
+        """An uncompressed cpio (TCG decompresses slowly): busybox, kdump tools, modules."""
+        progress(self.step, "packing initramfs")
+        stage = self.dir / "initramfs"
+        rm_rf(stage)
+        for d in (
+            "bin",
+            "sbin",
+            "usr/bin",
+            "usr/sbin",
+            "lib/modules",
+            "proc",
+            "sys",
+            "dev",
+            "share",
+            "tmp",
+            "var/tmp",
+            "etc/default",
+        ):
+            (stage / d).mkdir(parents=True, exist_ok=True)
+        libs: set[str] = set()
+        for binary in GUEST_BINARIES:
+            real = Path(binary).resolve()
+            shutil.copy2(real, stage / binary.lstrip("/"))
+            ldd = run(["ldd", real], self.step, 30, check=False).stdout
+            libs.update(re.findall(r"(/\S+\.so[.\d]*)", ldd))
+        for lib in sorted(libs):
+            dest = stage / lib.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(lib).resolve(), dest)
+        shutil.copytree(guest_mods, stage / "lib/modules/kcrash")
+        shutil.copy2(etc / "os-release", stage / "etc/os-release")
+        shutil.copy2(etc / "default/kdump-tools", stage / "etc/default/kdump-tools")
+        shutil.copy2(INIT_SCRIPT, stage / "init")
+        (stage / "init").chmod(0o755)
+        initrd = self.dir / "initrd.cpio"
+        files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
+        with initrd.open("wb") as fh:
+            run(
+                ["cpio", "-o", "-H", "newc", "--reproducible", "--quiet"],
+                self.step,
+                120,
+                cwd=stage,
+                input_text="\n".join(files) + "\n",
+                stdout=fh,
+            )
+        rm_rf(stage)
+        return initrd
+
+    def _dbg_deb(self, release: str) -> Path:
+        return self.apt.download([f"linux-image-{release}-dbg"])[f"linux-image-{release}-dbg"]
+
+    def _extract_vmlinux(self, release: str) -> Path:
+        """vmlinux from the -dbg package; tar stops right after it (seconds, not a minute)."""
+        deb = self._dbg_deb(release)
+        progress(self.step, f"extracting vmlinux from {deb.name}")
+        member = f"./usr/lib/debug/boot/vmlinux-{release}"
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            _extract_members(deb, Path(tmp), [member], self.step, 600)
+            vmlinux = self.dir / f"vmlinux-{release}"
+            (Path(tmp) / member).replace(vmlinux)
+        return vmlinux
+
+    def extract_module_debug(self, state: KernelState) -> KernelState:
+        """Debug .ko files of the modules the guest loads (a full pass over the -dbg tarball,
+        about a minute: run it beside the guests). Deletes the 0.9 GB -dbg .deb afterwards."""
+        if state.module_debug_done:
+            return state
+        paths = (self.dir / "guest-modules.paths").read_text().split()
+        members = [f"./usr/lib/debug/{p}" for p in paths]
+        deb = self._dbg_deb(state.release)
+        progress(self.step, f"extracting {len(members)} module debug files")
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            _extract_members(deb, Path(tmp), members, self.step, 900)
+            for m in members:
+                src = Path(tmp) / m
+                if src.exists():
+                    shutil.copy2(src, Path(state.modules_debug_dir) / src.name)
+        rm_rf(deb)
+        state.module_debug_done = True
+        write_json(self.dir / "kernel.json", asdict(state))
+        progress(self.step, "module debug files done")
+        return state

@@ -1,0 +1,311 @@
+"""The corpus as data: kernels, scenarios and dump formats.
+
+Everything that says *what* the corpus contains lives here, so that adding a kernel or a
+scenario is one line (a row) and never a change to the build code. Bump ``RECIPE_VERSION``
+when a change here or in the guest scripts must invalidate every cached dump; a change to a
+single row already invalidates only the dumps built from that row (each boot's recipe hash
+covers its rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RECIPE_VERSION = 1
+
+#: Every dump format the corpus knows. ``capture`` says who wrote it; ``derived`` formats are
+#: re-encoded on the host from the same boot's ELF dump by a newer makedumpfile.
+FORMATS: dict[str, dict[str, str | bool | None]] = {
+    "kdump-zlib": {"format": "kdump", "compression": "zlib", "capture": "kdump", "flag": "-c"},
+    "kdump-lzo": {"format": "kdump", "compression": "lzo", "capture": "kdump", "flag": "-l"},
+    "elf": {"format": "elf", "compression": None, "capture": "kdump", "flag": "-E"},
+    "flattened": {
+        "format": "flattened",
+        "compression": "zlib",
+        "capture": "kdump",
+        "flag": "-F -c",
+    },
+    # Debian 12's makedumpfile has neither snappy nor zstd: trixie's re-encodes the ELF dump.
+    "kdump-snappy": {"format": "kdump", "compression": "snappy", "capture": "kdump", "flag": "-p"},
+    "kdump-zstd": {"format": "kdump", "compression": "zstd", "capture": "kdump", "flag": "-z"},
+    "qemu-elf": {"format": "qemu-elf", "compression": None, "capture": "qemu", "qmp": "elf"},
+    "qemu-kdump": {
+        "format": "qemu-kdump",
+        "compression": "zlib",
+        "capture": "qemu",
+        "qmp": "kdump-zlib",
+    },
+}
+#: Written inside the capture kernel by Debian 12's makedumpfile.
+GUEST_KDUMP_FORMATS = ("kdump-zlib", "kdump-lzo", "elf", "flattened")
+#: Re-encoded on the host (from the "elf" dump of the same boot).
+DERIVED_FORMATS = ("kdump-snappy", "kdump-zstd")
+ALL_FORMATS = tuple(FORMATS)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A Debian kernel flavour; everything else (ABI, versions) is resolved through apt."""
+
+    name: str  #: short name used in ids, e.g. "deb12"
+    suite: str  #: Debian suite; `<suite>`, `-updates` and `-security` are searched
+    scenarios: tuple[str, ...] | None = None  #: None = every scenario
+    formats: tuple[str, ...] | None = None  #: None = every format the scenario asks for
+    meta_package: str = "linux-image-amd64"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One way to crash the guest, and what the kernel is expected to say about it."""
+
+    id: str
+    trigger: str  #: shell run in the guest (a child of init) to cause the crash
+    klass: str  #: crash class of docs/triage-reference.md
+    panic_substring: str  #: must appear in crash's `log` (the real console wording)
+    culprit_function: str
+    culprit_module: str  #: "vmlinux" for the core kernel
+    sysctls: dict[str, str] = field(default_factory=dict)  #: /proc/sys paths -> value
+    cmdline: str = ""  #: extra kernel command line of the crashing kernel
+    cpus: int = 2
+    ram_mb: int = 1024
+    formats: tuple[str, ...] = ("kdump-zlib",)
+    timeout: int = 300  #: seconds for the whole boot (crash + capture)
+    hosts_tree: str | None = None  #: copy the host-readiness files as hosts/<name>/
+    kernels: tuple[str, ...] | None = None  #: restrict to these kernels (None = all)
+
+
+def _w(action: str) -> str:
+    """Shell that makes a child of init write `action` into the test module's proc file."""
+    return f"sh -c 'echo {action} > /proc/kcrash_crash'"
+
+
+OOPS = {"kernel/panic_on_oops": "1"}
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "null-deref",
+        _w("null-deref"),
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000074",
+        "kcrash_get_refcount",
+        "kcrash_crash",
+        OOPS,
+        formats=tuple(f for f in ALL_FORMATS if f not in ("qemu-elf", "qemu-kdump")),
+    ),
+    Scenario(
+        "sysrq",
+        "sh -c 'echo c > /proc/sysrq-trigger'",
+        "sysrq",
+        "sysrq triggered crash",
+        "sysrq_handle_crash",
+        "vmlinux",
+        formats=tuple(f for f in ALL_FORMATS if f not in ("qemu-elf", "qemu-kdump")),
+        hosts_tree="ready",
+    ),
+    Scenario(
+        "null-deref",
+        _w("null-deref"),
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000074",
+        "kcrash_get_refcount",
+        "kcrash_crash",
+        OOPS,
+        ram_mb=512,
+        formats=("qemu-elf", "qemu-kdump"),
+        kernels=("deb12",),
+    ),
+    Scenario(
+        "sysrq",
+        "sh -c 'echo c > /proc/sysrq-trigger'",
+        "sysrq",
+        "sysrq triggered crash",
+        "sysrq_handle_crash",
+        "vmlinux",
+        ram_mb=512,
+        formats=("qemu-elf", "qemu-kdump"),
+        hosts_tree="not-ready",
+        kernels=("deb12",),
+    ),
+    Scenario(
+        "bug-on",
+        _w("bug-on"),
+        "bug-on",
+        "kernel BUG at kcrash_crash.c:",
+        "kcrash_bug_on",
+        "kcrash_crash",
+        OOPS,
+    ),
+    Scenario(
+        "panic",
+        _w("panic"),
+        "panic",
+        "Kernel panic - not syncing: kcrash: deliberate panic from the test module",
+        "kcrash_panic",
+        "kcrash_crash",
+    ),
+    Scenario(
+        "soft-lockup",
+        _w("soft-lockup"),
+        "soft-lockup",
+        "BUG: soft lockup - CPU#",
+        "kcrash_soft_lockup",
+        "kcrash_crash",
+        {"kernel/softlockup_panic": "1", "kernel/watchdog_thresh": "2"},
+    ),
+    Scenario(
+        "hung-task",
+        _w("hung-task") + " &",
+        "hung-task",
+        "blocked for more than 5 seconds",
+        "kcrash_hung_task",
+        "kcrash_crash",
+        {"kernel/hung_task_panic": "1", "kernel/hung_task_timeout_secs": "5"},
+    ),
+    Scenario(
+        "divide-error",
+        _w("divide-error"),
+        "divide-error",
+        "divide error: 0000",
+        "kcrash_divide_error",
+        "kcrash_crash",
+        OOPS,
+    ),
+    Scenario(
+        "list-corruption",
+        _w("list-corruption"),
+        "list-corruption",
+        "list_del corruption. next->prev should be",
+        "kcrash_list_corruption",
+        "kcrash_crash",
+        OOPS,
+    ),
+    Scenario(
+        "warn",
+        _w("warn"),
+        "warn",
+        "WARNING: CPU:",
+        "kcrash_warn",
+        "kcrash_crash",
+        {"kernel/panic_on_warn": "1"},
+    ),
+    Scenario(
+        "gpf",
+        _w("gpf"),
+        "gpf",
+        "general protection fault, probably for non-canonical address 0x8000000000000000",
+        "kcrash_gpf",
+        "kcrash_crash",
+        OOPS,
+    ),
+    # slub_debug=P poisons freed objects with 0x6b: the stale pointer read out of the freed
+    # object is 0x6b6b6b6b6b6b6b6b, non-canonical, so the kernel reports a GPF.
+    Scenario(
+        "use-after-free",
+        _w("use-after-free"),
+        "gpf",
+        "general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b",
+        "kcrash_use_after_free",
+        "kcrash_crash",
+        OOPS,
+        cmdline="slub_debug=P",
+    ),
+    Scenario(
+        "stack-protector",
+        _w("stack-protector"),
+        "stack-protector",
+        "stack-protector: Kernel stack is corrupted in: kcrash_stack_smash",
+        "kcrash_stack_smash",
+        "kcrash_crash",
+    ),
+    Scenario(
+        "oom",
+        _w("oom"),
+        "oom-panic",
+        "Out of memory: system-wide panic_on_oom is enabled",
+        "kcrash_oom",
+        "kcrash_crash",
+        {"vm/panic_on_oom": "1"},
+    ),
+    Scenario(
+        "irq-timer",
+        _w("irq-timer"),
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000070",
+        "kcrash_timer_fn",
+        "kcrash_crash",
+    ),
+    # CPU 0 spins in a user task; the faulting write runs pinned on CPU 1 and reads past the
+    # end of a vmalloc buffer into its guard page.
+    Scenario(
+        "cpu1-page-fault",
+        "taskset 1 sh -c 'while :; do :; done' & sleep 1; "
+        "taskset 2 sh -c 'echo vmalloc-overrun > /proc/kcrash_crash'",
+        "bad-paging",
+        "BUG: unable to handle page fault for address:",
+        "kcrash_vmalloc_overrun",
+        "kcrash_crash",
+        OOPS,
+    ),
+    Scenario(
+        "null-deref-4g",
+        _w("null-deref"),
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000074",
+        "kcrash_get_refcount",
+        "kcrash_crash",
+        OOPS,
+        ram_mb=4096,
+        kernels=("deb12",),
+    ),
+)
+
+KERNELS: tuple[Kernel, ...] = (
+    Kernel("deb12", "bookworm"),
+    Kernel("deb11", "bullseye", ("sysrq", "null-deref", "soft-lockup"), ("kdump-zlib",)),
+)
+
+#: Files a host-readiness checker (`kcrash doctor`, issue 9) reads, copied from real guests.
+HOST_FILES: tuple[str, ...] = (
+    "/proc/cmdline",
+    "/proc/iomem",
+    "/proc/meminfo",
+    "/proc/sys/kernel/panic",
+    "/proc/sys/kernel/panic_on_oops",
+    "/proc/sys/kernel/softlockup_panic",
+    "/proc/sys/kernel/hung_task_panic",
+    "/proc/sys/kernel/panic_on_warn",
+    "/proc/sys/kernel/unknown_nmi_panic",
+    "/proc/sys/kernel/sysrq",
+    "/proc/sys/vm/panic_on_oom",
+    "/sys/kernel/kexec_crash_size",
+    "/sys/kernel/kexec_crash_loaded",
+    "/sys/kernel/kexec_loaded",
+    "/sys/kernel/btf/vmlinux",
+    "/etc/os-release",
+    "/etc/default/kdump-tools",
+)
+
+#: Sysctls of the "ready" host: what a server set up for kdump usually has.
+READY_SYSCTLS = {
+    "kernel/panic_on_oops": "1",
+    "kernel/softlockup_panic": "1",
+    "kernel/unknown_nmi_panic": "1",
+    "kernel/sysrq": "1",
+}
+
+#: crash's commands recorded as the oracle; key = manifest `oracle` key.
+ORACLE_COMMANDS: dict[str, str] = {
+    "sys": "sys",
+    "bt": "bt",
+    "bt -a": "bt -a",
+    "log": "log",
+    "ps": "ps",
+    "mod": "mod",
+}
+
+#: Guest kernel modules loaded by init (dependencies are resolved with modinfo).
+GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "qemu_fw_cfg", "pvpanic_mmio")
+
+CRASHKERNEL = "256M"
+#: Command line of the capture kernel (as Debian's kdump-tools passes it, minus systemd).
+CAPTURE_CMDLINE = "console=ttyS0,115200 reset_devices nr_cpus=1 irqpoll nousb panic=1"
