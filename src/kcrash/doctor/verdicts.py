@@ -239,10 +239,11 @@ def knob(name: str, event: str, *, missing_ok: bool = False, warn_when_off: bool
         value = h.sysctl(name)
         vals = {"name": name}
         if value is None:
-            where = "not in this kernel" if h.live else "no /proc/sys/" + name.replace(".", "/")
-            return Verdict(
-                INFO if missing_ok else WARN, f"{where}: {event} is never captured", vals
-            )
+            if h.live:
+                msg = f"not in this kernel: {event} is never captured"
+            else:
+                msg = f"no /proc/sys/{name.replace('.', '/')} under the root: unknown"
+            return Verdict(INFO if missing_ok else WARN, msg, vals)
         if value:
             return Verdict(OK, f"on ({value}): {event} panics and is captured", vals)
         return Verdict(
