@@ -8,6 +8,7 @@ corpus kernel's ``-dbg`` package (858 MB) from the distribution archive with apt
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -337,3 +338,43 @@ def test_rhel_release_prints_the_package_and_command(tmp_path: Path) -> None:
     text = "\n".join(said)
     assert f"kernel-debuginfo-{rel}" in text and "dnf debuginfo-install" in text
     assert any("dnf" in line for line in plan(rel, None))
+
+
+@pytest.mark.corpus
+def test_fetched_vmlinux_gives_source_lines_on_a_corpus_dump(
+    corpus: list[dict[str, Any]], kernel: dict[str, Any], debuginfod: str, tmp_path: Path
+) -> None:
+    """The vmlinux that came through debuginfod symbolizes a real dump down to source lines.
+
+    drgn is driven directly here so the check covers the fetched file alone (what
+    ``kcrash analyze --fetch-debuginfo`` then hands to the target layer).
+    """
+    import drgn
+
+    path = fetch_debuginfo(
+        kernel["release"],
+        kernel["build_id"],
+        allow_network=True,
+        progress=False,
+        say=lambda _m: None,
+        cache_root=tmp_path,
+        debuginfod_urls=[debuginfod],
+    )
+    assert path is not None
+    entry = next(
+        e
+        for e in corpus
+        if e["build_id"] == kernel["build_id"]
+        and e["format"] == "kdump"
+        and e["capture"] == "kdump"
+        and e["expected"]["culprit_module"] == "vmlinux"
+    )
+    prog = drgn.Program()
+    prog.set_core_dump(entry["path"])
+    # modules' debuginfo is not asked for here; vmlinux's must have loaded
+    with contextlib.suppress(drgn.MissingDebugInfoError):
+        prog.load_debug_info([path])
+    frames = {f.name: f for f in prog.crashed_thread().stack_trace() if f.name}
+    culprit = entry["expected"]["culprit_function"]
+    assert culprit in frames, sorted(frames)
+    assert ".c:" in str(frames[culprit].source())
