@@ -58,8 +58,10 @@ def test_address_classes() -> None:
 def test_disassemble_code_marks_faulting_instruction() -> None:
     # Code: line of a real 6.1 NULL dereference (mov eax,[rdi+0x74])
     code = bytes.fromhex(
-        "0000000000000f1f440000554889e541545348" "89d34883ec0865488b042528000000"
-        "488945e831c0488b3d000000008b477448" "89d8488b55e865482b14252800000075"
+        "0000000000000f1f440000554889e541545348"
+        "89d34883ec0865488b042528000000"
+        "488945e831c0488b3d000000008b477448"
+        "89d8488b55e865482b14252800000075"
         "07"
     )
     ip = code.index(bytes.fromhex("8b4774"))

@@ -23,8 +23,9 @@ def test_normalize_text() -> None:
 
 
 def test_same_bucket_across_release_taint_and_suffixes() -> None:
-    a = make_signature("null-deref", None, "foo_submit.isra.0", "foo", release="6.1.0-28",
-                       taint="G OE")
+    a = make_signature(
+        "null-deref", None, "foo_submit.isra.0", "foo", release="6.1.0-28", taint="G OE"
+    )
     b = make_signature("null-deref", None, "foo_submit", "foo", release="5.10.0-33", taint="G")
     assert a.id == b.id
     assert a.title == "null-deref in foo_submit [foo]"
@@ -45,8 +46,9 @@ def test_class_module_and_qualifier_change_the_bucket() -> None:
 def test_core_kernel_title_has_no_module() -> None:
     s = make_signature("sysrq", None, "sysrq_handle_crash", "vmlinux")
     assert s.title == "sysrq in sysrq_handle_crash"
-    s = make_signature("sanitizer", "KASAN: slab-use-after-free Read", "f", "vmlinux",
-                       qualifier_in_title=True)
+    s = make_signature(
+        "sanitizer", "KASAN: slab-use-after-free Read", "f", "vmlinux", qualifier_in_title=True
+    )
     assert s.title == "sanitizer: KASAN: slab-use-after-free Read in f"
 
 

@@ -1,0 +1,138 @@
+"""Diagnosis of every real corpus crash from its text: vmcore-dmesg.txt and console capture.
+
+Each manifest entry says what the crash is (``expected``: class, culprit
+function and module, panic substring).  The texts are shared by all dump
+formats of one boot, so each boot is checked once.  These tests FAIL when the
+corpus is missing (``corpus`` fixture of conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kcrash.diagnosis import CLASS_IDS, diagnose, render_messages
+from kcrash.oops.text import read_text
+
+
+def _boots(corpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for e in corpus:
+        seen.setdefault(e["boot"], e)
+    return list(seen.values())
+
+
+def _read(path: str) -> Any:
+    with open(path, "rb") as f:
+        return read_text(f)
+
+
+def _texts(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    if entry.get("dmesg"):
+        out.append(("vmcore-dmesg", entry["dmesg"]))
+    if entry.get("console"):
+        out.append(("console", entry["console"]))
+    return out
+
+
+def test_every_boot_has_text(corpus: list[dict[str, Any]]) -> None:
+    for e in _boots(corpus):
+        assert _texts(e), f"{e['boot']}: no vmcore-dmesg.txt nor console capture"
+        for _, p in _texts(e):
+            assert Path(p).is_file(), p
+
+
+def test_class_and_culprit_match_manifest(corpus: list[dict[str, Any]]) -> None:
+    failures = []
+    for e in _boots(corpus):
+        exp = e["expected"]
+        for kind, path in _texts(e):
+            d = diagnose(_read(path).facts)[0]
+            got = (
+                d.class_id,
+                d.culprit.function if d.culprit else None,
+                d.culprit.module if d.culprit else None,
+            )
+            want = (exp["class"], exp["culprit_function"], exp["culprit_module"])
+            if got != want:
+                failures.append(f"{e['boot']} {kind}: got {got}, expected {want} ({d.title})")
+    assert not failures, "\n".join(failures)
+
+
+def test_panic_substring_is_in_the_primary_report(corpus: list[dict[str, Any]]) -> None:
+    failures = []
+    for e in _boots(corpus):
+        sub = e["expected"]["panic_substring"]
+        for kind, path in _texts(e):
+            facts = _read(path).facts
+            d = diagnose(facts)[0]
+            lines = list(d.event.lines if d.event else [])
+            for rel in d.related:
+                lines.append(rel)
+            if not any(sub in ln for ln in lines):
+                failures.append(f"{e['boot']} {kind}: {sub!r} not in the primary report")
+    assert not failures, "\n".join(failures)
+
+
+def test_dmesg_and_console_give_the_same_signature(corpus: list[dict[str, Any]]) -> None:
+    for e in _boots(corpus):
+        texts = _texts(e)
+        if len(texts) < 2:
+            continue
+        sigs = {kind: diagnose(_read(p).facts)[0].signature.id for kind, p in texts}
+        assert len(set(sigs.values())) == 1, f"{e['boot']}: {sigs}"
+
+
+def test_signature_is_stable_across_boots_and_kernels(corpus: list[dict[str, Any]]) -> None:
+    """Boots of one crash (other RAM size, capture method, kernel, KASLR offset) share a bucket."""
+    by_crash: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    boots: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for e in _boots(corpus):
+        exp = e["expected"]
+        key = (exp["class"], exp["culprit_function"], exp["culprit_module"])
+        for _, path in _texts(e):
+            by_crash[key].add(diagnose(_read(path).facts)[0].signature.id)
+            boots[key].append(e["boot"])
+    for key, ids in by_crash.items():
+        assert len(ids) == 1, f"{key} over {boots[key]}: {ids}"
+    # and different crashes get different buckets
+    firsts = [next(iter(v)) for v in by_crash.values()]
+    assert len(set(firsts)) == len(firsts)
+
+
+def test_reports_render_in_english_and_chinese(corpus: list[dict[str, Any]]) -> None:
+    for e in _boots(corpus):
+        for _, path in _texts(e)[:1]:
+            for d in diagnose(_read(path).facts):
+                assert d.class_id in CLASS_IDS
+                for lang in ("en", "zh"):
+                    msgs = render_messages(d, lang)
+                    sentences = [
+                        msgs["meaning"],
+                        *msgs["explanation"],
+                        *msgs["next_steps"],
+                        *msgs["evidence"],
+                    ]
+                    for s in sentences:
+                        assert s and not s.startswith(
+                            ("rule.", "evidence.", "explain.", "next.")
+                        ), (e["boot"], lang, s)
+                    if lang == "zh":
+                        assert any("\u4e00" <= ch <= "\u9fff" for ch in msgs["meaning"])
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_null_deref_evidence_decodes_offset(corpus: list[dict[str, Any]], lang: str) -> None:
+    boots = [e for e in _boots(corpus) if e["expected"]["class"] == "null-deref"]
+    assert boots, "the corpus has no null-deref scenario"
+    for e in boots:
+        for _, path in _texts(e):
+            d = diagnose(_read(path).facts)[0]
+            assert d.evidence.address_kind == "address.null_offset"
+            assert d.evidence.page_fault is not None
+            text = " ".join(render_messages(d, lang)["evidence"])
+            assert d.evidence.fault_address in text
