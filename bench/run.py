@@ -1,0 +1,735 @@
+"""Benchmark kcrash against crash and drgn on the same real dumps (issue 8).
+
+Usage::
+
+    PYTHONPATH=corpus python bench/run.py                  # default dumps, 5 rounds
+    PYTHONPATH=corpus python bench/run.py --dumps deb12/null-deref/kdump-zlib -n 3
+    PYTHONPATH=corpus python bench/run.py --no-batch --no-write
+
+Why it is built this way:
+
+- **Interleaved rounds.** Each round runs every tool once on every dump, in an order that
+  rotates from round to round, so a slow minute of the (shared, 2-core) machine is spread over
+  all tools instead of landing on one of them.  One warm-up round is run first and discarded:
+  every tool then reads the dump and vmlinux from the page cache, which is the fair and
+  repeatable state (a cold first reader would be penalised for the others).
+- **One child per run, measured by the kernel.**  Wall time is taken around the child; peak RSS
+  comes from ``os.wait4``'s rusage (``ru_maxrss``), the child's own high-water mark, not a
+  sampled guess.
+- **Nothing reused between tools.**  Every child gets a fresh, empty ``HOME`` and
+  ``XDG_CACHE_HOME`` (no ``.crashrc``, no drgn history, no kcrash cache from a previous run);
+  outputs are checked (a tool that printed nothing useful does not count as fast) and
+  thrown away.  No network is used.
+- **The reference commands are the ones operators type**: ``crash -s -i CMDFILE vmlinux
+  vmcore`` with ``sys``, ``bt``, ``log``, ``quit``; ``drgn-crash vmlinux vmcore`` fed the same
+  three commands on stdin (drgn 0.3.0's crash mode reads commands with ``input()``, so a file on
+  stdin runs them non-interactively; it knows ``q``/``exit``, not ``quit``).
+
+The result is a Markdown table (median and min–max of N runs, ratios against crash and against
+drgn-crash), the scaling ratio of the 4 GB-guest dump against the 1 GB one, batch throughput for
+1 and 2 jobs, and the goals of issue 8 marked met / not met.  It is printed and written to
+``bench/results/<date>.md`` (plus the raw samples as ``<date>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+
+#: Dumps measured when --dumps is not given (the first one present is the headline dump).
+DEFAULT_DUMPS = (
+    "deb12/null-deref/kdump-zlib",
+    "deb12/sysrq/kdump-zlib",
+    "deb12/null-deref-4g/kdump-zlib",
+)
+#: Scaling pair of issue 8: the same scenario from a 4 GB guest and from the smaller guest.
+SCALING_BIG = "null-deref-4g"
+SCALING_SMALL = "null-deref"
+
+CRASH_COMMANDS = "sys\nbt\nlog\nquit\n"
+DRGN_CRASH_COMMANDS = "sys\nbt\nlog\nq\n"
+
+KCRASH_SYS = "kcrash sys"
+KCRASH_ANALYZE = "kcrash analyze"
+KCRASH_ANALYZE_NODEBUG = "kcrash analyze --no-debuginfo"
+CRASH = "crash sys;bt;log"
+DRGN_CRASH = "drgn-crash sys;bt;log"
+TOOLS = (KCRASH_SYS, KCRASH_ANALYZE, KCRASH_ANALYZE_NODEBUG, CRASH, DRGN_CRASH)
+
+
+@dataclass
+class Case:
+    """One tool on one dump: the command line, its stdin and how to tell it worked."""
+
+    dump_id: str
+    tool: str
+    argv: list[str]
+    stdin: str | None
+    check: Callable[[str, str, int], str | None]
+
+
+@dataclass
+class Sample:
+    """One measured run of a case."""
+
+    wall: float
+    maxrss_kb: int
+    rc: int
+    error: str | None = None
+
+
+@dataclass
+class Result:
+    dump_id: str
+    tool: str
+    argv: list[str]
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if s.error is None]
+
+    @property
+    def failed(self) -> str | None:
+        """The first failure's reason when more than half of the runs failed."""
+        bad = [s for s in self.samples if s.error]
+        if bad and len(bad) * 2 >= len(self.samples):
+            return bad[0].error
+        return None
+
+    def wall(self) -> float | None:
+        ok = self.ok
+        return statistics.median(s.wall for s in ok) if ok and not self.failed else None
+
+    def rss_mb(self) -> float | None:
+        ok = self.ok
+        if not ok or self.failed:
+            return None
+        return statistics.median(s.maxrss_kb for s in ok) / 1024
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _need(*words: str) -> Callable[[str, str, int], str | None]:
+    """A check that the tool exited 0 and printed every one of ``words``."""
+
+    def check(out: str, err: str, rc: int) -> str | None:
+        if rc != 0:
+            last = (err.strip().splitlines() or out.strip().splitlines() or [""])[-1]
+            return f"exit {rc}: {last[:160]}"
+        missing = [w for w in words if w not in out]
+        if missing:
+            return f"output lacks {missing!r}"
+        return None
+
+    return check
+
+
+def _analyze_check(out: str, err: str, rc: int) -> str | None:
+    """``analyze --format json`` must exit 0 and print a report with a signature."""
+    if rc != 0:
+        last = (err.strip().splitlines() or [""])[-1]
+        return f"exit {rc}: {last[:160]}"
+    try:
+        report = json.loads(out)
+    except ValueError as e:
+        return f"not JSON: {e}"
+    if not (report.get("signature") or {}).get("id"):
+        return "report has no signature id"
+    return None
+
+
+# ---------------------------------------------------------------- running
+
+
+def _which(name: str) -> str:
+    """Absolute path of a program: the same binary for every run, found once."""
+    path = shutil.which(name)
+    if path is None:
+        sys.exit(f"bench: {name} not found on PATH")
+    return path
+
+
+def make_cases(entry: dict[str, Any], cmd_dir: Path) -> list[Case]:
+    """The five measured commands for one corpus dump."""
+    vmcore, vmlinux = entry["path"], entry["vmlinux"]
+    crash_cmds = cmd_dir / "crash.cmds"
+    drgn_cmds = cmd_dir / "drgn-crash.cmds"
+    crash_cmds.write_text(CRASH_COMMANDS)
+    drgn_cmds.write_text(DRGN_CRASH_COMMANDS)
+    kc = _which("kcrash")
+    i = entry["id"]
+    return [
+        Case(i, KCRASH_SYS, [kc, "sys", vmcore, vmlinux], None, _need("PANIC")),
+        Case(
+            i,
+            KCRASH_ANALYZE,
+            [kc, "analyze", vmcore, vmlinux, "--format", "json"],
+            None,
+            _analyze_check,
+        ),
+        Case(
+            i,
+            KCRASH_ANALYZE_NODEBUG,
+            [kc, "analyze", vmcore, "--no-debuginfo", "--format", "json"],
+            None,
+            _analyze_check,
+        ),
+        Case(
+            i,
+            CRASH,
+            [_which("crash"), "-s", "-i", str(crash_cmds), vmlinux, vmcore],
+            None,
+            _need("PANIC:", "#0", "Linux version"),
+        ),
+        Case(
+            i,
+            DRGN_CRASH,
+            [_which("drgn-crash"), vmlinux, vmcore],
+            str(drgn_cmds),
+            _need("PANIC:", "#0", "Linux version"),
+        ),
+    ]
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """The environment of every child: a fresh HOME and cache, no colour, no pager."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KCRASH_", "DRGN_", "DEBUGINFOD_", "XDG_"))
+    }
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        NO_COLOR="1",
+        PAGER="cat",
+        TERM="dumb",
+        LC_ALL="C.UTF-8",
+    )
+    return env
+
+
+def run_child(
+    argv: list[str],
+    stdin: str | None,
+    scratch: Path,
+    timeout: float,
+) -> tuple[Sample, str, str]:
+    """Run one child in a fresh HOME; measure wall time and peak RSS (``os.wait4``)."""
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
+    out_path, err_path = home / "stdout", home / "stderr"
+    with (
+        open(out_path, "wb") as out,
+        open(err_path, "wb") as err,
+        open(stdin or os.devnull, "rb") as inp,
+    ):
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, stdin=inp, stdout=out, stderr=err, env=clean_env(home), cwd=home
+        )
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: keep Popen quiet
+    out_text = out_path.read_text(errors="replace")
+    err_text = err_path.read_text(errors="replace")
+    shutil.rmtree(home, ignore_errors=True)
+    sample = Sample(wall, usage.ru_maxrss, proc.returncode)
+    if proc.returncode == -9 and wall >= timeout:
+        sample.error = f"timed out after {timeout:g} s"
+    return sample, out_text, err_text
+
+
+def measure(
+    cases: list[Case], rounds: int, scratch: Path, timeout: float, log: Callable[[str], None]
+) -> dict[tuple[str, str], Result]:
+    """Warm-up round (discarded), then ``rounds`` interleaved rounds over every case."""
+    results = {(c.dump_id, c.tool): Result(c.dump_id, c.tool, c.argv) for c in cases}
+    for rnd in range(rounds + 1):
+        shift = rnd % len(cases)
+        order = cases[shift:] + cases[:shift]
+        for c in order:
+            sample, out, err = run_child(c.argv, c.stdin, scratch, timeout)
+            if sample.error is None:
+                sample.error = c.check(out, err, sample.rc)
+            tag = "warm-up" if rnd == 0 else f"round {rnd}/{rounds}"
+            status = "ok" if sample.error is None else f"FAILED: {sample.error}"
+            log(
+                f"[{tag}] {c.dump_id:<34} {c.tool:<30} {sample.wall:7.2f} s "
+                f"{sample.maxrss_kb / 1024:6.0f} MB  {status}"
+            )
+            if rnd > 0:
+                results[(c.dump_id, c.tool)].samples.append(sample)
+    return results
+
+
+# ---------------------------------------------------------------- batch throughput
+
+
+def measure_batch(
+    entries: list[dict[str, Any]],
+    jobs_list: tuple[int, ...],
+    rounds: int,
+    scratch: Path,
+    timeout: float,
+    log: Callable[[str], None],
+) -> dict[int, list[float]]:
+    """``kcrash batch`` over the dumps with 1 and 2 jobs; dumps per minute per round.
+
+    The dumps are symlinked into one directory (as an operator would point batch at
+    ``/var/crash``); vmlinux files are found through ``--debuginfo`` directories.
+    """
+    src = scratch / "batch-input"
+    src.mkdir(exist_ok=True)
+    for e in entries:
+        link = src / e["id"].replace("/", "_")
+        if not link.exists():
+            link.symlink_to(e["path"])
+    dirs = sorted({str(Path(e["vmlinux"]).parent) for e in entries})
+    out: dict[int, list[float]] = {j: [] for j in jobs_list}
+    kc = _which("kcrash")
+    for rnd in range(rounds):
+        for jobs in jobs_list if rnd % 2 == 0 else tuple(reversed(jobs_list)):
+            odir = scratch / f"batch-out-{jobs}-{rnd}"
+            argv = [kc, "batch", str(src), "--jobs", str(jobs), "--out", str(odir)]
+            for d in dirs:
+                argv += ["--debuginfo", d]
+            sample, _out, err = run_child(argv, None, scratch, timeout)
+            summary = _batch_summary(odir)
+            ok = summary.get("analyzed", 0) if summary else 0
+            if sample.rc != 0 or ok != len(entries):
+                last = (err.strip().splitlines() or [""])[-1]
+                log(f"[batch] jobs={jobs}: {ok}/{len(entries)} analyzed, rc {sample.rc}: {last}")
+            rate = ok / sample.wall * 60 if sample.wall else 0.0
+            log(f"[batch] jobs={jobs} round {rnd + 1}: {sample.wall:.2f} s, {rate:.1f} dumps/min")
+            out[jobs].append(rate)
+            shutil.rmtree(odir, ignore_errors=True)
+    return out
+
+
+def _batch_summary(odir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((odir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def machine_info() -> dict[str, str]:
+    """What a reader needs to compare these numbers with theirs."""
+
+    def first_line(argv: list[str]) -> str:
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"unavailable ({e})"
+        return next((ln.strip() for ln in (p.stdout + p.stderr).splitlines() if ln.strip()), "")
+
+    cpu = "unknown"
+    mem = "unknown"
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+        for ln in Path("/proc/meminfo").read_text().splitlines():
+            if ln.startswith("MemTotal"):
+                mem = f"{int(ln.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    try:
+        debian = "Debian " + Path("/etc/debian_version").read_text().strip()
+    except OSError:
+        debian = platform.platform()
+    commit = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = first_line(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "os": f"{debian}, Linux {platform.release()}",
+        "cpu": f"{cpu}, {os.cpu_count()} CPUs",
+        "memory": mem,
+        "python": platform.python_version(),
+        "kcrash": first_line([_which("kcrash"), "--version"])
+        + f" (git {commit}{', uncommitted changes' if dirty else ''})",
+        "crash": first_line([_which("crash"), "--version"]),
+        "drgn": first_line([sys.executable, "-c", "import drgn; print(drgn.__version__)"]),
+    }
+
+
+def _fmt_wall(r: Result | None) -> str:
+    if r is None:
+        return "—"
+    if r.failed:
+        return f"FAILED ({r.failed[:60]})"
+    ok = r.ok
+    walls = [s.wall for s in ok]
+    return f"{statistics.median(walls):.2f} s ({min(walls):.2f}–{max(walls):.2f})"
+
+
+def _fmt_rss(r: Result | None) -> str:
+    v = r.rss_mb() if r else None
+    return f"{v:.0f} MB" if v is not None else "—"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}×" if a is not None and b else "—"
+
+
+def render(
+    info: dict[str, str],
+    entries: list[dict[str, Any]],
+    results: dict[tuple[str, str], Result],
+    batch: dict[int, list[float]] | None,
+    rounds: int,
+    command: str,
+) -> tuple[str, list[tuple[str, str, str]]]:
+    """Markdown results and the goals list ``(goal, measured, met)``."""
+    lines = [
+        f"# kcrash benchmark, {info['date']}",
+        "",
+        f"Reproduce: `{command}`",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in info.items() if k != "date"),
+        "",
+        f"Median of {rounds} interleaved runs after one discarded warm-up round (page cache warm"
+        " for every tool), min–max in brackets; peak RSS is the median of `ru_maxrss` from"
+        " `os.wait4`. Every child runs with an empty HOME; its output is checked, then discarded.",
+        "",
+    ]
+    for e in entries:
+        i = e["id"]
+        crash = results.get((i, CRASH))
+        drgn = results.get((i, DRGN_CRASH))
+        ram = (e.get("guest") or {}).get("ram_mb")
+        lines += [
+            f"## `{i}` ({e.get('size', 0) / 1e6:.0f} MB dump of a {ram} MB guest)",
+            "",
+            "| command | wall time | peak RSS | time vs crash | time vs drgn-crash |"
+            " RSS vs drgn-crash |",
+            "|---|---|---|---|---|---|",
+        ]
+        for tool in TOOLS:
+            r = results.get((i, tool))
+            w = r.wall() if r else None
+            lines.append(
+                f"| {tool} | {_fmt_wall(r)} | {_fmt_rss(r)} | "
+                f"{_ratio(w, crash.wall() if crash else None)} | "
+                f"{_ratio(w, drgn.wall() if drgn else None)} | "
+                f"{_ratio(r.rss_mb() if r else None, drgn.rss_mb() if drgn else None)} |"
+            )
+        lines.append("")
+        lines.append(
+            "Commands: "
+            + "; ".join(
+                f"`{' '.join(_short(a) for a in results[(i, t)].argv)}`"
+                for t in TOOLS
+                if (i, t) in results
+            )
+        )
+        lines.append("")
+
+    goals = _goals(entries, results, batch)
+    scaling = _scaling_lines(entries, results)
+    if scaling:
+        lines += ["## Scaling: 4 GB guest against the smaller guest (same scenario, format)", ""]
+        lines += [*scaling, ""]
+    if batch:
+        lines += [
+            "## `kcrash batch` throughput",
+            "",
+            "| jobs | dumps/min (median) | runs |",
+            "|---|---|---|",
+        ]
+        for jobs, rates in sorted(batch.items()):
+            med = statistics.median(rates) if rates else 0.0
+            lines.append(f"| {jobs} | {med:.1f} | {', '.join(f'{x:.1f}' for x in rates)} |")
+        lines.append("")
+    lines += ["## Goals (issue 8)", "", "| goal | measured | met? |", "|---|---|---|"]
+    lines += [f"| {g} | {m} | {ok} |" for g, m, ok in goals]
+    lines.append("")
+    return "\n".join(lines), goals
+
+
+def _short(arg: str) -> str:
+    """Paths shortened for the table: the corpus root and the tool paths are noise."""
+    home = str(Path.home())
+    if arg.startswith(home):
+        arg = "~" + arg[len(home) :]
+    if "/" in arg and arg.endswith(("kcrash", "crash", "drgn-crash")):
+        arg = arg.rsplit("/", 1)[1]
+    return arg
+
+
+def _scaling_pairs(entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(small, big) pairs: the 4 GB scenario against the same scenario, format and kernel."""
+    pairs = []
+    for big in entries:
+        if big["scenario"] != SCALING_BIG:
+            continue
+        for small in entries:
+            if (
+                small["scenario"] == SCALING_SMALL
+                and small["kernel"] == big["kernel"]
+                and small["format"] == big["format"]
+                and small["compression"] == big["compression"]
+            ):
+                pairs.append((small, big))
+    return pairs
+
+
+def _scaling_lines(
+    entries: list[dict[str, Any]], results: dict[tuple[str, str], Result]
+) -> list[str]:
+    out = []
+    for small, big in _scaling_pairs(entries):
+        sr, br = (small.get("guest") or {}).get("ram_mb"), (big.get("guest") or {}).get("ram_mb")
+        out += [
+            f"`{big['id']}` ({br} MB guest, {big.get('size', 0) / 1e6:.0f} MB dump) against "
+            f"`{small['id']}` ({sr} MB guest, {small.get('size', 0) / 1e6:.0f} MB dump):",
+            "",
+            "| command | small | big | time ratio big/small |",
+            "|---|---|---|---|",
+        ]
+        for tool in TOOLS:
+            a, b = results.get((small["id"], tool)), results.get((big["id"], tool))
+            out.append(
+                f"| {tool} | {_fmt_wall(a)} | {_fmt_wall(b)} | "
+                f"{_ratio(b.wall() if b else None, a.wall() if a else None)} |"
+            )
+        out.append("")
+    return out
+
+
+def _goal(ok: bool | None) -> str:
+    return "—" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def _goals(
+    entries: list[dict[str, Any]],
+    results: dict[tuple[str, str], Result],
+    batch: dict[int, list[float]] | None,
+) -> list[tuple[str, str, str]]:
+    """Issue 8's goals, each judged on every measured dump (met only if met on all)."""
+
+    def per_dump(tool: str, ref: str | None, limit: float) -> tuple[str, bool | None]:
+        parts, oks = [], []
+        for e in entries:
+            r = results.get((e["id"], tool))
+            w = r.wall() if r else None
+            if ref is None:
+                if w is None:
+                    parts.append(f"{e['id']}: failed")
+                    oks.append(False)
+                    continue
+                parts.append(f"{e['id']}: {w:.2f} s")
+                oks.append(w < limit)
+                continue
+            rr = results.get((e["id"], ref))
+            rw = rr.wall() if rr else None
+            if w is None or rw is None:
+                parts.append(f"{e['id']}: not measurable")
+                oks.append(False)
+                continue
+            parts.append(f"{e['id']}: {w / rw:.2f}×")
+            oks.append(w / rw <= limit)
+        return "; ".join(parts), (all(oks) if oks else None)
+
+    goals = []
+    m, ok = per_dump(KCRASH_ANALYZE, CRASH, 0.10)
+    goals.append(("`kcrash analyze` ≤ 0.1× crash's `sys; bt; log`", m, _goal(ok)))
+    m, ok = per_dump(KCRASH_ANALYZE, DRGN_CRASH, 1.0)
+    goals.append(("`kcrash analyze` no slower than drgn-crash's `sys; bt; log`", m, _goal(ok)))
+    m, ok = per_dump(KCRASH_ANALYZE_NODEBUG, None, 0.5)
+    goals.append(("no-debuginfo `kcrash analyze` under 0.5 s", m, _goal(ok)))
+
+    pairs = _scaling_pairs(entries)
+    if pairs:
+        parts, oks = [], []
+        for small, big in pairs:
+            for tool in (KCRASH_ANALYZE, KCRASH_ANALYZE_NODEBUG):
+                a, b = results.get((small["id"], tool)), results.get((big["id"], tool))
+                aw, bw = (a.wall() if a else None), (b.wall() if b else None)
+                if aw and bw:
+                    parts.append(f"{tool}: {bw / aw:.2f}×")
+                    oks.append(bw / aw <= 1.1)
+                else:
+                    parts.append(f"{tool}: not measurable")
+                    oks.append(False)
+        goals.append(
+            ("4 GB-guest dump ≤ 1.1× the smaller guest's", "; ".join(parts), _goal(all(oks)))
+        )
+    else:
+        goals.append(
+            (
+                "4 GB-guest dump ≤ 1.1× the smaller guest's",
+                "no 4 GB dump in this run (corpus lacks null-deref-4g?)",
+                _goal(None),
+            )
+        )
+
+    parts, oks = [], []
+    for e in entries:
+        d = results.get((e["id"], DRGN_CRASH))
+        dr = d.rss_mb() if d else None
+        for tool in (KCRASH_SYS, KCRASH_ANALYZE, KCRASH_ANALYZE_NODEBUG):
+            r = results.get((e["id"], tool))
+            rr = r.rss_mb() if r else None
+            if rr is None or dr is None:
+                oks.append(False)
+                parts.append(f"{e['id']} {tool}: not measurable")
+            else:
+                oks.append(rr <= dr)
+                if rr > dr:
+                    parts.append(f"{e['id']} {tool}: {rr:.0f} MB > {dr:.0f} MB")
+    if oks and all(oks):
+        parts = ["every kcrash command ≤ drgn-crash on every dump"]
+    goals.append(("peak RSS no higher than drgn-crash's", "; ".join(parts), _goal(all(oks))))
+
+    if batch and batch.get(1) and batch.get(2):
+        one, two = statistics.median(batch[1]), statistics.median(batch[2])
+        ratio = two / one if one else 0.0
+        goals.append(
+            (
+                "`kcrash batch` with 2 jobs ≥ 1.7× the throughput of 1",
+                f"{two:.1f} vs {one:.1f} dumps/min = {ratio:.2f}×",
+                _goal(ratio >= 1.7),
+            )
+        )
+    else:
+        goals.append(
+            ("`kcrash batch` with 2 jobs ≥ 1.7× the throughput of 1", "not run", _goal(None))
+        )
+    return goals
+
+
+# ---------------------------------------------------------------- main
+
+
+def load_entries(ids: list[str] | None) -> list[dict[str, Any]]:
+    """Manifest entries for ``ids`` (default: the DEFAULT_DUMPS that exist)."""
+    try:
+        import kcrash_corpus
+    except ImportError:
+        sys.path.insert(0, str(REPO / "corpus"))
+        import kcrash_corpus
+    try:
+        entries = {e["id"]: e for e in kcrash_corpus.load()}
+    except kcrash_corpus.CorpusMissingError as e:
+        sys.exit(f"bench: {e}")
+    if ids:
+        missing = [i for i in ids if i not in entries]
+        if missing:
+            sys.exit(
+                f"bench: not in the corpus manifest: {', '.join(missing)}; "
+                f"have: {', '.join(sorted(entries))}"
+            )
+        return [entries[i] for i in ids]
+    chosen = [entries[i] for i in DEFAULT_DUMPS if i in entries]
+    if not chosen:
+        sys.exit("bench: none of the default dumps is in the corpus; pass --dumps")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dumps", nargs="+", metavar="ID", help="corpus ids (default: %(default)s)")
+    p.add_argument("-n", type=int, default=5, help="measured rounds (default 5)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per child (default 300)")
+    p.add_argument("--no-batch", action="store_true", help="skip the batch throughput part")
+    p.add_argument(
+        "--batch-dumps",
+        nargs="+",
+        metavar="ID",
+        help="dumps for the batch part (default: every kdump-zlib dump of deb12)",
+    )
+    p.add_argument("--batch-rounds", type=int, default=2)
+    p.add_argument("--out", type=Path, help="result file (default bench/results/<date>.md)")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    args = p.parse_args(argv)
+    entries = load_entries(args.dumps)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    info = machine_info()
+    with tempfile.TemporaryDirectory(prefix="kcrash-bench-") as tmp:
+        scratch = Path(tmp)
+        cases = [c for e in entries for c in make_cases(e, scratch)]
+        results = measure(cases, args.n, scratch, args.timeout, log)
+        batch = None
+        if not args.no_batch:
+            import kcrash_corpus
+
+            all_entries = {e["id"]: e for e in kcrash_corpus.load()}
+            if args.batch_dumps:
+                bentries = [all_entries[i] for i in args.batch_dumps]
+            else:
+                bentries = [
+                    e
+                    for e in all_entries.values()
+                    if e["kernel"] == "deb12"
+                    and e["format"] == "kdump"
+                    and e["compression"] == "zlib"
+                ]
+            batch = measure_batch(
+                bentries, (1, 2), args.batch_rounds, scratch, args.timeout * len(bentries), log
+            )
+    command = "PYTHONPATH=corpus python bench/run.py" + (
+        " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
+    )
+    text, goals = render(info, entries, results, batch, args.n, command)
+    print(text)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = args.out or RESULTS / f"{dt.date.today().isoformat()}.md"
+        out.write_text(text)
+        raw = {
+            "machine": info,
+            "rounds": args.n,
+            "results": [
+                {
+                    **{k: v for k, v in asdict(r).items() if k != "samples"},
+                    "samples": [asdict(s) for s in r.samples],
+                }
+                for r in results.values()
+            ],
+            "batch_dumps_per_min": batch,
+            "goals": goals,
+        }
+        out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+        log(f"bench: wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

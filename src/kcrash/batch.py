@@ -1,0 +1,440 @@
+"""Analyze many dumps at once: one process per dump, a time bound per dump.
+
+Why processes, one per dump (not threads, not a reusable pool): a corrupt dump can make drgn
+loop or crash in C, where neither a Python exception nor ``SIGALRM`` reaches it.  Only a
+process can be killed cleanly, and a fresh process per dump means one bad dump cannot leave
+a poisoned drgn ``Program`` or a leaked 300 MB index behind for the next one.
+
+Why ``forkserver``: the parent shows a progress bar (a rich thread), and forking a threaded
+process is unsafe.  The fork server is started before any thread and has drgn and kcrash's
+analysis modules imported already (``set_forkserver_preload``), so each dump still starts in
+milliseconds instead of paying the Python imports again.
+
+Outputs, in ``--out DIR``: ``<name>.json`` and ``<name>.txt`` per analyzed dump (``name`` is
+the dump's path below the common input folder, ``/`` turned into ``_``), ``<name>.log`` when
+the analysis wrote anything to stdout/stderr (drgn warnings, a C-level crash message),
+``summary.json`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import KcrashError
+
+#: Imported once in the fork server so that every per-dump child starts warm.
+PRELOAD = [
+    "drgn",
+    "drgn.helpers.linux",
+    "kcrash.analyze",
+    "kcrash.target.open",
+    "kcrash.facts.log",
+    "kcrash.facts.stacks",
+    "kcrash.facts.system",
+    "kcrash.facts.modules",
+    "kcrash.oops.text",
+    "kcrash.diagnosis",
+    "kcrash.report.render",
+    "kcrash.report.text",
+    "kcrash.report.json_out",
+]
+
+#: Outcome statuses. Only "ok" counts as analyzed.
+OK, FAILED, TIMEOUT, NOT_A_DUMP, CRASHED = "ok", "failed", "timeout", "not-a-dump", "crashed"
+
+
+@dataclass
+class Options:
+    """What every per-dump analysis gets (picklable: it crosses into the child)."""
+
+    vmlinux: str | None = None
+    debuginfo_dirs: list[str] = field(default_factory=list)
+    no_debuginfo: bool = False
+    lang: str = "en"
+
+
+@dataclass
+class Outcome:
+    """One line of the summary: what happened to one input file."""
+
+    path: str
+    name: str
+    status: str
+    seconds: float = 0.0
+    reason: str | None = None
+    signature: str | None = None
+    title: str | None = None
+    crash_class: str | None = None
+    culprit: str | None = None
+    mode: str | None = None
+    #: steps of the analysis that failed or timed out (the report still came out)
+    degraded: list[str] = field(default_factory=list)
+    json: str | None = None
+    text: str | None = None
+    log: str | None = None
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def find_inputs(specs: Iterable[str]) -> list[str]:
+    """Files named by directories (walked recursively), globs or plain paths, in order.
+
+    Every regular file under a directory is a candidate, not only names that look like
+    dumps: kdump-tools writes ``dump.<stamp>``, makedumpfile users write anything, and a
+    file that is not a vmcore is listed in the summary with its reason rather than silently
+    ignored (an operator who expected it to be analyzed learns why it was not).
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def add(p: str) -> None:
+        key = os.path.abspath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+
+    for spec in specs:
+        if os.path.isdir(spec):
+            for root, dirs, files in os.walk(spec):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for f in sorted(files):
+                    p = os.path.join(root, f)
+                    if not f.startswith(".") and os.path.isfile(p):
+                        add(p)
+        elif glob.has_magic(spec):
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                raise KcrashError(f"{spec}: no file matches")
+            for p in matches:
+                if os.path.isfile(p):
+                    add(p)
+        elif os.path.exists(spec):
+            add(spec)
+        else:
+            raise KcrashError(f"{spec}: no such file or directory")
+    if not out:
+        raise KcrashError("no input files: " + " ".join(specs))
+    return out
+
+
+def output_names(paths: list[str]) -> list[str]:
+    """File-name-safe, unique names: the path below the inputs' common folder.
+
+    Basenames alone collide (every scenario folder of a corpus holds ``vmcore.kdump-zlib``,
+    every ``/var/crash/<stamp>/`` a ``dump.<stamp>`` of its own only by luck).
+    """
+    absolute = [os.path.abspath(p) for p in paths]
+    common = os.path.commonpath([os.path.dirname(p) for p in absolute]) if absolute else "/"
+    names: list[str] = []
+    used: set[str] = set()
+    for p in absolute:
+        rel = os.path.relpath(p, common)
+        base = "".join(c if c.isalnum() or c in "-._" else "_" for c in rel.replace(os.sep, "_"))
+        base = base.lstrip(".") or "dump"
+        name, n = base, 2
+        while name in used or name in ("summary",):
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+# ---------------------------------------------------------------- the child
+
+
+def _child(path: str, name: str, opts: Options, out_dir: str) -> None:
+    """Analyze one dump; write its reports and a small result file for the parent.
+
+    Runs in its own process.  Its stdout/stderr (file descriptors, so C libraries too) go to
+    ``<name>.log``: nothing may draw over the parent's progress bar.
+    """
+    log_path = os.path.join(out_dir, name + ".log")
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    result: dict[str, Any] = {"status": FAILED}
+    try:
+        result = _analyze_one(path, name, opts, out_dir)
+    except KcrashError as e:
+        # The summary shows the path next to the reason: drop the message's own path prefix.
+        reason = str(e).removeprefix(path + ": ")
+        result = {"status": NOT_A_DUMP if _is_not_a_dump(e) else FAILED, "reason": reason}
+    except BaseException as e:  # a bug, or a KeyboardInterrupt: still a reason in the summary
+        msg = str(e).splitlines()[0] if str(e) else ""
+        result = {"status": FAILED, "reason": f"internal error: {type(e).__name__}: {msg}"}
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        tmp = os.path.join(out_dir, f".{name}.result.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(result, f)
+        os.replace(tmp, _result_path(out_dir, name))
+
+
+def _is_not_a_dump(e: KcrashError) -> bool:
+    from .errors import NotADumpError
+
+    return isinstance(e, NotADumpError)
+
+
+def _result_path(out_dir: str, name: str) -> str:
+    return os.path.join(out_dir, f".{name}.result.json")
+
+
+def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str, Any]:
+    from .analyze import analyze_path, render_to_string
+    from .target.dumpfile import inspect
+
+    # analyze_path reads a non-dump file as oops text; in a batch of dumps such a file is
+    # an operator's mistake (a dmesg next to the dump, a half-copied file), so say so.
+    inspect(path)
+    report = analyze_path(
+        path,
+        opts.vmlinux,
+        lang=opts.lang,
+        debuginfo_dirs=opts.debuginfo_dirs,
+        no_debuginfo=opts.no_debuginfo,
+    )
+    json_path = os.path.join(out_dir, name + ".json")
+    text_path = os.path.join(out_dir, name + ".txt")
+    for p, fmt in ((json_path, "json"), (text_path, "text")):
+        body = render_to_string(report, fmt, color=False)
+        with open(p + ".tmp", "w", encoding="utf-8") as f:
+            f.write(body)
+        os.replace(p + ".tmp", p)
+    verdict = report.get("verdict") or {}
+    sig = report.get("signature") or {}
+    culprit = verdict.get("culprit")
+    if isinstance(culprit, dict):
+        fn, mod = culprit.get("function"), culprit.get("module")
+        culprit = f"{fn} [{mod}]" if fn and mod and mod != "vmlinux" else fn
+    degraded = [
+        f"{s.get('name')}: {s.get('status')}" + (f" ({s['reason']})" if s.get("reason") else "")
+        for s in report.get("steps") or []
+        if isinstance(s, dict) and s.get("status") in ("failed", "timeout")
+    ]
+    return {
+        "status": OK,
+        "signature": sig.get("id"),
+        "title": sig.get("title") or verdict.get("title"),
+        "crash_class": verdict.get("class"),
+        "culprit": culprit if isinstance(culprit, str) else None,
+        "mode": (report.get("input") or {}).get("mode"),
+        "degraded": degraded,
+        "json": json_path,
+        "text": text_path,
+    }
+
+
+# ---------------------------------------------------------------- the parent
+
+
+def _context() -> Any:
+    """The fork server, started (once) with the analysis modules imported."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def run_batch(
+    paths: list[str],
+    out_dir: str,
+    *,
+    opts: Options | None = None,
+    jobs: int = 1,
+    timeout: float = 300.0,
+    on_start: Callable[[str, str], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Analyze ``paths`` with up to ``jobs`` processes; one :class:`Outcome` per path, in order.
+
+    A dump that fails, crashes its process or runs past ``timeout`` seconds is recorded with
+    its reason; the batch goes on.
+    """
+    opts = opts or Options()
+    os.makedirs(out_dir, exist_ok=True)
+    names = output_names(paths)
+    ctx = _context()
+    pending = list(zip(paths, names, strict=True))
+    pending.reverse()  # pop() from the end keeps input order
+    running: dict[Any, tuple[str, str, float]] = {}  # sentinel -> (path, name, start)
+    procs: dict[Any, Any] = {}
+    done: dict[str, Outcome] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, jobs):
+                path, name = pending.pop()
+                stale = _result_path(out_dir, name)
+                if os.path.exists(stale):
+                    os.unlink(stale)
+                proc = ctx.Process(
+                    target=_child, args=(path, name, opts, out_dir), name=f"kcrash-batch:{name}"
+                )
+                proc.start()
+                running[proc.sentinel] = (path, name, time.monotonic())
+                procs[proc.sentinel] = proc
+                if on_start:
+                    on_start(path, name)
+            now = time.monotonic()
+            next_deadline = min(start + timeout for _, _, start in running.values())
+            ready = multiprocessing.connection.wait(
+                list(running), timeout=max(0.0, min(next_deadline - now, 1.0))
+            )
+            now = time.monotonic()
+            for sentinel in list(running):
+                path, name, start = running[sentinel]
+                proc = procs[sentinel]
+                if sentinel in ready:
+                    proc.join()
+                    outcome = _collect(path, name, out_dir, proc.exitcode, now - start)
+                elif now - start >= timeout:
+                    proc.kill()
+                    proc.join()
+                    outcome = Outcome(
+                        path,
+                        name,
+                        TIMEOUT,
+                        now - start,
+                        reason=f"no result after {timeout:g} s; the analysis was killed",
+                    )
+                    _finish_log(outcome, out_dir)
+                else:
+                    continue
+                del running[sentinel], procs[sentinel]
+                proc.close()
+                done[path] = outcome
+                if on_done:
+                    on_done(outcome)
+    finally:
+        for proc in procs.values():  # interrupted: leave no analysis running
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    return [done[p] for p in paths]
+
+
+def _collect(path: str, name: str, out_dir: str, exitcode: int | None, seconds: float) -> Outcome:
+    """Read the child's result file; a child that died without one crashed."""
+    rpath = _result_path(out_dir, name)
+    try:
+        with open(rpath, encoding="utf-8") as f:
+            data = json.load(f)
+        os.unlink(rpath)
+    except (OSError, ValueError):
+        data = None
+    if data is None:
+        if exitcode is not None and exitcode < 0:
+            try:
+                sig = signal.Signals(-exitcode).name
+            except ValueError:
+                sig = f"signal {-exitcode}"
+            reason = f"the analysis process was killed by {sig}"
+        else:
+            reason = f"the analysis process exited with status {exitcode} and no result"
+        outcome = Outcome(path, name, CRASHED, seconds, reason=reason)
+    else:
+        fields = {k: v for k, v in data.items() if k in Outcome.__dataclass_fields__}
+        outcome = Outcome(path=path, name=name, seconds=seconds, **fields)
+    _finish_log(outcome, out_dir)
+    return outcome
+
+
+def _finish_log(outcome: Outcome, out_dir: str) -> None:
+    """Keep ``<name>.log`` only when the analysis had something to say."""
+    log = os.path.join(out_dir, outcome.name + ".log")
+    try:
+        if os.path.getsize(log) == 0:
+            os.unlink(log)
+        else:
+            outcome.log = log
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- summary
+
+
+def group_by_signature(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """Analyzed dumps bucketed by ``signature.id``, biggest bucket first."""
+    groups: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        if o.status != OK:
+            continue
+        key = o.signature or "(none)"
+        g = groups.setdefault(
+            key,
+            {
+                "signature": key,
+                "title": o.title,
+                "class": o.crash_class,
+                "culprit": o.culprit,
+                "count": 0,
+                "dumps": [],
+            },
+        )
+        g["count"] += 1
+        g["dumps"].append(o.path)
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["signature"]))
+
+
+def summary_dict(outcomes: list[Outcome], *, jobs: int, seconds: float) -> dict[str, Any]:
+    analyzed = sum(o.status == OK for o in outcomes)
+    return {
+        "total": len(outcomes),
+        "analyzed": analyzed,
+        "not_analyzed": len(outcomes) - analyzed,
+        "jobs": jobs,
+        "seconds": round(seconds, 3),
+        "dumps_per_minute": round(analyzed / seconds * 60, 2) if seconds > 0 else None,
+        "groups": group_by_signature(outcomes),
+        "dumps": [asdict(o) for o in outcomes],
+    }
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown: signature buckets, then what could not be analyzed."""
+    lines = [
+        "# kcrash batch summary",
+        "",
+        f"{summary['analyzed']} of {summary['total']} files analyzed in {summary['seconds']:.1f} s"
+        f" with {summary['jobs']} job(s).",
+        "",
+        "| signature | dumps | class | title | files |",
+        "|---|---|---|---|---|",
+    ]
+    for g in summary["groups"]:
+        files = ", ".join(f"`{os.path.basename(p)}`" for p in g["dumps"])
+        lines.append(
+            f"| `{g['signature']}` | {g['count']} | {g['class'] or ''} | {g['title'] or ''} |"
+            f" {files} |"
+        )
+    bad = [d for d in summary["dumps"] if d["status"] != OK]
+    if bad:
+        lines += ["", "## Not analyzed", "", "| file | status | reason |", "|---|---|---|"]
+        lines += [
+            f"| `{d['path']}` | {d['status']} | {(d['reason'] or '').replace('|', '/')} |"
+            for d in bad
+        ]
+    degraded = [d for d in summary["dumps"] if d["status"] == OK and d["degraded"]]
+    if degraded:
+        lines += ["", "## Analyzed with skipped steps", ""]
+        lines += [f"- `{d['path']}`: {'; '.join(d['degraded'])}" for d in degraded]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(out_dir: str, summary: dict[str, Any]) -> None:
+    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    Path(out_dir, "summary.md").write_text(summary_markdown(summary))
