@@ -119,7 +119,7 @@ def _shell_cmd_help(prog: drgn.Program, name: str, args: argparse.Namespace, **_
             try:
                 cmd = registry.KCRASH_NAMESPACE.lookup(prog, cname)
             except CommandNotFoundError:
-                raise CommandError(f"help: no command named {cname!r}") from None
+                raise CommandError(f"no command named {cname!r}") from None
         _print_help(cname, cmd)
 
 

@@ -1,0 +1,404 @@
+"""``kcrash shell`` on real dumps: driven through a pseudo-terminal like an operator.
+
+One dump (the first kdump/zlib entry, a null dereference when there is one)
+is opened once in-process for the completion vocabulary, and a single
+long-lived ``kcrash VMCORE VMLINUX`` under pexpect serves most interactive
+checks, so the file stays fast (each kcrash start costs about a second).
+Tests FAIL, never skip, without the corpus (the ``corpus`` fixtures).
+
+How prompts are recognised: prompt_toolkit draws ``kcrash> `` with cursor
+movements instead of the trailing space and re-draws the accepted line, so
+a fresh prompt is matched by the bracketed-paste switch it emits first
+(``ESC[?2004h``); what a command printed follows the switch-off
+(``ESC[?2004l``) of the accepted line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from kcrash.shell.completion import ShellCompleter, split_context
+from kcrash.shell.names import Names, prefixed
+from kcrash.shell.session import describe_error, split_commands
+
+PROMPT = re.compile(r"\x1b\[\?2004h[^\n]*?kcrash>")
+PY_PROMPT = re.compile(r"\x1b\[\?2004h[^\n]*?>>>")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+KCRASH = [sys.executable, "-m", "kcrash"]
+
+
+# -- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dump(kdump_zlib: list[dict[str, Any]]) -> dict[str, Any]:
+    """A kdump/zlib dump with its vmlinux, a null dereference when there is one."""
+    entries = sorted(kdump_zlib, key=lambda e: e.get("scenario") != "null-deref")
+    for e in entries:
+        if e.get("vmlinux") and Path(e["path"]).exists() and Path(e["vmlinux"]).exists():
+            return e
+    pytest.fail("no kdump/zlib dump in the corpus has its vmlinux on disk")
+
+
+@pytest.fixture(scope="module")
+def target(dump: dict[str, Any]) -> Any:
+    from kcrash.target.open import open_target
+
+    return open_target(*_args(dump))
+
+
+@pytest.fixture(scope="module")
+def names(target: Any) -> Names:
+    from kcrash.shell.builtins import shell_names
+
+    return Names(target.prog, shell_names)
+
+
+def _args(dump: dict[str, Any]) -> list[str]:
+    """How every test names the dump: VMCORE VMLINUX, as operators do."""
+    return [dump["path"], dump["vmlinux"]]
+
+
+def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KCRASH_HISTFILE=str(tmp / "history"),
+        PROMPT_TOOLKIT_NO_CPR="1",  # pexpect never answers cursor-position requests
+        TERM="xterm",
+        KCRASH_PAGER="",  # deterministic output; test_pager turns it back on
+        NO_COLOR="1",
+    )
+    env.update(extra)
+    return env
+
+
+def _spawn(dump: dict[str, Any], env: dict[str, str], *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(
+        KCRASH[0],
+        [*KCRASH[1:], *_args(dump), *args],
+        env=env,
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=60,
+        dimensions=(50, 200),
+    )
+    child.expect(PROMPT)  # after the banner and the startup `sys`
+    return child
+
+
+def _clean(text: str) -> str:
+    return ANSI.sub("", text)
+
+
+def run(child: pexpect.spawn, line: str, prompt: re.Pattern[str] = PROMPT) -> str:
+    """Type ``line``, wait for the next prompt, return what the command printed."""
+    child.sendline(line)
+    child.expect(prompt)
+    before = child.before
+    cut = before.rfind("\x1b[?2004l")
+    return _clean(before[cut + len("\x1b[?2004l") :] if cut >= 0 else before)
+
+
+@pytest.fixture(scope="module")
+def shell(dump: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One interactive kcrash on the dump, shared by the checks of this module."""
+    tmp = tmp_path_factory.mktemp("shell")
+    child = _spawn(dump, _env(tmp))
+    yield child
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+
+
+def _oneshot(dump: dict[str, Any], *cmd: str) -> str:
+    """A crash command's non-interactive output: ``kcrash CMD VMCORE VMLINUX``."""
+    out = subprocess.run(
+        [*KCRASH, cmd[0], *_args(dump), *cmd[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+# -- pure functions -------------------------------------------------------------------
+
+
+def test_split_commands() -> None:
+    assert split_commands("sys; bt") == ["sys", "bt"]
+    assert split_commands("sys;bt -a ;; log") == ["sys", "bt -a", "log"]
+    assert split_commands("p \"a;b\"; log 'c;d'") == ['p "a;b"', "log 'c;d'"]
+    assert split_commands("log | grep a; wc -l") == ["log | grep a; wc -l"]
+    assert split_commands("!ls; echo") == ["!ls; echo"]
+    assert split_commands("py x = 1; y = 2") == ["py x = 1; y = 2"]
+    assert split_commands("  ") == []
+
+
+def test_split_context() -> None:
+    assert split_context("") == ([], "", "")
+    assert split_context("bt -") == (["bt"], "-", "")
+    assert split_context("sys; struct task_s") == (["struct"], "task_s", "")
+    assert split_context("sys > /tm") == (["sys"], "/tm", ">")
+    assert split_context("sys >> out ") == (["sys"], "", "")
+    assert split_context("log | gr") is None
+    assert split_context("!ec") is None
+
+
+def test_describe_error_is_one_line() -> None:
+    from drgn.commands import CommandNotFoundError
+
+    assert describe_error(CommandNotFoundError("nope"), "nope") == "nope: command not found"
+    assert describe_error(LookupError("no such process with PID 9"), "bt") == (
+        "bt: no such process with PID 9"
+    )
+    bug = describe_error(TypeError("a\nb"), "bt")
+    assert "\n" not in bug and "internal error" in bug and "KCRASH_DEBUG" in bug
+
+
+# -- completion vocabulary on the real dump ------------------------------------------
+
+
+def test_completion_vocabulary(names: Names) -> None:
+    c = ShellCompleter(names)
+
+    def cands(line: str) -> list[str]:
+        ctx = split_context(line)
+        assert ctx is not None
+        return [t for t, _ in c.candidates(ctx[0], ctx[1])]
+
+    assert {"sys", "bt", "foreach", "help", "py", "q"} <= set(cands(""))
+    assert cands("forea") == ["foreach"]
+    assert {"bt", "ps"} <= set(cands("help "))
+    assert "-a" in cands("bt -")  # options, from the command's argparse parser
+    assert "task_struct" in cands("struct task_stru")  # struct names, from BTF
+    assert "task_struct" in cands("list -s task_st")
+    assert "schedule" in cands("sym schedu")  # kernel symbols
+    assert "1" in cands("set ")  # PIDs
+    assert "1" in cands("bt 1")
+    assert set(cands("set sc")) == {"scroll"}
+    assert prefixed(names.symbols, "zzzz_no_such") == []
+    assert len(names.structs) > 1000, "the kernel's BTF lists thousands of structs"
+
+
+# -- the interactive shell through a pty ---------------------------------------------
+
+
+def test_tab_completes_command_and_struct(shell: Any, names: Names) -> None:
+    # "whati" is unique; for the struct, press Tab until task_struct is chosen
+    # (prompt_toolkit inserts a unique completion, else the 2nd Tab picks the 1st).
+    matches = prefixed(names.structs, "task_stru")
+    assert matches and matches[0] == "task_struct"
+    tabs = "\t" if len(matches) == 1 else "\t\t"
+    shell.send("whati\t")
+    shell.expect("whatis")
+    shell.send(" task_stru" + tabs)
+    time.sleep(0.5)
+    out = run(shell, "")
+    assert "struct task_struct {" in out
+
+
+def test_help(shell: Any) -> None:
+    out = run(shell, "help bt")
+    assert "NAME" in out and "bt - " in out and "SYNOPSIS" in out
+    out = run(shell, "help")
+    assert "foreach" in out and "py" in out and "help CMD" in out
+
+
+def test_pipe_and_redirect(shell: Any, dump: dict[str, Any], tmp_path: Path) -> None:
+    sys_out = _oneshot(dump, "sys")
+    release = next(line for line in sys_out.splitlines() if "RELEASE" in line)
+    # (stderr shares the terminal: compare the line, not the whole screen)
+    assert release.strip() in run(shell, "sys | grep RELEASE").splitlines()[-1]
+    # `head` leaves early: the shell must live on (SIGPIPE ignored, EPIPE handled)
+    assert len(run(shell, "log | head -2").strip().splitlines()) == 2
+    assert run(shell, "!echo shell-escape-works").strip() == "shell-escape-works"
+    out_file = tmp_path / "sys.txt"
+    assert run(shell, f"sys > {out_file}").strip() == ""
+    assert run(shell, f"sys >> {out_file}").strip() == ""
+    assert out_file.read_text() == sys_out * 2
+
+
+def _other_pid(target: Any) -> tuple[int, int, str]:
+    """(panic PID, another PID, its comm): PID 1 unless PID 1 panicked."""
+    from drgn.helpers.linux.pid import find_task
+
+    panic_pid = target.prog.crashed_thread().object.pid.value_()
+    other = 1 if panic_pid != 1 else 2
+    return panic_pid, other, find_task(target.prog, other).comm.string_().decode()
+
+
+def test_set_pid_changes_context(shell: Any, target: Any) -> None:
+    panic_pid, other, comm = _other_pid(target)
+    out = run(shell, f"set {other}")
+    assert re.search(rf"PID: {other}\b", out) and comm in out
+    assert re.search(rf"PID: {other}\b", run(shell, "task | head -1"))  # drgn's task
+    assert run(shell, "py task.pid.value_()").strip() == str(other)
+    out = run(shell, "set -p")
+    assert re.search(rf"PID: {panic_pid}\b", out)
+    assert run(shell, "py task.pid.value_()").strip() == str(panic_pid)
+
+
+def test_bt_follows_set_pid(shell: Any, target: Any) -> None:
+    """crash's ``bt`` without a PID shows the context task that ``set`` chose."""
+    panic_pid, other, _ = _other_pid(target)
+    run(shell, f"set {other}")
+    try:
+        assert re.search(rf"PID: {other}\b", run(shell, "bt"))
+    finally:
+        run(shell, "set -p")
+    assert re.search(rf"PID: {panic_pid}\b", run(shell, "bt"))
+
+
+def test_py_round_trip_keeps_state(shell: Any) -> None:
+    shell.sendline("py")
+    shell.expect(PY_PROMPT)
+    assert "Python mode" in _clean(shell.before)
+    run(shell, "answer = task.pid.value_() + 4200", PY_PROMPT)
+    assert "swapper" in run(shell, "prog['init_task'].comm.string_().decode()", PY_PROMPT)
+    run(shell, "def twice(n):", re.compile(r"\.\.\."))
+    run(shell, "    return 2 * n", re.compile(r"\.\.\."))
+    run(shell, "", PY_PROMPT)
+    shell.sendcontrol("d")  # Ctrl-D leaves Python mode, not kcrash
+    shell.expect(PROMPT)
+    assert "RELEASE" in run(shell, "sys")  # back at the crash prompt
+    n = int(run(shell, "py answer").strip())
+    assert n >= 4200
+    assert run(shell, "py twice(answer)").strip() == str(2 * n)
+    shell.sendline("python")
+    shell.expect(PY_PROMPT)
+    assert run(shell, "answer", PY_PROMPT).strip() == str(n)
+    shell.sendline("exit()")  # leaves Python mode, not kcrash; stdin stays open
+    shell.expect(PROMPT)
+    assert "RELEASE" in run(shell, "sys")
+
+
+def test_ctrl_c_interrupts_command_not_session(shell: Any) -> None:
+    for line, says in (
+        ('py __import__("time").sleep(120)', "KeyboardInterrupt"),  # Python loop
+        ("!sleep 120", "interrupted"),  # a command run through drgn's namespace
+    ):
+        t0 = time.monotonic()
+        shell.sendline(line)
+        time.sleep(1.0)
+        shell.sendintr()
+        shell.expect(PROMPT, timeout=10)
+        assert says in _clean(shell.before)
+        assert time.monotonic() - t0 < 10
+        assert "RELEASE" in run(shell, "sys")
+    # Ctrl-C at the prompt discards the line, and the session goes on
+    shell.send("sys this is discarded")
+    shell.sendintr()
+    shell.expect(PROMPT)
+    assert "RELEASE" in run(shell, "sys")
+
+
+def test_failing_command_prints_one_line(shell: Any) -> None:
+    for line in ("bt 987654", "nosuchcommand", "rd 0", "struct no_such_struct_xyz"):
+        out = run(shell, line).strip()
+        assert out.startswith("kcrash: ") and len(out.splitlines()) == 1, (line, out)
+        assert "Traceback" not in out
+    assert "RELEASE" in run(shell, "sys")
+
+
+def test_history_across_sessions(dump: dict[str, Any], tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    first = _spawn(dump, env)
+    expected = run(first, "sys | grep -c :")
+    first.sendline("quit")
+    first.expect(pexpect.EOF)
+    assert "sys | grep -c :" in (tmp_path / "history").read_text()
+
+    second = _spawn(dump, env)
+    second.send("\x1b[A")  # Up: the last command of the previous session
+    second.expect("sys | grep -c :")
+    assert run(second, "") == expected
+    second.sendeof()  # Ctrl-D leaves the shell
+    second.expect(pexpect.EOF)
+    second.close()
+    assert second.exitstatus == 0
+
+
+def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    del env["KCRASH_PAGER"]  # the default: less -F -R -X -K
+    child = pexpect.spawn(
+        KCRASH[0],
+        [*KCRASH[1:], *_args(dump)],
+        env=env,
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=60,
+        dimensions=(20, 200),
+    )
+    child.expect(PROMPT)
+    # `sys` fits on the screen: less -F prints it and quits, the prompt is back
+    assert "RELEASE" in run(child, "sys")
+    child.sendline("log")  # the kernel log is longer than 20 lines: less waits
+    child.expect(r"\n:|\(END\)")
+    child.send("q")
+    child.expect(PROMPT)
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+
+
+# -- -c, -i and piped stdin against the one-shot commands -----------------------------
+
+
+def test_dash_c_matches_one_shot_commands(dump: dict[str, Any]) -> None:
+    expected = _oneshot(dump, "sys") + _oneshot(dump, "bt")
+    for form in ([], ["shell"]):
+        out = subprocess.run(
+            [*KCRASH, *form, *_args(dump), "-c", "sys; bt"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == expected
+
+
+def test_dash_i_and_piped_stdin_match_one_shot(dump: dict[str, Any], tmp_path: Path) -> None:
+    expected = _oneshot(dump, "sys") + _oneshot(dump, "bt")
+    script = tmp_path / "cmds"
+    script.write_text("# a command file\nsys\n\nbt\n")
+    out = subprocess.run(
+        [*KCRASH, *_args(dump), "-i", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == expected
+    piped = subprocess.run(
+        [*KCRASH, *_args(dump)],
+        input="sys\nbt\nq\nlog\n",  # nothing after q runs
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == expected
+
+
+def test_dash_c_failure_is_one_line_and_exit_status(dump: dict[str, Any]) -> None:
+    out = subprocess.run(
+        [*KCRASH, *_args(dump), "-c", "nosuchcommand; sys | grep -c RELEASE"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == "kcrash: nosuchcommand: command not found"
+    assert out.stdout.strip() == "1"  # the failure did not stop the next command
