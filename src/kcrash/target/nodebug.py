@@ -65,6 +65,8 @@ class _State:
         self.types: BtfTypes | None = None
         self.unwinder: OrcUnwinder | None = None
         self.module_tables_loaded = False
+        self.path: str | None = None
+        self.cpu_regs: list[dict[str, int]] | None = None
 
 
 def _state(prog: Program) -> _State:
@@ -83,7 +85,9 @@ def _release_of(prog: Program) -> str | None:
         return None
 
 
-def attach(prog: Program, release: str | None) -> NoDebugSetup:
+def attach(
+    prog: Program, release: str | None, *, use_btf: bool = True, path: str | None = None
+) -> NoDebugSetup:
     """Make a vmcore without vmlinux readable by drgn's helpers.
 
     ``prog`` already has its core dump (and platform) set.  Loads kallsyms
@@ -91,10 +95,14 @@ def attach(prog: Program, release: str | None) -> NoDebugSetup:
     uses the built-in ORC), registers the BTF type finder and an object
     finder (BTF variables and functions, enumerators, the globals table),
     and creates drgn's loaded modules.  Never raises for a missing piece:
-    what could not be done is listed in ``lacks``.
+    what could not be done is listed in ``lacks``.  ``use_btf=False``
+    forces the kallsyms-only mode (tests of issue 5's last-resort path).
+    ``path`` (the vmcore file) lets that mode read the CPUs' saved registers
+    from the dump's notes, for the crashed CPU's stack.
     """
     release = release or _release_of(prog)
     st = _State(prog, release)
+    st.path = path
     prog.cache[_STATE_KEY] = st
     setup = NoDebugSetup(mode="kallsyms")
     t0 = time.perf_counter()
@@ -117,7 +125,7 @@ def attach(prog: Program, release: str | None) -> NoDebugSetup:
     # 3. BTF types.
     t1 = time.perf_counter()
     if have_syms:
-        btf_reason = _attach_btf(prog, st)
+        btf_reason = _attach_btf(prog, st) if use_btf else "BTF not used (use_btf=False)"
         if btf_reason is None:
             assert st.btf is not None
             setup.mode = "btf"
@@ -160,17 +168,22 @@ def attach(prog: Program, release: str | None) -> NoDebugSetup:
     return setup
 
 
-def _set_main_module_ranges(prog: Program) -> None:
-    """Give the ``kernel`` main module its text (and init text) ranges."""
+def _text_ranges(prog: Program) -> list[tuple[int, int]]:
+    """The core kernel's text and init text, from kallsyms."""
     ranges = []
     for start, end in (("_stext", "_etext"), ("_sinittext", "_einittext")):
         a = kallsyms.symbol_address(prog, start)
         b = kallsyms.symbol_address(prog, end)
         if a and b and a < b:
             ranges.append((a, b))
+    return sorted(ranges)
+
+
+def _set_main_module_ranges(prog: Program) -> None:
+    """Give the ``kernel`` main module its text (and init text) ranges."""
+    ranges = _text_ranges(prog)
     if not ranges:
         return
-    ranges.sort()
     try:
         main = prog.main_module("kernel", create=True)
     except LookupError:
@@ -244,33 +257,69 @@ def _find_object(
 # -- stacks --------------------------------------------------------------
 
 
-def stack_trace(prog: Program, thread_or_task: Any) -> drgn.StackTrace:
-    """Stack of a task (``struct task_struct *``), a thread id, or a drgn Thread.
+def stack_trace(prog: Program, thread_or_task: Any = None) -> drgn.StackTrace:
+    """Stack of a task (``struct task_struct *``), a thread id, a drgn Thread,
+    or, for ``None``, the crashed thread (the CPU that panicked).
 
     In BTF mode drgn's own unwinder runs over the in-memory ORC (see the
     module docstring), so frames carry registers and ``interrupted`` like
-    with DWARF.  Without types, only the crashed CPU can be unwound (from
-    its saved registers) by :func:`unwind_crashed`, returned through
-    :meth:`drgn.Program.stack_trace_from_pcs`.
+    with DWARF.  Without types, only the crashed CPU can be unwound: from
+    its saved registers (the dump's NT_PRSTATUS note) with our ORC unwinder
+    (:mod:`.orc`), returned through :meth:`drgn.Program.stack_trace_from_pcs`
+    (frames named from kallsyms, without registers).
     """
     st = _state(prog)
-    if isinstance(thread_or_task, drgn.Thread):
-        if st.types is not None:
-            return thread_or_task.stack_trace()
-        frames = unwind_registers(prog, _thread_registers(thread_or_task))
-        return prog.stack_trace_from_pcs([f.pc for f in frames])
     if st.types is not None:
+        if thread_or_task is None:
+            return prog.crashed_thread().stack_trace()
+        if isinstance(thread_or_task, drgn.Thread):
+            return thread_or_task.stack_trace()
         return prog.stack_trace(thread_or_task)
-    raise ValueError("stack traces of tasks need types (no BTF in this kernel)")
+    if thread_or_task is not None:
+        raise ValueError("stack traces of tasks need types (this kernel has no BTF)")
+    frames = crashed_cpu_frames(prog)
+    return prog.stack_trace_from_pcs([f.pc for f in frames])
 
 
-def _thread_registers(thread: drgn.Thread) -> dict[str, int]:
-    """Registers saved for a CPU (PRSTATUS), via drgn's thread of the dump."""
-    try:
-        frame = thread.stack_trace()[0]
-        return frame.registers()
-    except (ValueError, LookupError) as e:
-        raise ValueError(f"no saved registers for thread {thread.tid}: {e}") from None
+def panic_cpu(prog: Program) -> int | None:
+    """The CPU that panicked: ``panic_cpu`` (atomic_t, 4.5+), else ``crashing_cpu``."""
+    for name in ("panic_cpu", "crashing_cpu"):
+        addr = kallsyms.symbol_address(prog, name)
+        if addr is None:
+            continue
+        try:
+            cpu = int.from_bytes(prog.read(addr, 4), "little", signed=True)
+        except drgn.FaultError:
+            continue
+        if cpu >= 0:
+            return cpu
+    return None
+
+
+def cpu_registers(prog: Program) -> list[dict[str, int]]:
+    """Each CPU's saved registers (NT_PRSTATUS notes of the dump file)."""
+    st = _state(prog)
+    if st.cpu_regs is None:
+        from .prstatus import read_prstatus
+
+        st.cpu_regs = [c.regs for c in read_prstatus(st.path)] if st.path else []
+    return st.cpu_regs
+
+
+def crashed_cpu_frames(prog: Program) -> list[UnwoundFrame]:
+    """The panicking CPU's stack, from its saved registers, by our ORC unwinder."""
+    regs = cpu_registers(prog)
+    if not regs:
+        raise ValueError(
+            "no CPU registers: the dump has no NT_PRSTATUS notes"
+            if _state(prog).path
+            else "no CPU registers: attach() was not given the vmcore path"
+        )
+    cpu = panic_cpu(prog)
+    if cpu is None or cpu >= len(regs):
+        # No panic recorded: take the first CPU that was in the kernel.
+        cpu = next((i for i, r in enumerate(regs) if r["rip"] >> 63), 0)
+    return unwind_registers(prog, regs[cpu])
 
 
 def _unwinder(prog: Program) -> OrcUnwinder:
@@ -282,11 +331,13 @@ def _unwinder(prog: Program) -> OrcUnwinder:
         if core is not None:
             tables.append(core)
         version = st.version or (0, 0)
+        ranges = _text_ranges(prog)
         st.unwinder = OrcUnwinder(
             prog.read_u64,
             lambda a, n: read(a, n),
             tables,
             sp_indirect_deref_first=version >= (5, 12),
+            is_text=lambda a: any(lo <= a < hi for lo, hi in ranges),
         )
     if not st.module_tables_loaded and st.types is not None:
         st.unwinder.tables.extend(_module_orc_tables(prog, st))
@@ -300,7 +351,9 @@ def _core_orc_table(prog: Program, st: _State) -> OrcTable | None:
     ent = kallsyms.symbol_address(prog, "__start_orc_unwind")
     if ip is None or ip_end is None or ent is None:
         return None
-    return OrcTable(prog.read, ip, ent, (ip_end - ip) // 4, orc_version(st.release))
+    ranges = _text_ranges(prog)
+    span = (ranges[0][0], ranges[-1][1]) if ranges else None
+    return OrcTable(prog.read, ip, ent, (ip_end - ip) // 4, orc_version(st.release), span)
 
 
 def _module_orc_tables(prog: Program, st: _State) -> list[OrcTable]:
@@ -353,24 +406,23 @@ def unwind_registers(
 
 
 def exception_frames(
-    prog: Program, thread_or_task: Any
+    prog: Program, thread_or_task: Any = None
 ) -> list[tuple[int, int, dict[str, int] | None]]:
     """``(pc, sp, regs)`` per frame; ``regs`` set where a ``pt_regs`` begins.
 
     crash's ``bt`` prints such registers after an exception or interrupt
-    frame.  In BTF mode this reads drgn's own frames (``interrupted``
-    frames carry the interrupted registers); without types it uses our ORC
-    unwinder from the CPU's saved registers.
+    frame.  In BTF mode this reads drgn's own frames (an ``interrupted``
+    frame after the first carries the interrupted registers); without types
+    it runs our ORC unwinder from the crashed CPU's saved registers.
     """
     st = _state(prog)
-    if st.types is None and isinstance(thread_or_task, drgn.Thread):
-        frames = unwind_registers(prog, _thread_registers(thread_or_task))
-        return [(f.pc, f.sp, f.regs) for f in frames]
+    if st.types is None:
+        if thread_or_task is not None:
+            raise ValueError("stack traces of tasks need types (this kernel has no BTF)")
+        return [(f.pc, f.sp, f.regs) for f in crashed_cpu_frames(prog)]
     trace = stack_trace(prog, thread_or_task)
     out: list[tuple[int, int, dict[str, int] | None]] = []
     for i, fr in enumerate(trace):
-        regs = None
-        if fr.interrupted and i > 0:
-            regs = dict(fr.registers())
+        regs = dict(fr.registers()) if fr.interrupted and i > 0 else None
         out.append((fr.pc, fr.sp, regs))
     return out

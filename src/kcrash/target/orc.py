@@ -215,6 +215,7 @@ class UnwoundFrame:
     regs: dict[str, int] | None = None
     regs_address: int | None = None
     interrupted: bool = False  # pc is exact (not a return address)
+    reliable: bool = True  # False: the next frame was found by scanning the stack
 
 
 @dataclass
@@ -224,6 +225,7 @@ class Unwound:
     frames: list[UnwoundFrame] = field(default_factory=list)
     end: str = ""  # "end of stack", "user mode", or the reason it stopped
     complete: bool = False
+    guessed: bool = False  # some frame was found by scanning, not unwinding
 
 
 class OrcUnwinder:
@@ -237,11 +239,47 @@ class OrcUnwinder:
         read: ReadBytes,
         tables: list[OrcTable],
         sp_indirect_deref_first: bool = True,
+        is_text: Callable[[int], bool] | None = None,
     ) -> None:
         self.read_u64 = read_u64
         self.read = read
         self.tables = tables
         self.sp_indirect_deref_first = sp_indirect_deref_first
+        self.is_text = is_text
+
+    SCAN_WORDS = 512
+
+    def _scan(self, sp: int) -> tuple[int, int, int | None] | None:
+        """First ``(return address, sp after return, caller's rbp)`` above ``sp``.
+
+        A candidate is a word inside kernel text with ORC, right after a
+        ``call`` instruction (``e8 rel32``, or ``ff /2`` indirect forms).
+        """
+        assert self.is_text is not None
+        data = b""
+        addr = sp
+        while len(data) < 8 * self.SCAN_WORDS:  # page by page: stop at the stack's end
+            n = 4096 - (addr & 4095)
+            try:
+                data += self.read(addr, n)
+            except Exception:
+                break
+            addr += n
+        words = struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
+        for k, w in enumerate(words):
+            if not self.is_text(w) or self.find(w - 1) is None:
+                continue
+            try:
+                before = self.read(w - 7, 7)
+            except Exception:
+                continue
+            if _after_call(before):
+                slot = sp + 8 * k
+                # The callee's prologue pushes rbp first, just below the
+                # return address: recover the caller's rbp from there.
+                bp = words[k - 1] if k and slot < words[k - 1] < slot + 0x8000 else None
+                return w, slot + 8, bp
+        return None
 
     def find(self, pc: int) -> OrcEntry | None:
         for t in self.tables:
@@ -280,8 +318,21 @@ class OrcUnwinder:
             pending_regs = pending_addr = None
             orc = self.find(pc if exact else pc - 1)
             if orc is None:
-                out.end = f"no ORC entry for {pc:#x}"
-                return out
+                found = self._scan(sp) if self.is_text is not None else None
+                if found is None:
+                    out.end = f"no ORC entry for {pc:#x}"
+                    return out
+                # No ORC here (e.g. a module's code in kallsyms-only mode):
+                # resume at the first return address found on the stack, as
+                # crash's and the kernel's "?" entries do; not reliable.
+                pc, sp, guessed_bp = found
+                if guessed_bp is not None:
+                    bp = guessed_bp
+                exact = False
+                full = None
+                out.frames[-1].reliable = False
+                out.guessed = True
+                continue
             if orc.type == TYPE_END_OF_STACK:
                 out.end, out.complete = "end of stack", True
                 return out
@@ -361,3 +412,18 @@ class OrcUnwinder:
 
 class _NeedRegister(Exception):
     pass
+
+
+def _after_call(before: bytes) -> bool:
+    """Whether the 7 bytes before an address end with an x86-64 call."""
+    if before[2] == 0xE8:  # call rel32
+        return True
+    # call *%reg (ff d0+r), call *(%reg) (ff 10+r), with REX (41 ff ..):
+    if before[5] == 0xFF and 0xD0 <= before[6] <= 0xD7:
+        return True
+    if before[5] == 0xFF and 0x10 <= before[6] <= 0x17:
+        return True
+    # call *disp8(%reg) (ff 50+r d8), call *disp32(%reg) (ff 90+r d32)
+    if before[4] == 0xFF and 0x50 <= before[5] <= 0x57:
+        return True
+    return before[1] == 0xFF and 0x90 <= before[2] <= 0x97
