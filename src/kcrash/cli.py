@@ -68,20 +68,22 @@ def open_from_args(argv: list[str]):  # type: ignore[no-untyped-def]
     from .target.open import open_target
 
     opts, rest = _split_target_options(argv)
-    if opts["live"]:
-        vmcore = "/proc/kcore"
-    elif not rest:
-        raise KcrashError("missing VMCORE (or --live)")
-    else:
-        vmcore = rest.pop(0)
+    # VMCORE is the first argument that is not an option; VMLINUX, when given,
+    # is the next one if it is an ELF executable.  Command options may come
+    # before or after them, as in `kcrash bt -l vmcore` or `kcrash bt vmcore -a`.
+    vmcore = "/proc/kcore" if opts["live"] else None
     vmlinux = None
-    if (
-        rest
-        and not rest[0].startswith("-")
-        and os.path.isfile(rest[0])
-        and _looks_like_elf(rest[0])
-    ):
-        vmlinux = rest.pop(0)
+    keep: list[str] = []
+    for a in rest:
+        if vmcore is None and not a.startswith("-"):
+            vmcore = a
+        elif vmlinux is None and not a.startswith("-") and os.path.isfile(a) and _looks_like_elf(a):
+            vmlinux = a
+        else:
+            keep.append(a)
+    if vmcore is None:
+        raise KcrashError("missing VMCORE (or --live)")
+    rest = keep
     target = open_target(
         vmcore,
         vmlinux,

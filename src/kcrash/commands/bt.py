@@ -33,11 +33,14 @@ _REG_ROWS = (
 )
 
 
-def _exception_lines(fr: Frame) -> list[str]:
-    regs = fr.regs or {}
-    out = [f"    [exception RIP: {fr.symbol}]"]
+def _register_lines(regs: dict[str, int]) -> list[str]:
+    out = []
     for row in _REG_ROWS:
-        cells = [f"{r.upper():>3}: {regs[r]:016x}" for r in row if r in regs]
+        cells = [
+            f"{r.upper():>3}: {regs[r]:08x}" if r == "rflags" else f"{r.upper():>3}: {regs[r]:016x}"
+            for r in row
+            if r in regs
+        ]
         if cells:
             out.append("    " + "  ".join(cells))
     tail = []
@@ -52,27 +55,49 @@ def _exception_lines(fr: Frame) -> list[str]:
 
 
 def format_stack(st: Stack, source_lines: bool = False) -> str:
-    """One task's backtrace as crash prints it."""
+    """One task's backtrace as crash prints it.
+
+    Like crash: inlined calls are not numbered frames (they are shown with
+    ``-l`` as source lines of their frame), each frame's address in brackets
+    is the stack slot holding its return address, and an exception frame is
+    printed as ``[exception RIP: func+off]`` with its registers.
+    """
     out = [f'PID: {st.pid:<8} TASK: {st.task or 0:x}  CPU: {st.cpu:<4} COMMAND: "{st.comm}"']
     n = 0
+    pending_inline: list[Frame] = []
     for fr in st.frames:
-        if fr.regs is not None:
-            out.extend(_exception_lines(fr))
-            continue
-        mod = f" [{fr.module}]" if fr.module else ""
-        sp = f"{fr.sp:016x}" if fr.sp is not None else "?" * 16
-        name = fr.function or "??"
         if fr.inlined:
-            out.append(f"{'#' + str(n):>3} (inline) {name}{mod}")
+            pending_inline.append(fr)
+            continue
+        if fr.regs is not None:
+            out.append(f"    [exception RIP: {_crash_symbol(fr)}]")
+            out.extend(_register_lines(fr.regs))
         else:
-            out.append(f"{'#' + str(n):>3} [{sp}] {name} at {fr.address or 0:x}{mod}")
-        if source_lines and fr.source:
-            f, _, line = fr.source.rpartition(":")
-            out.append(f"    {f}: {line}")
-        n += 1
+            mod = f" [{fr.module}]" if fr.module else ""
+            sp = f"{fr.sp - 8:016x}" if fr.sp is not None else "?" * 16
+            out.append(
+                f"{'#' + str(n):>3} [{sp}] {fr.function or '??'} at {fr.address or 0:x}{mod}"
+            )
+            n += 1
+        if source_lines:
+            for f in [*pending_inline, fr]:
+                if f.source:
+                    file, _, line = f.source.rpartition(":")
+                    where = f" (inlined {f.function})" if f.inlined else ""
+                    out.append(f"    {file}: {line}{where}")
+        pending_inline = []
+    if st.user_regs:
+        out.extend(_register_lines(st.user_regs))
     if st.error:
         out.append(f"    (unwinding stopped: {st.error})")
     return "\n".join(out)
+
+
+def _crash_symbol(fr: Frame) -> str:
+    """``func+off`` in decimal, as crash prints the exception RIP."""
+    if fr.function is None:
+        return f"{fr.address or 0:x}"
+    return f"{fr.function}+{fr.offset}" if fr.offset is not None else fr.function
 
 
 @kcrash_command(

@@ -65,6 +65,7 @@ class Stack:
     cpu: int | None = None
     task: int | None = None  # address of struct task_struct
     error: str | None = None  # why unwinding stopped early, if it did
+    user_regs: dict[str, int] | None = None  # user-mode registers at kernel entry
 
 
 @dataclass

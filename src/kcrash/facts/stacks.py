@@ -69,31 +69,99 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     )
 
 
+_USER_LIMIT = 0xFFFF800000000000  # x86-64: kernel addresses are above this
+
+#: Functions of the kdump path whose return slot starts the panic path.
+KEXEC_ENTRY_FUNCTIONS = ("machine_kexec",)
+
+
+def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace | None:
+    """The panic path of a kdump capture: ``machine_kexec`` … down to the fault.
+
+    Why: in a kdump vmcore the panic CPU's PRSTATUS note holds the *oops*
+    registers (``crash_kexec(regs)`` saves them), so drgn's unwinder starts
+    at the faulting function.  The frames that led from the fault to the dump
+    (``asm_exc_page_fault`` → ``oops_end`` → ``crash_kexec`` →
+    ``machine_kexec``) are still on the same stack, below the exception
+    frame, and crash shows them.  We find ``machine_kexec``'s return slot in
+    that part of the stack and unwind from there with ORC; the result must
+    reach the original exception frame, otherwise we do not use it.
+    Kernels with ``machine_kexec`` (all x86-64 kexec kernels).
+    """
+    try:
+        first = prog.stack_trace(task)[0]
+        if not first.interrupted:
+            return None
+        exc_sp = first.sp
+        base = task.stack.value_()
+    except (ValueError, LookupError, AttributeError, drgn.FaultError):
+        return None
+    if not base < exc_sp <= base + 64 * 1024:
+        return None
+    try:
+        data = prog.read(base, exc_sp - base)
+        ranges = []
+        for name in KEXEC_ENTRY_FUNCTIONS:
+            sym = prog.symbol(name)
+            ranges.append((sym.address, sym.address + sym.size))
+    except (LookupError, drgn.FaultError):
+        return None
+    for off in range(len(data) - 8, -1, -8):
+        word = int.from_bytes(data[off : off + 8], "little")
+        if not any(lo < word < hi for lo, hi in ranges):
+            continue
+        regs = drgn.Object(prog, "struct pt_regs", value={"ip": word, "sp": base + off + 8})
+        try:
+            trace = prog.stack_trace(regs)
+        except (ValueError, LookupError, drgn.FaultError):
+            continue
+        if any(f.interrupted and f.sp == exc_sp for f in list(trace)[1:]):
+            return trace
+    return None
+
+
+def stack_from_trace(prog: drgn.Program, trace: drgn.StackTrace, synthetic_first: bool) -> Stack:
+    """Cut a drgn trace into :class:`Frame` facts; exception frames carry their regs.
+
+    ``synthetic_first``: the first frame's "interrupted" flag comes from the
+    registers we built (not a real exception), so it gets no register block.
+    """
+    st = Stack()
+    frames = list(trace)
+    first_pc = frames[0].pc if frames else None
+    for fr in frames:
+        if fr.pc < _USER_LIMIT:
+            if fr.interrupted:
+                st.user_regs = dict(fr.registers())
+            break
+        exc = fr.interrupted and not (synthetic_first and fr.pc == first_pc)
+        # drgn marks every inline frame sharing an interrupted PC as interrupted:
+        # only the outermost one (the real frame) carries the register block.
+        if exc and fr.is_inline:
+            exc = False
+        st.frames.append(frame_fact(prog, fr, regs=exc))
+    return st
+
+
 def task_stack(target: Target, task: drgn.Object) -> Stack:
     """The stack of one task (``struct task_struct *``), innermost frame first."""
     prog = target.prog
-    st = Stack(
-        pid=task.pid.value_(),
-        comm=task.comm.string_().decode("utf-8", "replace"),
-        cpu=task_cpu(task),
-        task=task.value_(),
-    )
     try:
         if target.mode == "dwarf":
-            from drgn.helpers.linux.stack import StackKind, kernel_stack_trace
-
-            trace = kernel_stack_trace(task)
-            for i, seg in enumerate(trace.segments):
-                if seg.kind == StackKind.USER:
-                    break
-                for j, fr in enumerate(seg.frames):
-                    st.frames.append(frame_fact(prog, fr, regs=(i > 0 and j == 0)))
+            trace = kexec_path_trace(prog, task)
+            synthetic = trace is not None
+            if trace is None:
+                trace = prog.stack_trace(task)
         else:
             trace = target.stack_trace(task)
-            for fr in trace:
-                st.frames.append(frame_fact(prog, fr, regs=bool(fr.interrupted)))
+            synthetic = False
+        st = stack_from_trace(prog, trace, synthetic)
     except (ValueError, LookupError, drgn.FaultError) as e:
-        st.error = str(e).splitlines()[0] if str(e) else type(e).__name__
+        st = Stack(error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+    st.pid = task.pid.value_()
+    st.comm = task.comm.string_().decode("utf-8", "replace")
+    st.cpu = task_cpu(task)
+    st.task = task.value_()
     return st
 
 

@@ -53,7 +53,9 @@ def elf_build_id(path: str | os.PathLike[str]) -> str | None:
                 if sec.header["sh_type"] != "SHT_NOTE":
                     continue
                 for note in sec.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
+                    # Match the owner too: vmlinux's .notes also holds Xen notes
+                    # whose type numbers collide with NT_GNU_BUILD_ID.
+                    if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_BUILD_ID":
                         return str(note["n_desc"]).lower()
     except (OSError, Exception):  # pyelftools raises assorted errors on garbage
         return None
