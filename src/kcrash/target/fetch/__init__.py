@@ -129,6 +129,7 @@ def fetch_debuginfo(
             modules=modules,
             all_modules=all_modules,
             root=cache_root,
+            progress=progress,
         )
     if fam in ("rhel", "suse") and release:
         cmds = rpm.rhel_commands(release) if fam == "rhel" else rpm.suse_commands(release)

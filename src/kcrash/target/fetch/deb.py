@@ -21,6 +21,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from typing import BinaryIO
 
 from ...errors import KcrashError
 from . import cache
+from . import progress as _progress
 from .distro import is_ubuntu_release
 
 
@@ -47,26 +49,32 @@ def apt_available() -> bool:
     return shutil.which("apt-get") is not None
 
 
-def _apt_download(pkg: str, workdir: str, say: Callable[[str], None]) -> str | None:
-    """``apt-get download pkg`` in ``workdir``; the .deb's path, or None if unknown to apt."""
+def _apt_download(pkg: str, workdir: str, say: Callable[[str], None], progress: bool) -> str | None:
+    """``apt-get download pkg`` in ``workdir``; the .deb's path, or None if unknown to apt.
+
+    On a terminal apt shows its own progress and the URL it fetches (its
+    stdout goes to our stderr); otherwise we print the URL from its ``Get:`` line.
+    """
     say(f"apt-get download {pkg} (from your apt sources)")
+    live = progress and sys.stderr.isatty()
     try:
         proc = subprocess.run(
             ["apt-get", "download", pkg],
             cwd=workdir,
-            capture_output=True,
+            stdout=sys.stderr if live else subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             timeout=3600,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise KcrashError(f"apt-get download {pkg}: {e}") from None
-    for line in proc.stdout.splitlines():
+    for line in (proc.stdout or "").splitlines():
         if line.startswith("Get:"):  # "Get:1 http://mirror suite/main amd64 pkg amd64 ver [size]"
             size = line.rsplit("[", 1)[-1].rstrip("]")
             say(f"apt fetched {' '.join(line.split()[1:3])} ({size})")
     debs = [f for f in os.listdir(workdir) if f.endswith(".deb")]
     if proc.returncode != 0 or not debs:
-        err = (proc.stderr or proc.stdout).strip().splitlines()
+        err = (proc.stderr or proc.stdout or "").strip().splitlines()
         last = err[-1] if err else f"exit status {proc.returncode}"
         if any(m in (proc.stderr or "") for m in _UNKNOWN_PACKAGE):
             return None
@@ -74,8 +82,20 @@ def _apt_download(pkg: str, workdir: str, say: Callable[[str], None]) -> str | N
     return os.path.join(workdir, debs[0])
 
 
-def _data_member(f: BinaryIO, path: str) -> None:
-    """Position ``f`` at the start of the .deb's ``data.tar.*`` member."""
+class _Counting:
+    """A read-only file wrapper that reports bytes read (for the unpack progress bar)."""
+
+    def __init__(self, f: BinaryIO, advance: Callable[[int], None]) -> None:
+        self.f, self.advance = f, advance
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.advance(len(data))
+        return data
+
+
+def _data_member(f: BinaryIO, path: str) -> int:
+    """Position ``f`` at the start of the .deb's ``data.tar.*`` member; return its size."""
     if f.read(8) != b"!<arch>\n":
         raise KcrashError(f"{path}: not a .deb (no ar signature)")
     while True:
@@ -85,7 +105,7 @@ def _data_member(f: BinaryIO, path: str) -> None:
         name = head[:16].decode("ascii", "replace").strip().rstrip("/")
         size = int(head[48:58].decode("ascii").strip())
         if name.startswith("data.tar"):
-            return
+            return size
         f.seek(size + (size & 1), os.SEEK_CUR)
 
 
@@ -95,6 +115,7 @@ def extract(
     dest: Path,
     modules: Iterable[str] = (),
     all_modules: bool = False,
+    progress: bool = False,
 ) -> tuple[str | None, list[str]]:
     """Extract vmlinux (and the named module debug files) from ``deb`` into ``dest``.
 
@@ -111,9 +132,13 @@ def extract(
     mod_prefix = f"usr/lib/debug/lib/modules/{release}/"
     vmlinux: str | None = None
     got_modules: list[str] = []
-    with open(deb, "rb") as f:
-        _data_member(f, deb)
-        with tarfile.open(fileobj=f, mode="r|*") as tf:
+    with open(deb, "rb") as raw:
+        size = _data_member(raw, deb)
+        show = _progress.wanted(progress, size)
+        with (
+            _progress.bar("unpacking", size, show) as advance,
+            tarfile.open(fileobj=_Counting(raw, advance), mode="r|*") as tf,  # type: ignore[call-overload]
+        ):
             for m in tf:
                 name = m.name.lstrip("./")
                 if not m.isfile():
@@ -169,20 +194,21 @@ def fetch(
     modules: Iterable[str] = (),
     all_modules: bool = False,
     root: Path | None = None,
+    progress: bool = True,
 ) -> str | None:
     """Download the release's debug package, extract, verify, cache; the vmlinux path or None."""
     if not apt_available():
         return None
     with _workdir() as work:
         for pkg in package_names(release):
-            deb = _apt_download(pkg, work, say)
+            deb = _apt_download(pkg, work, say, progress)
             if deb is None:
                 say(f"apt does not know {pkg}")
                 continue
             say(f"extracting vmlinux from {os.path.basename(deb)}")
             staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=_ensure(root)))
             try:
-                vmlinux, mods = extract(deb, release, staging, modules, all_modules)
+                vmlinux, mods = extract(deb, release, staging, modules, all_modules, progress)
                 if vmlinux is None:
                     raise KcrashError(f"{pkg}: the package holds no vmlinux for {release}")
                 bid = cache.verify(vmlinux, build_id, release, pkg)

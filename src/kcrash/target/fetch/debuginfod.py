@@ -21,9 +21,7 @@ from pathlib import Path
 
 from ...errors import KcrashError
 from . import cache
-
-#: Show a progress bar for downloads larger than this (bytes).
-PROGRESS_THRESHOLD = 16 << 20
+from . import progress as _progress
 
 #: Per-request socket timeout (seconds), overridable like elfutils' client.
 DEFAULT_TIMEOUT = 90.0
@@ -66,40 +64,13 @@ def download(url: str, dest: str, *, progress: bool, say: Callable[[str], None])
 
 
 def _copy(src, out, total: int, *, progress: bool, label: str) -> int:  # type: ignore[no-untyped-def]
-    """Copy with a rich progress bar when it is worth one and stderr is a terminal."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    show = progress and console.is_terminal and (total == 0 or total > PROGRESS_THRESHOLD)
+    """Copy in 1 MiB chunks, with a progress bar on a terminal for big files."""
     done = 0
-    if not show:
+    with _progress.bar(f"debuginfod {label}", total, _progress.wanted(progress, total)) as advance:
         while chunk := src.read(1 << 20):
             out.write(chunk)
             done += len(chunk)
-        return done
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"debuginfod {label}", total=total or None)
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-            done += len(chunk)
-            bar.update(task, advance=len(chunk))
+            advance(len(chunk))
     return done
 
 
