@@ -233,3 +233,20 @@ def test_every_check_has_a_fix_for_each_family_or_none() -> None:
     for c in CHECKS:
         assert c.why and c.reads, c.id
         assert set(c.fix) in (set(), {"rhel", "debian", "suse"}), c.id
+
+
+def test_distro_override_picks_that_familys_fix() -> None:
+    """``--distro`` (or the tree's os-release) decides which fix commands are printed."""
+    for family, word in (("rhel", "grubby"), ("suse", "grub2-mkconfig"), ("debian", "update-grub")):
+        report = run("/", family)
+        crash = next(r for r in report.results if r.id == "crashkernel")
+        if crash.status == OK:
+            continue  # a host with crashkernel reserved needs no fix
+        assert list(crash.fix) == [family]
+        assert word in crash.fix[family]
+
+
+def test_missing_root_is_one_line_error() -> None:
+    proc = kcrash("doctor", "--root", "/nonexistent/kcrash-root")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "kcrash: /nonexistent/kcrash-root: no such directory"
