@@ -116,7 +116,7 @@ SKIP: dict[str, tuple[str, ...]] = {
         r"_raw_spin_\w+",
         r"raw_spin_\w+",
         r"do_raw_spin_\w+",
-        r"spin_\w+",
+        r"spin_(?:lock|unlock|trylock)\w*",
         r"native_queued_spin_lock_slowpath",
         r"__pv_queued_spin_lock_slowpath",
         r"queued_\w+_slowpath",

@@ -117,6 +117,20 @@ _ROWS: tuple[Rule, ...] = (
         ),
         qualifier="q",
         severity="warning",
+        # lockdep's own machinery and the lock primitives it instruments
+        skip=(
+            r"check_\w+",
+            r"validate_chain",
+            r"print_\w+",
+            r"mark_\w+",
+            r"\w+_nested",
+            r"mutex_lock\w*",
+            r"__mutex_lock\w*",
+            r"down_\w+",
+            r"__down_\w+",
+            r"lock_is_held\w*",
+            r"debug_\w+",
+        ),
     ),
     Rule(
         "list-corruption",
