@@ -8,8 +8,10 @@ carry no build id in VMCOREINFO, so a ``by-release/<release>`` symlink
 points at the build fetched for that release.
 
 Nothing enters the cache unverified: files are written under a temporary
-name in the build id's directory and renamed only after their build id
-(or, without one, their ``Linux version`` banner) matched.
+name (``.<build-id>.*.part`` in the cache root, or a staging directory) and
+renamed into ``<build-id>/`` only after their build id (or, without one,
+their ``Linux version`` banner) matched.  Renames are atomic, so two
+fetches of the same build at once cannot leave a half-written vmlinux.
 """
 
 from __future__ import annotations

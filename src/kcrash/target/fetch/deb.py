@@ -203,7 +203,7 @@ def fetch(
         for pkg in package_names(release):
             deb = _apt_download(pkg, work, say, progress)
             if deb is None:
-                say(f"apt does not know {pkg}")
+                say(f"apt does not know {pkg} (add the suite that built {release} to your sources)")
                 continue
             say(f"extracting vmlinux from {os.path.basename(deb)}")
             staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=_ensure(root)))
