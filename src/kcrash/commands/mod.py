@@ -18,9 +18,9 @@ def _kcrash_cmd_mod(prog: Program, name: str, args: argparse.Namespace, **kwargs
     if args.json:
         print_json([{**m.__dict__, "out_of_tree": m.out_of_tree} for m in mods])
         return
-    print("     MODULE       NAME                   TEXT_BASE         SIZE  OBJECT FILE")
+    print("     MODULE       NAME                         BASE          SIZE  OBJECT FILE")
     for m in mods:
         addr = f"{m.address:016x}" if m.address else "-" * 16
         base = f"{m.base:016x}" if m.base else "-" * 16
         obj = m.object_file or "(not loaded)  [CONFIG_KALLSYMS]"
-        print(f"{addr}  {m.name:<22} {base} {m.size or 0:>8}  {obj}")
+        print(f"{addr}  {m.name:<22} {base} {m.size or 0:>7}  {obj}")

@@ -35,5 +35,5 @@ def loaded_modules(prog: drgn.Program) -> list[ModuleInfo]:
         out.append(
             ModuleInfo(name, base, size, taints.strip(), debug_files.get(name), mod.value_())
         )
-    out.sort(key=lambda m: m.base or 0)
+    out.sort(key=lambda m: m.address or 0)  # crash lists by struct module address
     return out

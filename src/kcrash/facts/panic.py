@@ -25,27 +25,41 @@ TRAILER_RE = re.compile(
 _SYSRQ_RE = re.compile(r"(SysRq : |sysrq: )Trigger a crash")
 
 
+def _events_from_log(log: list[LogLine]):  # type: ignore[no-untyped-def]
+    try:
+        from ..oops.text import events_from_log
+    except ImportError:  # the parser's public module is being split up
+        from ..oops.blocks import events_from_log
+    return events_from_log(log)
+
+
 def panic_message(log: list[LogLine]) -> str | None:
-    """The line an operator should read first, or None if the log shows no panic."""
+    """The line an operator should read first, or None if the log shows no crash.
+
+    In a kdump capture with ``panic_on_oops`` the dump is taken from
+    ``oops_end()`` before ``panic()`` prints anything, so there may be no
+    ``Kernel panic`` line at all: the first report block is then the cause.
+    """
     panic_idx = None
     for i in range(len(log) - 1, -1, -1):
         if _PANIC_RE.search(log[i].text):
             panic_idx = i
             break
-    if panic_idx is None:
-        return None
-    line = log[panic_idx].text
-    msg = _PANIC_RE.search(line).group(1).strip()  # type: ignore[union-attr]
-    if not TRAILER_RE.match(msg):
-        return line[line.index("Kernel panic") :].strip()
-    before = log[:panic_idx]
+    if panic_idx is not None:
+        line = log[panic_idx].text
+        msg = _PANIC_RE.search(line).group(1).strip()  # type: ignore[union-attr]
+        if not TRAILER_RE.match(msg):
+            return line[line.index("Kernel panic") :].strip()
+    before = log[:panic_idx] if panic_idx is not None else log
     for ln in before:
-        if _SYSRQ_RE.search(ln.text):
-            return _SYSRQ_RE.search(ln.text).group(0)  # type: ignore[union-attr]
-    from ..oops.text import events_from_log
-
-    events = [e for e in events_from_log(before) if not _PANIC_RE.search(e.header)]
+        m = _SYSRQ_RE.search(ln.text)
+        if m:
+            return m.group(0)
+    events = [e for e in _events_from_log(before) if not _PANIC_RE.search(e.header)]
     if events:
         first = next((e for e in events if e.oops_number == 1), events[0])
         return first.header.strip()
-    return line[line.index("Kernel panic") :].strip()
+    if panic_idx is not None:
+        line = log[panic_idx].text
+        return line[line.index("Kernel panic") :].strip()
+    return None

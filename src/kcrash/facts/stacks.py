@@ -38,7 +38,9 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     try:
         sym = prog.symbol(lookup_pc)
         offset, size = pc - sym.address, sym.size
-        if name is None or name.startswith("0x"):
+        # crash names a frame by its ELF symbol (``__handle_sysrq.cold``);
+        # DWARF names inlined frames, which have no symbol of their own.
+        if name is None or name.startswith("0x") or not frame.is_inline:
             name = sym.name
     except LookupError:
         pass
@@ -79,8 +81,9 @@ def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace |
     """The panic path of a kdump capture: ``machine_kexec`` … down to the fault.
 
     Why: in a kdump vmcore the panic CPU's PRSTATUS note holds the *oops*
-    registers (``crash_kexec(regs)`` saves them), so drgn's unwinder starts
-    at the faulting function.  The frames that led from the fault to the dump
+    registers (``crash_kexec(regs)`` saves them), or those of
+    ``__crash_kexec`` after ``panic()``, so drgn's unwinder starts at the
+    faulting function or in ``__crash_kexec``.  The frames that led from the fault to the dump
     (``asm_exc_page_fault`` → ``oops_end`` → ``crash_kexec`` →
     ``machine_kexec``) are still on the same stack, below the exception
     frame, and crash shows them.  We find ``machine_kexec``'s return slot in
@@ -90,9 +93,9 @@ def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace |
     """
     try:
         first = prog.stack_trace(task)[0]
-        if not first.interrupted:
+        if first.name in KEXEC_ENTRY_FUNCTIONS:
             return None
-        exc_sp = first.sp
+        exc_sp, exc_pc = first.sp, first.pc
         base = task.stack.value_()
     except (ValueError, LookupError, AttributeError, drgn.FaultError):
         return None
@@ -115,9 +118,34 @@ def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace |
             trace = prog.stack_trace(regs)
         except (ValueError, LookupError, drgn.FaultError):
             continue
-        if any(f.interrupted and f.sp == exc_sp for f in list(trace)[1:]):
+        if any(f.sp == exc_sp and _same_function(prog, f.pc, exc_pc) for f in list(trace)[1:]):
             return trace
     return None
+
+
+def _same_function(prog: drgn.Program, a: int, b: int) -> bool:
+    if a == b:
+        return True
+    try:
+        return prog.symbol(a).address == prog.symbol(b).address
+    except LookupError:
+        return False
+
+
+#: Functions in which the dumping CPU saved its registers: a first frame in
+#: one of them is not an exception frame, so it gets no register block.
+PANIC_PATH_FUNCTIONS = frozenset(
+    (
+        "__crash_kexec",
+        "crash_kexec",
+        "machine_kexec",
+        "panic",
+        "crash_nmi_callback",
+        "pvpanic_send_event",
+        "native_machine_crash_shutdown",
+        "crash_setup_regs",
+    )
+)
 
 
 def stack_from_trace(prog: drgn.Program, trace: drgn.StackTrace, synthetic_first: bool) -> Stack:
@@ -134,7 +162,9 @@ def stack_from_trace(prog: drgn.Program, trace: drgn.StackTrace, synthetic_first
             if fr.interrupted:
                 st.user_regs = dict(fr.registers())
             break
-        exc = fr.interrupted and not (synthetic_first and fr.pc == first_pc)
+        exc = fr.interrupted and not (
+            fr.pc == first_pc and (synthetic_first or fr.name in PANIC_PATH_FUNCTIONS)
+        )
         # drgn marks every inline frame sharing an interrupted PC as interrupted:
         # only the outermost one (the real frame) carries the register block.
         if exc and fr.is_inline:

@@ -57,8 +57,15 @@ def format_duration(seconds: int) -> str:
 
 
 def format_memory(nbytes: int) -> str:
-    """crash's MEMORY format (``pages_to_size``): GB/MB/KB with one decimal when needed."""
+    """crash's MEMORY format: GB/MB/KB with one decimal when needed.
+
+    Like crash, a total within 64 MB below a whole number of GB (the usual
+    case: firmware and the kernel reserve a little) is shown as that GB.
+    """
     gb, mb, kb = 1 << 30, 1 << 20, 1 << 10
+    next_gb = -(-nbytes // gb) * gb
+    if nbytes >= gb - 64 * mb and next_gb - nbytes <= 64 * mb:
+        return f"{next_gb // gb} GB"
     for unit, name in ((gb, "GB"), (mb, "MB"), (kb, "KB")):
         if nbytes >= unit:
             if nbytes % unit == 0:
@@ -133,6 +140,9 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
         for f in ("nodename", "release", "version", "machine"):
             setattr(info, f, get(lambda f=f: getattr(uts, f).string_().decode()))
     info.release = info.release or target.dump.release
+    mhz = get(lambda: prog["cpu_khz"].value_() // 1000)
+    if info.machine and mhz:
+        info.machine += f"  ({mhz} Mhz)"  # crash appends the CPU clock
     info.memory = get(lambda: format_memory(present_memory(prog)))
     info.panic = panic_message(log)
     task = get(lambda: prog.crashed_thread().object)
