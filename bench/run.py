@@ -93,6 +93,7 @@ class Sample:
     maxrss_kb: int
     rc: int
     error: str | None = None
+    read_mb: float = float("nan")
 
 
 @dataclass
@@ -117,6 +118,10 @@ class Result:
     def wall(self) -> float | None:
         ok = self.ok
         return statistics.median(s.wall for s in ok) if ok and not self.failed else None
+
+    def read_mb(self) -> float | None:
+        ok = self.ok
+        return statistics.median(s.read_mb for s in ok) if ok and not self.failed else None
 
     def rss_mb(self) -> float | None:
         ok = self.ok
@@ -251,6 +256,11 @@ def run_child(
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
+            # Wait without reaping first: the zombie's /proc/PID/io still holds what the
+            # child (and the children it reaped) read, the evidence that a tool did not
+            # read the whole dump.  Then reap it with wait4 for its rusage.
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            rchar = _rchar(proc.pid)
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
@@ -259,10 +269,22 @@ def run_child(
     out_text = out_path.read_text(errors="replace")
     err_text = err_path.read_text(errors="replace")
     shutil.rmtree(home, ignore_errors=True)
-    sample = Sample(wall, usage.ru_maxrss, proc.returncode)
+    sample = Sample(wall, usage.ru_maxrss, proc.returncode, read_mb=rchar / 1e6)
     if proc.returncode == -9 and wall >= timeout:
         sample.error = f"timed out after {timeout:g} s"
     return sample, out_text, err_text
+
+
+def _rchar(pid: int) -> float:
+    """Bytes read through read(2)-like calls (``rchar``): page-cache hits included, mmap not."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("rchar:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")
 
 
 def measure(
@@ -281,7 +303,7 @@ def measure(
             status = "ok" if sample.error is None else f"FAILED: {sample.error}"
             log(
                 f"[{tag}] {c.dump_id:<34} {c.tool:<30} {sample.wall:7.2f} s "
-                f"{sample.maxrss_kb / 1024:6.0f} MB  {status}"
+                f"{sample.maxrss_kb / 1024:6.0f} MB {sample.read_mb:7.0f} MB read  {status}"
             )
             if rnd > 0:
                 results[(c.dump_id, c.tool)].samples.append(sample)
@@ -399,6 +421,11 @@ def _fmt_rss(r: Result | None) -> str:
     return f"{v:.0f} MB" if v is not None else "—"
 
 
+def _fmt_read(r: Result | None) -> str:
+    v = r.read_mb() if r else None
+    return f"{v:.0f} MB" if v is not None and v == v else "—"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}×" if a is not None and b else "—"
 
@@ -423,7 +450,9 @@ def render(
         "",
         f"Median of {rounds} interleaved runs after one discarded warm-up round (page cache warm"
         " for every tool), min–max in brackets; peak RSS is the median of `ru_maxrss` from"
-        " `os.wait4`. Every child runs with an empty HOME; its output is checked, then discarded.",
+        " `os.wait4`; read is the child's `rchar` from `/proc/PID/io` (read(2) bytes, page-cache"
+        " hits included, mmap not counted). Every child runs with an empty HOME; its output is"
+        " checked, then discarded.",
         "",
     ]
     for e in entries:
@@ -434,15 +463,15 @@ def render(
         lines += [
             f"## `{i}` ({e.get('size', 0) / 1e6:.0f} MB dump of a {ram} MB guest)",
             "",
-            "| command | wall time | peak RSS | time vs crash | time vs drgn-crash |"
+            "| command | wall time | peak RSS | read | time vs crash | time vs drgn-crash |"
             " RSS vs drgn-crash |",
-            "|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|",
         ]
         for tool in TOOLS:
             r = results.get((i, tool))
             w = r.wall() if r else None
             lines.append(
-                f"| {tool} | {_fmt_wall(r)} | {_fmt_rss(r)} | "
+                f"| {tool} | {_fmt_wall(r)} | {_fmt_rss(r)} | {_fmt_read(r)} | "
                 f"{_ratio(w, crash.wall() if crash else None)} | "
                 f"{_ratio(w, drgn.wall() if drgn else None)} | "
                 f"{_ratio(r.rss_mb() if r else None, drgn.rss_mb() if drgn else None)} |"
@@ -517,14 +546,15 @@ def _scaling_lines(
             f"`{big['id']}` ({br} MB guest, {big.get('size', 0) / 1e6:.0f} MB dump) against "
             f"`{small['id']}` ({sr} MB guest, {small.get('size', 0) / 1e6:.0f} MB dump):",
             "",
-            "| command | small | big | time ratio big/small |",
-            "|---|---|---|---|",
+            "| command | small | big | time ratio big/small | read small | read big |",
+            "|---|---|---|---|---|---|",
         ]
         for tool in TOOLS:
             a, b = results.get((small["id"], tool)), results.get((big["id"], tool))
             out.append(
                 f"| {tool} | {_fmt_wall(a)} | {_fmt_wall(b)} | "
-                f"{_ratio(b.wall() if b else None, a.wall() if a else None)} |"
+                f"{_ratio(b.wall() if b else None, a.wall() if a else None)} | "
+                f"{_fmt_read(a)} | {_fmt_read(b)} |"
             )
         out.append("")
     return out
