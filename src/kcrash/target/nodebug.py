@@ -37,7 +37,7 @@ from drgn import FindObjectFlags, Object, Program
 from . import globals as kglobals
 from . import kallsyms
 from .btf import Btf, BtfError, BtfTypes
-from .orc import OrcTable, OrcUnwinder, UnwoundFrame, orc_version
+from .orc import TYPE_UNDEFINED, OrcTable, OrcUnwinder, UnwoundFrame, orc_version
 
 log = logging.getLogger(__name__)
 
@@ -271,13 +271,45 @@ def stack_trace(prog: Program, thread_or_task: Any = None) -> drgn.StackTrace:
     st = _state(prog)
     if st.types is not None:
         if thread_or_task is None:
-            return prog.crashed_thread().stack_trace()
-        if isinstance(thread_or_task, drgn.Thread):
-            return thread_or_task.stack_trace()
-        return prog.stack_trace(thread_or_task)
+            trace = prog.crashed_thread().stack_trace()
+        elif isinstance(thread_or_task, drgn.Thread):
+            trace = thread_or_task.stack_trace()
+        else:
+            trace = prog.stack_trace(thread_or_task)
+        return _checked(prog, trace)
     if thread_or_task is not None:
         raise ValueError("stack traces of tasks need types (this kernel has no BTF)")
     frames = crashed_cpu_frames(prog)
+    return prog.stack_trace_from_pcs([f.pc for f in frames])
+
+
+def _first_pc_has_orc(prog: Program, pc: int) -> bool:
+    entry = _unwinder(prog).find(pc)
+    return entry is not None and entry.type != TYPE_UNDEFINED
+
+
+def _checked(prog: Program, trace: drgn.StackTrace) -> drgn.StackTrace:
+    """drgn's trace, unless its first PC has no ORC rule.
+
+    A CPU's saved registers can point where objtool recorded no rule: the
+    ip that ``crash_setup_regs()`` stores in ``__crash_kexec`` is a label
+    address (``_THIS_IP_``).  drgn then falls back to frame pointers and
+    silently skips the caller (``panic``).  Our unwinder resumes at the
+    first return address on the stack instead (as crash does), so use it
+    for such a stack (frames named from kallsyms, no per-frame registers).
+    """
+    if not len(trace):
+        return trace
+    first = trace[0]
+    if not first.interrupted or _first_pc_has_orc(prog, first.pc):
+        return trace
+    try:
+        regs = first.registers()
+        frames = unwind_registers(prog, regs)
+    except (LookupError, ValueError, drgn.FaultError):
+        return trace
+    if len(frames) <= 1:
+        return trace
     return prog.stack_trace_from_pcs([f.pc for f in frames])
 
 

@@ -317,10 +317,15 @@ class OrcUnwinder:
             )
             pending_regs = pending_addr = None
             orc = self.find(pc if exact else pc - 1)
+            if orc is not None and orc.type == TYPE_UNDEFINED:
+                # objtool marks some code "undefined" (e.g. the label whose
+                # address crash_setup_regs() saves as the ip in
+                # __crash_kexec): handle it as code without ORC.
+                orc = None
             if orc is None:
                 found = self._scan(sp) if self.is_text is not None else None
                 if found is None:
-                    out.end = f"no ORC entry for {pc:#x}"
+                    out.end = f"no ORC rule for {pc:#x}"
                     return out
                 # No ORC here (e.g. a module's code in kallsyms-only mode):
                 # resume at the first return address found on the stack, as
@@ -335,9 +340,6 @@ class OrcUnwinder:
                 continue
             if orc.type == TYPE_END_OF_STACK:
                 out.end, out.complete = "end of stack", True
-                return out
-            if orc.type == TYPE_UNDEFINED:
-                out.end = f"ORC has no rule at {pc:#x}"
                 return out
             try:
                 cfa = self._cfa(orc, sp, bp, full)
