@@ -94,9 +94,20 @@ _HEAD_OK_RE = re.compile(
 )
 
 
+# Cheap pre-filter: a word every start line contains (checked before ~30 regexes,
+# since nearly all lines of a log are not report lines).
+_HINT_RE = re.compile(
+    r"BUG|WARNING|INFO:|Oops|panic|corruption|PANIC|Unable|\[#\d|oom|[Oo]ut of memory|"
+    r"sysrq|SysRq|UBSAN|NMI|Hardware Error|[Mm]achine [Cc]heck|Attempted to kill|VFS: Unable|"
+    r"stack-protector|locking|Bad mode|Internal error|LOCKUP|NX-protected|SMEP|double fault"
+)
+
+
 def start_kind(text: str) -> str | None:
     """The kind of start line ``text`` is, or ``None``."""
-    if not text or len(text) > 2000 or L.END_PANIC_RE.match(text):
+    if not text or len(text) > 2000 or not _HINT_RE.search(text):
+        return None
+    if L.END_PANIC_RE.match(text):
         return None
     for kind, rx in START_RES:
         if rx.search(text):
