@@ -370,11 +370,21 @@ def _unwinder(prog: Program) -> OrcUnwinder:
             tables,
             sp_indirect_deref_first=version >= (5, 12),
             is_text=lambda a: any(lo <= a < hi for lo, hi in ranges),
+            other_text=None if st.types is not None else _in_module_area,
         )
     if not st.module_tables_loaded and st.types is not None:
         st.unwinder.tables.extend(_module_orc_tables(prog, st))
         st.module_tables_loaded = True
     return st.unwinder
+
+
+# x86-64 module mapping space (MODULES_VADDR .. MODULES_END), since 2.6.
+_MODULES_VADDR = 0xFFFFFFFFA0000000
+_MODULES_END = 0xFFFFFFFFFF000000
+
+
+def _in_module_area(addr: int) -> bool:
+    return _MODULES_VADDR <= addr < _MODULES_END
 
 
 def _core_orc_table(prog: Program, st: _State) -> OrcTable | None:

@@ -240,12 +240,16 @@ class OrcUnwinder:
         tables: list[OrcTable],
         sp_indirect_deref_first: bool = True,
         is_text: Callable[[int], bool] | None = None,
+        other_text: Callable[[int], bool] | None = None,
     ) -> None:
         self.read_u64 = read_u64
         self.read = read
         self.tables = tables
         self.sp_indirect_deref_first = sp_indirect_deref_first
         self.is_text = is_text
+        # Code we have no ORC for but may return into (modules, in
+        # kallsyms-only mode): accepted by the stack scan, then scanned past.
+        self.other_text = other_text
 
     SCAN_WORDS = 512
 
@@ -267,7 +271,8 @@ class OrcUnwinder:
             addr += n
         words = struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
         for k, w in enumerate(words):
-            if not self.is_text(w) or self.find(w - 1) is None:
+            known = self.is_text(w) and self.find(w - 1) is not None
+            if not known and not (self.other_text is not None and self.other_text(w)):
                 continue
             try:
                 before = self.read(w - 7, 7)
