@@ -65,10 +65,24 @@ class TextInput:
         return self.facts.events
 
 
+def _chunks(stream: IO[Any] | Iterable[Any]) -> Iterator[Any]:
+    """Lines of at most MAX_LINE characters: a binary file without newlines
+    must not be read into memory as one line."""
+    readline = getattr(stream, "readline", None)
+    if readline is None:
+        yield from stream
+        return
+    while True:
+        chunk = readline(MAX_LINE)
+        if not chunk:
+            return
+        yield chunk
+
+
 def _decode_lines(stream: IO[Any] | Iterable[Any]) -> Iterator[str]:
     """Yield text lines from a text or binary stream, bounded in length."""
     first = True
-    for raw in stream:
+    for raw in _chunks(stream):
         if isinstance(raw, bytes | bytearray):
             if first and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -153,11 +167,12 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
                 counts[parsed.format] += 1
             if parsed.format != "plain":
                 kernel_lines += 1
-            _banner(rec.text, system)
-            if cmdline is None:
-                m = _CMDLINE_RE.match(rec.text)
-                if m:
-                    cmdline = m.group("cmd")
+            if kept_index < HEAD_KEEP:  # the boot banner is at the start of a log
+                _banner(rec.text, system)
+                if cmdline is None:
+                    m = _CMDLINE_RE.match(rec.text)
+                    if m:
+                        cmdline = m.group("cmd")
             scanner.feed(rec, kept_index)
             if len(head) < HEAD_KEEP:
                 head.append(rec)
