@@ -27,8 +27,8 @@ def log_lines(prog: drgn.Program) -> list[LogLine]:
         text = r.text.decode("utf-8", "replace")
         ts = r.timestamp / 1e9
         # A record may hold several lines (continuations, multi-line pr_*).
-        for part in text.split("\n"):
-            out.append(LogLine(text=part, timestamp=ts, level=r.level, caller=caller, seq=r.seq))
+        for i, part in enumerate(text.split("\n")):
+            out.append(LogLine(part, ts, r.level, caller, r.seq, continued=i > 0))
     return out
 
 
@@ -44,9 +44,13 @@ def format_crash_log(lines: list[LogLine], wall_clock_base: float | None = None)
     for ln in lines:
         if ln.timestamp is None:
             rows.append(ln.text)
+        elif ln.continued:  # crash indents a record's later lines under its text
+            rows.append(" " * (15 if wall_clock_base is None else 27) + ln.text)
         elif wall_clock_base is not None:
             t = time.localtime(wall_clock_base + ln.timestamp)
             rows.append(f"[{time.strftime('%a %b %e %T %Y', t)}] {ln.text}")
         else:
-            rows.append(f"[{ln.timestamp:12.6f}] {ln.text}")
+            # crash truncates to microseconds (it does not round).
+            ns = round(ln.timestamp * 1e9)
+            rows.append(f"[{ns // 10**9:5d}.{ns % 10**9 // 1000:06d}] {ln.text}")
     return "\n".join(rows)

@@ -77,6 +77,7 @@ class LogLine:
     level: int | None = None
     caller: str | None = None  # "T123" / "C1" printk caller id
     seq: int | None = None
+    continued: bool = False  # a 2nd/3rd… line of one multi-line record
 
 
 @dataclass

@@ -20,9 +20,8 @@ TRAILER_RE = re.compile(
     r"^(Fatal exception( in interrupt)?|Fatal machine check|panic_on_warn set \.\.\."
     r"|softlockup: hung tasks|hung_task: blocked tasks|Hard LOCKUP|hardlockup: \S+"
     r"|Attempted to kill the idle task!|Aiee, killing interrupt handler!"
-    r"|sysrq triggered crash|Oops - BUG|Fatal exception in interrupt|RCU Stall)"
+    r"|Oops - BUG|Fatal exception in interrupt|RCU Stall)"
 )
-_SYSRQ_RE = re.compile(r"(SysRq : |sysrq: )Trigger a crash")
 
 
 def _events_from_log(log: list[LogLine]):  # type: ignore[no-untyped-def]
@@ -51,10 +50,6 @@ def panic_message(log: list[LogLine]) -> str | None:
         if not TRAILER_RE.match(msg):
             return line[line.index("Kernel panic") :].strip()
     before = log[:panic_idx] if panic_idx is not None else log
-    for ln in before:
-        m = _SYSRQ_RE.search(ln.text)
-        if m:
-            return m.group(0)
     events = [e for e in _events_from_log(before) if not _PANIC_RE.search(e.header)]
     if events:
         first = next((e for e in events if e.oops_number == 1), events[0])

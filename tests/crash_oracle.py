@@ -1,0 +1,85 @@
+"""Parsers for the outputs of the real ``crash`` saved beside each corpus dump.
+
+The corpus keeps crash 8.0.2's ``sys``, ``bt``, ``bt -a``, ``log``, ``ps``,
+``mod`` output (and crash 8.0.6's ``ps`` as ``ps-trixie``) for every dump;
+these helpers turn that text into values the tests compare ours with.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_FRAME_RE = re.compile(r"^\s*#(\d+) \[([0-9a-f]+)\] (\S+) at ([0-9a-f]+)(?: \[(\S+)\])?")
+_EXC_RE = re.compile(r"^\s+\[exception RIP: ([^\]+]+)(?:\+(\d+))?\]")
+
+
+def parse_sys(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.strip().isupper():
+            out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass
+class CrashFrame:
+    function: str
+    address: int | None
+    module: str | None = None
+    exception: bool = False
+
+
+def parse_bt(text: str) -> list[list[CrashFrame]]:
+    """One list of frames per task block; exception RIPs included, marked."""
+    tasks: list[list[CrashFrame]] = []
+    for line in text.splitlines():
+        if line.startswith("PID:"):
+            tasks.append([])
+            continue
+        m = _FRAME_RE.match(line)
+        if m and tasks:
+            tasks[-1].append(CrashFrame(m.group(3), int(m.group(4), 16), m.group(5)))
+            continue
+        m = _EXC_RE.match(line)
+        if m and tasks:
+            tasks[-1].append(CrashFrame(m.group(1), None, exception=True))
+    return tasks
+
+
+def parse_ps(text: str) -> list[dict[str, object]]:
+    rows = []
+    for line in text.splitlines()[1:]:
+        parts = line[1:].split(None, 8)
+        if len(parts) < 9 or not parts[0].isdigit():
+            continue
+        pid, ppid, cpu, task, st, _mem, _vsz, _rss, comm = parts
+        rows.append(
+            {
+                "pid": int(pid),
+                "ppid": int(ppid),
+                "cpu": int(cpu),
+                "task": int(task, 16),
+                "state": st,
+                "comm": comm.strip(),
+                "active": line.startswith(">"),
+            }
+        )
+    return rows
+
+
+def parse_mod(text: str) -> list[dict[str, object]]:
+    rows = []
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 4 and re.fullmatch(r"[0-9a-f]{16}", parts[0]):
+            rows.append(
+                {
+                    "address": int(parts[0], 16),
+                    "name": parts[1],
+                    "base": int(parts[2], 16),
+                    "size": int(parts[3]),
+                }
+            )
+    return rows
