@@ -140,6 +140,17 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _is_command(name: str) -> bool:
+    """A crash-style command name (ours or drgn's), checked before any path."""
+    import drgn
+
+    import kcrash.commands.all  # noqa: F401
+
+    from .commands import registry
+
+    return any(n == name for n, _ in registry.KCRASH_NAMESPACE.enabled(drgn.Program()))
+
+
 def _dispatch(argv: list[str]) -> int:
     from .tools import load_all
 
@@ -167,7 +178,7 @@ def _dispatch(argv: list[str]) -> int:
         for cname, cmd in registry.KCRASH_NAMESPACE.enabled(drgn.Program()):
             print(f"{cname:<12} {cmd.description()}")
         return 0
-    if os.path.exists(name) or name.startswith("-"):
+    if not _is_command(name) and (os.path.exists(name) or name.startswith("-")):
         # "kcrash VMCORE [VMLINUX]" opens the shell, as "crash vmlinux vmcore" does.
         if "shell" in tools:
             return _dispatch(["shell", *argv])

@@ -111,6 +111,10 @@ def _crash_symbol(fr: Frame) -> str:
 )
 def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
     target = target_of(prog)
+    if args.lines and target.mode != "dwarf":
+        from ..errors import DebuginfoNotFoundError
+
+        raise DebuginfoNotFoundError(f"bt -l needs source lines: {target.missing_debuginfo}")
     tasks: list[drgn.Object] = []
     if args.all_cpus:
         tasks = [cpu_curr(prog, cpu) for cpu in for_each_online_cpu(prog)]

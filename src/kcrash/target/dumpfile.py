@@ -162,7 +162,9 @@ class _FlatReader:
             return False
         head = _read_at(self.f, self.pos, 16)
         if len(head) < 16:
-            raise TruncatedDumpError(f"{self.path}: flattened dump ends inside a record header")
+            raise TruncatedDumpError(
+                f"{self.path}: truncated: the flattened stream ends inside a record"
+            )
         offset, size = struct.unpack(">qq", head)
         if offset == -1 and size == -1:  # END_FLAG_FLAT_HEADER
             self.done = True

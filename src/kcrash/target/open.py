@@ -39,6 +39,7 @@ class Target:
     vmlinux: str | None = None
     lacks: list[str] = field(default_factory=list)
     looked: list[str] = field(default_factory=list)  # where debuginfo was searched
+    missing_debuginfo: str | None = None  # why there is no DWARF, in one sentence
 
     @property
     def release(self) -> str | None:
@@ -116,8 +117,14 @@ def open_target(
     setup = nodebug.attach(prog, dump.release)
     target.mode = setup.mode
     target.lacks = list(setup.lacks)
-    if not no_debuginfo:
-        target.lacks.append(_not_found_message(dump, target.looked))
+    if no_debuginfo:
+        pkg = f"linux-image-{dump.release}-dbg" if dump.release else "the kernel's -dbg package"
+        target.missing_debuginfo = (
+            f"no vmlinux used (--no-debuginfo); for source lines pass VMLINUX or install {pkg}"
+        )
+    else:
+        target.missing_debuginfo = _not_found_message(dump, target.looked)
+        target.lacks.append(target.missing_debuginfo)
     return target
 
 

@@ -1,0 +1,91 @@
+"""Bad input: one clear line on stderr, exit status 2, never a traceback.
+
+Truncated files are real corpus dumps cut short (as a full dump target or a
+broken copy leaves them); the wrong vmlinux is a real ELF with another build
+id (a debug module of the same kernel).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def kcrash(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kcrash", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("kcrash: "), p.stderr
+    assert "Traceback" not in p.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="module")
+def null_deref(kdump_zlib: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(e for e in kdump_zlib if e["scenario"] == "null-deref")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(kcrash("sys", str(tmp_path / "nope")), "no such file")
+
+
+def test_not_a_dump(tmp_path: Path) -> None:
+    f = tmp_path / "notes.bin"
+    f.write_bytes(bytes(range(256)) * 100)
+    assert_one_line_error(kcrash("sys", str(f)), "not a vmcore")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    f = tmp_path / "empty"
+    f.write_bytes(b"")
+    assert_one_line_error(kcrash("sys", str(f)), "empty")
+
+
+@pytest.mark.parametrize("fmt", ["kdump-zlib", "elf", "flattened"])
+def test_truncated_dump(fmt: str, corpus: list[dict[str, Any]], tmp_path: Path) -> None:
+    fmt_key = {
+        "kdump-zlib": ("kdump", "zlib"),
+        "elf": ("elf", None),
+        "flattened": ("flattened", None),
+    }
+    want_format, want_comp = fmt_key[fmt]
+    entry = next(
+        e
+        for e in corpus
+        if e["format"] == want_format
+        and (want_comp is None or e["compression"] == want_comp)
+        and e["capture"] == "kdump"
+    )
+    data = Path(entry["path"]).read_bytes()
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(data[: len(data) // 3])
+    assert_one_line_error(kcrash("sys", str(cut)), "truncated")
+
+
+def test_wrong_vmlinux(null_deref: dict[str, Any]) -> None:
+    other = next(Path(null_deref["modules_debug_dir"]).glob("*.ko"))
+    p = kcrash("sys", null_deref["path"], str(other))
+    assert_one_line_error(
+        p, "does not match the dump", null_deref["build_id"], null_deref["release"]
+    )
+
+
+def test_no_debuginfo_found_for_source_lines(null_deref: dict[str, Any]) -> None:
+    p = kcrash("bt", "-l", null_deref["path"], "--no-debuginfo")
+    assert_one_line_error(p, "no vmlinux", f"linux-image-{null_deref['release']}-dbg")
+
+
+def test_no_debuginfo_says_where_it_looked(null_deref: dict[str, Any]) -> None:
+    p = kcrash("bt", "-l", null_deref["path"])
+    assert_one_line_error(p, "looked in", "/usr/lib/debug/boot/vmlinux-")
