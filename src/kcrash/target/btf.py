@@ -286,10 +286,12 @@ class Btf:
         if self.base is not None:
             out.extend(self.base._string_offsets(name))
         needle = b"\0" + name.encode() + b"\0"
-        s = self._strs
+        # A split (module) string section need not start with a NUL.
+        s = self._strs if self.base is None else b"\0" + self._strs
+        shift = 1 if self.base is None else 0
         i = s.find(needle)
         while i >= 0:
-            out.append(self._str_base + i + 1)
+            out.append(self._str_base + i + shift)
             i = s.find(needle, i + 1)
         return out
 
