@@ -119,6 +119,12 @@ def shell(dump: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Ite
     child.expect(pexpect.EOF)
 
 
+@pytest.fixture(scope="module")
+def oneshot(dump: dict[str, Any]) -> dict[str, str]:
+    """``kcrash sys|bt VMCORE VMLINUX`` outputs, computed once for the comparisons."""
+    return {cmd: _oneshot(dump, cmd) for cmd in ("sys", "bt")}
+
+
 def _oneshot(dump: dict[str, Any], *cmd: str) -> str:
     """A crash command's non-interactive output: ``kcrash CMD VMCORE VMLINUX``."""
     out = subprocess.run(
@@ -214,8 +220,8 @@ def test_help(shell: Any) -> None:
     assert "foreach" in out and "py" in out and "help CMD" in out
 
 
-def test_pipe_and_redirect(shell: Any, dump: dict[str, Any], tmp_path: Path) -> None:
-    sys_out = _oneshot(dump, "sys")
+def test_pipe_and_redirect(shell: Any, oneshot: dict[str, str], tmp_path: Path) -> None:
+    sys_out = oneshot["sys"]
     release = next(line for line in sys_out.splitlines() if "RELEASE" in line)
     # (stderr shares the terminal: compare the line, not the whole screen)
     assert release.strip() in run(shell, "sys | grep RELEASE").splitlines()[-1]
@@ -314,7 +320,7 @@ def test_history_across_sessions(dump: dict[str, Any], tmp_path: Path) -> None:
     env = _env(tmp_path)
     first = _spawn(dump, env)
     expected = run(first, "sys | grep -c :")
-    first.sendline("quit")
+    first.sendeof()  # Ctrl-D leaves, and is not a history entry
     first.expect(pexpect.EOF)
     assert "sys | grep -c :" in (tmp_path / "history").read_text()
 
@@ -322,7 +328,7 @@ def test_history_across_sessions(dump: dict[str, Any], tmp_path: Path) -> None:
     second.send("\x1b[A")  # Up: the last command of the previous session
     second.expect("sys | grep -c :")
     assert run(second, "") == expected
-    second.sendeof()  # Ctrl-D leaves the shell
+    second.sendline("quit")
     second.expect(pexpect.EOF)
     second.close()
     assert second.exitstatus == 0
@@ -354,8 +360,8 @@ def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> Non
 # -- -c, -i and piped stdin against the one-shot commands -----------------------------
 
 
-def test_dash_c_matches_one_shot_commands(dump: dict[str, Any]) -> None:
-    expected = _oneshot(dump, "sys") + _oneshot(dump, "bt")
+def test_dash_c_matches_one_shot_commands(dump: dict[str, Any], oneshot: dict[str, str]) -> None:
+    expected = oneshot["sys"] + oneshot["bt"]
     for form in ([], ["shell"]):
         out = subprocess.run(
             [*KCRASH, *form, *_args(dump), "-c", "sys; bt"],
@@ -368,8 +374,10 @@ def test_dash_c_matches_one_shot_commands(dump: dict[str, Any]) -> None:
         assert out.stdout == expected
 
 
-def test_dash_i_and_piped_stdin_match_one_shot(dump: dict[str, Any], tmp_path: Path) -> None:
-    expected = _oneshot(dump, "sys") + _oneshot(dump, "bt")
+def test_dash_i_and_piped_stdin_match_one_shot(
+    dump: dict[str, Any], oneshot: dict[str, str], tmp_path: Path
+) -> None:
+    expected = oneshot["sys"] + oneshot["bt"]
     script = tmp_path / "cmds"
     script.write_text("# a command file\nsys\n\nbt\n")
     out = subprocess.run(

@@ -16,7 +16,9 @@ What is offered where (crash's commands take the same kinds of arguments):
 from __future__ import annotations
 
 import re
+import rlcompleter
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
@@ -27,6 +29,7 @@ PID_COMMANDS = {"set", "bt", "ps", "task", "files", "vm", "sig", "net", "foreach
 TYPE_COMMANDS = {"struct", "union", "whatis"}
 TYPE_OPTIONS = {"-s", "-o"}  # list/tree: -s struct.member, -o offset or struct.member
 SET_OPTIONS = ("scroll", "radix")
+_DOTTED = re.compile(r"[\w.]*$")
 
 _TOKEN = re.compile(r"""'[^']*'?|"(?:\\.|[^"])*"?|\\.|[;|!]|>>?|[^\s;|'"\\>]+|\s+""")
 
@@ -101,3 +104,24 @@ class ShellCompleter(Completer):
         if word and not word[0].isdigit():
             return [(s, "") for s in prefixed(self.names.symbols, word)]
         return []
+
+
+class PyCompleter(Completer):
+    """Completion of Python names and attributes (``task.m<Tab>``) via rlcompleter."""
+
+    def __init__(self, ns: dict[str, Any]) -> None:
+        self._rl = rlcompleter.Completer(ns)
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterator[Completion]:
+        m = _DOTTED.search(document.text_before_cursor)
+        word = m.group() if m else ""
+        for state in range(500):
+            try:
+                match = self._rl.complete(word, state)
+            except Exception:
+                return
+            if match is None:
+                return
+            yield Completion(match, start_position=-len(word))

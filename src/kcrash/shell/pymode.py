@@ -15,8 +15,6 @@ from __future__ import annotations
 import builtins
 import code
 import contextlib
-import re
-import rlcompleter
 import sys
 import types
 from collections.abc import Iterator
@@ -24,8 +22,6 @@ from typing import Any
 
 import drgn
 import drgn.cli
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.document import Document
 
 from .reader import LineReader
 
@@ -33,7 +29,6 @@ BANNER = (
     "Python mode: prog, task{task}, target, command('bt') and drgn's helpers are "
     "defined;\nCtrl-D or exit() returns to kcrash with your variables kept."
 )
-_DOTTED = re.compile(r"[\w.]*$")
 
 
 class _Leave:
@@ -137,24 +132,3 @@ def interact(ns: dict[str, Any], prog: drgn.Program, reader: LineReader, quiet: 
                 break
     if hasattr(builtins, "_"):
         ns["_"] = builtins._
-
-
-class PyCompleter(Completer):
-    """Completion of Python names and attributes (``task.m<Tab>``) via rlcompleter."""
-
-    def __init__(self, ns: dict[str, Any]) -> None:
-        self._rl = rlcompleter.Completer(ns)
-
-    def get_completions(
-        self, document: Document, complete_event: CompleteEvent
-    ) -> Iterator[Completion]:
-        m = _DOTTED.search(document.text_before_cursor)
-        word = m.group() if m else ""
-        for state in range(500):
-            try:
-                match = self._rl.complete(word, state)
-            except Exception:
-                return
-            if match is None:
-                return
-            yield Completion(match, start_position=-len(word))

@@ -105,9 +105,18 @@ class Session:
         self._py_reader: LineReader | None = None
         registry.attach_target(target)
         builtins.attach(self.prog, self)
-        self.py_globals = pymode.default_namespace(self.prog)
-        self.py_globals["target"] = target
-        self.py_globals["command"] = self.command
+        self._py_globals: dict[str, Any] | None = None
+
+    @property
+    def py_globals(self) -> dict[str, Any]:
+        """Python mode's namespace, built on first use (importing every drgn
+        helper costs ~150 ms that ``-c sys`` should not pay)."""
+        if self._py_globals is None:
+            ns = pymode.default_namespace(self.prog)
+            ns["target"] = self.target
+            ns["command"] = self.command
+            self._py_globals = ns
+        return self._py_globals
 
     # -- running ------------------------------------------------------------
 
@@ -180,11 +189,10 @@ class Session:
     def enter_python(self) -> None:
         if self._py_reader is None:
             if self.interactive:
+                from .completion import PyCompleter
                 from .paths import py_history_file
 
-                self._py_reader = PromptReader(
-                    py_history_file(), pymode.PyCompleter(self.py_globals)
-                )
+                self._py_reader = PromptReader(py_history_file(), PyCompleter(self.py_globals))
             else:
                 self._py_reader = self.reader  # the rest of stdin is Python now
         pymode.interact(self.py_globals, self.prog, self._py_reader, quiet=not self.interactive)
