@@ -83,6 +83,8 @@ def debuginfod(kernel: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
     top = tmp_path_factory.mktemp("debuginfod")
     (top / "srv").mkdir()
     (top / "srv" / os.path.basename(kernel["vmlinux"])).symlink_to(kernel["vmlinux"])
+    if kernel.get("modules_debug_dir"):  # the debug .ko of every module the guests load
+        (top / "srv" / "modules").symlink_to(kernel["modules_debug_dir"])
     port = free_port()
     log = open(top / "debuginfod.log", "w")  # noqa: SIM115 - closed at teardown
     cmd = [exe, "-F", "-L", "-p", str(port), "-d", str(top / "db.sqlite"), "-t0", "-g0"]
@@ -378,3 +380,52 @@ def test_fetched_vmlinux_gives_source_lines_on_a_corpus_dump(
     culprit = entry["expected"]["culprit_function"]
     assert culprit in frames, sorted(frames)
     assert ".c:" in str(frames[culprit].source())
+
+
+@pytest.mark.corpus
+def test_module_debuginfo_through_debuginfod_gives_module_source_lines(
+    corpus: list[dict[str, Any]], kernel: dict[str, Any], debuginfod: str, tmp_path: Path
+) -> None:
+    """``--with-modules``: each loaded module's debug file by its own build id, verified;
+    then the out-of-tree culprit module symbolizes to its source file."""
+    import drgn
+
+    entry = next(
+        e
+        for e in corpus
+        if e["build_id"] == kernel["build_id"]
+        and e["format"] == "kdump"
+        and e["capture"] == "kdump"
+        and e["expected"]["culprit_module"] not in ("vmlinux", "")
+    )
+    proc = kcrash(
+        "debuginfo",
+        entry["path"],
+        "--fetch",
+        "--with-modules",
+        env={"XDG_CACHE_HOME": str(tmp_path), "DEBUGINFOD_URLS": debuginfod},
+    )
+    assert proc.returncode == 0, proc.stderr
+    served = {
+        p.name.removesuffix(".ko").replace("-", "_")
+        for p in Path(kernel["modules_debug_dir"]).glob("*.ko")
+    }
+    cache_entry = tmp_path / "kcrash" / "debuginfo" / kernel["build_id"]
+    got = {p.stem for p in (cache_entry / "debuginfod").glob("*.ko")}
+    culprit_module = entry["expected"]["culprit_module"]
+    assert culprit_module in got
+    assert got <= served
+    assert f"module debug files: {len(got)} of" in proc.stderr
+
+    prog = drgn.Program()
+    prog.set_core_dump(entry["path"])
+    opts = prog.debug_info_options
+    opts.kernel_directories = (str(cache_entry),)
+    opts.try_kmod = drgn.KmodSearchMethod.WALK
+    opts.directories = ()
+    with contextlib.suppress(drgn.MissingDebugInfoError):
+        prog.load_debug_info([str(cache_entry / "vmlinux")], default=True)
+    frames = {f.name: f for f in prog.crashed_thread().stack_trace() if f.name}
+    culprit = entry["expected"]["culprit_function"]
+    assert culprit in frames, sorted(frames)
+    assert f"{culprit_module}.c:" in str(frames[culprit].source())

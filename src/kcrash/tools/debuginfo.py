@@ -37,6 +37,11 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
     )
     p.add_argument("--all-modules", action="store_true", help="extract every module's debug file")
     p.add_argument(
+        "--with-modules",
+        action="store_true",
+        help="also get the debug files of the modules loaded in VMCORE (by their build ids)",
+    )
+    p.add_argument(
         "--debuginfo", action="append", default=[], metavar="DIR", help="also search DIR locally"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,10 +60,14 @@ def run(args: argparse.Namespace) -> int:
         build_id = build_id or dump.build_id
     if not release and not build_id:
         raise KcrashError("give a VMCORE, --release R or --build-id ID")
+    if args.with_modules and not args.vmcore:
+        raise KcrashError("--with-modules needs the VMCORE (its module list)")
     who = f"{release or 'unknown release'} (build id {build_id or 'unknown'})"
     if not args.fetch:
         path = find_local(release, build_id, args.debuginfo)
         if path:
+            if args.with_modules:
+                _modules(args, release, build_id, path)
             print(path)
             return 0
         print(f"kcrash: no local vmlinux for {who}", file=sys.stderr)
@@ -79,5 +88,29 @@ def run(args: argparse.Namespace) -> int:
     if path is None:
         print(f"kcrash: no vmlinux found for {who}", file=sys.stderr)
         return 1
+    if args.with_modules:
+        _modules(args, release, build_id, path)
     print(path)
     return 0
+
+
+def _modules(
+    args: argparse.Namespace, release: str | None, build_id: str | None, vmlinux: str
+) -> None:
+    """Find (or fetch, with ``--fetch``) the debug files of the dump's loaded modules."""
+    from ..target.fetch import cache, fetch_module_debuginfo, loaded_modules
+
+    mods = loaded_modules(args.vmcore, vmlinux)
+    found = fetch_module_debuginfo(
+        release,
+        build_id or cache.gnu_build_id(vmlinux),
+        mods,
+        allow_network=args.fetch,
+        progress=not args.no_progress,
+        say=lambda m: print(f"kcrash: {m}", file=sys.stderr),
+        local_dirs=args.debuginfo,
+    )
+    missing = sorted(set(mods) - set(found))
+    print(f"kcrash: module debug files: {len(found)} of {len(mods)}", file=sys.stderr)
+    if missing:
+        print(f"kcrash: no debug file for: {', '.join(missing)}", file=sys.stderr)

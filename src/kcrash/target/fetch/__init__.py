@@ -12,6 +12,10 @@ Order, and why:
    SUSE we print the package and the command (installing needs root and a
    debuginfo repository we must not enable behind the user's back).
 
+Module debug files follow the same order per module (by the module's own
+build id on debuginfod, by name in Debian's package):
+:func:`fetch_module_debuginfo`, with the list from :func:`loaded_modules`.
+
 Every downloaded file is verified (build id, or the release banner for
 pre-5.9 dumps without one) before it enters the cache; a wrong one is
 refused with :class:`~kcrash.errors.DebuginfoMismatchError`.  Every URL or
@@ -28,8 +32,9 @@ from ...errors import KcrashError
 from .. import debuginfo as di
 from . import cache, deb, debuginfod, rpm
 from .distro import FAMILY_NAMES, release_family
+from .modules import fetch_module_debuginfo, loaded_modules
 
-__all__ = ["fetch_debuginfo", "find_local", "plan"]
+__all__ = ["fetch_debuginfo", "fetch_module_debuginfo", "find_local", "loaded_modules", "plan"]
 
 Say = Callable[[str], None]
 

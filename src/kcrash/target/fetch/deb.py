@@ -116,6 +116,7 @@ def extract(
     modules: Iterable[str] = (),
     all_modules: bool = False,
     progress: bool = False,
+    want_vmlinux: bool = True,
 ) -> tuple[str | None, list[str]]:
     """Extract vmlinux (and the named module debug files) from ``deb`` into ``dest``.
 
@@ -143,7 +144,7 @@ def extract(
                 name = m.name.lstrip("./")
                 if not m.isfile():
                     continue
-                if vmlinux is None and name in vmlinux_names:
+                if want_vmlinux and vmlinux is None and name in vmlinux_names:
                     vmlinux = str(dest / ".vmlinux.part")
                     _save(tf, m, vmlinux)
                 elif name.startswith(mod_prefix) and name.endswith((".ko", ".ko.debug")):
@@ -154,7 +155,7 @@ def extract(
                         _save(tf, m, str(out))
                         got_modules.append(str(out))
                         wanted.discard(base)
-                if vmlinux is not None and not wanted and not all_modules:
+                if (vmlinux is not None or not want_vmlinux) and not wanted and not all_modules:
                     break
     return vmlinux, got_modules
 
@@ -186,6 +187,29 @@ def _workdir() -> tempfile.TemporaryDirectory[str]:
     return tmp
 
 
+#: Packages downloaded by this process: release -> (package, .deb path).  The
+#: temporary directories live until the process exits, so fetching vmlinux
+#: and then, once the dump's module list is known, its modules costs one
+#: download (858 MB for Debian 12), not two.
+_DOWNLOADED: dict[str, tuple[str, str]] = {}
+_WORKDIRS: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def download(release: str, say: Callable[[str], None], progress: bool) -> tuple[str, str] | None:
+    """The release's debug package as ``(name, .deb path)``, downloaded once per process."""
+    if release in _DOWNLOADED and os.path.isfile(_DOWNLOADED[release][1]):
+        return _DOWNLOADED[release]
+    work = _workdir()
+    _WORKDIRS.append(work)  # removed by TemporaryDirectory's finalizer at exit
+    for pkg in package_names(release):
+        deb = _apt_download(pkg, work.name, say, progress)
+        if deb is not None:
+            _DOWNLOADED[release] = (pkg, deb)
+            return pkg, deb
+        say(f"apt does not know {pkg} (add the suite that built {release} to your sources)")
+    return None
+
+
 def fetch(
     release: str,
     build_id: str | None,
@@ -196,33 +220,68 @@ def fetch(
     root: Path | None = None,
     progress: bool = True,
 ) -> str | None:
-    """Download the release's debug package, extract, verify, cache; the vmlinux path or None."""
+    """Download the release's debug package, extract, verify, cache; the vmlinux path or None.
+
+    The vmlinux is verified (build id, else release) before anything is
+    kept; module files go to the same build's cache directory.
+    """
     if not apt_available():
         return None
-    with _workdir() as work:
-        for pkg in package_names(release):
-            deb = _apt_download(pkg, work, say, progress)
-            if deb is None:
-                say(f"apt does not know {pkg} (add the suite that built {release} to your sources)")
-                continue
-            say(f"extracting vmlinux from {os.path.basename(deb)}")
-            staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=_ensure(root)))
-            try:
-                vmlinux, mods = extract(deb, release, staging, modules, all_modules, progress)
-                if vmlinux is None:
-                    raise KcrashError(f"{pkg}: the package holds no vmlinux for {release}")
-                bid = cache.verify(vmlinux, build_id, release, pkg)
-                entry = cache.entry_dir(bid, root)
-                for mod in mods:
-                    rel = os.path.relpath(mod, staging)
-                    (entry / rel).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(mod, entry / rel)
-                path = cache.install(vmlinux, bid, release, root)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            say(f"verified build id {bid} -> {path}")
-            return path
-    return None
+    got = download(release, say, progress)
+    if got is None:
+        return None
+    pkg, deb = got
+    say(f"extracting vmlinux from {os.path.basename(deb)}")
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=_ensure(root)))
+    try:
+        vmlinux, mods = extract(deb, release, staging, modules, all_modules, progress)
+        if vmlinux is None:
+            raise KcrashError(f"{pkg}: the package holds no vmlinux for {release}")
+        bid = cache.verify(vmlinux, build_id, release, pkg)
+        entry = cache.entry_dir(bid, root)
+        for mod in mods:
+            rel = os.path.relpath(mod, staging)
+            (entry / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(mod, entry / rel)
+        path = cache.install(vmlinux, bid, release, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    say(f"verified build id {bid} -> {path}")
+    return path
+
+
+def fetch_modules(
+    release: str,
+    entry: Path,
+    names: Iterable[str],
+    *,
+    say: Callable[[str], None],
+    progress: bool = True,
+) -> list[str]:
+    """Extract the named modules' debug files into a build's cache directory ``entry``.
+
+    Reuses this process's download of the package when there was one.  The
+    caller verifies build ids (it knows them from the dump).
+    """
+    names = list(names)
+    if not names or not apt_available():
+        return []
+    got = download(release, say, progress)
+    if got is None:
+        return []
+    say(f"extracting {len(names)} module debug file(s) from {os.path.basename(got[1])}")
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=entry))
+    out: list[str] = []
+    try:
+        _, mods = extract(got[1], release, staging, names, progress=progress, want_vmlinux=False)
+        for mod in mods:
+            dest = entry / os.path.relpath(mod, staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(mod, dest)
+            out.append(str(dest))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
 
 
 def _ensure(root: Path | None) -> Path:

@@ -74,27 +74,27 @@ def _copy(src, out, total: int, *, progress: bool, label: str) -> int:  # type: 
     return done
 
 
-def fetch(
+def fetch_verified(
     build_id: str,
     release: str | None,
     *,
     servers: list[str],
     progress: bool,
     say: Callable[[str], None],
-    root: Path | None = None,
-) -> str | None:
-    """Try each server; return the cached path of a verified vmlinux, or None.
+    tmp_dir: Path,
+) -> tuple[str, int] | None:
+    """Download ``build_id``'s debuginfo into a temporary file in ``tmp_dir`` and verify it.
 
-    A server that answers 404 is skipped; one that serves the wrong build
-    id makes us refuse with :class:`DebuginfoMismatchError` (a wrong file
-    is a server problem the operator must know about, not a miss).
+    Returns ``(temporary path, size)``; the caller renames it into place.  A
+    server that answers 404 is skipped; one that serves the wrong build id
+    makes us refuse with :class:`DebuginfoMismatchError` (a wrong file is a
+    server problem the operator must know about, not a miss).
     """
+    tmp_dir.mkdir(parents=True, exist_ok=True)
     for server in servers:
         url = debuginfo_url(server, build_id)
         say(f"fetching {url}")
-        top = root or cache.cache_dir()
-        top.mkdir(parents=True, exist_ok=True)  # the build's own directory only once verified
-        fd, tmp = tempfile.mkstemp(prefix=f".{build_id}.", suffix=".part", dir=top)
+        fd, tmp = tempfile.mkstemp(prefix=f".{build_id}.", suffix=".part", dir=tmp_dir)
         os.close(fd)
         try:
             size = download(url, tmp, progress=progress, say=say)
@@ -110,10 +110,30 @@ def fetch(
         except BaseException:
             _unlink(tmp)
             raise
-        path = cache.install(tmp, build_id, release, root)
-        say(f"verified build id {build_id} ({size >> 20} MiB) -> {path}")
-        return path
+        return tmp, size
     return None
+
+
+def fetch(
+    build_id: str,
+    release: str | None,
+    *,
+    servers: list[str],
+    progress: bool,
+    say: Callable[[str], None],
+    root: Path | None = None,
+) -> str | None:
+    """The vmlinux of ``build_id`` from the first server that has it, cached; or None."""
+    top = root or cache.cache_dir()  # the build's own directory only once verified
+    got = fetch_verified(
+        build_id, release, servers=servers, progress=progress, say=say, tmp_dir=top
+    )
+    if got is None:
+        return None
+    tmp, size = got
+    path = cache.install(tmp, build_id, release, root)
+    say(f"verified build id {build_id} ({size >> 20} MiB) -> {path}")
+    return path
 
 
 def _unlink(path: str) -> None:
