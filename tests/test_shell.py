@@ -188,6 +188,8 @@ def test_completion_vocabulary(names: Names) -> None:
     assert "-a" in cands("bt -")  # options, from the command's argparse parser
     assert "task_struct" in cands("struct task_stru")  # struct names, from BTF
     assert "task_struct" in cands("list -s task_st")
+    assert "task_struct.comm" in cands("struct task_struct.co")  # members
+    assert "task_struct.comm,pid" in cands("struct task_struct.comm,pi")
     assert "schedule" in cands("sym schedu")  # kernel symbols
     assert "1" in cands("set ")  # PIDs
     assert "1" in cands("bt 1")

@@ -5,7 +5,8 @@ What is offered where (crash's commands take the same kinds of arguments):
 - the first word, and the argument of ``help``: command names;
 - a word starting with ``-``: that command's options;
 - ``struct``/``union``/``whatis`` (first argument) and ``list``/``tree``
-  after ``-s``/``-o``: struct and union names;
+  after ``-s``/``-o``: struct and union names; after ``struct NAME.`` (or
+  ``NAME.a,``, crash's member list) that struct's members;
 - commands that take a task (``set``, ``bt``, ``ps``, ``task``, ``files``,
   ``vm``, ``sig``, ``net``, ``foreach``): PIDs, shown with their command name;
 - any other word: kernel symbols;
@@ -91,6 +92,8 @@ class ShellCompleter(Completer):
             cmds = self.names.commands()
             return [(n, d) for n, d in sorted(cmds.items()) if n.startswith(word)]
         cmd, prev = words[0], words[-1]
+        if cmd in ("struct", "union") and len(words) == 1 and "." in word:
+            return self._members(cmd, word)
         if word.startswith("-"):
             return [(o, "") for o in self.names.options(cmd) if o.startswith(word)]
         if (cmd in TYPE_COMMANDS and len(words) == 1) or (
@@ -104,6 +107,14 @@ class ShellCompleter(Completer):
         if word and not word[0].isdigit():
             return [(s, "") for s in prefixed(self.names.symbols, word)]
         return []
+
+    def _members(self, kind: str, word: str) -> list[tuple[str, str]]:
+        """``struct task_struct.co`` -> ``…comm``; also after ``,`` (crash's ``.a,b``)."""
+        tname, _, members = word.partition(".")
+        prefix = members.rpartition(",")[2]
+        base = word[: len(word) - len(prefix)]
+        names = self.names.members(kind, tname)
+        return [(base + m, "member") for m in names if m.startswith(prefix)]
 
 
 class PyCompleter(Completer):

@@ -43,6 +43,7 @@ class Names:
     def __init__(self, prog: drgn.Program, shell_commands: Callable[[], Iterable[str]]) -> None:
         self.prog = prog
         self._shell_commands = shell_commands
+        self._members: dict[str, list[str]] = {}
 
     def commands(self) -> dict[str, str]:
         """Command name -> one-line description (kcrash's, drgn's, the shell's)."""
@@ -89,6 +90,16 @@ class Names:
                 names.add(name)
         return sorted(names)
 
+    def members(self, kind: str, name: str) -> list[str]:
+        """Member names of ``struct NAME`` (anonymous unions/structs flattened)."""
+        key = f"{kind} {name}"
+        if key not in self._members:
+            try:
+                self._members[key] = sorted(set(_member_names(self.prog.type(key))))
+            except (LookupError, ValueError, SyntaxError):
+                self._members[key] = []
+        return self._members[key]
+
     @cached_property
     def pids(self) -> list[tuple[str, str]]:
         """``(pid, comm)`` sorted by PID, as text (completion works on text)."""
@@ -103,3 +114,11 @@ class Names:
         except Exception:
             pass
         return [(str(pid), comm) for pid, comm in sorted(seen.items())]
+
+
+def _member_names(t: drgn.Type) -> Iterable[str]:
+    for m in t.members or ():
+        if m.name:
+            yield m.name
+        else:  # an anonymous struct/union: its members are the parent's
+            yield from _member_names(m.type.unqualified())
