@@ -46,24 +46,14 @@ def _stderr(msg: str) -> None:
 def find_local(
     release: str | None, build_id: str | None, dirs: Iterable[str] = (), root: Path | None = None
 ) -> str | None:
-    """A local vmlinux matching the build id (or the release when there is none).
-
-    Uses :func:`kcrash.target.debuginfo.find`'s places, but checks the build
-    id with :func:`cache.gnu_build_id` (see there why).
-    """
+    """A local vmlinux matching the build id (or the release when there is none):
+    our cache (``root`` or :func:`cache.cache_dir`, read at call time), then the
+    places of :func:`kcrash.target.debuginfo.find`."""
     hit = cache.cached_vmlinux(build_id, release, root)
     if hit:
         return hit
-    dirs = di.search_dirs(dirs)
-    found, looked = di.find(release, build_id, dirs)
-    if found is not None and (build_id is None or cache.gnu_build_id(found.vmlinux) == build_id):
-        return found.vmlinux
-    if build_id is None:
-        return None
-    for path in looked:  # second pass with the stricter build-id reader
-        if Path(path).is_file() and cache.gnu_build_id(path) == build_id:
-            return path
-    return None
+    found, _looked = di.find(release, build_id, di.search_dirs(dirs))
+    return found.vmlinux if found is not None else None
 
 
 def plan(release: str | None, build_id: str | None) -> list[str]:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
 from ...errors import DebuginfoMismatchError
 from .. import debuginfo as di
 
@@ -34,25 +32,9 @@ def cache_dir() -> Path:
 
 
 def gnu_build_id(path: str | os.PathLike[str]) -> str | None:
-    """The GNU build id of an ELF file, or None.
-
-    Why not :func:`kcrash.target.debuginfo.elf_build_id`: it accepts any note
-    of type 3, and a Debian vmlinux has a ``Xen`` note of type 3
-    (``XEN_ELFNOTE_VIRT_BASE``) before the ``GNU`` one, so it would answer
-    ``ffffffff80000000``-like garbage.  Here the note's owner must be ``GNU``.
-    """
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for sec in elf.iter_sections():
-                if sec.header["sh_type"] != "SHT_NOTE":
-                    continue
-                for note in sec.iter_notes():
-                    if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_BUILD_ID":
-                        return str(note["n_desc"]).lower()
-    except Exception:  # not ELF, truncated, or pyelftools' assorted errors
-        return None
-    return None
+    """The GNU build id of an ELF file, or None (the owner of the note must be ``GNU``:
+    a Debian vmlinux has a ``Xen`` note of the same type 3 before it)."""
+    return di.elf_build_id(path)
 
 
 def cached_vmlinux(
