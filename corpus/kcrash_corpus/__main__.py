@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from . import CorpusMissingError, cache_root, load
 from .util import BuildError, sha256_file
+
+EXAMPLE_ID = "deb12/null-deref-lean/kdump-zlib"
+EXAMPLE_MAX_BYTES = 20 * 1000 * 1000
 
 
 def _verify(root: Path) -> int:
@@ -29,6 +33,28 @@ def _verify(root: Path) -> int:
     return 1 if bad else 0
 
 
+def _export_example(root: Path, dest: Path, entry_id: str) -> int:
+    """Copy one small dump and its vmcore-dmesg.txt into the source tree (kcrash's first-run
+    example needs no debuginfo download), and say where it came from."""
+    entry = next((e for e in load(root) if e["id"] == entry_id), None)
+    if entry is None:
+        print(f"kcrash_corpus: no entry {entry_id} in the manifest", file=sys.stderr)
+        return 2
+    if entry["size"] > EXAMPLE_MAX_BYTES:
+        print(f"kcrash_corpus: {entry_id} is {entry['size']} bytes, over 20 MB", file=sys.stderr)
+        return 2
+    dest.mkdir(parents=True, exist_ok=True)
+    name = entry["scenario"].removesuffix("-lean")
+    shutil.copyfile(entry["path"], dest / f"{name}.vmcore")
+    if entry["dmesg"]:
+        shutil.copyfile(entry["dmesg"], dest / "vmcore-dmesg.txt")
+    print(
+        f"{entry_id}: {entry['release']} build id {entry['build_id']}, "
+        f"{entry['size']} bytes, sha256 {entry['sha256']}, {entry['written_by']}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kcrash_corpus", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -41,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("verify", help="check every dump's sha256 against the manifest")
     sub.add_parser("list", help="list the manifest's entries")
     sub.add_parser("root", help="print the cache root")
+    x = sub.add_parser("export-example", help="copy the small example dump (issue 5) to DEST")
+    x.add_argument("dest", type=Path, help="directory, e.g. src/kcrash/examples")
+    x.add_argument("--id", default=EXAMPLE_ID, help=f"entry id (default {EXAMPLE_ID})")
     args = parser.parse_args(argv)
     root = cache_root()
     try:
@@ -57,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             for e in load(root):
                 print(f"{e['id']:45} {e['size'] / 1e6:8.1f} MB  {e['expected']['class']}")
             return 0
+        if args.cmd == "export-example":
+            return _export_example(root, args.dest, args.id)
         print(root)
         return 0
     except (BuildError, CorpusMissingError) as exc:

@@ -15,7 +15,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from . import MANIFEST_NAME, SCHEMA_VERSION
 from .guest import capture_script, guest_formats, job_script, run_boot
 from .kernel import KernelBuilder, KernelState
 from .oracle import record_oracle, run_crash
+from .reencode import REENCODER_VERSION, reencode
 from .tables import (
     CAPTURE_CMDLINE,
     CRASHKERNEL,
@@ -147,7 +148,7 @@ class Builder:
         return recipe_hash(
             RECIPE_VERSION,
             state.recipe,
-            asdict(sc),
+            sc.recipe(),
             boot.capture,
             boot.formats,
             job_script(sc, boot.capture, boot.id),
@@ -155,9 +156,7 @@ class Builder:
             CAPTURE_CMDLINE,
             CRASHKERNEL,
             self.tools.get("qemu-system-x86"),
-            self.trixie.versions
-            if self.trixie and set(boot.formats) & set(DERIVED_FORMATS)
-            else None,
+            REENCODER_VERSION if set(boot.formats) & set(DERIVED_FORMATS) else None,
         )
 
     def oracle_recipe(self, guest_recipe: str) -> str:
@@ -194,17 +193,21 @@ class Builder:
             entry_id = f"{boot.id.rsplit('/', 1)[0]}/{fmt}"
             odir = bdir / "oracle" / fmt
             oracle = record_oracle(state.vmlinux, Path(dump["path"]), odir, entry_id)
-            if self.ps_trixie and self.trixie and state.name.startswith("deb12"):
-                # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right.
-                extra = run_crash(
-                    self.trixie.crash,
-                    state.vmlinux,
-                    Path(dump["path"]),
-                    odir,
-                    {"ps-trixie": "ps"},
-                    f"oracle {entry_id} (crash 8.0.6)",
-                )
-                oracle.update(extra)
+            if self.ps_trixie and self.trixie:
+                # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right. Best
+                # effort: the entry stands without it.
+                try:
+                    extra = run_crash(
+                        self.trixie.crash,
+                        state.vmlinux,
+                        Path(dump["path"]),
+                        odir,
+                        {"ps-trixie": "ps"},
+                        f"oracle {entry_id} (crash 8.0.6)",
+                    )
+                    oracle.update(extra)
+                except BuildError as exc:
+                    progress("warning", str(exc))
             dump["oracle"] = oracle
             dump["oracle_recipe"] = orecipe
             write_json(rfile, result)
@@ -230,10 +233,11 @@ class Builder:
         mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture kernel"
         for fmt in boot.formats:
             if fmt in DERIVED_FORMATS:
-                path = self._derive(boot, fmt, files["elf"])
+                path = self._derive(boot, fmt, files["kdump-zlib"])
                 written_by = (
-                    f"makedumpfile {self.trixie.versions['makedumpfile'] if self.trixie else '?'}"
-                    " (Debian 13) on the host, from this boot's ELF dump"
+                    f"kcrash_corpus.reencode {REENCODER_VERSION}: this boot's kdump-zlib dump "
+                    f"(makedumpfile -c -d 31) with its pages re-compressed by python "
+                    f"{FORMATS[fmt]['compression']}"
                 )
                 flags = f"{FORMATS[fmt]['flag']} -d 31"
             elif boot.capture == "qemu":
@@ -250,9 +254,7 @@ class Builder:
                 "written_by": written_by,
                 "flags": flags,
             }
-        # The ELF dump was only an intermediate when the scenario does not ask for it.
-        if "elf" in files and "elf" not in boot.formats:
-            rm_rf(files["elf"])
+        # The zlib dump is always written (derived formats come from it) and kept.
         return {
             "boot": boot.id,
             "guest_recipe": grecipe,
@@ -263,19 +265,15 @@ class Builder:
             "host": str(files["host"]) if "host" in files else None,
         }
 
-    def _derive(self, boot: Boot, fmt: str, elf: Path) -> Path:
-        """snappy/zstd kdump files re-encoded from the real ELF dump by trixie's makedumpfile."""
+    def _derive(self, boot: Boot, fmt: str, zlib_dump: Path) -> Path:
+        """snappy/zstd kdump files: the real zlib dump's pages re-encoded (reencode.py)."""
         step = f"derive {boot.id} {fmt}"
-        if self.trixie is None:
-            raise BuildError(step, "trixie tools not prepared")
-        out = elf.with_name(f"vmcore.{fmt}")
-        rm_rf(out)
-        progress(step, f"makedumpfile {FORMATS[fmt]['flag']} -d 31 (trixie) from {elf.name}")
-        run(
-            [*self.trixie.makedumpfile, str(FORMATS[fmt]["flag"]), "-d", "31", str(elf), str(out)],
-            step,
-            300,
-        )
+        out = zlib_dump.with_name(f"vmcore.{fmt}")
+        progress(step, f"re-encoding {zlib_dump.name} pages as {FORMATS[fmt]['compression']}")
+        try:
+            reencode(zlib_dump, out, str(FORMATS[fmt]["compression"]))
+        except (OSError, ValueError, ImportError) as exc:
+            raise BuildError(step, str(exc)) from exc
         return out
 
     # -- manifest -----------------------------------------------------------------------------
@@ -401,8 +399,7 @@ class Builder:
         if not boots:
             raise BuildError("plan", f"no boot matches {self.only}")
         progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
-        needs_trixie = self.ps_trixie or any(set(b.formats) & set(DERIVED_FORMATS) for b in boots)
-        if needs_trixie:
+        if self.ps_trixie:
             self.trixie = prepare_trixie(self.root)
         kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
         first = next(k for k in KERNELS if k.name == kernel_names[0])

@@ -30,7 +30,7 @@ from typing import Any
 from .kernel import KernelState
 from .tables import (
     CAPTURE_CMDLINE,
-    CRASHKERNEL,
+    DERIVED_FORMATS,
     FORMATS,
     GUEST_KDUMP_FORMATS,
     HOST_FILES,
@@ -43,13 +43,10 @@ QEMU = "qemu-system-x86_64"
 
 
 def guest_formats(formats: tuple[str, ...]) -> list[str]:
-    """Formats written inside the capture kernel (derived ones need the ELF dump)."""
+    """Formats written inside the capture kernel (derived ones need the zlib dump)."""
     wanted = [f for f in GUEST_KDUMP_FORMATS if f in formats]
-    if (
-        any(FORMATS[f]["capture"] == "kdump" and f not in GUEST_KDUMP_FORMATS for f in formats)
-        and "elf" not in wanted
-    ):
-        wanted.append("elf")
+    if set(formats) & set(DERIVED_FORMATS) and "kdump-zlib" not in wanted:
+        wanted.insert(0, "kdump-zlib")
     return wanted
 
 
@@ -123,7 +120,7 @@ def qemu_command(
     """The QEMU command line: TCG (nested KVM here cannot run guests), KASLR left on."""
     append = ["console=ttyS0,115200", "panic=5", "loglevel=7"]
     if capture == "kdump":
-        append.append(f"crashkernel={CRASHKERNEL}")
+        append.append(f"crashkernel={sc.crashkernel}")
     if sc.cmdline:
         append.append(sc.cmdline)
     cmd = [
@@ -292,6 +289,7 @@ def run_boot(
             raise BuildError(step, f"{src.name} missing; console: {_console_tail(console)}")
         dest = out_dir / src.name
         src.replace(dest)
+        dest.chmod(0o644)  # makedumpfile and QEMU write 0600/0400; tests may run as others
         results[fmt] = dest
     if capture == "kdump":
         dmesg = out_dir / "vmcore-dmesg.txt"

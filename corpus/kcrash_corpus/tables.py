@@ -9,12 +9,14 @@ covers its rows).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 RECIPE_VERSION = 1
+#: crashkernel= of kdump boots (Scenario.crashkernel overrides it).
+CRASHKERNEL = "256M"
 
-#: Every dump format the corpus knows. ``capture`` says who wrote it; ``derived`` formats are
-#: re-encoded on the host from the same boot's ELF dump by a newer makedumpfile.
+#: Every dump format the corpus knows. ``capture`` says who wrote it; snappy and zstd are
+#: re-encoded on the host from the same boot's real zlib dump (see reencode.py for why).
 FORMATS: dict[str, dict[str, str | bool | None]] = {
     "kdump-zlib": {"format": "kdump", "compression": "zlib", "capture": "kdump", "flag": "-c"},
     "kdump-lzo": {"format": "kdump", "compression": "lzo", "capture": "kdump", "flag": "-l"},
@@ -25,7 +27,7 @@ FORMATS: dict[str, dict[str, str | bool | None]] = {
         "capture": "kdump",
         "flag": "-F -c",
     },
-    # Debian 12's makedumpfile has neither snappy nor zstd: trixie's re-encodes the ELF dump.
+    # Debian 12's makedumpfile has neither snappy nor zstd: the zlib dump is re-encoded.
     "kdump-snappy": {"format": "kdump", "compression": "snappy", "capture": "kdump", "flag": "-p"},
     "kdump-zstd": {"format": "kdump", "compression": "zstd", "capture": "kdump", "flag": "-z"},
     "qemu-elf": {"format": "qemu-elf", "compression": None, "capture": "qemu", "qmp": "elf"},
@@ -38,7 +40,7 @@ FORMATS: dict[str, dict[str, str | bool | None]] = {
 }
 #: Written inside the capture kernel by Debian 12's makedumpfile.
 GUEST_KDUMP_FORMATS = ("kdump-zlib", "kdump-lzo", "elf", "flattened")
-#: Re-encoded on the host (from the "elf" dump of the same boot).
+#: Re-encoded on the host (from the "kdump-zlib" dump of the same boot).
 DERIVED_FORMATS = ("kdump-snappy", "kdump-zstd")
 ALL_FORMATS = tuple(FORMATS)
 
@@ -72,6 +74,18 @@ class Scenario:
     timeout: int = 300  #: seconds for the whole boot (crash + capture)
     hosts_tree: str | None = None  #: copy the host-readiness files as hosts/<name>/
     kernels: tuple[str, ...] | None = None  #: restrict to these kernels (None = all)
+    crashkernel: str = CRASHKERNEL  #: memory reserved for the capture kernel (kdump boots)
+
+    def recipe(self) -> dict[str, object]:
+        """The fields that differ from their defaults: adding a field with a default to this
+        class does not invalidate every cached dump."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            value = getattr(self, f.name)
+            if value != default:
+                out[f.name] = value
+        return out
 
 
 def _w(action: str) -> str:
@@ -246,6 +260,20 @@ SCENARIOS: tuple[Scenario, ...] = (
         "kcrash_crash",
         OOPS,
     ),
+    # The small example dump shipped in the repo (issue 5): one CPU, 512 MB, 160 MB reserved.
+    Scenario(
+        "null-deref-lean",
+        _w("null-deref"),
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000074",
+        "kcrash_get_refcount",
+        "kcrash_crash",
+        OOPS,
+        cpus=1,
+        ram_mb=512,
+        crashkernel="160M",
+        kernels=("deb12",),
+    ),
     Scenario(
         "null-deref-4g",
         _w("null-deref"),
@@ -304,8 +332,8 @@ ORACLE_COMMANDS: dict[str, str] = {
 }
 
 #: Guest kernel modules loaded by init (dependencies are resolved with modinfo).
-GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "qemu_fw_cfg", "pvpanic_mmio")
+#: pvpanic_mmio drives `-device pvpanic` on 6.1; 5.10 has it all in `pvpanic`.
+GUEST_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "qemu_fw_cfg", "pvpanic", "pvpanic_mmio")
 
-CRASHKERNEL = "256M"
 #: Command line of the capture kernel (as Debian's kdump-tools passes it, minus systemd).
 CAPTURE_CMDLINE = "console=ttyS0,115200 reset_devices nr_cpus=1 irqpoll nousb panic=1"
