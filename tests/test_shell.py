@@ -144,7 +144,7 @@ def test_split_commands() -> None:
     assert split_commands("sys; bt") == ["sys", "bt"]
     assert split_commands("sys;bt -a ;; log") == ["sys", "bt -a", "log"]
     assert split_commands("p \"a;b\"; log 'c;d'") == ['p "a;b"', "log 'c;d'"]
-    assert split_commands("log | grep a; wc -l") == ["log | grep a; wc -l"]
+    assert split_commands("log | grep a; bt") == ["log | grep a", "bt"]  # as in sh
     assert split_commands("!ls; echo") == ["!ls; echo"]
     assert split_commands("py x = 1; y = 2") == ["py x = 1; y = 2"]
     assert split_commands("  ") == []
@@ -158,6 +158,8 @@ def test_split_context() -> None:
     assert split_context("sys >> out ") == (["sys"], "", "")
     assert split_context("log | gr") is None
     assert split_context("!ec") is None
+    assert split_context("!ls; ec") is None  # a "!" line is all the shell's
+    assert split_context("log | grep x; sy") == ([], "sy", "")
 
 
 def test_describe_error_is_one_line() -> None:

@@ -44,12 +44,16 @@ def split_context(text: str) -> tuple[list[str], str, str] | None:
     words: list[str] = []
     current = ""
     redirect = ""
+    shell = False
     for m in _TOKEN.finditer(text):
         tok = m.group()
-        if tok == ";":
-            words, current, redirect = [], "", ""
+        if tok == ";" and not (shell and words[:1] == ["!"]):
+            words, current, redirect, shell = [], "", "", False
+        elif shell:
+            continue
         elif tok == "|" or (tok == "!" and not words and not current):
-            return None
+            shell = True
+            words = [tok]
         elif tok.startswith(">"):
             if current:
                 words.append(current)
@@ -63,7 +67,7 @@ def split_context(text: str) -> tuple[list[str], str, str] | None:
             current = ""
         else:
             current += tok
-    return words, current, redirect
+    return None if shell else (words, current, redirect)
 
 
 class ShellCompleter(Completer):

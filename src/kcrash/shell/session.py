@@ -37,8 +37,9 @@ PROMPT = "kcrash> "
 def split_commands(line: str) -> list[str]:
     """``"sys; bt"`` -> ``["sys", "bt"]``: ``;`` outside quotes separates commands.
 
-    What follows ``|`` belongs to the system shell and ``!cmd`` is wholly
-    the shell's, so a ``;`` there is kept; so is one in ``py CODE`` (Python).
+    As in sh, ``log | grep x; bt`` is ``(log | grep x); bt``.  A ``!cmd``
+    line is wholly the system shell's and ``py CODE`` takes the rest of the
+    line as Python, so a ``;`` there is kept.
     """
     out: list[str] = []
     cur: list[str] = []
@@ -59,7 +60,7 @@ def split_commands(line: str) -> list[str]:
             cur.append(line[i : i + 2])
             i += 2
             continue
-        elif c == "|" or (c == "!" and not "".join(cur).strip()):
+        elif c == "!" and not "".join(cur).strip():
             cur.append(line[i:])
             break
         elif c == ";":
