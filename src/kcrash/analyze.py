@@ -10,6 +10,7 @@ stalls), blocked tasks (sysrq, hung tasks) or the memory summary (OOM).
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -59,6 +60,7 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
 
     facts.log = steps.run("log", read_log) or []
     facts.events = steps.run("events", lambda: events_from_log(facts.log)) or []
+    steps.run("code bytes", lambda: fill_code_from_memory(prog, facts.events))
     if target.mode != "kallsyms":
         facts.system = steps.run("system", lambda: system_info(target, facts.log)) or facts.system
         task = steps.run("panic task", lambda: panic_task(prog))
@@ -73,6 +75,38 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
         facts.system.dumpfile = target.dump.path
         steps.skip("system", "no types in this dump (no vmlinux, no BTF)")
     return facts
+
+
+def fill_code_from_memory(prog: Any, events: list[Any]) -> int:
+    """Give oops events the ``Code:`` bytes the kernel could not print.
+
+    The oops printer reads the 42 bytes before RIP; when they are on an
+    unmapped page (module code at the start of its allocation) it prints
+    "Unable to access opcode bytes" and the log has no code.  The dump has
+    the bytes at RIP itself, so we read from RIP on (the faulting
+    instruction first) and mark index 0 as the faulting byte.
+    """
+    import drgn
+
+    filled = 0
+    for ev in events:
+        if ev.code or ev.rip is None:
+            continue
+        rip = ev.rip.address
+        if rip is None and ev.rip.function and ev.rip.offset is not None:
+            try:  # "RIP: 0010:func+0x5/0x10 [mod]" carries no address: resolve it
+                rip = prog.symbol(ev.rip.function).address + ev.rip.offset
+            except (LookupError, ValueError):
+                continue
+        if rip is None:
+            continue
+        try:
+            ev.code = list(prog.read(rip, 32))
+        except (drgn.FaultError, ValueError):
+            continue
+        ev.code_ip_index = 0
+        filled += 1
+    return filled
 
 
 def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
@@ -122,20 +156,13 @@ def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any]
         acc = decode_access(target.prog, exc.address, exc.regs or {})
         if acc is None:
             return None
-        from drgn.helpers.linux.stack import kernel_stack_trace
-
         task = target.prog.crashed_thread().object
-        for seg in kernel_stack_trace(task).segments[1:]:
-            fr = seg.frames[0]
+        # drgn lists the inlined frames at one PC first: try each in turn.
+        for fr in target.prog.stack_trace(task):
             if fr.pc == exc.address:
-                # drgn lists inlined frames first at one PC: try each.
-                for fr2 in seg.frames:
-                    if fr2.pc != exc.address:
-                        break
-                    name_access(fr2, acc)
-                    if acc.expression:
-                        break
-                break
+                name_access(fr, acc)
+                if acc.expression:
+                    break
         return asdict(acc)
 
     return steps.run("fault access", run, seconds=10)
@@ -190,8 +217,9 @@ def analyze_path(
         )
         vmlinux = got or vmlinux
 
+    t0 = time.perf_counter()
     target = open_target(path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo)
-    steps.records.append(_record("open", 0.0))
+    steps.records.append(_record("open", time.perf_counter() - t0))
     facts = vmcore_facts(target, steps)
     diags = steps.run("diagnose", lambda: diagnose(facts)) or []
     if diags:

@@ -34,7 +34,8 @@ def render(report: dict[str, Any]) -> str:
         if ev.get(key):
             out += [f"- **{lb[key]}:** `{ev[key]}`"]
     for item in ev.get("decoded", []):
-        out += [f"- **{item['label']}:** {item['text']}"]
+        label = f"**{item['label']}:** " if item.get("label") else ""
+        out += [f"- {label}{item['text']}"]
     out.append("")
     if ev.get("code"):
         out += [f"### {lb['code']}", "", *_code(ev["code"])]

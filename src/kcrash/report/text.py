@@ -57,7 +57,8 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
         if ev.get(key):
             console.print(f"  {lb[key]}: {ev[key]}", highlight=False, markup=False)
     for item in ev.get("decoded", []):
-        console.print(f"  {item['label']}: {item['text']}", highlight=False, markup=False)
+        prefix = f"{item['label']}: " if item.get("label") else "- "
+        console.print(f"  {prefix}{item['text']}", highlight=False, markup=False)
     for key, lines in (
         ("code", ev.get("code")),
         ("registers", registers_lines(ev["registers"]) if ev.get("registers") else None),

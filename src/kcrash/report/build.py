@@ -1,0 +1,176 @@
+"""Build the report dict (schema ``docs/report-schema.json``) from facts and diagnoses.
+
+The report is the one model every renderer reads; its JSON form is the
+stable interface for other tools.  All sentences are rendered here, in the
+requested language, from the diagnosis's message ids (rule catalogues) and
+the report labels: renderers never compose prose of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from .. import __version__
+from ..facts.model import CrashFacts, Frame, Stack
+from ..steps import Steps
+from .labels import labels
+
+SCHEMA_VERSION = "1.0"
+
+
+def _frame(f: Frame) -> dict[str, Any]:
+    d = asdict(f)
+    d.pop("regs", None)
+    d["symbol"] = f.symbol
+    return d
+
+
+def _stack(st: Stack | None) -> dict[str, Any] | None:
+    if st is None:
+        return None
+    return {
+        "pid": st.pid,
+        "comm": st.comm,
+        "cpu": st.cpu,
+        "task": st.task,
+        "error": st.error,
+        "frames": [_frame(f) for f in st.frames],
+    }
+
+
+def _verdict(diag: Any, msgs: dict[str, Any]) -> dict[str, Any]:
+    c = diag.culprit
+    culprit = None
+    if c is not None:
+        culprit = {
+            "function": c.function,
+            "module": c.module,
+            "symbol": c.symbol,
+            "source": c.source,
+            "out_of_tree": c.out_of_tree,
+            "unsigned": c.unsigned,
+            "proprietary": c.proprietary,
+            "reason": msgs["culprit_reason"],
+        }
+    return {
+        "class": diag.class_id,
+        "class_name": msgs["class_name"],
+        "title": diag.title,
+        "summary": msgs["meaning"],
+        "culprit": culprit,
+        "cpu": diag.cpu,
+        "pid": diag.pid,
+        "comm": diag.comm,
+        "source": diag.source,
+    }
+
+
+def _evidence(
+    diag: Any, msgs: dict[str, Any], lang: str, access: dict[str, Any] | None
+) -> dict[str, Any]:
+    ev = diag.evidence
+    lb = labels(lang)
+    decoded = [{"label": None, "text": t} for t in msgs["evidence"]]
+    if access and access.get("expression"):
+        text = lb["access_member"].format(
+            instruction=access["instruction"],
+            expression=access["expression"],
+            struct=access["struct"],
+            offset=f"{access['member_offset']:#x}",
+            register=access["base_register"],
+            value=f"{access['base_value']:#x}",
+        )
+        decoded.insert(0, {"label": lb["access"], "text": text})
+    code = [
+        ("=> " if cl.faulting else "   ") + f"{cl.offset:+4d}: {cl.bytes:<24} {cl.text}"
+        for cl in ev.code
+    ]
+    regs = {}
+    for k, v in ev.registers.items():
+        try:
+            regs[k.lower()] = int(v, 16) if isinstance(v, str) else int(v)
+        except ValueError:
+            continue
+    return {
+        "header": ev.header,
+        "panic_message": ev.panic_message,
+        "oops_number": ev.oops_number,
+        "taint": ev.taint,
+        "taint_flags": ev.taint_flags,
+        "page_fault": ev.page_fault,
+        "fault_address": ev.fault_address,
+        "address_kind": ev.address_kind,
+        "fault_instruction": ev.fault_instruction,
+        "fault_register": ev.fault_register,
+        "access": access,
+        "decoded": decoded,
+        "code": code,
+        "registers": regs,
+        "call_trace": [_frame(f) for f in diag.frames],
+        "related": list(diag.related),
+    }
+
+
+def _one(diag: Any, lang: str, access: dict[str, Any] | None = None) -> dict[str, Any]:
+    from ..diagnosis import render_messages
+
+    msgs = render_messages(diag, lang)
+    return {
+        "verdict": _verdict(diag, msgs),
+        "signature": asdict(diag.signature),
+        "explanation": [msgs["meaning"], *msgs["explanation"]],
+        "next_steps": msgs["next_steps"],
+        "evidence": _evidence(diag, msgs, lang, access),
+    }
+
+
+def _no_verdict(facts: CrashFacts) -> dict[str, Any]:
+    return {
+        "verdict": {
+            "class": "unknown",
+            "class_name": "unknown",
+            "title": facts.system.panic or "no crash report found",
+            "summary": None,
+            "culprit": None,
+        },
+        "signature": {"scheme": "v1", "id": None, "title": None, "attributes": {}, "key": []},
+        "explanation": [],
+        "next_steps": [],
+        "evidence": {"decoded": [], "code": [], "registers": {}, "call_trace": []},
+    }
+
+
+def build_report(
+    facts: CrashFacts,
+    diags: list[Any],
+    steps: Steps,
+    *,
+    lang: str,
+    input_info: dict[str, Any],
+    access: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The whole report: primary crash at the top level, others in ``other_reports``."""
+    primary = _one(diags[0], lang, access) if diags else _no_verdict(facts)
+    system = {k: v for k, v in asdict(facts.system).items()}
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "kcrash", "version": __version__},
+        "lang": lang,
+        "input": input_info,
+        **primary,
+        "system": system,
+        "context": {
+            "panic_stack": _stack(facts.panic_stack),
+            "cpu_stacks": [_stack(s) for s in facts.cpu_stacks],
+            "blocked_tasks": [_stack(s) for s in facts.blocked_tasks],
+            "modules": [
+                {**asdict(m), "out_of_tree": m.out_of_tree, "unsigned": m.unsigned}
+                for m in facts.modules
+            ],
+            "memory": facts.memory or None,
+        },
+        "steps": [asdict(r) for r in steps.records],
+        "other_reports": [_one(d, lang) for d in diags[1:]],
+    }
+    return report
