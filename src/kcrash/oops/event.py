@@ -16,9 +16,12 @@ repeats RIP, Code and registers (used only when the head lacked them).
 from __future__ import annotations
 
 import contextlib
+import re
 
 from kcrash.facts.model import Frame, LogLine, OopsEvent
 from kcrash.oops import lines as L
+
+_LONE_CR2_RE = re.compile(r"^\s*CR2: ([0-9a-f]{8,16})\s*$")
 
 _CONTEXTS = {
     "IRQ": "irq",
@@ -131,8 +134,15 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
         ev.code, ev.code_ip_index = summary_code
     if ev.rip is not None and ev.registers:
         ev.rip.regs = {k.lower(): v for k, v in ev.registers.items()}
-    if ev.fault_address is None and "CR2" in ev.registers and _is_page_fault(ev):
-        ev.fault_address = ev.registers["CR2"]
+    if ev.fault_address is None and _is_page_fault(ev):
+        # the lone "CR2: ..." line __die() prints holds the faulting address; the
+        # register dump's CR2 may already be overwritten by the failed read of
+        # the Code: bytes ("Unable to access opcode bytes at ...")
+        lone = [int(m.group(1), 16) for ln in ev.lines if (m := _LONE_CR2_RE.match(ln))]
+        if lone:
+            ev.fault_address = lone[0]
+        elif "CR2" in ev.registers:
+            ev.fault_address = ev.registers["CR2"]
     return ev
 
 
