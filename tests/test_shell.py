@@ -278,6 +278,13 @@ def test_py_round_trip_keeps_state(shell: Any) -> None:
     run(shell, "def twice(n):", re.compile(r"\.\.\."))
     run(shell, "    return 2 * n", re.compile(r"\.\.\."))
     run(shell, "", PY_PROMPT)
+    # Ctrl-C stops a runaway loop and stays in Python mode
+    run(shell, "while True: pass", re.compile(r"\.\.\."))
+    shell.sendline("")
+    time.sleep(1.0)
+    shell.sendintr()
+    shell.expect(PY_PROMPT, timeout=10)
+    assert "KeyboardInterrupt" in _clean(shell.before)
     shell.sendcontrol("d")  # Ctrl-D leaves Python mode, not kcrash
     shell.expect(PROMPT)
     assert "RELEASE" in run(shell, "sys")  # back at the crash prompt
@@ -332,6 +339,7 @@ def test_history_across_sessions(dump: dict[str, Any], tmp_path: Path) -> None:
     second.send("\x1b[A")  # Up: the last command of the previous session
     second.expect("sys | grep -c :")
     assert run(second, "") == expected
+    assert "sys | grep -c :" in run(second, "history 5")
     second.sendline("quit")
     second.expect(pexpect.EOF)
     second.close()

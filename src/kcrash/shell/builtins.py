@@ -84,6 +84,7 @@ def _print_overview(prog: drgn.Program) -> None:
     print(
         "\n"
         "help CMD     help on one command        py [CODE]   Python with prog, task, helpers\n"
+        "history [N]  earlier commands (also h)\n"
         "CMD | sh     pipe output to a shell     CMD > FILE  write (>> appends) to FILE\n"
         "!CMD         run a shell command        set PID     change the current task\n"
         "q, exit, Ctrl-D  leave                  Tab completes commands, options, symbols,\n"
@@ -121,6 +122,35 @@ def _shell_cmd_help(prog: drgn.Program, name: str, args: argparse.Namespace, **_
             except CommandNotFoundError:
                 raise CommandError(f"no command named {cname!r}") from None
         _print_help(cname, cmd)
+
+
+@command(
+    name="history",
+    description="list the commands of this and earlier sessions",
+    long_description="The last N commands from the history file (crash's ``h``).",
+    arguments=(argument("n", nargs="?", type=int, default=20, help="how many (default 20)"),),
+    namespace=SHELL_NAMESPACE,
+)
+@command(
+    name="h",
+    description="list the commands of this and earlier sessions",
+    long_description="Same as ``history``.",
+    arguments=(argument("n", nargs="?", type=int, default=20, help="how many (default 20)"),),
+    namespace=SHELL_NAMESPACE,
+)
+def _shell_cmd_history(prog: drgn.Program, name: str, args: argparse.Namespace, **_: Any) -> None:
+    from prompt_toolkit.history import FileHistory
+
+    from .paths import history_file
+
+    path = history_file()
+    if not path.exists():
+        return
+    entries = list(FileHistory(str(path)).load_history_strings())  # newest first
+    total = len(entries)
+    shown = entries[: max(args.n, 0)]
+    for i, line in enumerate(reversed(shown)):
+        print(f"[{total - len(shown) + i + 1}] {line}")
 
 
 def _register_py(name: str) -> None:
