@@ -29,6 +29,7 @@ class Check:
     verdict: Callable[[Host], v.Verdict]
     why: str
     fix: dict[str, str]  # family (rhel | debian | suse) -> command
+    needs: str | None = None  # id of a check whose failure makes this one's fix moot
 
 
 def same(cmd: str) -> dict[str, str]:
@@ -85,6 +86,7 @@ CHECKS: tuple[Check, ...] = (
         v.crashkernel,
         "the capture kernel runs in memory reserved at boot by crashkernel=; without it, no dump",
         _GRUB,
+        needs="kexec_support",
     ),
     Check(
         "crashkernel_size",
@@ -93,6 +95,7 @@ CHECKS: tuple[Check, ...] = (
         v.crashkernel_size,
         "with too little reserved, the capture kernel or makedumpfile runs out of memory: no dump",
         _GRUB,
+        needs="crashkernel",
     ),
     Check(
         "capture_loaded",
@@ -105,6 +108,7 @@ CHECKS: tuple[Check, ...] = (
             "debian": "systemctl restart kdump-tools && kdump-config status",
             "suse": "systemctl restart kdump",
         },
+        needs="crashkernel",
     ),
     Check(
         "kdump_service",

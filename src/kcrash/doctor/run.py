@@ -83,8 +83,13 @@ def run(root: str = "/", family: str | None = None) -> Report:
     h = Host(root, family)
     base = template_values(h)
     results: list[Result] = []
+    status: dict[str, str] = {}
+    titles = {c.id: c.title for c in CHECKS}
     for check in CHECKS:
         verdict = _judge(check, h)
+        status[check.id] = verdict.status
+        if check.needs and status.get(check.needs) == FAIL and verdict.status in (FAIL, WARN):
+            verdict.detail += f" (fix '{titles[check.needs]}' first)"
         fix: dict[str, str] = {}
         if verdict.status != OK:
             values = _Keep({**base, **verdict.values})
