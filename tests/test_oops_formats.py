@@ -250,7 +250,9 @@ def test_crash_session_sys_and_bt_only(corpus: list[dict[str, Any]]) -> None:
         d = diagnose(t.facts)[0]
         assert d.source == "panic_stack"
         exp = e["expected"]
-        if exp["class"] in ("null-deref", "sysrq", "bug-on", "divide-error", "gpf", "panic"):
+        # Only where bt has an exception frame (or sysrq's own frame): crash 8.0's bt
+        # loses the caller of a noreturn panic() (it shows kcrash_write, not kcrash_panic).
+        if exp["class"] in ("null-deref", "sysrq", "bug-on", "divide-error", "gpf"):
             assert d.culprit is not None and d.culprit.function == exp["culprit_function"], e["id"]
 
 
