@@ -374,9 +374,10 @@ def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> Non
 
 def test_dash_c_matches_one_shot_commands(dump: dict[str, Any], oneshot: dict[str, str]) -> None:
     expected = oneshot["sys"] + oneshot["bt"]
-    for form in ([], ["shell"]):
+    crash_order = [dump["vmlinux"], dump["path"]]  # `crash vmlinux vmcore` habits
+    for argv in (_args(dump), ["shell", *_args(dump)], crash_order):
         out = subprocess.run(
-            [*KCRASH, *form, *_args(dump), "-c", "sys; bt"],
+            [*KCRASH, *argv, "-c", "sys; bt"],
             capture_output=True,
             text=True,
             timeout=120,

@@ -3,7 +3,8 @@
 The crash-style session of :mod:`kcrash.shell`.  Target options are the
 same as for every dump command (``--debuginfo DIR``, ``--no-debuginfo``,
 ``--live``) and are handed to :func:`kcrash.cli.open_from_args` unchanged,
-so the shell opens a dump exactly as ``kcrash sys VMCORE`` does.
+so the shell opens a dump exactly as ``kcrash sys VMCORE`` does.  crash's
+argument order (``VMLINUX VMCORE``) is accepted as well.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import open_from_args
     from ..shell import run_session
 
-    argv = list(args.files)
+    argv = _crash_order(list(args.files))
     for d in args.debuginfo:
         argv += ["--debuginfo", d]
     if args.no_debuginfo:
@@ -69,3 +70,12 @@ def run(args: argparse.Namespace) -> int:
 
         raise KcrashError(f"shell: unexpected argument(s): {' '.join(rest)}")
     return run_session(target, commands=args.commands, script=args.script)
+
+
+def _crash_order(files: list[str]) -> list[str]:
+    """Accept crash's ``VMLINUX VMCORE`` order too: muscle memory from ``crash``."""
+    from ..cli import _looks_like_elf
+
+    if len(files) == 2 and _looks_like_elf(files[0]) and not _looks_like_elf(files[1]):
+        return [files[1], files[0]]
+    return files
