@@ -342,3 +342,20 @@ def test_table_and_catalogues_are_complete() -> None:
             assert key in cats["en"], key
         for i in range(1, r.next_steps + 1):
             assert f"rule.{r.id}.next.{i}" in cats["en"]
+
+
+def test_trailer_alone_still_names_its_class() -> None:
+    """A log cut before the soft-lockup report: the trailer names the class, and the
+    interrupted code after the IRQ part of the panic's trace is the culprit."""
+    text = (
+        "Kernel panic - not syncing: softlockup: hung tasks\n"
+        "CPU: 1 PID: 113 Comm: sh Tainted: G           OEL     6.1.0 #1\n"
+        "Call Trace:\n <IRQ>\n dump_stack_lvl+0x44/0x5c\n panic+0x118/0x2f4\n"
+        " watchdog_timer_fn.cold+0x1/0x2\n __hrtimer_run_queues+0x1/0x2\n </IRQ>\n <TASK>\n"
+        " asm_sysvec_apic_timer_interrupt+0x16/0x20\n"
+        "RIP: 0010:kcrash_soft_lockup+0x8/0x10 [kcrash_crash]\n"
+        "RSP: 0018:ffffa EFLAGS: 00000246\n"
+        " kcrash_write+0xf4/0x100 [kcrash_crash]\n do_syscall_64+0x1/0x2\n </TASK>\n"
+    )
+    d = _diag(text)[0]
+    assert d.title == "soft-lockup in kcrash_soft_lockup [kcrash_crash]"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcrash.diagnosis import decode
-from kcrash.diagnosis.classify import Classified, classify_events, select
+from kcrash.diagnosis.classify import TRAILER_TARGETS, Classified, classify_events, select
 from kcrash.diagnosis.culprit import Pick, base_name, pick_culprit
 from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.diagnosis.rules import RULES_BY_ID, Rule, classify_lines
@@ -109,8 +109,12 @@ def _build(
     rule: Rule | None = c.rule
     class_id = rule.id if rule is not None else "unknown"
     if rule is not None and rule.trailer:
-        class_id = "panic"
-        rule = RULES_BY_ID["panic"]
+        # the report the trailer follows is missing (truncated log): the trailer
+        # still names its class ("softlockup: hung tasks" -> soft-lockup)
+        q = (c.match.groupdict().get("q") if c.match else None) or ""
+        targets = TRAILER_TARGETS.get(q, ())
+        class_id = targets[0] if targets else "panic"
+        rule = RULES_BY_ID[class_id]
     groups: dict[str, Any] = {
         k: v for k, v in (c.match.groupdict() if c.match else {}).items() if v is not None
     }
