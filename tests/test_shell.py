@@ -365,6 +365,11 @@ def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> Non
     child.expect(r"\n:|\(END\)")
     child.send("q")
     child.expect(PROMPT)
+    child.sendline("foreach bt")  # long, and paged: Ctrl-C leaves pager and command
+    child.expect(r"\n:")
+    child.sendintr()
+    child.expect(PROMPT, timeout=10)
+    assert "RELEASE" in run(child, "sys")
     child.sendline("q")
     child.expect(pexpect.EOF)
 
