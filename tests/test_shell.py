@@ -173,6 +173,49 @@ def test_describe_error_is_one_line() -> None:
     assert "\n" not in bug and "internal error" in bug and "KCRASH_DEBUG" in bug
 
 
+def test_history_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from kcrash.shell import paths
+
+    monkeypatch.delenv("KCRASH_HISTFILE", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert paths.history_file() == tmp_path / "state" / "kcrash" / "history"
+    assert paths.py_history_file() == tmp_path / "state" / "kcrash" / "py_history"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert paths.history_file() == tmp_path / ".local" / "state" / "kcrash" / "history"
+    monkeypatch.setenv("KCRASH_HISTFILE", str(tmp_path / "h"))
+    assert (paths.history_file(), paths.py_history_file()) == (tmp_path / "h", tmp_path / "h.py")
+
+
+def test_pager_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import drgn
+
+    from kcrash.shell import pager
+
+    prog = drgn.Program()
+    monkeypatch.delenv("KCRASH_PAGER", raising=False)
+    pager.configure(prog, stdout_is_tty=False)  # a pipe or a file: never a pager
+    assert prog.config["crash_scroll"] is False
+    pager.configure(prog, stdout_is_tty=True)
+    assert prog.config["crash_scroll"] is True
+    assert " -F " in prog.config["crash_pager"] + " "  # short output is not paged
+    for off in ("", "cat"):
+        monkeypatch.setenv("KCRASH_PAGER", off)
+        pager.configure(prog, stdout_is_tty=True)
+        assert prog.config["crash_scroll"] is False
+
+
+def test_plain_reader() -> None:
+    import io
+
+    from kcrash.shell.reader import PlainReader
+
+    r = PlainReader(io.StringIO("sys\nbt -a\n"))
+    assert [r.read("kcrash> "), r.read("kcrash> ")] == ["sys", "bt -a"]
+    with pytest.raises(EOFError):
+        r.read("kcrash> ")
+
+
 # -- completion vocabulary on the real dump ------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import traceback
@@ -32,6 +33,7 @@ from . import builtins, pager, pymode
 from .reader import LineReader, PlainReader, PromptReader, interactive_terminal
 
 PROMPT = "kcrash> "
+_COMMAND_NAME = re.compile(r"!|[^\s|<>]+")
 
 
 def split_commands(line: str) -> list[str]:
@@ -133,7 +135,7 @@ class Session:
         line = line.strip()
         if not line or line.startswith("#"):
             return True
-        name = line.split(maxsplit=1)[0]
+        name = _COMMAND_NAME.match(line).group()  # type: ignore[union-attr]
         if name in builtins.QUIT_NAMES:
             return False
         ns = builtins.SHELL_NAMESPACE if name in builtins.SHELL_NAMESPACE._commands else None
