@@ -49,6 +49,10 @@ _BT_FRAME_RE = re.compile(
 )
 _BT_EXC_RE = re.compile(r"^\s*\[exception RIP: (?P<sym>[^\]]+)\]")
 _BT_REGS_RE = re.compile(r"(?P<name>[A-Z][A-Z0-9_]*): (?P<val>[0-9a-f]+)")
+_BT_NOISE_RE = re.compile(
+    r"^(?:WARNING: (?:possibly bogus|cannot|multiple|active task)|--- <[^>]+> ---|"
+    r"bt: |\s+\[exception|\s*$)"
+)
 _PROMPT_RE = re.compile(r"^crash(?:64)?> ?(?P<cmd>.*)$")
 _SYM_OFF_RE = re.compile(r"^(?P<func>[^+\s]+)(?:\+(?P<off>\d+|0x[0-9a-f]+))?$")
 
@@ -142,6 +146,10 @@ class CrashSessionReader:
                 if "rip" in self._exc.regs:
                     self._exc.address = self._exc.regs["rip"]
                 return True
+        if self._stack is not None and _BT_NOISE_RE.match(text):
+            # crash's own remarks inside bt output ("WARNING: possibly bogus
+            # exception frame", "--- <IRQ stack> ---", "bt: ...")
+            return True
         m = _SYS_RE.match(text)
         if m and (text.startswith(" ") or m.group("key") in ("KERNEL", "DUMPFILE")):
             self._sys(m.group("key"), m.group("val"))
