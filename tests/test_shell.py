@@ -471,3 +471,17 @@ def test_dash_c_failure_is_one_line_and_exit_status(dump: dict[str, Any]) -> Non
     assert out.returncode == 1
     assert out.stderr.strip() == "kcrash: nosuchcommand: command not found"
     assert out.stdout.strip() == "1"  # the failure did not stop the next command
+
+
+def test_piped_python_mode(dump: dict[str, Any], target: Any) -> None:
+    """Without a terminal, ``py`` reads Python from the same stdin, then back to commands."""
+    panic_pid = target.prog.crashed_thread().object.pid.value_()
+    out = subprocess.run(
+        [*KCRASH, *_args(dump)],
+        input="py\nx = task.pid.value_()\nexit()\npy print(x + 1)\nsys | grep -c RELEASE\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(panic_pid + 1), "1"]
