@@ -316,3 +316,15 @@ def test_parse_line_prefixes() -> None:
         else:
             assert p.line.timestamp == pytest.approx(ts)
     assert parse_line("Nov 26 06:50:52 h sshd[12]: hello").line is None
+
+
+def test_hung_task_reports_become_blocked_tasks(corpus: list[dict[str, Any]]) -> None:
+    boots = [e for e in _boots(corpus) if e["expected"]["class"] == "hung-task"]
+    assert boots, "the corpus has no hung-task scenario"
+    for e in boots:
+        with open(e["dmesg"], "rb") as f:
+            facts = read_text(f).facts
+        assert facts.blocked_tasks
+        st = facts.blocked_tasks[0]
+        assert st.pid is not None and st.comm
+        assert any(fr.function == e["expected"]["culprit_function"] for fr in st.frames)

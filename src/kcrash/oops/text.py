@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from kcrash.errors import KcrashError
-from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, SystemInfo
+from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack, SystemInfo
 from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader
 from kcrash.oops.formats import parse_line
@@ -39,7 +39,8 @@ SNIFF_BYTES = 8192
 
 _BANNER_RE = re.compile(r"^Linux version (?P<release>\S+) (?P<rest>.*)$")
 _CMDLINE_RE = re.compile(r"^(?:Kernel )?[Cc]ommand line: (?P<cmd>.*)$")
-_DMI_RE = re.compile(r"^DMI: (?P<hw>.*)$")
+_HUNG_RE = re.compile(r"INFO: task .+:\d+ blocked for more than")
+_NMI_BT_RE = re.compile(r"NMI backtrace for cpu \d+")
 
 
 class NotKernelTextError(KcrashError):
@@ -201,6 +202,7 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     facts.panic_stack = crash.panic_stack()
     facts.cpu_stacks = [s for s in session.stacks if s is not facts.panic_stack]
     facts.modules = _modules(events)
+    _stacks_from_events(facts, events)
     if kept_index > HEAD_KEEP + TAIL_KEEP:
         facts.lacks.append(
             f"log: {kept_index} records read, the first {HEAD_KEEP} and last {TAIL_KEEP} kept "
@@ -286,6 +288,24 @@ def _merge_session(system: SystemInfo, sess: SystemInfo) -> None:
         if k == "panic" and system.panic and "not syncing" in system.panic:
             continue
         setattr(system, k, v)
+
+
+def _stacks_from_events(facts: CrashFacts, events: list[OopsEvent]) -> None:
+    """Blocked tasks (hung-task reports) and CPU stacks (NMI backtraces) of a log.
+
+    The vmcore mode reads these from memory; in text mode the log's own
+    reports are all there is (kernel/hung_task.c, lib/nmi_backtrace.c).
+    """
+    for ev in events:
+        if not ev.call_trace:
+            continue
+        if _HUNG_RE.search(ev.header) and len(facts.blocked_tasks) < 64:
+            facts.blocked_tasks.append(
+                Stack(frames=list(ev.call_trace), pid=ev.pid, comm=ev.comm, cpu=None)
+            )
+        elif _NMI_BT_RE.search(ev.header) and len(facts.cpu_stacks) < 256:
+            frames = list(ev.call_trace)
+            facts.cpu_stacks.append(Stack(frames=frames, pid=ev.pid, comm=ev.comm, cpu=ev.cpu))
 
 
 def _modules(events: list[OopsEvent]) -> list[ModuleInfo]:
