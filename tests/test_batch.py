@@ -116,7 +116,7 @@ def test_batch_cli_exit_status(corpus: list[dict[str, Any]], tmp_path: Path, cap
     )
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "1 of 3 analyzed" in printed and "garbage.bin" in printed
+    assert "1 of 3 files analyzed" in printed and "garbage.bin" in printed
 
     # Nothing analyzable: the only failure mode with a non-zero status.
     rc = main(

@@ -100,10 +100,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict, out_dir: str) -> None:  # type: ignore[type-arg]
-    """The signature table on stdout (what a pipeline keeps); the rest is in out_dir."""
+    """The signature table on stdout; the rest is in out_dir.
+
+    On a terminal, rich tables; piped, the Markdown of ``summary.md`` (no wrapped cells: a
+    pipeline can grep a path or a signature, a ticket can take it as is).
+    """
     from rich.console import Console
     from rich.table import Table
 
+    from ..batch import summary_markdown
+
+    if not sys.stdout.isatty():
+        sys.stdout.write(summary_markdown(summary))
+        print(f"\nreports in {out_dir} (summary.md, summary.json)")
+        return
     con = Console(file=sys.stdout, soft_wrap=False, no_color="NO_COLOR" in os.environ)
     t = Table(
         title=f"{summary['analyzed']} of {summary['total']} analyzed "
