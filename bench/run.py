@@ -403,7 +403,16 @@ def machine_info() -> dict[str, str]:
         + f" (git {commit}{', uncommitted changes' if dirty else ''})",
         "crash": first_line([_which("crash"), "--version"]),
         "drgn": first_line([sys.executable, "-c", "import drgn; print(drgn.__version__)"]),
+        "load": _loadavg(),
     }
+
+
+def _loadavg() -> str:
+    """The machine's load: numbers taken next to a busy neighbour must say so."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def _fmt_wall(r: Result | None) -> str:
@@ -737,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "PYTHONPATH=corpus python bench/run.py" + (
         " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
     )
+    info["load average"] = f"{info.pop('load')} at start, {_loadavg()} at end (1/5/15 min)"
     text, goals = render(info, entries, results, batch, args.n, command)
     print(text)
     if not args.no_write:
