@@ -14,6 +14,7 @@ than the VMCOREINFO export (Debian 11's 5.10 lacks it).
 from __future__ import annotations
 
 import logging
+import struct
 
 from drgn import Program, SymbolIndex
 
@@ -51,17 +52,173 @@ def has_builtin_kallsyms(vmcoreinfo: str) -> bool:
 def load_core(prog: Program) -> SymbolIndex:
     """The core kernel's symbols (drgn's decoder over the in-memory tables).
 
-    Raises LookupError when VMCOREINFO does not locate them.
+    The tables are located through VMCOREINFO (6.0+), else found by
+    :func:`locate_tables` (older kernels, e.g. Debian 11's 5.10).  Raises
+    LookupError when neither works.
     """
     from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
 
     vmcoreinfo = prog["VMCOREINFO"].string_().decode("ascii", "replace")
-    if not has_builtin_kallsyms(vmcoreinfo):
+    if has_builtin_kallsyms(vmcoreinfo):
+        return load_vmlinux_kallsyms(prog)
+    found = locate_tables(prog, vmcoreinfo)
+    if found is None:
         raise LookupError(
             "VMCOREINFO does not locate kallsyms (kernel before 6.0 without the "
-            "'vmcoreinfo: add kallsyms_num_syms symbol' backport)"
+            "'vmcoreinfo: add kallsyms_num_syms symbol' backport) and the tables "
+            "were not found in the kernel image"
         )
-    return load_vmlinux_kallsyms(prog)
+    return found
+
+
+# "0" … "9" are single-character tokens at their ASCII codes in
+# kallsyms_token_table (digits occur in symbol names, so scripts/kallsyms.c
+# keeps them as themselves): 20 bytes that find the table.
+_DIGIT_TOKENS = b"".join(bytes([c, 0]) for c in range(0x30, 0x3A))
+_SEARCH_SPAN = 96 << 20
+
+
+def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
+    """Find the kallsyms tables in the kernel image without VMCOREINFO help.
+
+    Why: before 6.0 (f09bddbd8661) VMCOREINFO does not export them, yet
+    they are in memory.  The layout written by ``scripts/kallsyms.c`` with
+    ``CONFIG_KALLSYMS_BASE_RELATIVE`` (x86-64 since 4.6, unchanged up to
+    6.1) is, 8-byte aligned each: ``kallsyms_offsets`` (s32 × N),
+    ``kallsyms_relative_base`` (u64), ``kallsyms_num_syms`` (u32 N),
+    ``kallsyms_names``, ``kallsyms_markers``, ``kallsyms_token_table`` (256
+    NUL-terminated tokens), ``kallsyms_token_index`` (u16 × 256).
+
+    1. find the digit tokens ("0\\0" … "9\\0") in the image (below
+       ``init_uts_ns``, 4 MiB reads), walk back 48 tokens to the table's
+       start and check that the token index after the table agrees;
+    2. ``kallsyms_relative_base`` is the u64 ``_text`` (== ``_stext`` on
+       x86-64) below the token table; N follows it, names 8 bytes later,
+       offsets end right below it;
+    3. decode with drgn's own decoder and accept the result only if
+       ``init_uts_ns`` and ``_stext`` land where VMCOREINFO says.
+    """
+    from _drgn import _linux_helper_load_builtin_kallsyms
+
+    syms = vmcoreinfo_symbols(vmcoreinfo)
+    stext = syms.get("_stext")
+    uts = syms.get("init_uts_ns")
+    if stext is None or uts is None:
+        return None
+    for hit in _digit_token_hits(prog, stext, uts):
+        tables = _tables_at_digit_tokens(prog, hit, stext)
+        if tables is None:
+            continue
+        try:
+            index = _linux_helper_load_builtin_kallsyms(
+                prog,
+                tables["names"],
+                tables["token_table"],
+                tables["token_index"],
+                tables["num_syms"],
+                tables["offsets"],
+                tables["relative_base"],
+                0,
+                stext,
+            )
+        except Exception:
+            continue
+        found = {s.name: s.address for s in index(prog, "init_uts_ns", None, False)}
+        if found.get("init_uts_ns") == uts:
+            return index
+    return None
+
+
+def _digit_token_hits(prog: Program, stext: int, data: int):  # type: ignore[no-untyped-def]
+    """Addresses of "0\\0…9\\0" in the image, from ``data`` (``init_uts_ns``,
+    in .data, just above .rodata where the tables are) downwards, 4 MiB at
+    a time: on Debian 6.1 the first chunk or two hold the token table."""
+    chunk = 4 << 20
+    end = min(data, stext + _SEARCH_SPAN)
+    while end > stext:
+        start = max(stext, end - chunk)
+        try:
+            buf = prog.read(start, end - start + len(_DIGIT_TOKENS))
+        except Exception:
+            buf = b""
+        i = buf.rfind(_DIGIT_TOKENS)
+        while i >= 0:
+            yield start + i
+            i = buf.rfind(_DIGIT_TOKENS, 0, i)
+        end = start
+
+
+def _tables_at_digit_tokens(prog: Program, hit: int, stext: int) -> dict[str, int] | None:
+    """The table addresses around a candidate "0\\0…9\\0" hit, or None."""
+    try:
+        before = prog.read(hit - 4096, 4096)
+    except Exception:
+        return None
+    # Walk back over tokens 0x2f … 0x00 (each NUL-terminated, non-empty).
+    p = len(before)
+    for _ in range(0x30):
+        q = before.rfind(b"\0", 0, p - 1)
+        if q < 0:
+            return None
+        p = q + 1
+    token_table = hit - (len(before) - p)
+    if token_table % 4:
+        return None
+    try:
+        tokens = prog.read(token_table, 8192)
+    except Exception:
+        return None
+    offs = []
+    pos = 0
+    for _ in range(256):
+        offs.append(pos)
+        end = tokens.find(b"\0", pos)
+        if end <= pos:
+            return None
+        pos = end + 1
+    token_index = token_table + ((pos + 7) & ~7)
+    try:
+        index = struct.unpack("<256H", prog.read(token_index, 512))
+    except Exception:
+        return None
+    if list(index) != offs:
+        return None
+    # kallsyms_relative_base: the u64 _stext below the token table (offsets
+    # and names of ~100k symbols take ~1.6 MB: look 2 MB down, then 8).
+    for window in (2 << 20, 8 << 20):
+        found = _relative_base_below(prog, token_table, window, stext)
+        if found is not None:
+            base, _n, offsets = found
+            return {
+                "names": base + 16,
+                "token_table": token_table,
+                "token_index": token_index,
+                "num_syms": base + 8,
+                "offsets": offsets,
+                "relative_base": base,
+            }
+    return None
+
+
+def _relative_base_below(
+    prog: Program, token_table: int, window: int, stext: int
+) -> tuple[int, int, int] | None:
+    try:
+        below = prog.read(token_table - window, window)
+    except Exception:
+        return None
+    start = token_table - window
+    needle = struct.pack("<Q", stext)
+    i = below.rfind(needle)
+    while i >= 0:
+        if (start + i) % 8 == 0 and i + 16 < len(below):
+            n = struct.unpack_from("<I", below, i + 8)[0]
+            base = start + i
+            offsets = base - ((4 * n + 7) & ~7)
+            if 1000 < n < 2_000_000 and offsets >= start:
+                return base, n, offsets
+        i = below.rfind(needle, 0, i)
+    return None
 
 
 def load_modules(prog: Program) -> SymbolIndex:
@@ -99,6 +256,7 @@ __all__ = [
     "has_builtin_kallsyms",
     "load_core",
     "load_modules",
+    "locate_tables",
     "symbol_address",
     "symbolize",
     "vmcoreinfo_symbols",
