@@ -239,6 +239,7 @@ def test_completion_vocabulary(names: Names) -> None:
     assert "1" in cands("set ")  # PIDs
     assert "1" in cands("bt 1")
     assert set(cands("set sc")) == {"scroll"}
+    assert cands("foreach 1 b") == ["bt"]
     assert prefixed(names.symbols, "zzzz_no_such") == []
     assert len(names.structs) > 1000, "the kernel's BTF lists thousands of structs"
 
@@ -321,6 +322,8 @@ def test_py_round_trip_keeps_state(shell: Any) -> None:
     run(shell, "def twice(n):", re.compile(r"\.\.\."))
     run(shell, "    return 2 * n", re.compile(r"\.\.\."))
     run(shell, "", PY_PROMPT)
+    shell.send("task.com\t")  # attributes of drgn Objects complete
+    assert "(char [16])" in run(shell, "", PY_PROMPT)
     # Ctrl-C stops a runaway loop and stays in Python mode
     run(shell, "while True: pass", re.compile(r"\.\.\."))
     shell.sendline("")

@@ -9,6 +9,7 @@ What is offered where (crash's commands take the same kinds of arguments):
   ``NAME.a,``, crash's member list) that struct's members;
 - commands that take a task (``set``, ``bt``, ``ps``, ``task``, ``files``,
   ``vm``, ``sig``, ``net``, ``foreach``): PIDs, shown with their command name;
+  then for ``foreach``, the commands it can run;
 - any other word: kernel symbols;
 - after ``>``/``>>``: file names; after ``|`` or ``!``: nothing (that part
   belongs to the system shell).
@@ -30,6 +31,8 @@ PID_COMMANDS = {"set", "bt", "ps", "task", "files", "vm", "sig", "net", "foreach
 TYPE_COMMANDS = {"struct", "union", "whatis"}
 TYPE_OPTIONS = {"-s", "-o"}  # list/tree: -s struct.member, -o offset or struct.member
 SET_OPTIONS = ("scroll", "radix")
+# drgn 0.3.0's foreach subcommands (drgn/commands/_crash/common.py).
+FOREACH_COMMANDS = ("bt", "files", "ps", "set", "sig", "task", "vm", "vtop")
 _DOTTED = re.compile(r"[\w.]*$")
 
 _TOKEN = re.compile(r"""'[^']*'?|"(?:\\.|[^"])*"?|\\.|[;|!]|>>?|[^\s;|'"\\>]+|\s+""")
@@ -106,6 +109,8 @@ class ShellCompleter(Completer):
             return [(n, "struct") for n in prefixed(self.names.structs, word)]
         if cmd in PID_COMMANDS and (not word or word.isdigit()):
             return [(p, comm) for p, comm in self.names.pids if p.startswith(word)]
+        if cmd == "foreach" and word.isalpha():
+            return [(c, "command") for c in FOREACH_COMMANDS if c.startswith(word)]
         if cmd == "set" and len(words) == 1:
             return [(o, "option") for o in SET_OPTIONS if o.startswith(word)]
         if word and not word[0].isdigit():
