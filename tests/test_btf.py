@@ -101,12 +101,25 @@ def test_btf_types_match_dwarf(corpus: list[dict[str, Any]]) -> None:
             if a != b:
                 diffs.append((kw + r.name, a[:300], b[:300]))
         assert compared > 5000, f"{kernel}: only {compared} types compared"
-        # Same-named different types that DWARF and BTF both hold but pick
-        # differently (e.g. 'struct slot' of two hotplug drivers) are the
-        # only accepted differences; they are few and never core types.
-        assert len(diffs) <= 20, f"{kernel}: {len(diffs)} differences, e.g. {diffs[:3]}"
-        for core in ("task_struct", "mm_struct", "module", "printk_ringbuffer", "rq"):
-            assert all(d[0] != f"struct {core}" for d in diffs), (kernel, core)
+        # Accepted differences, few and never in core types: same-named
+        # different types that DWARF and BTF pick differently ('struct slot'
+        # of two hotplug drivers), and on pre-6.0 BTF the enums it cannot
+        # describe (no signedness; 64-bit values truncated by old pahole).
+        assert len(diffs) <= 40, f"{kernel}: {len(diffs)} differences, e.g. {diffs[:3]}"
+        core = {
+            "struct task_struct",
+            "struct mm_struct",
+            "struct module",
+            "struct printk_ringbuffer",
+            "struct printk_info",
+            "struct rq",
+            "struct pid",
+            "struct uts_namespace",
+            "enum pid_type",
+            "struct inactive_task_frame",
+            "struct pt_regs",
+        }
+        assert not [d for d in diffs if d[0] in core], (kernel, diffs)
 
 
 def test_btf_in_dump_equals_vmlinux_section(corpus: list[dict[str, Any]]) -> None:
@@ -136,6 +149,47 @@ def test_btf_sizeof_offsetof_task_struct(corpus: list[dict[str, Any]]) -> None:
                 kernel,
                 member,
             )
+
+
+def _constants_finder(types: BtfTypes) -> Any:
+    def find(
+        prog: drgn.Program, name: str, flags: drgn.FindObjectFlags, filename: str | None
+    ) -> drgn.Object | None:
+        return types.constant(name) if flags & drgn.FindObjectFlags.CONSTANT else None
+
+    return find
+
+
+def test_globals_table_matches_dwarf(corpus: list[dict[str, Any]]) -> None:
+    """Each table entry that holds for the kernel has DWARF's type and size
+    (an incomplete array where DWARF knows the length is accepted)."""
+    from kcrash.target import globals as kglobals
+
+    for kernel, e in _kernels(corpus).items():
+        version = kglobals.parse_version(e["release"])
+        bprog, types = _btf_prog(_vmlinux_btf(e["vmlinux"]))
+
+        bprog.register_object_finder("consts", _constants_finder(types), enable_index=0)
+        dprog = _dwarf_prog(e["vmlinux"])
+        checked = 0
+        for g in kglobals.GLOBALS:
+            if not g.holds_for(version):
+                continue
+            try:
+                want = dprog.object(g.name).type_
+            except LookupError:
+                continue  # compiled out in this configuration
+            got = kglobals.global_type(bprog, g.name, version)
+            assert got is not None, g.name
+            checked += 1
+            if not got.is_complete() and got.unaliased_kind() == drgn.TypeKind.ARRAY:
+                assert got.type.type_name() == want.type.type_name(), g.name
+                continue
+            assert (got.type_name(), drgn.sizeof(got)) == (
+                want.type_name(),
+                drgn.sizeof(want),
+            ), (kernel, g.name)
+        assert checked > 50, (kernel, checked)
 
 
 def test_btf_index_is_fast(corpus: list[dict[str, Any]]) -> None:

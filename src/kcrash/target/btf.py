@@ -362,8 +362,13 @@ class Btf:
             rel = word - pos - 3
             if rel >= 0 and rel % 2 == 0 and rel // 2 < vlen and w[word] == name_off:
                 val = w[word + 1]
-                signed = self._kind_flag(tid) or not self.enum_flag_is_signedness
-                return tid, val - (1 << 32) if signed and val >= 1 << 31 else val
+                if self.enum_flag_is_signedness:
+                    signed = self._kind_flag(tid)
+                else:
+                    signed = _old_enum_is_signed(w, pos, vlen)
+                if signed and val >= 1 << 31:
+                    val -= 1 << 32
+                return tid, val
         elif kind == ENUM64:
             rel = word - pos - 3
             if rel >= 0 and rel % 3 == 0 and rel // 3 < vlen and w[word] == name_off:
@@ -425,6 +430,22 @@ class Btf:
         if kind == ARRAY:
             return w[pos + 5] * self.size_of(w[pos + 3])
         raise ValueError(f"type {tid} ({KIND_NAMES[kind]}) has no size")
+
+
+def _old_enum_is_signed(w: memoryview, pos: int, vlen: int) -> bool:
+    """Whether a pre-6.0 (unflagged) 32-bit ENUM holds negative values.
+
+    Old BTF stored the low 32 bits with no sign.  Compared with DWARF on
+    Debian 5.10: an enum with a small negative (``RPM_INVALID = -1``,
+    ``NF_IP_PRI_RAW = -300``) or ``INT_MIN`` (``__NETDEV_TX_MIN``) is
+    signed; one whose high values are large constants (hashes, masks) is
+    not.  ``0xffffffff`` alone stays ambiguous and is taken as -1.
+    """
+    for k in range(vlen):
+        v = w[pos + 4 + 2 * k]
+        if v >= (1 << 32) - 4096 or v == 1 << 31:
+            return True
+    return False
 
 
 def _int_name(size: int, signed: bool) -> str:
@@ -501,6 +522,12 @@ class BtfTypes:
             compat = prog.int_type(_int_name(st, signed), st, signed)
             return prog.enum_type(name, compat, [TypeEnumerator(n, v) for n, v in values])
         if kind == FWD:
+            # pahole leaves a FWD where dedup could not merge a definition;
+            # use the complete type of that name when there is one.
+            if name:
+                full = btf.find(name, (UNION,) if kflag else (STRUCT,))
+                if full is not None and btf._raw(full)[2] != FWD:
+                    return self.type(full)
             return prog.union_type(name) if kflag else prog.struct_type(name)
         if kind == TYPEDEF:
             return prog.typedef_type(name or "", self.type(st))
@@ -546,7 +573,10 @@ class BtfTypes:
         out = []
         p = pos + 3
         if kind == ENUM:
-            signed = kflag or not self.btf.enum_flag_is_signedness
+            if self.btf.enum_flag_is_signedness:
+                signed = kflag
+            else:
+                signed = _old_enum_is_signed(w, pos, vlen)
             for _ in range(vlen):
                 v = w[p + 1]
                 if signed and v >= 1 << 31:

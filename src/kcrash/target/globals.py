@@ -93,7 +93,7 @@ GLOBALS: tuple[Global, ...] = (
     Global("mod_tree", "struct mod_tree_root", (4, 2)),
     Global("modules", "struct list_head", note="kernel/module/main.c (kernel/module.c <5.19)"),
     Global("net_namespace_list", "struct list_head"),
-    Global("node_data", "struct pglist_data *[{MAX_NUMNODES}]", note="NUMA"),
+    Global("node_data", "pg_data_t *[{MAX_NUMNODES}]", note="NUMA"),
     Global("node_states", "nodemask_t [{NR_NODE_STATES}]"),
     Global("nr_cpu_ids", "unsigned int", (4, 14)),
     Global("nr_irqs", "int"),
@@ -209,10 +209,10 @@ def _resolve(prog: Program, key: str, version: Version | None) -> int | str:
     if key == "HUGE_MAX_HSTATE":
         return 2  # x86: 2M and 1G
     if key == "MAX_SWAPFILES":
-        # 32 minus the swap types reserved for device-private (2, Debian
-        # configs), migration (2), hwpoison (1) and, since 5.19, PTE
-        # markers (1): 26 on Debian 6.1, 27 on Debian 5.10.
-        return 26 if version is None or version >= (5, 19) else 27
+        # 32 minus the swap types reserved for migration (2), hwpoison (1),
+        # device-private (2, when configured) and, since 5.19, PTE markers
+        # (1): checked against DWARF, Debian 6.1 has 26, Debian 5.10 29.
+        return 26 if version is None or version >= (5, 19) else 29
     if key == "TAINT_FLAGS_COUNT":
         return _taint_flags_count(version)
     if key == "TASK_STATE_ARRAY_LEN":
