@@ -136,3 +136,19 @@ def test_null_deref_evidence_decodes_offset(corpus: list[dict[str, Any]], lang: 
             assert d.evidence.page_fault is not None
             text = " ".join(render_messages(d, lang)["evidence"])
             assert d.evidence.fault_address in text
+
+
+def test_gpf_address_comes_from_the_faulting_operand(corpus: list[dict[str, Any]]) -> None:
+    """A #GP has no CR2 and the kernel's "maybe for address" guess can be wrong (6.1
+    mis-decodes movabs moffs64): the operand computed from Code: and registers wins."""
+    boots = [e for e in _boots(corpus) if e["expected"]["class"] == "gpf"]
+    assert boots, "the corpus has no gpf scenario"
+    for e in boots:
+        for kind, path in _texts(e):
+            d = diagnose(_read(path).facts)[0]
+            assert d.evidence.address_kind in (
+                "address.non_canonical",
+                "address.poison.slab_free",
+            ), (e["boot"], kind, d.evidence.fault_address)
+            if e["scenario"] == "use-after-free":
+                assert d.evidence.address_kind == "address.poison.slab_free"

@@ -89,3 +89,15 @@ def test_register_value_aliases() -> None:
     assert decode.register_value(regs, "r8") == 8
     assert decode.register_value(regs, "r12d") == 12
     assert decode.register_value(regs, None) is None
+
+
+def test_effective_address_of_moffs_and_base_index() -> None:
+    # movabs rax, [0x8000000000000000]
+    code = [0x48, 0xA1, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xC3]
+    dec = decode.disassemble_code(code, 0)
+    assert decode.effective_address(dec, {}) == 0x8000000000000000
+    # mov eax, [rdi + rsi*8 + 0x10]
+    code = [0x8B, 0x44, 0xF7, 0x10, 0xC3]
+    dec = decode.disassemble_code(code, 0)
+    assert decode.effective_address(dec, {"RDI": 0x1000, "RSI": 2}) == 0x1020
+    assert decode.effective_address(dec, {"RDI": 0x1000}) is None  # unknown index

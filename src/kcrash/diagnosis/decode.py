@@ -174,7 +174,9 @@ def classify_address(addr: int | None) -> Fact | None:
             f"address.poison.{POISON_BYTES[b]}",
             {"address": f"{addr:#x}", "byte": f"{b:#04x}"},
         )
-    if (addr & 0xFFFF000000000000) == POISON_POINTER_DELTA:
+    if (addr & 0xFFFF000000000000) == POISON_POINTER_DELTA and (
+        addr - POISON_POINTER_DELTA < PAGE_SIZE
+    ):  # the poison constants are small offsets (0x100, 0x122, 0x200, 0x400 ...)
         return Fact(
             "address.pointer_poison",
             {"address": f"{addr:#x}", "offset": f"{addr - POISON_POINTER_DELTA:#x}"},
@@ -219,6 +221,7 @@ class CodeDecode:
     mem_base: str | None = None  # base register of the faulting memory operand
     mem_index: str | None = None
     mem_disp: int | None = None
+    mem_scale: int = 1
     access: str | None = None  # "read" / "write" / "rw"
 
 
@@ -283,6 +286,7 @@ def _mem_operand(insn: Any, out: CodeDecode) -> None:
                 if op.mem.index:
                     out.mem_index = insn.reg_name(op.mem.index)
                 out.mem_disp = op.mem.disp
+                out.mem_scale = op.mem.scale or 1
                 acc = getattr(op, "access", 0)
                 r, w = bool(acc & CS_AC_READ), bool(acc & CS_AC_WRITE)
                 out.access = "rw" if r and w else ("write" if w else ("read" if r else None))
@@ -339,3 +343,26 @@ def fault_register(
         params["kind"] = kind.id
         return Fact("code.poison_base", params)
     return Fact("code.base", params)
+
+
+def effective_address(decode: CodeDecode | None, regs: dict[str, int]) -> int | None:
+    """The address the faulting instruction accessed: base + index*scale + disp.
+
+    Why: a #GP has no CR2, and the kernel's own guess (``maybe for address``,
+    5.5+) mis-decodes some encodings (e.g. ``movabs rax, [moffs64]``); the
+    disassembly and the register dump give the exact operand.
+    """
+    if decode is None or (decode.mem_disp is None and decode.mem_base is None):
+        return None
+    total = 0
+    for reg, mult in ((decode.mem_base, 1), (decode.mem_index, decode.mem_scale)):
+        if reg is None:
+            continue
+        if reg in ("rip", "eip"):
+            return None
+        val = register_value(regs, reg)
+        if val is None:
+            return None
+        total += val * mult
+    total += decode.mem_disp or 0
+    return total & ((1 << 64) - 1)

@@ -9,6 +9,7 @@ lines, or stands in when the log has no event at all.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kcrash.diagnosis import decode
@@ -21,6 +22,31 @@ from kcrash.facts.model import CrashFacts, Frame, ModuleInfo, OopsEvent
 
 _PF_CLASSES = ("null-deref", "bad-paging")
 _ADDRESS_CLASSES = ("null-deref", "bad-paging", "gpf", "double-fault", "oops")
+# classes whose RIP is a faulting instruction (exceptions), not just where a CPU was
+_FAULT_CLASSES = (
+    "null-deref",
+    "bad-paging",
+    "gpf",
+    "invalid-opcode",
+    "divide-error",
+    "double-fault",
+    "oops",
+    "bug-on",
+    "list-corruption",
+    "warn",
+)
+_LIST_BAD_RE = re.compile(
+    r"but was (?:0x)?(?P<v>[0-9a-f]{6,16})|is (?:LIST_POISON\d|NULL) \((?:0x)?(?P<p>[0-9a-f]+)\)"
+)
+
+
+def _list_bad_pointer(lines: list[str]) -> int | None:
+    """The corrupted pointer a lib/list_debug.c report names (5.x/6.x wordings)."""
+    for ln in lines[:10]:
+        m = _LIST_BAD_RE.search(ln)
+        if m:
+            return int(m.group("v") or m.group("p"), 16)
+    return None
 
 
 def diagnose(facts: CrashFacts) -> list[Diagnosis]:
@@ -238,17 +264,42 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         if kind is not None:
             e.address_kind = kind.id
             e.messages.append(Message("evidence." + kind.id, kind.params))
+    if class_id == "list-corruption":
+        bad = _list_bad_pointer(ev.lines)
+        if bad is not None:
+            e.messages.append(Message("evidence.list.bad_pointer", {"value": f"{bad:#x}"}))
+            kind = decode.classify_address(bad)
+            if kind is not None and e.address_kind is None:
+                e.fault_address = f"{bad:#x}"
+                e.address_kind = kind.id
+                e.messages.append(Message("evidence." + kind.id, kind.params))
     dec = decode.disassemble_code(ev.code, ev.code_ip_index)
     if dec is not None:
         e.code = [CodeLine(i.offset, i.bytes, i.text, i.faulting) for i in dec.insns]
         e.fault_instruction = dec.fault_insn
+        faulting = class_id in _FAULT_CLASSES
         if dec.fault_insn:
-            e.messages.append(Message("evidence.code.fault_insn", {"instruction": dec.fault_insn}))
-        fr = decode.fault_register(dec, ev.registers, addr)
-        if fr is not None:
-            e.fault_register = dict(fr.params)
-            e.fault_register["id"] = fr.id
-            e.messages.append(Message("evidence." + fr.id, fr.params))
+            mid = "evidence.code.fault_insn" if faulting else "evidence.code.rip_insn"
+            e.messages.append(Message(mid, {"instruction": dec.fault_insn}))
+        if faulting:
+            eff = decode.effective_address(dec, ev.registers)
+            if eff is not None and class_id == "gpf" and eff != addr:
+                # a #GP has no CR2: the operand computed from the registers is exact
+                e.messages.append(
+                    Message("evidence.code.effective_address", {"address": f"{eff:#x}"})
+                )
+                kind = decode.classify_address(eff)
+                if kind is not None:
+                    e.fault_address = f"{eff:#x}"
+                    if e.address_kind is not None:
+                        e.messages = [m for m in e.messages if m.id != "evidence." + e.address_kind]
+                    e.address_kind = kind.id
+                    e.messages.append(Message("evidence." + kind.id, kind.params))
+            fr = decode.fault_register(dec, ev.registers, addr)
+            if fr is not None:
+                e.fault_register = dict(fr.params)
+                e.fault_register["id"] = fr.id
+                e.messages.append(Message("evidence." + fr.id, fr.params))
     e.registers = {k: f"{v:#x}" for k, v in ev.registers.items()}
     return e
 
