@@ -29,18 +29,24 @@ class CrashFrame:
     address: int | None
     module: str | None = None
     exception: bool = False
+    after_bogus: bool = False  # follows crash's "possibly bogus exception frame"
 
 
 def parse_bt(text: str) -> list[list[CrashFrame]]:
     """One list of frames per task block; exception RIPs included, marked."""
     tasks: list[list[CrashFrame]] = []
+    bogus = False
     for line in text.splitlines():
         if line.startswith("PID:"):
             tasks.append([])
             continue
+        if "possibly bogus exception frame" in line:
+            bogus = True
+            continue
         m = _FRAME_RE.match(line)
         if m and tasks:
-            tasks[-1].append(CrashFrame(m.group(3), int(m.group(4), 16), m.group(5)))
+            tasks[-1].append(CrashFrame(m.group(3), int(m.group(4), 16), m.group(5), False, bogus))
+            bogus = False
             continue
         m = _EXC_RE.match(line)
         if m and tasks:

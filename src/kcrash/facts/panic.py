@@ -17,7 +17,7 @@ from .model import LogLine
 
 _PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
 TRAILER_RE = re.compile(
-    r"^(Fatal exception( in interrupt)?|Fatal machine check|panic_on_warn set \.\.\."
+    r"^(Fatal exception( in interrupt)?|Fatal machine check|(\S+: )?panic_on_warn set \.\.\."
     r"|softlockup: hung tasks|hung_task: blocked tasks|Hard LOCKUP|hardlockup: \S+"
     r"|Attempted to kill the idle task!|Aiee, killing interrupt handler!"
     r"|Oops - BUG|Fatal exception in interrupt|RCU Stall)"

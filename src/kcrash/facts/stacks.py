@@ -75,6 +75,7 @@ _USER_LIMIT = 0xFFFF800000000000  # x86-64: kernel addresses are above this
 
 #: Functions of the kdump path whose return slot starts the panic path.
 KEXEC_ENTRY_FUNCTIONS = ("machine_kexec",)
+_KEXEC_SCAN_BYTES = 4096
 
 
 def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace | None:
@@ -96,11 +97,11 @@ def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace |
         if first.name in KEXEC_ENTRY_FUNCTIONS:
             return None
         exc_sp, exc_pc = first.sp, first.pc
-        base = task.stack.value_()
     except (ValueError, LookupError, AttributeError, drgn.FaultError):
         return None
-    if not base < exc_sp <= base + 64 * 1024:
-        return None
+    # machine_kexec's frame lies just below the first frame, on whichever
+    # stack the panic ran (task, IRQ or exception stack): scan 4 KiB below.
+    base = exc_sp - _KEXEC_SCAN_BYTES
     try:
         data = prog.read(base, exc_sp - base)
         ranges = []
@@ -148,6 +149,11 @@ PANIC_PATH_FUNCTIONS = frozenset(
 )
 
 
+def _in_panic_path(name: str | None) -> bool:
+    """Where a dumping CPU stopped: kexec/panic code, or QEMU's pvpanic device."""
+    return bool(name) and (name in PANIC_PATH_FUNCTIONS or name.startswith("pvpanic"))
+
+
 def stack_from_trace(prog: drgn.Program, trace: drgn.StackTrace, synthetic_first: bool) -> Stack:
     """Cut a drgn trace into :class:`Frame` facts; exception frames carry their regs.
 
@@ -163,7 +169,7 @@ def stack_from_trace(prog: drgn.Program, trace: drgn.StackTrace, synthetic_first
                 st.user_regs = dict(fr.registers())
             break
         exc = fr.interrupted and not (
-            fr.pc == first_pc and (synthetic_first or fr.name in PANIC_PATH_FUNCTIONS)
+            fr.pc == first_pc and (synthetic_first or _in_panic_path(fr.name))
         )
         # drgn marks every inline frame sharing an interrupted PC as interrupted:
         # only the outermost one (the real frame) carries the register block.

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING
 import drgn
 from drgn.helpers.linux.cpumask import num_online_cpus, num_present_cpus
 from drgn.helpers.linux.panic import tainted
-from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import loadavg, task_cpu
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds
 
 from .model import LogLine, SystemInfo
 from .panic import panic_message
-from .tasks import crash_state
+from .tasks import all_tasks, crash_state
 
 if TYPE_CHECKING:
     from ..target.open import Target
@@ -134,7 +133,7 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
     info.date = get(lambda: crash_date(ktime_get_real_seconds(prog).value_()))
     info.uptime = get(lambda: format_duration(uptime_seconds(prog)))
     info.load_average = get(lambda: ", ".join(f"{v:.2f}" for v in loadavg(prog)))
-    info.tasks = get(lambda: sum(1 for _ in for_each_task(prog, idle=True)))
+    info.tasks = get(lambda: len(all_tasks(prog)))
     uts = get(lambda: prog["init_uts_ns"].name)
     if uts is not None:
         for f in ("nodename", "release", "version", "machine"):

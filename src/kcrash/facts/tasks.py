@@ -53,6 +53,20 @@ def is_kthread(task: drgn.Object) -> bool:
     return bool(task.flags.value_() & 0x00200000)  # PF_KTHREAD
 
 
+def all_tasks(prog: drgn.Program) -> list[drgn.Object]:
+    """Every task, with the idle task of every *present* CPU, as crash counts them.
+
+    drgn's ``for_each_task(idle=True)`` adds the idle tasks of online CPUs
+    only; after ``panic()`` stopped the other CPUs (``smp_send_stop``, QEMU
+    captures) they are offline, yet crash still lists their ``swapper/N``.
+    """
+    from drgn.helpers.linux.cpumask import for_each_present_cpu
+    from drgn.helpers.linux.sched import idle_task
+
+    idle = [idle_task(prog, cpu) for cpu in for_each_present_cpu(prog)]
+    return idle + list(for_each_task(prog))
+
+
 def task_rows(prog: drgn.Program) -> list[TaskInfo]:
     """Every task including each CPU's idle task, sorted like crash (pid, then cpu)."""
     try:
@@ -61,7 +75,7 @@ def task_rows(prog: drgn.Program) -> list[TaskInfo]:
         total = 0
     page_size = prog["PAGE_SIZE"].value_()
     rows = []
-    for task in for_each_task(prog, idle=True):
+    for task in all_tasks(prog):
         comm = task.comm.string_().decode("utf-8", "replace")
         kthread = is_kthread(task)
         try:

@@ -13,6 +13,7 @@ quirk or debuginfo source is handled here once.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,16 +55,29 @@ class Target:
         return nodebug.stack_trace(self.prog, thread_or_task)
 
 
-def _new_program(dump: DumpFile) -> drgn.Program:
-    # QEMU's kdump writer leaves utsname.machine empty, and libkdumpfile then
-    # cannot tell the architecture ("KDUMP_ATTR_ARCH_NAME: Key has no value").
-    # VMCOREINFO-less ELF cores are fine: the ELF header has e_machine.
-    if dump.container in ("kdump", "flattened") and not dump.machine:
-        return drgn.Program(X86_64)
-    return drgn.Program()
+def _open_program(dump: DumpFile) -> drgn.Program:
+    """A Program with the core dump set, naming the architecture when needed.
+
+    QEMU's kdump writer (``dump-guest-memory -z``, flattened) leaves the
+    architecture out of what libkdumpfile reads ("KDUMP_ATTR_ARCH_NAME: Key
+    has no value"), so on that error we retry with x86-64 given explicitly.
+    """
+    prog = drgn.Program()
+    try:
+        _set_core(prog, dump)
+        return prog
+    except NotADumpError as e:
+        if "ARCH_NAME" not in str(e):
+            raise
+    prog = drgn.Program(X86_64)
+    _set_core(prog, dump)
+    return prog
 
 
 def _set_core(prog: drgn.Program, dump: DumpFile) -> None:
+    # drgn logs a hint for flattened files ("reassemble it with makedumpfile
+    # -R"); we name the format ourselves, so keep its logger to errors.
+    logging.getLogger("drgn").setLevel(logging.ERROR)
     try:
         if dump.container == "kcore":
             prog.set_kernel()
@@ -95,8 +109,7 @@ def open_target(
             f"{path}: the dump has no VMCOREINFO note; kcrash needs it to find the kernel "
             "(QEMU: add -device vmcoreinfo and load qemu_fw_cfg in the guest)"
         )
-    prog = _new_program(dump)
-    _set_core(prog, dump)
+    prog = _open_program(dump)
     dirs = di.search_dirs(debuginfo_dirs or [])
     target = Target(prog=prog, dump=dump, mode="kallsyms")
 

@@ -1,0 +1,180 @@
+"""``kcrash analyze`` on every corpus dump: verdict, culprit, signature, formats, languages.
+
+Expected values come from the corpus manifest (what each scenario's module
+provoked), never from kcrash's own output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from kcrash.analyze import analyze_path, render_to_string
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
+_CACHE: dict[tuple[str, bool, str], dict[str, Any]] = {}
+
+
+def report(entry: dict[str, Any], *, dwarf: bool = True, lang: str = "en") -> dict[str, Any]:
+    key = (entry["id"], dwarf, lang)
+    if key not in _CACHE:
+        _CACHE[key] = analyze_path(
+            entry["path"],
+            entry["vmlinux"] if dwarf else None,
+            no_debuginfo=not dwarf,
+            lang=lang,
+        )
+    return _CACHE[key]
+
+
+def _each(entries: list[dict[str, Any]], check: Any) -> None:
+    failures = []
+    for e in entries:
+        try:
+            check(e)
+        except AssertionError as err:
+            failures.append(f"{e['id']}: {err}")
+    assert not failures, "\n".join(failures)
+
+
+def test_class_and_culprit_match_the_manifest(corpus: list[dict[str, Any]]) -> None:
+    def check(e: dict[str, Any]) -> None:
+        r = report(e)
+        exp = e["expected"]
+        assert r["verdict"]["class"] == exp["class"]
+        c = r["verdict"]["culprit"]
+        assert c["function"] == exp["culprit_function"], c
+        assert c["module"] == exp["culprit_module"], c
+        assert exp["panic_substring"] in (r["system"]["panic"] or "") or exp[
+            "panic_substring"
+        ] in "\n".join(r["evidence"].get("related") or [r["evidence"]["header"] or ""])
+
+    _each(corpus, check)
+
+
+def test_culprit_has_a_source_line_with_dwarf(corpus: list[dict[str, Any]]) -> None:
+    def check(e: dict[str, Any]) -> None:
+        src = report(e)["verdict"]["culprit"]["source"]
+        assert src and re.search(r"\.[ch]:\d+$", src), src
+
+    _each(corpus, check)
+
+
+def test_signature_is_stable_across_formats_and_boots(corpus: list[dict[str, Any]]) -> None:
+    by_scenario: dict[tuple[str, str], set[str]] = defaultdict(set)
+    by_boot: dict[str, set[str]] = defaultdict(set)
+    for e in corpus:
+        sig = report(e)["signature"]["id"]
+        assert sig
+        by_scenario[(e["kernel"], e["scenario"])].add(sig)
+        by_boot[e["boot"]].add(sig)
+    assert all(len(s) == 1 for s in by_boot.values()), by_boot
+    assert all(len(s) == 1 for s in by_scenario.values()), by_scenario
+    # Different scenarios are different buckets.
+    firsts = {next(iter(s)) for s in by_scenario.values()}
+    scenarios = {sc for _, sc in by_scenario}
+    assert len(firsts) >= len(scenarios)
+
+
+def test_same_verdict_without_debuginfo(corpus: list[dict[str, Any]]) -> None:
+    def check(e: dict[str, Any]) -> None:
+        a, b = report(e), report(e, dwarf=False)
+        assert b["input"]["mode"] in ("btf", "kallsyms")
+        assert b["verdict"]["class"] == a["verdict"]["class"]
+        for k in ("function", "module"):
+            assert b["verdict"]["culprit"][k] == a["verdict"]["culprit"][k]
+        assert b["signature"]["id"] == a["signature"]["id"]
+        assert b["verdict"]["culprit"]["source"] is None
+        assert b["input"]["lacks"], "the no-debuginfo report must say what it lacks"
+
+    _each(corpus, check)
+
+
+def test_null_deref_names_the_struct_member(corpus: list[dict[str, Any]]) -> None:
+    for e in corpus:
+        if e["scenario"] != "null-deref":
+            continue
+        acc = report(e)["evidence"]["access"]
+        assert acc["expression"] == "dev->refcount", acc
+        assert acc["struct"] == "struct kcrash_device"
+        assert acc["member_offset"] == 0x74
+        code = report(e)["evidence"]["code"]
+        assert code and code[0].startswith("=>") and "+ 0x74]" in code[0]
+
+
+def test_json_matches_the_schema(corpus: list[dict[str, Any]]) -> None:
+    for e in corpus:
+        jsonschema.validate(report(e), SCHEMA)
+        jsonschema.validate(report(e, dwarf=False), SCHEMA)
+
+
+def test_chinese_report(corpus: list[dict[str, Any]]) -> None:
+    e = corpus[0]
+    en, zh = report(e), report(e, lang="zh")
+    assert zh["verdict"]["class"] == en["verdict"]["class"]
+    assert zh["signature"]["id"] == en["signature"]["id"]
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    for sentence in [*zh["explanation"], *zh["next_steps"]]:
+        assert cjk.search(sentence), sentence
+    text = render_to_string(zh, "text")
+    assert "结论" in text and "下一步" in text
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json", "html"])
+def test_output_formats(fmt: str, corpus: list[dict[str, Any]]) -> None:
+    e = next(x for x in corpus if x["scenario"] == "null-deref")
+    r = report(e)
+    out = render_to_string(r, fmt)
+    assert "kcrash_get_refcount" in out
+    if fmt == "json":
+        jsonschema.validate(json.loads(out), SCHEMA)
+    elif fmt == "html":
+        assert out.startswith("<!DOCTYPE html>") and "</html>" in out
+        assert "<script" not in out and "http" not in out.split("<body>")[1]
+    elif fmt == "markdown":
+        assert out.startswith("# ") and "```" in out
+    else:
+        assert "null-deref" in out and r["signature"]["id"] in out
+
+
+def test_cli_writes_every_format(corpus: list[dict[str, Any]], tmp_path: Path) -> None:
+    e = next(x for x in corpus if x["scenario"] == "sysrq")
+    for fmt in ("json", "html", "markdown"):
+        out = tmp_path / f"r.{fmt}"
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kcrash",
+                "analyze",
+                e["path"],
+                e["vmlinux"],
+                "-f",
+                fmt,
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == 0, p.stderr
+        assert out.stat().st_size > 500
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["verdict"]["class"] == "sysrq"
+
+
+def test_every_step_is_recorded_and_timed(corpus: list[dict[str, Any]]) -> None:
+    r = report(corpus[0])
+    names = [s["name"] for s in r["steps"]]
+    for n in ("open", "log", "events", "system", "panic stack", "diagnose"):
+        assert n in names
+    assert all(s["status"] == "ok" for s in r["steps"]), r["steps"]
