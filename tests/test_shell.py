@@ -110,13 +110,24 @@ def run(child: pexpect.spawn, line: str, prompt: re.Pattern[str] = PROMPT) -> st
 
 
 @pytest.fixture(scope="module")
-def shell(dump: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def shared_shell(dump: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One interactive kcrash on the dump, shared by the checks of this module."""
     tmp = tmp_path_factory.mktemp("shell")
     child = _spawn(dump, _env(tmp))
     yield child
     child.sendline("q")
     child.expect(pexpect.EOF)
+
+
+@pytest.fixture
+def shell(shared_shell: Any) -> Iterator[Any]:
+    """The shared shell, brought back to an empty ``kcrash>`` line after each test,
+    so that one failing check (say, left in Python mode) does not fail the next."""
+    yield shared_shell
+    shared_shell.sendintr()
+    if shared_shell.expect([PROMPT, PY_PROMPT], timeout=10) == 1:
+        shared_shell.sendline("exit()")
+        shared_shell.expect(PROMPT)
 
 
 @pytest.fixture(scope="module")
