@@ -389,7 +389,7 @@ def test_ctrl_c_interrupts_command_not_session(shell: Any) -> None:
 
 
 def test_failing_command_prints_one_line(shell: Any) -> None:
-    for line in ("bt 987654", "nosuchcommand", "rd 0", "struct no_such_struct_xyz"):
+    for line in ("bt 987654", "bt -Z", "nosuchcommand", "rd 0", "struct no_such_struct_xyz"):
         out = run(shell, line).strip()
         assert out.startswith("kcrash: ") and len(out.splitlines()) == 1, (line, out)
         assert "Traceback" not in out

@@ -108,6 +108,7 @@ class Session:
         self._py_reader: LineReader | None = None
         registry.attach_target(target)
         builtins.attach(self.prog, self)
+        _fold_argparse_usage()
         self._py_globals: dict[str, Any] | None = None
 
     @property
@@ -165,9 +166,20 @@ class Session:
         if isinstance(e, KeyboardInterrupt):
             print("kcrash: interrupted", file=sys.stderr)
             return
-        print(f"kcrash: {describe_error(e, name)}", file=sys.stderr)
+        msg = describe_error(e, name)
+        if isinstance(e, CommandArgumentError) and (usage := self._usage(name)):
+            msg += f"; usage: {usage}"
+        print(f"kcrash: {msg}", file=sys.stderr)
         if os.environ.get("KCRASH_DEBUG"):
             traceback.print_exception(e)
+
+    def _usage(self, name: str) -> str:
+        for ns in (builtins.SHELL_NAMESPACE, registry.KCRASH_NAMESPACE):
+            try:
+                return " ".join(ns.lookup(self.prog, name).format_usage().split())
+            except Exception:
+                continue
+        return ""
 
     def run_lines(self, lines: Iterable[str]) -> bool:
         return all(self.run_line(line) for line in lines)
@@ -207,6 +219,20 @@ class Session:
         for lack in getattr(t, "lacks", []):
             print(f"note: {lack}", file=sys.stderr)
         print('Type "help" for commands, "py" for Python, "q" to leave.\n')
+
+
+def _fold_argparse_usage() -> None:
+    """argparse prints the usage line before its error; the shell folds it into
+    its one error line instead (see :meth:`Session._failed`).
+
+    Patches drgn 0.3.0's private parser class, in the shell's process only:
+    one-shot ``kcrash bt …`` keeps argparse's usual two lines.
+    """
+    import drgn.commands as dc
+
+    parser_class = getattr(dc, "_DrgnCommandArgumentParser", None)
+    if parser_class is not None:
+        parser_class.print_usage = lambda self, file=None: None  # type: ignore[method-assign]
 
 
 def _flush() -> None:
