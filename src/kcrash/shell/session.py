@@ -235,6 +235,13 @@ def _fold_argparse_usage() -> None:
         parser_class.print_usage = lambda self, file=None: None  # type: ignore[method-assign]
 
 
+def _isatty(f: Any) -> bool:
+    try:
+        return bool(f.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _flush() -> None:
     for f in (sys.stdout, sys.stderr):
         with contextlib.suppress(BrokenPipeError, ValueError):
@@ -284,7 +291,8 @@ def run_session(
             if script is None:
                 session.run_one("sys")
         else:
-            reader = PlainReader()
+            # `kcrash VMCORE > out` typed at a terminal: prompt on stderr, not in out
+            reader = PlainReader(prompt_to=sys.stderr if _isatty(sys.stdin) else None)
         session.loop(reader)
         return 0 if interactive else (1 if session.failures else 0)
     finally:
