@@ -431,11 +431,11 @@ def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> Non
     # `sys` fits on the screen: less -F prints it and quits, the prompt is back
     assert "RELEASE" in run(child, "sys")
     child.sendline("log")  # the kernel log is longer than 20 lines: less waits
-    child.expect(r"\n:|\(END\)")
+    child.expect(r"\n:|\(END\)|--More--")
     child.send("q")
     child.expect(PROMPT)
     child.sendline("foreach bt")  # long, and paged: Ctrl-C leaves pager and command
-    child.expect(r"\n:")
+    child.expect(r"\n:|--More--")
     child.sendintr()
     child.expect(PROMPT, timeout=10)
     assert "RELEASE" in run(child, "sys")
