@@ -152,3 +152,15 @@ def test_gpf_address_comes_from_the_faulting_operand(corpus: list[dict[str, Any]
             ), (e["boot"], kind, d.evidence.fault_address)
             if e["scenario"] == "use-after-free":
                 assert d.evidence.address_kind == "address.poison.slab_free"
+
+
+def test_interrupt_context_is_said(corpus: list[dict[str, Any]]) -> None:
+    boots = [e for e in _boots(corpus) if e["scenario"] == "irq-timer"]
+    assert boots, "the corpus has no irq-timer scenario"
+    for e in boots:
+        for kind, path in _texts(e):
+            d = diagnose(_read(path).facts)[0]
+            ids = [m.id for m in d.evidence.messages]
+            assert "evidence.context.irq" in ids, (e["boot"], kind, ids)
+            assert d.evidence.page_fault is not None
+            assert "pf.access.write" in d.evidence.page_fault["facts"]

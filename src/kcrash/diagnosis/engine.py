@@ -300,8 +300,26 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
                 e.fault_register = dict(fr.params)
                 e.fault_register["id"] = fr.id
                 e.messages.append(Message("evidence." + fr.id, fr.params))
+    if ev.panic_message:
+        e.messages.append(Message("evidence.panic_message", {"panic_message": ev.panic_message}))
+    ctx = _rip_context(ev)
+    if ctx is not None:
+        e.messages.append(Message(f"evidence.context.{ctx}", {"comm": ev.comm or "?"}))
     e.registers = {k: f"{v:#x}" for k, v in ev.registers.items()}
     return e
+
+
+def _rip_context(ev: OopsEvent) -> str | None:
+    """ "irq"/"softirq"/"nmi" when the code at RIP ran in interrupt context.
+
+    The call trace prints the interrupt stack first (``<IRQ>`` ... ``</IRQ>``,
+    4.x+ ``<TASK>`` after it): if its innermost frame is on the IRQ stack, so
+    was RIP (e.g. a timer callback run from ``call_timer_fn``).
+    """
+    if ev.rip is None or not ev.call_trace:
+        return None
+    first = ev.call_trace[0].context
+    return first if first in ("irq", "softirq", "nmi") else None
 
 
 def _params(
