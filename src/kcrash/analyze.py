@@ -109,6 +109,17 @@ def fill_code_from_memory(prog: Any, events: list[Any]) -> int:
     return filled
 
 
+def add_sources(prog: Any, diags: list[Any]) -> None:
+    """Source lines for the call traces and culprits the log gave (DWARF only)."""
+    from .facts.symbolize import fill_sources
+
+    for d in diags:
+        fill_sources(prog, d.frames)
+        c = d.culprit
+        if c is not None and c.source is None and c.frame_index is not None:
+            c.source = d.frames[c.frame_index].source if c.frame_index < len(d.frames) else None
+
+
 def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
     """Class-dependent context: other CPUs, blocked tasks, memory."""
     if target is None or target.mode == "kallsyms":
@@ -225,6 +236,8 @@ def analyze_path(
     if diags:
         add_context(target, facts, diags[0].class_id, steps)
     access = fault_access(target, facts, steps) if diags else None
+    if diags and target.mode == "dwarf":
+        steps.run("source lines", lambda: add_sources(target.prog, diags), seconds=10)
     return build_report(
         facts,
         diags,
