@@ -83,12 +83,12 @@ def _print_overview(prog: drgn.Program) -> None:
         print("".join(names[i].ljust(13) for i in range(row, len(names), rows)).rstrip())
     print(
         "\n"
-        "help CMD     help on one command        py [CODE]   Python with prog, task, helpers\n"
-        "history [N]  earlier commands (also h)\n"
+        "help CMD     help on one command        py [CODE]   Python: prog, task, drgn helpers\n"
         "CMD | sh     pipe output to a shell     CMD > FILE  write (>> appends) to FILE\n"
         "!CMD         run a shell command        set PID     change the current task\n"
-        "q, exit, Ctrl-D  leave                  Tab completes commands, options, symbols,\n"
-        "                                        structs and PIDs; Ctrl-C stops a command"
+        "history [N]  earlier commands (or h)    CMD; CMD    run one, then the other\n"
+        "q, exit or Ctrl-D leave.  Tab completes commands, options, symbols, structs\n"
+        "and PIDs.  Ctrl-C stops a command, not the session."
     )
 
 
