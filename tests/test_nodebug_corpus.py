@@ -146,10 +146,12 @@ def test_panic_stack_agrees_with_crash_oracle(corpus: list[dict[str, Any]]) -> N
         common = [fn for fn in ours if fn in crash]
         assert len(common) >= 5 and is_subsequence(common, crash), (e["id"], ours, crash)
         exc = _BT_EXC.search(text)
-        if exc:
+        # crash 8.0 misreads the IRQ-stack exception frame of a soft lockup
+        # ("no symbolic reference ... possibly bogus exception frame").
+        if exc and "possibly bogus" not in text:
             assert exc.group(1) in ours, (e["id"], exc.group(1), ours)
         culprit = e.get("expected", {}).get("culprit_function")
-        if culprit:
+        if culprit and culprit in crash:  # a hung task's culprit is elsewhere
             assert culprit in ours, (e["id"], culprit, ours)
 
 
@@ -225,8 +227,9 @@ def test_kallsyms_only_mode(corpus: list[dict[str, Any]]) -> None:
         frames = nodebug.exception_frames(prog)
         got = [pc for pc, _sp, _regs in frames if pc >= KERNEL_SPACE]
         assert got == want, (e["id"], names(d, got), names(d, want))
-        # The user-mode pt_regs at the system call entry is the exception frame.
-        assert any(regs and regs["rip"] < KERNEL_SPACE for _pc, _sp, regs in frames)
+        # The user-mode pt_regs at a system call entry is an exception frame.
+        if any(f.pc < KERNEL_SPACE for f in d.crashed_thread().stack_trace()):
+            assert any(regs and regs["rip"] < KERNEL_SPACE for _pc, _sp, regs in frames)
         trace = nodebug.stack_trace(prog)
         assert [f.pc for f in trace][: len(want)] == want
 
