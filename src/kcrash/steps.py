@@ -67,7 +67,9 @@ class Steps:
         except Exception as e:  # a failed step is reported, never fatal
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self.records.append(
-                StepRecord(name, "failed", time.perf_counter() - start, f"{type(e).__name__}: {msg}")
+                StepRecord(
+                    name, "failed", time.perf_counter() - start, f"{type(e).__name__}: {msg}"
+                )
             )
             return None
         finally:
