@@ -109,6 +109,20 @@ def fill_code_from_memory(prog: Any, events: list[Any]) -> int:
     return filled
 
 
+def symbolize_text(
+    facts: CrashFacts, diags: list[Any], vmlinux: str, dirs: list[str], steps: Steps
+) -> None:
+    """``--vmlinux`` for a log: source lines like decode_stacktrace.sh."""
+    from .target.symbolizer import open_symbolizer
+
+    modules = sorted({f.module for d in diags for f in d.frames if f.module})
+    release = next((e.release for e in facts.events if e.release), facts.system.release)
+    prog, missing = open_symbolizer(vmlinux, release, modules, dirs)
+    if missing:
+        facts.lacks.append("no debug file for module(s) " + ", ".join(missing))
+    steps.run("source lines", lambda: add_sources(prog, diags), seconds=10)
+
+
 def add_sources(prog: Any, diags: list[Any]) -> None:
     """Source lines for the call traces and culprits the log gave (DWARF only)."""
     from .facts.symbolize import fill_sources
@@ -206,12 +220,18 @@ def analyze_path(
             text = read()
         except OSError as e:
             raise KcrashError(f"{path}: cannot read: {e.strerror}") from None
-        facts = text.facts if hasattr(text, "facts") else text
+        facts = text.facts
         steps.records.append(_record("read text", 0.0))
         diags = steps.run("diagnose", lambda: diagnose(facts)) or []
-        return build_report(
-            facts, diags, steps, lang=lang, input_info=_input_info(path, facts, None)
-        )
+        if vmlinux is not None and diags:
+            symbolize_text(facts, diags, vmlinux, debuginfo_dirs or [], steps)
+        info = _input_info(path, facts, None)
+        info["format"] = text.format
+        info["vmlinux"] = vmlinux
+        if not facts.lacks:
+            facts.lacks.append("no vmcore: verdict from the log text alone (no memory state)")
+        info["lacks"] = list(facts.lacks)
+        return build_report(facts, diags, steps, lang=lang, input_info=info)
 
     from .target.open import open_target
 
