@@ -172,7 +172,7 @@ def test_globals_table_matches_dwarf(corpus: list[dict[str, Any]]) -> None:
         bprog.register_object_finder("consts", _constants_finder(types), enable_index=0)
         dprog = _dwarf_prog(e["vmlinux"])
         checked = 0
-        for g in kglobals.GLOBALS:
+        for g in (*kglobals.GLOBALS, *kglobals.PERCPU):
             if not g.holds_for(version):
                 continue
             try:

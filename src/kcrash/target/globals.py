@@ -128,7 +128,7 @@ GLOBALS: tuple[Global, ...] = (
     Global("tsc_khz", "unsigned int"),
     Global("uidhash_table", "struct hlist_head [128]", note="UIDHASH_SZ = 1 << 7"),
     Global("vm_committed_as", "struct percpu_counter"),
-    Global("vm_event_states", "struct vm_event_state", note="per-CPU; BTF has it"),
+    Global("vm_event_states", "struct vm_event_state", note="per-CPU"),
     Global("vm_node_stat", "atomic_long_t [{NR_VM_NODE_STAT_ITEMS}]", (4, 8)),
     Global("vm_numa_event", "atomic_long_t [{NR_VM_NUMA_EVENT_ITEMS}]", (5, 14)),
     Global("vm_numa_stat", "atomic_long_t [{NR_VM_NUMA_STAT_ITEMS}]", (4, 14), (5, 14)),
@@ -138,8 +138,32 @@ GLOBALS: tuple[Global, ...] = (
     Global("vmemmap_base", "unsigned long", (4, 8)),
 )
 
+# Per-CPU variables (``DEFINE_PER_CPU``): BTF describes them in its
+# ``.data..percpu`` DATASEC when pahole >= 1.18 made it (Debian 12's 6.1);
+# Debian 11's 5.10 BTF has no VAR records at all, so drgn's helpers need these
+# (their kallsyms address is the per-CPU offset).  BTF wins when it has them.
+PERCPU: tuple[Global, ...] = (
+    Global("cpu_info", "struct cpuinfo_x86"),
+    Global("cpu_number", "int", until=(6, 2), note="pcpu_hot.cpu_number since 6.2"),
+    Global("cpu_tss_rw", "struct tss_struct"),
+    Global("current_task", "struct task_struct *", until=(6, 2), note="pcpu_hot since 6.2"),
+    Global("exception_stacks", "struct exception_stacks"),
+    Global("fixed_percpu_data", "struct fixed_percpu_data", until=(6, 2)),
+    Global("hardirq_stack_ptr", "struct irq_stack *", (5, 9), (6, 0)),
+    Global("hardirq_stack_ptr", "void *", (6, 0), (6, 2)),
+    Global("hrtimer_bases", "struct hrtimer_cpu_base"),
+    Global("idle_threads", "struct task_struct *"),
+    Global("irq_stat", "irq_cpustat_t"),
+    Global("kernel_cpustat", "struct kernel_cpustat"),
+    Global("ksoftirqd", "struct task_struct *"),
+    Global("kstat", "struct kernel_stat"),
+    Global("runqueues", "struct rq", note="drgn's cpu_curr(), crashed_thread()"),
+    Global("this_cpu_off", "unsigned long"),
+    Global("timer_bases", "struct timer_base [2]", note="NR_BASES = 2 with NO_HZ_COMMON"),
+)
+
 _BY_NAME: dict[str, list[Global]] = {}
-for _g in GLOBALS:
+for _g in (*GLOBALS, *PERCPU):
     _BY_NAME.setdefault(_g.name, []).append(_g)
 
 
