@@ -251,6 +251,15 @@ def analyze_path(
     t0 = time.perf_counter()
     target = open_target(path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo)
     steps.records.append(_record("open", time.perf_counter() - t0))
+    return analyze_target(target, lang=lang, steps=steps)
+
+
+def analyze_target(target: Any, *, lang: str = "en", steps: Steps | None = None) -> dict[str, Any]:
+    """Analyze an already opened target (the shell's ``analyze`` uses this)."""
+    from .diagnosis import diagnose
+    from .report.build import build_report
+
+    steps = steps or Steps()
     facts = vmcore_facts(target, steps)
     diags = steps.run("diagnose", lambda: diagnose(facts)) or []
     if diags:
@@ -263,7 +272,7 @@ def analyze_path(
         diags,
         steps,
         lang=lang,
-        input_info=_input_info(path, facts, target),
+        input_info=_input_info(target.dump.path, facts, target),
         access=access,
     )
 

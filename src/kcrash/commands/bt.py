@@ -125,7 +125,9 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
                 raise KcrashError(f"bt: no task with PID {pid}")
             tasks.append(t)
     else:
-        t = panic_task(prog)
+        # `set PID` in the shell stores the context task where drgn's crash
+        # commands keep it; without one, the panic task, as in crash.
+        t = prog.config.get("crash_context") or panic_task(prog)
         if t is None:
             raise KcrashError("bt: no panic task in this dump; give a PID or -a")
         tasks = [t]
