@@ -67,6 +67,11 @@ class Boot:
     def id(self) -> str:
         return f"{self.kernel.name}/{self.scenario.id}/{self.capture}"
 
+    @property
+    def hosts_tree(self) -> str | None:
+        """Host-readiness trees come from the first kernel's guests only (one per name)."""
+        return self.scenario.hosts_tree if self.kernel == KERNELS[0] else None
+
 
 def plan() -> list[Boot]:
     """Every boot the tables ask for, priority boots first, then the slowest guests."""
@@ -151,7 +156,7 @@ class Builder:
             sc.recipe(),
             boot.capture,
             boot.formats,
-            job_script(sc, boot.capture, boot.id),
+            job_script(sc, boot.capture, boot.id, boot.hosts_tree),
             capture_script(guest_formats(boot.formats)),
             CAPTURE_CMDLINE,
             CRASHKERNEL,
@@ -212,7 +217,7 @@ class Builder:
             dump["oracle_recipe"] = orecipe
             write_json(rfile, result)
         if result.get("host"):
-            tree = boot.scenario.hosts_tree
+            tree = boot.hosts_tree
             dest = self.root / "hosts" / str(tree)
             rm_rf(dest)
             shutil.copytree(result["host"], dest)
@@ -228,6 +233,7 @@ class Builder:
             tuple(f for f in boot.formats if f not in DERIVED_FORMATS),
             boot.id,
             bdir,
+            boot.hosts_tree,
         )
         dumps: dict[str, dict[str, Any]] = {}
         mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture kernel"
@@ -345,7 +351,7 @@ class Builder:
                     }  # fmt: skip
             hosts = {}
             for boot in plan():
-                tree = boot.scenario.hosts_tree
+                tree = boot.hosts_tree
                 hdir = self.root / "hosts" / str(tree)
                 if tree and hdir.is_dir():
                     kstate = kernels.get(boot.kernel.name, {})

@@ -70,13 +70,13 @@ def _host_copy(tree: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def job_script(sc: Scenario, capture: str, boot_id: str) -> str:
+def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None) -> str:
     """The first kernel's part: knobs, capture kernel (kdump), host files, the trigger."""
     parts = [f"echo 'KCRASH-JOB {boot_id}' > /dev/console\n"]
-    if sc.hosts_tree == "not-ready":
+    if hosts_tree == "not-ready":
         parts.append(_host_copy("not-ready"))  # before any knob is set: a stock host
     sysctls = dict(sc.sysctls)
-    if sc.hosts_tree == "ready":
+    if hosts_tree == "ready":
         sysctls = {**READY_SYSCTLS, **sysctls}
     parts.append(_sysctl_lines(sysctls))
     if capture == "kdump":
@@ -85,7 +85,7 @@ def job_script(sc: Scenario, capture: str, boot_id: str) -> str:
             f"--append={shlex.quote(CAPTURE_CMDLINE)} || fail 'kexec -p'\n"
             '[ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || fail "capture kernel not loaded"\n'
         )
-    if sc.hosts_tree == "ready":
+    if hosts_tree == "ready":
         parts.append(_host_copy("ready"))
     parts.append("sync\necho KCRASH-TRIGGER > /dev/console\n")
     parts.append(sc.trigger + "\n")
@@ -212,6 +212,7 @@ def run_boot(
     formats: tuple[str, ...],
     boot_id: str,
     out_dir: Path,
+    hosts_tree: str | None = None,
 ) -> dict[str, Path]:
     """Boot, crash, capture. Returns format -> dump path (in `out_dir`), plus the keys
     "console" and, for kdump, "dmesg". Raises BuildError naming the boot on any failure."""
@@ -228,7 +229,7 @@ def run_boot(
         except OSError:
             shutil.copy2(src, share / name)
     gformats = guest_formats(formats) if capture == "kdump" else []
-    (share / "job.sh").write_text(job_script(sc, capture, boot_id))
+    (share / "job.sh").write_text(job_script(sc, capture, boot_id, hosts_tree))
     (share / "capture.sh").write_text(capture_script(gformats))
     qmp_path = out_dir / "qmp.sock" if capture == "qemu" else None
     if qmp_path:

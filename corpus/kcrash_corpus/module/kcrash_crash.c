@@ -126,9 +126,14 @@ static noinline int kcrash_warn(void)
 	return 0;
 }
 
+/* The bad pointer is loaded from memory into a register first, as a corrupted pointer
+ * would be; a constant address would become a movabs whose operand the kernel's #GP
+ * decoder misreports ("maybe for address ..."). */
+static unsigned long *volatile kcrash_bad_ptr = (unsigned long *)0x8000000000000000UL;
+
 static noinline int kcrash_gpf(void)
 {
-	unsigned long *p = (unsigned long *)0x8000000000000000UL;
+	unsigned long *p = kcrash_bad_ptr;
 
 	return (int)READ_ONCE(*p);
 }
