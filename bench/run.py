@@ -94,6 +94,8 @@ class Sample:
     rc: int
     error: str | None = None
     read_mb: float = float("nan")
+    cpu: float = 0.0  #: user + system seconds of the child (and what it reaped)
+    busy: float = 0.0  #: mean number of other runnable tasks while it ran
 
 
 @dataclass
@@ -118,6 +120,10 @@ class Result:
     def wall(self) -> float | None:
         ok = self.ok
         return statistics.median(s.wall for s in ok) if ok and not self.failed else None
+
+    def cpu(self) -> float | None:
+        ok = self.ok
+        return statistics.median(s.cpu for s in ok) if ok and not self.failed else None
 
     def read_mb(self) -> float | None:
         ok = self.ok
@@ -249,12 +255,14 @@ def run_child(
         open(err_path, "wb") as err,
         open(stdin or os.devnull, "rb") as inp,
     ):
+        busy = _RunQueue()
         start = time.perf_counter()
         proc = subprocess.Popen(
             argv, stdin=inp, stdout=out, stderr=err, env=clean_env(home), cwd=home
         )
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
+        busy.start(proc.pid)
         try:
             # Wait without reaping first: the zombie's /proc/PID/io still holds what the
             # child (and the children it reaped) read, the evidence that a tool did not
@@ -264,15 +272,85 @@ def run_child(
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
+            busy.stop()
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: keep Popen quiet
     out_text = out_path.read_text(errors="replace")
     err_text = err_path.read_text(errors="replace")
     shutil.rmtree(home, ignore_errors=True)
-    sample = Sample(wall, usage.ru_maxrss, proc.returncode, read_mb=rchar / 1e6)
+    sample = Sample(
+        wall,
+        usage.ru_maxrss,
+        proc.returncode,
+        read_mb=rchar / 1e6,
+        cpu=usage.ru_utime + usage.ru_stime,
+        busy=busy.mean(),
+    )
     if proc.returncode == -9 and wall >= timeout:
         sample.error = f"timed out after {timeout:g} s"
     return sample, out_text, err_text
+
+
+class _RunQueue:
+    """Samples how many *other* tasks want a CPU while a child runs.
+
+    The machine is shared (2 CPUs, other people's tests and QEMU guests): a wall time taken
+    next to a busy neighbour must say so.  ``/proc/loadavg``'s running count, minus the
+    child's own running threads and this sampler, every 50 ms.
+    """
+
+    def __init__(self) -> None:
+        self._samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, pid: int) -> None:
+        self._thread = threading.Thread(target=self._run, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pid: int) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+                own = sum(
+                    1
+                    for t in os.listdir(f"/proc/{pid}/task")
+                    if Path(f"/proc/{pid}/task/{t}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                    == "R"
+                )
+            except (OSError, IndexError, ValueError):
+                continue
+            self._samples.append(max(0, running - own - 1))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def mean(self) -> float:
+        return statistics.fmean(self._samples) if self._samples else 0.0
+
+
+def wait_for_quiet(max_wait: float, log: Callable[[str], None]) -> None:
+    """Wait (at most ``max_wait`` s) until no other task is runnable for 0.5 s."""
+    if max_wait <= 0:
+        return
+    deadline = time.monotonic() + max_wait
+    quiet_since = None
+    while time.monotonic() < deadline:
+        try:
+            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        except (OSError, IndexError, ValueError):
+            return
+        now = time.monotonic()
+        if running <= 1:  # this process
+            quiet_since = quiet_since or now
+            if now - quiet_since >= 0.5:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.05)
+    log(f"(machine still busy after {max_wait:g} s: measuring anyway)")
 
 
 def _rchar(pid: int) -> float:
@@ -288,7 +366,12 @@ def _rchar(pid: int) -> float:
 
 
 def measure(
-    cases: list[Case], rounds: int, scratch: Path, timeout: float, log: Callable[[str], None]
+    cases: list[Case],
+    rounds: int,
+    scratch: Path,
+    timeout: float,
+    log: Callable[[str], None],
+    quiet: float = 0.0,
 ) -> dict[tuple[str, str], Result]:
     """Warm-up round (discarded), then ``rounds`` interleaved rounds over every case."""
     results = {(c.dump_id, c.tool): Result(c.dump_id, c.tool, c.argv) for c in cases}
@@ -296,6 +379,7 @@ def measure(
         shift = rnd % len(cases)
         order = cases[shift:] + cases[:shift]
         for c in order:
+            wait_for_quiet(quiet, log)
             sample, out, err = run_child(c.argv, c.stdin, scratch, timeout)
             if sample.error is None:
                 sample.error = c.check(out, err, sample.rc)
@@ -303,6 +387,7 @@ def measure(
             status = "ok" if sample.error is None else f"FAILED: {sample.error}"
             log(
                 f"[{tag}] {c.dump_id:<34} {c.tool:<30} {sample.wall:7.2f} s "
+                f"cpu {sample.cpu:6.2f} s busy {sample.busy:4.1f} "
                 f"{sample.maxrss_kb / 1024:6.0f} MB {sample.read_mb:7.0f} MB read  {status}"
             )
             if rnd > 0:
@@ -320,6 +405,7 @@ def measure_batch(
     scratch: Path,
     timeout: float,
     log: Callable[[str], None],
+    quiet: float = 0.0,
 ) -> dict[int, list[float]]:
     """``kcrash batch`` over the dumps with 1 and 2 jobs; dumps per minute per round.
 
@@ -341,6 +427,7 @@ def measure_batch(
             argv = [kc, "batch", str(src), "--jobs", str(jobs), "--out", str(odir)]
             for d in dirs:
                 argv += ["--debuginfo", d]
+            wait_for_quiet(quiet, log)
             sample, _out, err = run_child(argv, None, scratch, timeout)
             summary = _batch_summary(odir)
             ok = summary.get("analyzed", 0) if summary else 0
@@ -348,7 +435,10 @@ def measure_batch(
                 last = (err.strip().splitlines() or [""])[-1]
                 log(f"[batch] jobs={jobs}: {ok}/{len(entries)} analyzed, rc {sample.rc}: {last}")
             rate = ok / sample.wall * 60 if sample.wall else 0.0
-            log(f"[batch] jobs={jobs} round {rnd + 1}: {sample.wall:.2f} s, {rate:.1f} dumps/min")
+            log(
+                f"[batch] jobs={jobs} round {rnd + 1}: {sample.wall:.2f} s, {rate:.1f} dumps/min,"
+                f" cpu {sample.cpu:.1f} s, busy {sample.busy:.1f}"
+            )
             out[jobs].append(rate)
             shutil.rmtree(odir, ignore_errors=True)
     return out
@@ -430,6 +520,16 @@ def _fmt_rss(r: Result | None) -> str:
     return f"{v:.0f} MB" if v is not None else "—"
 
 
+def _fmt_cpu(r: Result | None) -> str:
+    v = r.cpu() if r else None
+    return f"{v:.2f} s" if v is not None else "—"
+
+
+def _fmt_busy(r: Result | None) -> str:
+    ok = r.ok if r else []
+    return f"{statistics.fmean(s.busy for s in ok):.1f}" if ok else "—"
+
+
 def _fmt_read(r: Result | None) -> str:
     v = r.read_mb() if r else None
     return f"{v:.0f} MB" if v is not None and v == v else "—"
@@ -459,8 +559,11 @@ def render(
         "",
         f"Median of {rounds} interleaved runs after one discarded warm-up round (page cache warm"
         " for every tool), min–max in brackets; peak RSS is the median of `ru_maxrss` from"
-        " `os.wait4`; read is the child's `rchar` from `/proc/PID/io` (read(2) bytes, page-cache"
-        " hits included, mmap not counted). Every child runs with an empty HOME; its output is"
+        " `os.wait4`; CPU time is its user + system time (less sensitive to a busy neighbour than"
+        " wall time); busy is the mean number of *other* runnable tasks while it ran (0 = the"
+        " machine was ours; this machine has 2 CPUs and is shared); read is the child's"
+        " `rchar` from `/proc/PID/io` (read(2) bytes, page-cache hits included, mmap not"
+        " counted). Every child runs with an empty HOME; its output is"
         " checked, then discarded.",
         "",
     ]
@@ -472,18 +575,19 @@ def render(
         lines += [
             f"## `{i}` ({e.get('size', 0) / 1e6:.0f} MB dump of a {ram} MB guest)",
             "",
-            "| command | wall time | peak RSS | read | time vs crash | time vs drgn-crash |"
-            " RSS vs drgn-crash |",
-            "|---|---|---|---|---|---|---|",
+            "| command | wall time | CPU time | peak RSS | read | time vs crash |"
+            " time vs drgn-crash | RSS vs drgn-crash | busy |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for tool in TOOLS:
             r = results.get((i, tool))
             w = r.wall() if r else None
             lines.append(
-                f"| {tool} | {_fmt_wall(r)} | {_fmt_rss(r)} | {_fmt_read(r)} | "
+                f"| {tool} | {_fmt_wall(r)} | {_fmt_cpu(r)} | {_fmt_rss(r)} | {_fmt_read(r)} | "
                 f"{_ratio(w, crash.wall() if crash else None)} | "
                 f"{_ratio(w, drgn.wall() if drgn else None)} | "
-                f"{_ratio(r.rss_mb() if r else None, drgn.rss_mb() if drgn else None)} |"
+                f"{_ratio(r.rss_mb() if r else None, drgn.rss_mb() if drgn else None)} | "
+                f"{_fmt_busy(r)} |"
             )
         lines.append("")
         lines.append(
@@ -711,9 +815,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ID",
         help="dumps for the batch part (default: every kdump-zlib dump of deb12)",
     )
-    p.add_argument("--batch-rounds", type=int, default=2)
+    p.add_argument("--batch-rounds", type=int, default=3)
     p.add_argument("--out", type=Path, help="result file (default bench/results/<date>.md)")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="before each run, wait up to S s for no other runnable task (default 15; 0: off)",
+    )
     args = p.parse_args(argv)
     entries = load_entries(args.dumps)
 
@@ -724,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kcrash-bench-") as tmp:
         scratch = Path(tmp)
         cases = [c for e in entries for c in make_cases(e, scratch)]
-        results = measure(cases, args.n, scratch, args.timeout, log)
+        results = measure(cases, args.n, scratch, args.timeout, log, args.quiet_wait)
         batch = None
         if not args.no_batch:
             import kcrash_corpus
@@ -741,7 +852,13 @@ def main(argv: list[str] | None = None) -> int:
                     and e["compression"] == "zlib"
                 ]
             batch = measure_batch(
-                bentries, (1, 2), args.batch_rounds, scratch, args.timeout * len(bentries), log
+                bentries,
+                (1, 2),
+                args.batch_rounds,
+                scratch,
+                args.timeout * len(bentries),
+                log,
+                args.quiet_wait,
             )
     command = "PYTHONPATH=corpus python bench/run.py" + (
         " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
