@@ -32,6 +32,7 @@ from kcrash.oops import lines as L
 
 MAX_BLOCK_LINES = 1500
 MAX_HEAD_NOISE = 80  # unrecognised lines tolerated before the call trace
+MAX_TRACE_NOISE = 3  # ... and inside it (interleaved console output)
 MAX_EVENTS = 400
 CONTINUATION_WINDOW = 40  # lines after a preamble in which its oops may follow
 
@@ -198,6 +199,7 @@ class BlockScanner:
         """Is ``text`` (not a start line) still part of ``block``?"""
         if L.END_TRACE_RE.match(text):
             block.ended_trace = True
+            block.noise = 0
             block.in_trace = False
             return True
         if block.ended_trace:
@@ -217,10 +219,15 @@ class BlockScanner:
         if block.in_trace:
             if L.FRAME_RE.match(text):
                 block.trace_frames += 1
+                block.noise = 0
                 return True
             if _TRACE_OK_RE.match(text) or L.REG_LINE_RE.match(text):
+                block.noise = 0
                 return True
-            return not text.strip() and block.trace_frames == 0
+            # a console interleaves other CPUs' and user space's lines: tolerate a
+            # few inside a stack dump (trailing ones are dropped when it closes)
+            block.noise += 1
+            return block.noise <= MAX_TRACE_NOISE
         if (
             _HEAD_OK_RE.match(text)
             or L.REG_LINE_RE.match(text)
@@ -236,9 +243,9 @@ class BlockScanner:
         block = self._open.pop(key, None)
         if block is None:
             return
-        # drop trailing noise lines of the head
+        # drop trailing noise lines (head or stack dump)
         recs = block.records
-        if not block.in_trace and block.noise:
+        if block.noise and not block.ended_trace:
             recs = recs[: max(1, len(recs) - block.noise)]
         ev = build_event(recs, block.start_index)
         if len(self.events) >= MAX_EVENTS:
