@@ -113,3 +113,19 @@ def test_callers_keep_their_own_blocks() -> None:
     assert by_caller["T5"].oops_number == 1
     assert [f.function for f in by_caller["T5"].call_trace] == ["t_caller"]
     assert [f.function for f in by_caller["C1"].call_trace] == ["w_caller"]
+
+
+def test_interleaved_lines_inside_a_trace_are_tolerated_and_trimmed() -> None:
+    log = _log(
+        "Oops: 0000 [#1] SMP\n"
+        "RIP: 0010:f+0x1/0x2 [m]\n"
+        "Call Trace:\n"
+        " a+0x1/0x2 [m]\n"
+        "udhcpc: sending discover\n"
+        " b+0x1/0x2\n"
+        "user line 1\nuser line 2\nuser line 3\nuser line 4\n"
+        " c+0x1/0x2\n"
+    )
+    evs = events_from_log(log)
+    assert [f.function for f in evs[0].call_trace] == ["a", "b"]
+    assert evs[0].lines[-1].strip() == "b+0x1/0x2"

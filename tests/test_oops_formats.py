@@ -108,7 +108,19 @@ def v_console_caller(recs: list[tuple[float | None, str]]) -> str:
     return "\n".join(out)
 
 
+def v_console_user_lines(recs: list[tuple[float | None, str]]) -> str:
+    """A serial console without caller ids: user-space output (no timestamp) lands
+    between kernel records, here every 7th record, inside report blocks too."""
+    out = []
+    for n, (ts, t) in enumerate(recs):
+        out.append(f"[{ts:12.6f}] {t}" if ts is not None else t)
+        if n % 7 == 3:
+            out.append("udhcpc: sending discover")
+    return "\n".join(out)
+
+
 VARIANTS: dict[str, Callable[[list[Any]], str]] = {
+    "console user lines": v_console_user_lines,
     "dmesg -t": v_plain,
     "dmesg -T": v_dmesg_T,
     "dmesg -r": v_dmesg_r,
@@ -120,6 +132,7 @@ VARIANTS: dict[str, Callable[[list[Any]], str]] = {
     "console caller ids": v_console_caller,
 }
 EXPECTED_FORMAT = {
+    "console user lines": "dmesg",
     "dmesg -t": "plain",
     "dmesg -T": "dmesg-T",
     "dmesg -r": "dmesg",
