@@ -133,6 +133,18 @@ class _Block:
             self.records.append(line)
 
 
+def _tolerate(block: _Block, limit: int) -> bool:
+    """Count one more unrecognised line; False (block ends) past ``limit``.
+
+    ``block.noise`` stays the number of such lines *appended* at the tail, which
+    :meth:`BlockScanner._close` trims.
+    """
+    if block.noise >= limit:
+        return False
+    block.noise += 1
+    return True
+
+
 class BlockScanner:
     """Feed log records one at a time; collect finished blocks as events."""
 
@@ -226,8 +238,7 @@ class BlockScanner:
                 return True
             # a console interleaves other CPUs' and user space's lines: tolerate a
             # few inside a stack dump (trailing ones are dropped when it closes)
-            block.noise += 1
-            return block.noise <= MAX_TRACE_NOISE
+            return _tolerate(block, MAX_TRACE_NOISE)
         if (
             _HEAD_OK_RE.match(text)
             or L.REG_LINE_RE.match(text)
@@ -236,8 +247,7 @@ class BlockScanner:
         ):
             block.noise = 0
             return True
-        block.noise += 1
-        return block.noise <= MAX_HEAD_NOISE
+        return _tolerate(block, MAX_HEAD_NOISE)
 
     def _close(self, key: str | None) -> None:
         block = self._open.pop(key, None)
