@@ -12,6 +12,7 @@ Each variant must give the same class, culprit and signature as the original.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -108,6 +109,25 @@ def v_console_caller(recs: list[tuple[float | None, str]]) -> str:
     return "\n".join(out)
 
 
+def v_journal_json(recs: list[tuple[float | None, str]]) -> str:  # journalctl -k -o json
+    last = 0.0
+    out = []
+    for ts, t in recs:
+        last = ts if ts is not None else last
+        out.append(
+            json.dumps(
+                {
+                    "MESSAGE": t,
+                    "_SOURCE_MONOTONIC_TIMESTAMP": str(int(last * 1e6)),
+                    "PRIORITY": "4",
+                    "SYSLOG_IDENTIFIER": "kernel",
+                    "_TRANSPORT": "kernel",
+                }
+            )
+        )
+    return "\n".join(out)
+
+
 def v_console_user_lines(recs: list[tuple[float | None, str]]) -> str:
     """A serial console without caller ids: user-space output (no timestamp) lands
     between kernel records, here every 7th record, inside report blocks too."""
@@ -121,6 +141,7 @@ def v_console_user_lines(recs: list[tuple[float | None, str]]) -> str:
 
 VARIANTS: dict[str, Callable[[list[Any]], str]] = {
     "console user lines": v_console_user_lines,
+    "journal json": v_journal_json,
     "dmesg -t": v_plain,
     "dmesg -T": v_dmesg_T,
     "dmesg -r": v_dmesg_r,
@@ -133,6 +154,7 @@ VARIANTS: dict[str, Callable[[list[Any]], str]] = {
 }
 EXPECTED_FORMAT = {
     "console user lines": "dmesg",
+    "journal json": "journal-json",
     "dmesg -t": "plain",
     "dmesg -T": "dmesg-T",
     "dmesg -r": "dmesg",

@@ -24,12 +24,16 @@ Formats recognised (names used in :attr:`TextInput.format`):
     ``-o short-monotonic`` (``[    5.123456] host kernel: text``).
 ``kmsg``
     ``6,123,5123456,-[,caller=T1];text`` (``/dev/kmsg``).
+``journal-json``
+    ``journalctl -k -o json`` (one object per line, ``MESSAGE`` and
+    ``_SOURCE_MONOTONIC_TIMESTAMP``).
 ``plain``
     bare kernel text without any prefix (``dmesg -t``, pasted fragments).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -108,7 +112,7 @@ def parse_line(raw: str) -> ParsedLine:
         m = _JOURNAL_MONO_RE.match(text)
         if m:
             return ParsedLine(
-                LogLine(text=_inner(m.group("text")), timestamp=float(m.group("ts"))), "journal"
+                LogLine(text=m.group("text"), timestamp=float(m.group("ts"))), "journal"
             )
         m = _DMESG_RE.match(text)
         if m:
@@ -147,6 +151,8 @@ def parse_line(raw: str) -> ParsedLine:
             return _journal(m)
     if c == "-" and _JOURNAL_NOISE_RE.match(text):
         return ParsedLine(None, "journal")
+    if c == "{" and '"MESSAGE"' in text:
+        return _journal_json(text)
     return ParsedLine(LogLine(text=text), "plain")
 
 
@@ -166,5 +172,28 @@ def _journal(m: re.Match[str]) -> ParsedLine:
     return ParsedLine(LogLine(text=inner), "journal")
 
 
-def _inner(text: str) -> str:
-    return text
+def _journal_json(text: str) -> ParsedLine:
+    """``journalctl -o json``: one JSON object per line (systemd journal fields)."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return ParsedLine(LogLine(text=text), "plain")
+    if not isinstance(obj, dict):
+        return ParsedLine(LogLine(text=text), "plain")
+    if obj.get("SYSLOG_IDENTIFIER", "kernel") != "kernel" and obj.get("_TRANSPORT") != "kernel":
+        return ParsedLine(None, "journal-json")
+    msg = obj.get("MESSAGE")
+    if isinstance(msg, list):  # non-UTF-8 messages are byte arrays
+        try:
+            msg = bytes(int(b) & 0xFF for b in msg).decode("utf-8", errors="replace")
+        except (TypeError, ValueError):
+            msg = None
+    if not isinstance(msg, str):
+        return ParsedLine(None, "journal-json")
+    ts = None
+    mono = obj.get("_SOURCE_MONOTONIC_TIMESTAMP")
+    if isinstance(mono, str) and mono.isdigit():
+        ts = int(mono) / 1e6
+    prio = obj.get("PRIORITY")
+    level = int(prio) if isinstance(prio, str) and prio.isdigit() else None
+    return ParsedLine(LogLine(text=clean(msg), timestamp=ts, level=level), "journal-json")
