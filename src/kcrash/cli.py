@@ -27,6 +27,7 @@ target options (any position):
   --debuginfo DIR    also search DIR for vmlinux and module debug files
   --no-debuginfo     ignore DWARF; use BTF + kallsyms + ORC from the dump
   --live             analyze the running kernel (/proc/kcore)
+  --qemu SOCKET      analyze a running QEMU guest over its QMP socket (live)
 """
 
 
@@ -44,6 +45,10 @@ def _split_target_options(argv: list[str]) -> tuple[dict[str, object], list[str]
             opts["no_debuginfo"] = True
         elif a == "--live":
             opts["live"] = True
+        elif a == "--qemu":
+            opts["qemu"] = next(it, "")
+        elif a.startswith("--qemu="):
+            opts["qemu"] = a.split("=", 1)[1]
         else:
             rest.append(a)
     return opts, rest
@@ -72,6 +77,8 @@ def open_from_args(argv: list[str]):  # type: ignore[no-untyped-def]
     # is the next one if it is an ELF executable.  Command options may come
     # before or after them, as in `kcrash bt -l vmcore` or `kcrash bt vmcore -a`.
     vmcore = "/proc/kcore" if opts["live"] else None
+    if opts.get("qemu"):
+        vmcore = f"qmp:{opts['qemu']}"
     vmlinux = None
     keep: list[str] = []
     for a in rest:

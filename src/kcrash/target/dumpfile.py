@@ -40,7 +40,7 @@ class DumpFile:
     """What the headers of a dump file say."""
 
     path: str
-    container: str  # "elf" | "kdump" | "flattened" | "kcore"
+    container: str  # "elf" | "kdump" | "flattened" | "kcore" | "qmp"
     compression: str | None = None  # zlib/lzo/snappy/zstd for kdump
     dump_level: int | None = None  # makedumpfile -d N (None: unknown/ELF)
     partial: bool = False
@@ -65,6 +65,8 @@ class DumpFile:
             s = "ELF"
         elif self.container == "kcore":
             s = "live /proc/kcore"
+        elif self.container == "qmp":
+            s = "live QEMU guest over QMP"
         else:
             s = "kdump-compressed"
             if self.container == "flattened":
@@ -229,6 +231,8 @@ def inspect(path: str) -> DumpFile:
     """Identify ``path`` and read its VMCOREINFO; raise a one-line error otherwise."""
     if path == "/proc/kcore":
         return DumpFile(path=path, container="kcore")
+    if path.startswith("qmp:"):  # a running QEMU guest, read over QMP (live)
+        return DumpFile(path=path[4:], container="qmp")
     try:
         size = os.stat(path).st_size
         f = open(path, "rb")  # noqa: SIM115 - closed below

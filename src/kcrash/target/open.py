@@ -22,7 +22,7 @@ import drgn
 
 from ..errors import DebuginfoNotFoundError, KcrashError, NotADumpError
 from . import debuginfo as di
-from .dumpfile import DumpFile, inspect
+from .dumpfile import DumpFile, inspect, parse_vmcoreinfo
 
 X86_64 = drgn.Platform(
     drgn.Architecture.X86_64,
@@ -81,6 +81,8 @@ def _set_core(prog: drgn.Program, dump: DumpFile) -> None:
     try:
         if dump.container == "kcore":
             prog.set_kernel()
+        elif dump.container == "qmp":
+            prog.set_qemu_qmp(dump.path)
         else:
             prog.set_core_dump(dump.path)
     except PermissionError:
@@ -104,12 +106,23 @@ def open_target(
     a missing/foreign/truncated file, or a named vmlinux of another build.
     """
     dump = inspect(path)
-    if dump.container != "kcore" and not dump.vmcoreinfo:
+    live = dump.container in ("kcore", "qmp")
+    if not live and not dump.vmcoreinfo:
         raise NotADumpError(
             f"{path}: the dump has no VMCOREINFO note; kcrash needs it to find the kernel "
             "(QEMU: add -device vmcoreinfo and load qemu_fw_cfg in the guest)"
         )
     prog = _open_program(dump)
+    if live:
+        # A live kernel's VMCOREINFO comes from the kernel itself (drgn reads
+        # it from /proc/kcore's note or the guest's fw_cfg entry).
+        try:
+            dump.vmcoreinfo = parse_vmcoreinfo(prog["VMCOREINFO"].string_())
+        except (KeyError, LookupError, drgn.FaultError):
+            raise NotADumpError(
+                f"{path}: no VMCOREINFO from the live kernel (QEMU: -device vmcoreinfo "
+                "and the qemu_fw_cfg module in the guest)"
+            ) from None
     dirs = di.search_dirs(debuginfo_dirs or [])
     target = Target(prog=prog, dump=dump, mode="kallsyms")
 
