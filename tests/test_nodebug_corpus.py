@@ -212,6 +212,10 @@ def test_vmcoreinfo_log_matches_printk_records(corpus: list[dict[str, Any]]) -> 
         ]
         assert len(got) > 100, e["id"]
         assert got == want, e["id"]
+        # The facts' shape (one entry per line, later lines "continued").
+        from kcrash.facts.log import log_lines
+
+        assert nodebug.log_lines(prog) == log_lines(d), e["id"]
 
 
 def test_kallsyms_only_mode(corpus: list[dict[str, Any]]) -> None:

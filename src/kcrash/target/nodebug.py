@@ -34,10 +34,12 @@ from typing import Any
 import drgn
 from drgn import FindObjectFlags, Object, Program
 
+from ..facts.model import LogLine
 from . import globals as kglobals
 from . import kallsyms
 from .btf import Btf, BtfError, BtfTypes
 from .orc import TYPE_UNDEFINED, OrcTable, OrcUnwinder, UnwoundFrame, orc_version
+from .vmcoreinfo_log import read_log
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class _State:
         self.module_tables_loaded = False
         self.path: str | None = None
         self.cpu_regs: list[dict[str, int]] | None = None
+        self.objects: dict[tuple[str, int], Object | None] = {}
 
 
 def _state(prog: Program) -> _State:
@@ -74,6 +77,61 @@ def _state(prog: Program) -> _State:
     if st is None:
         raise ValueError("kcrash.target.nodebug.attach() was not called on this program")
     return st
+
+
+def _guess_core_path() -> str | None:
+    """The vmcore this process has open (drgn keeps its file descriptor).
+
+    Only for the kallsyms-only mode, which reads the CPUs' registers from
+    the file's notes when the caller did not pass ``path``: the most
+    recently opened regular file that starts like a dump (ELF core, kdump,
+    flattened).  Linux ``/proc/self/fd``; None when nothing fits.
+    """
+    import os
+
+    best: tuple[int, str] | None = None
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if not target.startswith("/") or not os.path.isfile(target):
+                continue
+            with open(target, "rb") as f:
+                magic = f.read(16)
+        except OSError:
+            continue
+        is_dump = (
+            (magic.startswith(b"\x7fELF") and _is_elf_core(target))
+            or magic[:8] in (b"KDUMP   ", b"DISKDUMP")
+            or magic[:12] == b"makedumpfile"
+        )
+        if is_dump and (best is None or int(fd) > best[0]):
+            best = (int(fd), target)
+    return best[1] if best else None
+
+
+def _is_elf_core(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(18)
+    return len(head) == 18 and int.from_bytes(head[16:18], "little") == 4  # ET_CORE
+
+
+def log_lines(prog: Program) -> list[LogLine]:
+    """The kernel log without types (VMCOREINFO offsets), one entry per line.
+
+    Same shape as :func:`kcrash.facts.log.log_lines`: a multi-line record
+    gives several lines, the later ones ``continued``.
+    """
+    out: list[LogLine] = []
+    for rec in read_log(prog):
+        for i, part in enumerate(rec.text.split("\n")):
+            out.append(
+                LogLine(part, rec.timestamp, rec.level, rec.caller, rec.seq, continued=i > 0)
+            )
+    return out
 
 
 def _release_of(prog: Program) -> str | None:
@@ -102,7 +160,7 @@ def attach(
     """
     release = release or _release_of(prog)
     st = _State(prog, release)
-    st.path = path
+    st.path = path or _guess_core_path()
     prog.cache[_STATE_KEY] = st
     setup = NoDebugSetup(mode="kallsyms")
     t0 = time.perf_counter()
@@ -224,6 +282,17 @@ def _find_object(
     st: _State | None = prog.cache.get(_STATE_KEY)
     if st is None:
         return None
+    # drgn asks again on every prog["name"]: answer from a cache (negative
+    # answers too: a miss costs a scan of the BTF strings).
+    key = (name, flags.value)
+    if key in st.objects:
+        return st.objects[key]
+    obj = _lookup_object(prog, st, name, flags)
+    st.objects[key] = obj
+    return obj
+
+
+def _lookup_object(prog: Program, st: _State, name: str, flags: FindObjectFlags) -> Object | None:
     types = st.types
     if flags & FindObjectFlags.CONSTANT and types is not None:
         obj = types.constant(name)
