@@ -22,7 +22,7 @@ from .steps import Steps
 SCHEMA_VERSION = "1.0"
 
 #: Classes whose report should show every CPU's stack / the blocked tasks / memory.
-CPU_STACK_CLASSES = {"soft-lockup", "hard-lockup", "rcu-stall", "nmi"}
+CPU_STACK_CLASSES = {"soft-lockup", "hard-lockup", "rcu-stall", "nmi", "sysrq"}
 BLOCKED_TASK_CLASSES = {"sysrq", "hung-task"}
 MEMORY_CLASSES = {"oom-panic", "oom-kill"}
 

@@ -58,3 +58,43 @@ def system_rows(system: dict[str, Any]) -> list[tuple[str, str]]:
             v = f"{v:x}"
         rows.append((k.upper().replace("_", " "), str(v)))
     return rows
+
+
+def stack_lines(st: dict[str, Any], limit: int = 12) -> list[str]:
+    """A short stack for context sections: header and the first frames."""
+    head = f"PID {st.get('pid')} ({st.get('comm')}) CPU {st.get('cpu')}"
+    frames = [frame_line(f) for f in st.get("frames", []) if not f.get("inlined")]
+    more = len(frames) - limit
+    out = [head, *("  " + f for f in frames[:limit])]
+    if more > 0:
+        out.append(f"  … {more} more")
+    return out
+
+
+def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """(heading, lines) of the class-dependent context: CPUs, blocked tasks, memory, modules."""
+    ctx = report.get("context") or {}
+    out: list[tuple[str, list[str]]] = []
+    if ctx.get("cpu_stacks"):
+        lines: list[str] = []
+        for st in ctx["cpu_stacks"]:
+            lines += stack_lines(st, 8)
+        out.append((lb["cpu_stacks"], lines))
+    if ctx.get("blocked_tasks"):
+        lines = []
+        for st in ctx["blocked_tasks"][:8]:
+            lines += stack_lines(st, 8)
+        if len(ctx["blocked_tasks"]) > 8:
+            lines.append(f"… {len(ctx['blocked_tasks']) - 8} more")
+        out.append((lb["blocked_tasks"], lines))
+    mem = ctx.get("memory")
+    if mem:
+        lines = [f"{k}: {v}" for k, v in mem.items() if k != "top_tasks"]
+        lines += [
+            f"{t['pid']:>7} {t['comm']:<16} {t['rss_kb']} kB" for t in mem.get("top_tasks", [])
+        ]
+        out.append((lb["memory"], lines))
+    flagged = [m for m in ctx.get("modules", []) if m.get("taints")]
+    if flagged:
+        out.append((lb["modules"], [f"{m['name']} ({m['taints']})" for m in flagged]))
+    return out

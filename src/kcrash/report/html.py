@@ -6,7 +6,13 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .common import culprit_line, frame_line, registers_lines, system_rows
+from .common import (
+    context_sections,
+    culprit_line,
+    frame_line,
+    registers_lines,
+    system_rows,
+)
 from .labels import labels
 
 _ENV = Environment(
@@ -27,4 +33,5 @@ def render(report: dict[str, Any]) -> str:
         registers=registers_lines(ev["registers"]) if ev.get("registers") else [],
         trace=[frame_line(f) for f in ev.get("call_trace", [])],
         system=system_rows(report.get("system") or {}),
+        context=context_sections(report, lb),
     )

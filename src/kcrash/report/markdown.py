@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import culprit_line, frame_line, registers_lines, system_rows
+from .common import (
+    context_sections,
+    culprit_line,
+    frame_line,
+    registers_lines,
+    system_rows,
+)
 from .labels import labels
 
 
@@ -43,6 +49,8 @@ def render(report: dict[str, Any]) -> str:
         out += [f"### {lb['registers']}", "", *_code(registers_lines(ev["registers"]))]
     if ev.get("call_trace"):
         out += [f"### {lb['call_trace']}", "", *_code([frame_line(f) for f in ev["call_trace"]])]
+    for heading, lines in context_sections(report, lb):
+        out += [f"## {heading}", "", *_code(lines)]
     if report.get("system"):
         out += [f"## {lb['system']}", "", "| | |", "|---|---|"]
         out += [f"| {k} | {val} |" for k, val in system_rows(report["system"])]

@@ -14,7 +14,13 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .common import culprit_line, frame_line, registers_lines, system_rows
+from .common import (
+    context_sections,
+    culprit_line,
+    frame_line,
+    registers_lines,
+    system_rows,
+)
 from .labels import labels
 
 
@@ -69,6 +75,12 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
             for ln in lines:
                 console.print("    " + ln, highlight=False, markup=False)
     console.print()
+
+    for heading, lines in context_sections(report, lb):
+        console.print(Text(heading, style="bold underline"))
+        for ln in lines:
+            console.print("  " + ln, highlight=False, markup=False)
+        console.print()
 
     if report.get("system"):
         t = Table(title=lb["system"], title_justify="left", show_header=False, box=None)
