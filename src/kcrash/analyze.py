@@ -246,12 +246,30 @@ def analyze_path(
             lambda: fetch(dump.release, dump.build_id, allow_network=True, progress=True),
             seconds=900,
         )
+        if got:
+            steps.run(
+                "fetch module debuginfo",
+                lambda: _fetch_modules(path, got, dump.release, dump.build_id),
+                seconds=900,
+            )
         vmlinux = got or vmlinux
 
     t0 = time.perf_counter()
     target = open_target(path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo)
     steps.records.append(_record("open", time.perf_counter() - t0))
     return analyze_target(target, lang=lang, steps=steps)
+
+
+def _fetch_modules(path: str, vmlinux: str, release: str | None, build_id: str | None) -> int:
+    """Module debug files for the modules loaded in the dump, next to the vmlinux."""
+    from .target.fetch.modules import fetch_module_debuginfo, loaded_modules
+
+    def say(msg: str) -> None:
+        print(f"kcrash: {msg}", file=sys.stderr)
+
+    mods = loaded_modules(path, vmlinux)
+    got = fetch_module_debuginfo(release, build_id, mods, allow_network=True, say=say)
+    return len(got)
 
 
 def analyze_target(target: Any, *, lang: str = "en", steps: Steps | None = None) -> dict[str, Any]:
