@@ -259,3 +259,32 @@ def test_kallsyms_found_without_vmcoreinfo_help(corpus: list[dict[str, Any]]) ->
             assert got == sorted((s.name, s.address) for s in ref(prog, None, None, False))
         want = dwarf(e).symbol("init_task").address
         assert dict(got)["init_task"] == want, e["id"]
+
+
+def test_module_private_types_from_module_btf(corpus: list[dict[str, Any]]) -> None:
+    """Types defined only in modules come from the modules' BTF (kept in
+    ``btf_idr``, 5.11+) and match the module's DWARF."""
+    from kcrash.target.globals import parse_version
+
+    seen = set()
+    for e in corpus:
+        if e["kernel"] in seen or e.get("capture") != "kdump":
+            continue
+        seen.add(e["kernel"])
+        if (parse_version(e["release"]) or (0, 0)) < (5, 11):
+            continue
+        d = dwarf(e)
+        prog, _ = nodebug_prog(e)
+        checked = 0
+        for name in ("struct p9_client", "struct vring_virtqueue", "struct fw_cfg_sysfs_entry"):
+            try:
+                want = d.type(name)
+            except LookupError:
+                continue
+            got = prog.type(name)
+            assert drgn.sizeof(got) == drgn.sizeof(want), (e["id"], name)
+            assert [(m.name, m.bit_offset) for m in got.members] == [
+                (m.name, m.bit_offset) for m in want.members
+            ], (e["id"], name)
+            checked += 1
+        assert checked >= 2, e["id"]

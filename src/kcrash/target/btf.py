@@ -467,14 +467,19 @@ def _int_name(size: int, signed: bool) -> str:
 class BtfTypes:
     """Builds (and caches) drgn types of one program from a :class:`Btf`."""
 
-    def __init__(self, prog: Program, btf: Btf) -> None:
+    def __init__(self, prog: Program, btf: Btf, base_types: BtfTypes | None = None) -> None:
         self.prog = prog
         self.btf = btf
+        # For a module's split BTF: the base's types come from the base's
+        # builder, so a module struct's "struct list_head" is vmlinux's.
+        self.base_types = base_types
         self._cache: dict[int, Type] = {}
         self._void = prog.void_type()
 
     def type(self, tid: int) -> Type:
         """The drgn type of BTF id ``tid`` (0 is void)."""
+        if self.base_types is not None and tid < self.btf._first_id:
+            return self.base_types.type(tid)
         t = self._cache.get(tid)
         if t is None:
             t = self._build(tid)

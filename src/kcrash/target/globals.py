@@ -52,6 +52,7 @@ GLOBALS: tuple[Global, ...] = (
     Global("avenrun", "unsigned long [3]", note="kernel/sched/loadavg.c"),
     Global("block_class", "struct class", (2, 6), (6, 4), note="const from 6.4"),
     Global("block_class", "const struct class", (6, 4)),
+    Global("btf_idr", "struct idr", (4, 18), note="kernel/bpf/btf.c: every parsed BTF"),
     Global("boot_command_line", "char [{COMMAND_LINE_SIZE}]"),
     Global("cgrp_dfl_root", "struct cgroup_root", (3, 16)),
     Global("clear_seq", "struct latched_seq", (5, 13), note="u64 before 5.13"),

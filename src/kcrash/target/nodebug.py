@@ -70,6 +70,7 @@ class _State:
         self.path: str | None = None
         self.cpu_regs: list[dict[str, int]] | None = None
         self.objects: dict[tuple[str, int], Object | None] = {}
+        self.module_types: list[BtfTypes] | None = None
 
 
 def _state(prog: Program) -> _State:
@@ -270,7 +271,57 @@ def _attach_btf(prog: Program, st: _State) -> str | None:
         return str(e)
     st.types = BtfTypes(prog, st.btf)
     prog.register_type_finder("kcrash-btf", st.types.find_type, enable_index=-1)
+    prog.register_type_finder("kcrash-btf-modules", _find_module_type, enable_index=-1)
     return None
+
+
+def _find_module_type(
+    prog: Program, kinds: drgn.TypeKindSet, name: str, filename: str | None
+) -> drgn.Type | None:
+    """Types private to loaded modules, from their split BTF (read on first miss)."""
+    st: _State | None = prog.cache.get(_STATE_KEY)
+    if st is None or st.types is None:
+        return None
+    if st.module_types is None:
+        st.module_types = _load_module_btf(prog, st)
+    for types in st.module_types:
+        t = types.find_type(prog, kinds, name, filename)
+        if t is not None:
+            return t
+    return None
+
+
+def _load_module_btf(prog: Program, st: _State) -> list[BtfTypes]:
+    """Each loaded module's BTF, split on the kernel's.
+
+    ``struct module.btf_data`` is freed once the module is live, but the
+    BPF subsystem keeps every BTF it parsed in ``btf_idr`` (``struct btf``:
+    ``data``/``data_size``, ``base_btf`` set for modules):
+    ``CONFIG_DEBUG_INFO_BTF_MODULES``, 5.11+.  Debian 12's 6.1 has it.
+    """
+    from drgn.helpers.linux.idr import idr_for_each
+
+    assert st.btf is not None and st.types is not None
+    out: list[BtfTypes] = []
+    st.module_types = out  # re-entrant lookups while reading see "none yet"
+    try:
+        idr = prog["btf_idr"]
+        btf_ptr = prog.type("struct btf *")
+        entries = [drgn.cast(btf_ptr, e) for _, e in idr_for_each(idr.address_of_())]
+        for b in entries:
+            if not b.base_btf.value_():
+                continue  # vmlinux itself
+            size = b.data_size.value_()
+            if not 24 <= size <= 64 << 20:
+                continue
+            try:
+                blob = prog.read(b.data.value_(), size)
+                out.append(BtfTypes(prog, Btf(blob, base=st.btf), st.types))
+            except (BtfError, drgn.FaultError):
+                continue
+    except (LookupError, AttributeError, drgn.FaultError, ValueError):
+        pass  # before 5.11, or no BPF: no module BTF
+    return out
 
 
 def _find_object(
