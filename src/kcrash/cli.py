@@ -106,6 +106,8 @@ def _run_crash_command(name: str, argv: list[str]) -> int:
     from .commands import registry
 
     target, rest = open_from_args(argv)
+    if not sys.stdout.isatty():
+        target.prog.config["crash_scroll"] = False  # no pager into pipes and files
     line = " ".join([name, *(_quote(a) for a in rest)])
     try:
         registry.run(target, line)

@@ -33,6 +33,9 @@ _REG_ROWS = (
 )
 
 
+_STACK_NAMES = {"IRQ": "IRQ", "NMI": "NMI exception", "EXCEPTION": "exception"}
+
+
 def _register_lines(regs: dict[str, int]) -> list[str]:
     out = []
     for row in _REG_ROWS:
@@ -65,19 +68,27 @@ def format_stack(st: Stack, source_lines: bool = False) -> str:
     out = [f'PID: {st.pid:<8} TASK: {st.task or 0:x}  CPU: {st.cpu:<4} COMMAND: "{st.comm}"']
     n = 0
     pending_inline: list[Frame] = []
+    prev_stack: str | None = None
     for fr in st.frames:
         if fr.inlined:
             pending_inline.append(fr)
             continue
+        # Leaving an IRQ/NMI/exception stack: crash prints a separator line.
+        switch = prev_stack not in (None, "TASK") and fr.stack != prev_stack
+        sep = f"--- <{_STACK_NAMES.get(prev_stack or '', 'exception')} stack> ---"
+        prev_stack = fr.stack
         if fr.regs is not None:
             out.append(f"    [exception RIP: {_crash_symbol(fr)}]")
             out.extend(_register_lines(fr.regs))
+            if switch:
+                out.append(sep)
         else:
+            if switch:
+                out.append(sep)
             mod = f" [{fr.module}]" if fr.module else ""
             sp = f"{fr.sp - 8:016x}" if fr.sp is not None else "?" * 16
-            out.append(
-                f"{'#' + str(n):>3} [{sp}] {fr.function or '??'} at {fr.address or 0:x}{mod}"
-            )
+            name = fr.function or "??"
+            out.append(f"{'#' + str(n):>3} [{sp}] {name} at {fr.address or 0:x}{mod}")
             n += 1
         if source_lines:
             for f in [*pending_inline, fr]:

@@ -75,52 +75,91 @@ _USER_LIMIT = 0xFFFF800000000000  # x86-64: kernel addresses are above this
 
 #: Functions of the kdump path whose return slot starts the panic path.
 KEXEC_ENTRY_FUNCTIONS = ("machine_kexec",)
+#: Where the other CPUs stop in a kdump: the crash NMI handler never returns.
+NMI_ENTRY_FUNCTIONS = ("crash_nmi_callback",)
 _KEXEC_SCAN_BYTES = 4096
 
 
 def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace | None:
-    """The panic path of a kdump capture: ``machine_kexec`` … down to the fault.
+    """The path that took the dump, unwound from below the saved registers.
 
-    Why: in a kdump vmcore the panic CPU's PRSTATUS note holds the *oops*
-    registers (``crash_kexec(regs)`` saves them), or those of
-    ``__crash_kexec`` after ``panic()``, so drgn's unwinder starts at the
-    faulting function or in ``__crash_kexec``.  The frames that led from the fault to the dump
-    (``asm_exc_page_fault`` → ``oops_end`` → ``crash_kexec`` →
-    ``machine_kexec``) are still on the same stack, below the exception
-    frame, and crash shows them.  We find ``machine_kexec``'s return slot in
-    that part of the stack and unwind from there with ORC; the result must
-    reach the original exception frame, otherwise we do not use it.
-    Kernels with ``machine_kexec`` (all x86-64 kexec kernels).
+    Why: in a kdump vmcore each CPU's PRSTATUS note holds the registers of
+    the *interrupted* context: the oops registers on the panic CPU
+    (``crash_kexec(regs)``), ``__crash_kexec``'s after ``panic()``, and on the
+    other CPUs the context the crash NMI interrupted.  So drgn's unwinder
+    starts at the faulting function, in ``__crash_kexec`` or in the idle
+    loop, while the frames that led to the dump (``machine_kexec`` ←
+    ``__crash_kexec`` ← ``oops_end`` …, or ``crash_nmi_callback`` ←
+    ``exc_nmi`` on the NMI stack) are still in memory, and crash shows them.
+    We find the entry function's return slot — just below the first frame
+    for the panic CPU, anywhere on the CPU's NMI stack for the others — and
+    unwind from there with ORC; the result must reach the first frame drgn
+    found (same stack pointer, same function), otherwise it is not used.
+    x86-64 kernels with kexec (``crash_nmi_callback`` since 2.6.19).
     """
     try:
         first = prog.stack_trace(task)[0]
-        if first.name in KEXEC_ENTRY_FUNCTIONS:
+        if first.name in KEXEC_ENTRY_FUNCTIONS or first.name in NMI_ENTRY_FUNCTIONS:
             return None
         exc_sp, exc_pc = first.sp, first.pc
     except (ValueError, LookupError, AttributeError, drgn.FaultError):
         return None
     # machine_kexec's frame lies just below the first frame, on whichever
     # stack the panic ran (task, IRQ or exception stack): scan 4 KiB below.
-    base = exc_sp - _KEXEC_SCAN_BYTES
+    regions = [(exc_sp - _KEXEC_SCAN_BYTES, exc_sp, KEXEC_ENTRY_FUNCTIONS)]
+    nmi = _nmi_stack(prog, task)
+    if nmi is not None:
+        regions.append((nmi[0], nmi[1], NMI_ENTRY_FUNCTIONS))
+    for lo, hi, funcs in regions:
+        trace = _unwind_from_slot(prog, lo, hi, funcs, exc_sp, exc_pc)
+        if trace is not None:
+            return trace
+    return None
+
+
+def _unwind_from_slot(
+    prog: drgn.Program, lo: int, hi: int, funcs: tuple[str, ...], exc_sp: int, exc_pc: int
+) -> drgn.StackTrace | None:
     try:
-        data = prog.read(base, exc_sp - base)
+        data = prog.read(lo, hi - lo)
         ranges = []
-        for name in KEXEC_ENTRY_FUNCTIONS:
+        for name in funcs:
             sym = prog.symbol(name)
             ranges.append((sym.address, sym.address + sym.size))
-    except (LookupError, drgn.FaultError):
+    except (LookupError, drgn.FaultError, ValueError):
         return None
     for off in range(len(data) - 8, -1, -8):
         word = int.from_bytes(data[off : off + 8], "little")
-        if not any(lo < word < hi for lo, hi in ranges):
+        if not any(a < word < b for a, b in ranges):
             continue
-        regs = drgn.Object(prog, "struct pt_regs", value={"ip": word, "sp": base + off + 8})
+        regs = drgn.Object(prog, "struct pt_regs", value={"ip": word, "sp": lo + off + 8})
         try:
             trace = prog.stack_trace(regs)
         except (ValueError, LookupError, drgn.FaultError):
             continue
         if any(f.sp == exc_sp and _same_function(prog, f.pc, exc_pc) for f in list(trace)[1:]):
             return trace
+    return None
+
+
+def _stack_ranges(prog: drgn.Program, task: drgn.Object) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of the CPU's exception/NMI/IRQ stacks (drgn's x86-64 table)."""
+    try:
+        from drgn.helpers.linux.stack import _x86_64_stack_ranges
+
+        return [
+            (lo, hi, kind.name)
+            for lo, hi, kind in _x86_64_stack_ranges(task, task_cpu(task))
+            if kind.name != "USER"
+        ]
+    except Exception:  # other architectures, or kernels drgn's table does not know
+        return []
+
+
+def _nmi_stack(prog: drgn.Program, task: drgn.Object) -> tuple[int, int] | None:
+    for lo, hi, kind in _stack_ranges(prog, task):
+        if kind == "NMI":
+            return lo, hi
     return None
 
 
@@ -154,7 +193,12 @@ def _in_panic_path(name: str | None) -> bool:
     return bool(name) and (name in PANIC_PATH_FUNCTIONS or name.startswith("pvpanic"))
 
 
-def stack_from_trace(prog: drgn.Program, trace: drgn.StackTrace, synthetic_first: bool) -> Stack:
+def stack_from_trace(
+    prog: drgn.Program,
+    trace: drgn.StackTrace,
+    synthetic_first: bool,
+    ranges: list[tuple[int, int, str]] | None = None,
+) -> Stack:
     """Cut a drgn trace into :class:`Frame` facts; exception frames carry their regs.
 
     ``synthetic_first``: the first frame's "interrupted" flag comes from the
@@ -175,7 +219,10 @@ def stack_from_trace(prog: drgn.Program, trace: drgn.StackTrace, synthetic_first
         # only the outermost one (the real frame) carries the register block.
         if exc and fr.is_inline:
             exc = False
-        st.frames.append(frame_fact(prog, fr, regs=exc))
+        fact = frame_fact(prog, fr, regs=exc)
+        if ranges is not None and fact.sp is not None:
+            fact.stack = next((k for lo, hi, k in ranges if lo <= fact.sp < hi), "TASK")
+        st.frames.append(fact)
     return st
 
 
@@ -191,7 +238,7 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
         else:
             trace = target.stack_trace(task)
             synthetic = False
-        st = stack_from_trace(prog, trace, synthetic)
+        st = stack_from_trace(prog, trace, synthetic, _stack_ranges(prog, task))
     except (ValueError, LookupError, drgn.FaultError) as e:
         st = Stack(error=str(e).splitlines()[0] if str(e) else type(e).__name__)
     st.pid = task.pid.value_()
