@@ -27,4 +27,9 @@ def mode_note(target: Any) -> str | None:
     """One line saying what this mode lacks, printed on stderr by text commands."""
     if target.mode == "dwarf":
         return None
-    return f"kcrash: {target.mode} mode (no vmlinux): " + "; ".join(target.lacks[:2])
+    what = {
+        "btf": "types from the dump's BTF, symbols from kallsyms, stacks from ORC",
+        "kallsyms": "no types (no BTF): symbols from kallsyms and the log only",
+    }.get(target.mode, target.mode)
+    lacks = target.lacks[0] if target.lacks else ""
+    return f"kcrash: no vmlinux: {what}; {lacks}".rstrip("; ")

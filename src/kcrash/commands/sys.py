@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from drgn import Program
 
 from ..facts.log import log_lines
 from ..facts.system import format_sys, system_info
-from ._render import JSON_ARG, mode_note, print_json
+from ._render import JSON_ARG, print_json
 from .registry import kcrash_command, target_of
 
 
@@ -30,9 +29,6 @@ def _kcrash_cmd_sys(prog: Program, name: str, args: argparse.Namespace, **kwargs
         )
         print_json(data)
         return
-    note = mode_note(target)
-    if note:
-        print(note, file=sys.stderr)
     print(format_sys(info))
 
 
