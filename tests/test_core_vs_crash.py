@@ -123,6 +123,43 @@ def _follows_a_call(target: Any, addr: int) -> bool:
     return False
 
 
+def _compare_stack(e: dict[str, Any], crash: list[Any], ours: dict[str, Any]) -> None:
+    frames = [f for f in ours["frames"] if not f["inlined"]]
+    our_exc = [f for f in frames if f["regs"]]
+    crash_exc = [f.function for f in crash if f.exception]
+    assert len(our_exc) == len(crash_exc), ([f["function"] for f in our_exc], crash_exc)
+    for o, c in zip(our_exc, crash_exc, strict=True):
+        if c == "no symbolic reference":
+            assert o["module"] == e["expected"]["culprit_module"], o
+        else:
+            assert o["function"] == c
+    our_addrs = [f["address"] for f in frames if not f["regs"]]
+    exc_rips = {f["address"] for f in frames if f["regs"]}
+    # At a stack switch ("--- <IRQ stack> ---") crash repeats the last frame,
+    # and after a "possibly bogus exception frame" it lists the RIP as a frame.
+    crash_addrs: list[int | None] = []
+    names: list[str] = []
+    for f in crash:
+        if f.exception or f.address in exc_rips or f.after_bogus:
+            continue
+        if crash_addrs and crash_addrs[-1] == f.address:
+            continue
+        crash_addrs.append(f.address)
+        names.append(f.function)
+    # crash's stale frames sit between do_syscall_64 and the entry frame.
+    if "do_syscall_64" in names:
+        i = names.index("do_syscall_64")
+        stale = crash_addrs[i + 1 : -1]
+        crash_addrs = crash_addrs[: i + 1] + crash_addrs[-1:]
+        assert not set(stale) & set(our_addrs)
+    detail = ([f["function"] for f in frames], [f.function for f in crash])
+    assert _subsequence(crash_addrs, our_addrs), detail
+    target = _target(e)
+    for f in frames[1:]:
+        if f["address"] not in crash_addrs and not f["regs"]:
+            assert _follows_a_call(target, f["address"]), (f["function"], detail)
+
+
 def test_panic_task_bt_equals_crash(entries: list[dict[str, Any]]) -> None:
     """The same frames as crash, by address, and the same exception RIPs, except
     where crash 8.0.2 demonstrably misses frames:
@@ -141,41 +178,23 @@ def test_panic_task_bt_equals_crash(entries: list[dict[str, Any]]) -> None:
 
     def check(e: dict[str, Any]) -> None:
         crash = parse_bt(_oracle(e, "bt"))[0]
-        ours = json.loads(_run(e, "bt --json"))
-        frames = [f for f in ours["frames"] if not f["inlined"]]
-        our_exc = [f for f in frames if f["regs"]]
-        crash_exc = [f.function for f in crash if f.exception]
-        assert len(our_exc) == len(crash_exc)
-        for o, c in zip(our_exc, crash_exc, strict=True):
-            if c == "no symbolic reference":
-                assert o["module"] == e["expected"]["culprit_module"], o
-            else:
-                assert o["function"] == c
-        our_addrs = [f["address"] for f in frames if not f["regs"]]
-        exc_rips = {f["address"] for f in frames if f["regs"]}
-        # At a stack switch ("--- <IRQ stack> ---") crash repeats the last frame,
-        # and after a "possibly bogus exception frame" it lists the RIP as a frame.
-        crash_addrs: list[int | None] = []
-        names: list[str] = []
-        for f in crash:
-            if f.exception or f.address in exc_rips or f.after_bogus:
-                continue
-            if crash_addrs and crash_addrs[-1] == f.address:
-                continue
-            crash_addrs.append(f.address)
-            names.append(f.function)
-        # crash's stale frames sit between do_syscall_64 and the entry frame.
-        if "do_syscall_64" in names:
-            i = names.index("do_syscall_64")
-            stale = crash_addrs[i + 1 : -1]
-            crash_addrs = crash_addrs[: i + 1] + crash_addrs[-1:]
-            assert not set(stale) & set(our_addrs)
-        detail = ([f["function"] for f in frames], [f.function for f in crash])
-        assert _subsequence(crash_addrs, our_addrs), detail
-        target = _target(e)
-        for f in frames[1:]:
-            if f["address"] not in crash_addrs and not f["regs"]:
-                assert _follows_a_call(target, f["address"]), (f["function"], detail)
+        _compare_stack(e, crash, json.loads(_run(e, "bt --json")))
+
+    _each(entries, check)
+
+
+def test_bt_a_equals_crash(entries: list[dict[str, Any]]) -> None:
+    """Every CPU's active task (kdump captures: the NMI path of the CPUs that
+    were stopped), with the same rules as the panic task."""
+
+    def check(e: dict[str, Any]) -> None:
+        if e["capture"] != "kdump":
+            return  # QEMU paused the vCPUs: crash shows no NMI path there to compare
+        crash_tasks = parse_bt(_oracle(e, "bt -a"))
+        ours = json.loads(_run(e, "bt -a --json"))
+        assert len(ours) == len(crash_tasks)
+        for crash, mine in zip(crash_tasks, ours, strict=True):
+            _compare_stack(e, crash, mine)
 
     _each(entries, check)
 
