@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from checks import each
 
 from kcrash.analyze import analyze_path, render_to_string
 
@@ -35,16 +36,6 @@ def report(entry: dict[str, Any], *, dwarf: bool = True, lang: str = "en") -> di
     return _CACHE[key]
 
 
-def _each(entries: list[dict[str, Any]], check: Any) -> None:
-    failures = []
-    for e in entries:
-        try:
-            check(e)
-        except AssertionError as err:
-            failures.append(f"{e['id']}: {err}")
-    assert not failures, "\n".join(failures)
-
-
 def test_class_and_culprit_match_the_manifest(corpus: list[dict[str, Any]]) -> None:
     def check(e: dict[str, Any]) -> None:
         r = report(e)
@@ -57,7 +48,7 @@ def test_class_and_culprit_match_the_manifest(corpus: list[dict[str, Any]]) -> N
             "panic_substring"
         ] in "\n".join(r["evidence"].get("related") or [r["evidence"]["header"] or ""])
 
-    _each(corpus, check)
+    each(corpus, check)
 
 
 def test_culprit_has_a_source_line_with_dwarf(corpus: list[dict[str, Any]]) -> None:
@@ -65,7 +56,7 @@ def test_culprit_has_a_source_line_with_dwarf(corpus: list[dict[str, Any]]) -> N
         src = report(e)["verdict"]["culprit"]["source"]
         assert src and re.search(r"\.[ch]:\d+$", src), src
 
-    _each(corpus, check)
+    each(corpus, check)
 
 
 def test_signature_is_stable_across_formats_and_boots(corpus: list[dict[str, Any]]) -> None:
@@ -95,7 +86,7 @@ def test_same_verdict_without_debuginfo(corpus: list[dict[str, Any]]) -> None:
         assert b["verdict"]["culprit"]["source"] is None
         assert b["input"]["lacks"], "the no-debuginfo report must say what it lacks"
 
-    _each(corpus, check)
+    each(corpus, check)
 
 
 def test_null_deref_names_the_struct_member(corpus: list[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+from checks import each
 from crash_oracle import parse_bt, parse_mod, parse_ps, parse_sys
 
 from kcrash.commands import registry
@@ -67,17 +68,6 @@ def test_every_dump_has_an_oracle(
     assert len(entries) == len(corpus)
 
 
-def _each(entries: list[dict[str, Any]], check: Any) -> None:
-    """Run ``check`` on every dump; report every failing dump at once."""
-    failures = []
-    for e in entries:
-        try:
-            check(e)
-        except AssertionError as err:
-            failures.append(f"{e['id']}: {err}")
-    assert not failures, "\n".join(failures)
-
-
 def test_sys_fields_equal_crash(entries: list[dict[str, Any]]) -> None:
     def check(e: dict[str, Any]) -> None:
         ours = parse_sys(_run(e, "sys"))
@@ -90,7 +80,7 @@ def test_sys_fields_equal_crash(entries: list[dict[str, Any]]) -> None:
         assert int(ours["TASKS"]) == right_tasks
         assert e["expected"]["panic_substring"] in ours["PANIC"], ours["PANIC"]
 
-    _each(entries, check)
+    each(entries, check)
 
 
 def test_sys_json_has_the_seed_fields(entries: list[dict[str, Any]]) -> None:
@@ -180,7 +170,7 @@ def test_panic_task_bt_equals_crash(entries: list[dict[str, Any]]) -> None:
         crash = parse_bt(_oracle(e, "bt"))[0]
         _compare_stack(e, crash, json.loads(_run(e, "bt --json")))
 
-    _each(entries, check)
+    each(entries, check)
 
 
 def test_bt_a_equals_crash(entries: list[dict[str, Any]]) -> None:
@@ -196,7 +186,7 @@ def test_bt_a_equals_crash(entries: list[dict[str, Any]]) -> None:
         for crash, mine in zip(crash_tasks, ours, strict=True):
             _compare_stack(e, crash, mine)
 
-    _each(entries, check)
+    each(entries, check)
 
 
 def test_log_lines_equal_crash(entries: list[dict[str, Any]]) -> None:
@@ -205,7 +195,7 @@ def test_log_lines_equal_crash(entries: list[dict[str, Any]]) -> None:
         crash = _oracle(e, "log").splitlines()
         assert ours == crash
 
-    _each(entries, check)
+    each(entries, check)
 
 
 def test_ps_rows_equal_crash_8_0_6(entries: list[dict[str, Any]]) -> None:
@@ -218,11 +208,11 @@ def test_ps_rows_equal_crash_8_0_6(entries: list[dict[str, Any]]) -> None:
             tuple(r[k] for k in keys) for r in crash
         ]
 
-    _each(entries, check)
+    each(entries, check)
 
 
 def test_mod_equals_crash(entries: list[dict[str, Any]]) -> None:
     def check(e: dict[str, Any]) -> None:
         assert parse_mod(_run(e, "mod")) == parse_mod(_oracle(e, "mod"))
 
-    _each(entries, check)
+    each(entries, check)
