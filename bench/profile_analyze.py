@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=corpus python bench/profile.py [--dump ID] [--no-debuginfo] [-n 25]
+    PYTHONPATH=corpus python bench/profile_analyze.py [--dump ID] [--no-debuginfo] [-n 25]
 
 Why in-process cProfile and not a sampling profiler: most of the time is inside drgn's C
 code (DWARF indexing, page reads), which cProfile still attributes to the Python call that
@@ -27,17 +27,23 @@ REPO = Path(__file__).resolve().parent.parent
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dump", default="deb12/null-deref/kdump-zlib", help="corpus id")
+    p.add_argument("--path", help="a vmcore outside the corpus (with --vmlinux)")
+    p.add_argument("--vmlinux", help="its vmlinux")
     p.add_argument("--no-debuginfo", action="store_true")
     p.add_argument("-n", type=int, default=25, help="rows of each profile table")
     p.add_argument("--save", type=Path, help="also write the raw profile here (pstats)")
     args = p.parse_args(argv)
 
-    sys.path.insert(0, str(REPO / "corpus"))
-    import kcrash_corpus
+    if args.path:
+        entry = {"path": args.path, "vmlinux": args.vmlinux}
+        args.dump = args.path
+    else:
+        sys.path.insert(0, str(REPO / "corpus"))
+        import kcrash_corpus
 
-    entry = next((e for e in kcrash_corpus.load() if e["id"] == args.dump), None)
-    if entry is None:
-        sys.exit(f"profile: {args.dump} is not in the corpus manifest")
+        entry = next((e for e in kcrash_corpus.load() if e["id"] == args.dump), None)
+        if entry is None:
+            sys.exit(f"profile: {args.dump} is not in the corpus manifest")
 
     t0 = time.perf_counter()
     import drgn  # noqa: F401
