@@ -129,6 +129,29 @@ def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
     return None
 
 
+def _read_sparse(prog: Program, addr: int, size: int) -> bytes:
+    """Read a range, zero-filling pages the dump left out.
+
+    makedumpfile ``-d 1`` and up drop zero-filled pages, even inside the
+    kernel image; one missing page must not hide the rest of a 4 MiB read.
+    """
+    try:
+        return prog.read(addr, size)
+    except Exception:
+        pass
+    out = bytearray()
+    pos = addr
+    end = addr + size
+    while pos < end:
+        n = min(end, (pos | 4095) + 1) - pos
+        try:
+            out += prog.read(pos, n)
+        except Exception:
+            out += bytes(n)
+        pos += n
+    return bytes(out)
+
+
 def _digit_token_hits(prog: Program, stext: int, data: int):  # type: ignore[no-untyped-def]
     """Addresses of "0\\0…9\\0" in the image, from ``data`` (``init_uts_ns``,
     in .data, just above .rodata where the tables are) downwards, 4 MiB at
@@ -137,10 +160,7 @@ def _digit_token_hits(prog: Program, stext: int, data: int):  # type: ignore[no-
     end = min(data, stext + _SEARCH_SPAN)
     while end > stext:
         start = max(stext, end - chunk)
-        try:
-            buf = prog.read(start, end - start + len(_DIGIT_TOKENS))
-        except Exception:
-            buf = b""
+        buf = _read_sparse(prog, start, end - start + len(_DIGIT_TOKENS))
         i = buf.rfind(_DIGIT_TOKENS)
         while i >= 0:
             yield start + i
@@ -203,10 +223,7 @@ def _tables_at_digit_tokens(prog: Program, hit: int, stext: int) -> dict[str, in
 def _relative_base_below(
     prog: Program, token_table: int, window: int, stext: int
 ) -> tuple[int, int, int] | None:
-    try:
-        below = prog.read(token_table - window, window)
-    except Exception:
-        return None
+    below = _read_sparse(prog, token_table - window, window)
     start = token_table - window
     needle = struct.pack("<Q", stext)
     i = below.rfind(needle)
