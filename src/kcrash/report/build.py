@@ -116,6 +116,21 @@ def _one(diag: Any, lang: str, access: dict[str, Any] | None = None) -> dict[str
     from ..diagnosis import render_messages
 
     msgs = render_messages(diag, lang)
+    if access and access.get("expression"):
+        # The dump already answered "which variable was in that register?":
+        # replace that generic step with the named pointer.
+        lb = labels(lang)
+        variable = access["expression"].split("->")[0]
+        step = lb["access_step"].format(
+            expression=access["expression"],
+            variable=variable,
+            struct=access["struct"],
+            function=(diag.culprit.function if diag.culprit else "?"),
+        )
+        msgs["next_steps"] = [
+            step if m.id == "next.null_register" else text
+            for m, text in zip(diag.next_steps, msgs["next_steps"], strict=True)
+        ]
     return {
         "verdict": _verdict(diag, msgs),
         "signature": asdict(diag.signature),
