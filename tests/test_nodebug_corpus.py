@@ -288,3 +288,23 @@ def test_module_private_types_from_module_btf(corpus: list[dict[str, Any]]) -> N
             ], (e["id"], name)
             checked += 1
         assert checked >= 2, e["id"]
+
+
+def test_our_orc_unwinder_agrees_with_drgn(corpus: list[dict[str, Any]]) -> None:
+    """kcrash.target.orc (used without BTF and for the stacks drgn gets
+    wrong) gives the same PCs as drgn's unwinder for every task, through
+    module code (ORC from ``struct module``) and exception frames."""
+    seen = set()
+    for e in corpus:
+        key = (e["kernel"], e["scenario"])
+        if key in seen:
+            continue
+        seen.add(key)
+        prog, _ = nodebug_prog(e)
+        for task in for_each_task(prog):
+            trace = nodebug.stack_trace(prog, task)
+            want = kernel_pcs(trace)
+            first = prog.stack_trace(task)[0]
+            frames = nodebug.unwind_registers(prog, first.registers(), first.interrupted)
+            got = [f.pc for f in frames if f.pc >= KERNEL_SPACE]
+            assert got == want, (e["id"], task.pid.value_(), names(prog, got), names(prog, want))
