@@ -92,9 +92,6 @@ def _from_panic_string(facts: CrashFacts) -> Diagnosis:
         ev.rip = rip
         ev.registers = {k.upper(): v for k, v in (rip.regs or {}).items()}
     c = Classified(0, ev, got[0] if got else None, got[1] if got else None)
-    if c.rule is not None and c.rule.trailer:
-        c.rule = RULES_BY_ID["panic"]
-        c.match = None
     d = _build(c, facts, primary=True, chain=[c], related=[])
     d.source = "panic_stack" if frames else "none"
     return d
