@@ -27,6 +27,7 @@ Kernels: 6.0+ (VMCOREINFO locates kallsyms); BTF since 5.2 (Debian 11+).
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,21 +81,25 @@ def _state(prog: Program) -> _State:
     return st
 
 
-def _guess_core_path() -> str | None:
-    """The vmcore this process has open (drgn keeps its file descriptor).
+def _guess_core_path(prog: Program) -> str | None:
+    """The vmcore file of ``prog`` among the files this process has open.
 
     Only for the kallsyms-only mode, which reads the CPUs' registers from
-    the file's notes when the caller did not pass ``path``: the most
-    recently opened regular file that starts like a dump (ELF core, kdump,
-    flattened).  Linux ``/proc/self/fd``; None when nothing fits.
+    the file's notes when the caller did not pass ``path``.  drgn keeps the
+    dump open: take the open files (Linux ``/proc/self/fd``) that start like
+    a dump (ELF core, kdump, flattened), newest descriptor first, and accept
+    the first whose VMCOREINFO note is the program's.
     """
     import os
 
-    best: tuple[int, str] | None = None
+    from .prstatus import read_notes, vmcoreinfo_of_notes
+
     try:
         fds = os.listdir("/proc/self/fd")
-    except OSError:
+        mine = prog["VMCOREINFO"].string_().rstrip(b"\0")
+    except (OSError, LookupError, drgn.FaultError):
         return None
+    candidates: list[tuple[int, str]] = []
     for fd in fds:
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
@@ -104,14 +109,19 @@ def _guess_core_path() -> str | None:
                 magic = f.read(16)
         except OSError:
             continue
-        is_dump = (
+        if (
             (magic.startswith(b"\x7fELF") and _is_elf_core(target))
             or magic[:8] in (b"KDUMP   ", b"DISKDUMP")
             or magic[:12] == b"makedumpfile"
-        )
-        if is_dump and (best is None or int(fd) > best[0]):
-            best = (int(fd), target)
-    return best[1] if best else None
+        ):
+            candidates.append((int(fd), target))
+    for _fd, target in sorted(candidates, reverse=True):
+        try:
+            if vmcoreinfo_of_notes(read_notes(target)) == mine:
+                return target
+        except (OSError, struct.error, ValueError):
+            continue
+    return None
 
 
 def _is_elf_core(path: str) -> bool:
@@ -161,7 +171,7 @@ def attach(
     """
     release = release or _release_of(prog)
     st = _State(prog, release)
-    st.path = path or _guess_core_path()
+    st.path = path
     prog.cache[_STATE_KEY] = st
     setup = NoDebugSetup(mode="kallsyms")
     t0 = time.perf_counter()
@@ -454,6 +464,8 @@ def cpu_registers(prog: Program) -> list[dict[str, int]]:
     if st.cpu_regs is None:
         from .prstatus import read_prstatus
 
+        if st.path is None:
+            st.path = _guess_core_path(prog)
         st.cpu_regs = [c.regs for c in read_prstatus(st.path)] if st.path else []
     return st.cpu_regs
 

@@ -70,50 +70,62 @@ def prstatus_from_notes(data: bytes) -> list[CpuRegisters]:
 
 def read_prstatus(path: str) -> list[CpuRegisters]:
     """Every CPU's saved registers from a vmcore file (ELF, kdump, flattened)."""
+    return prstatus_from_notes(read_notes(path))
+
+
+def read_notes(path: str) -> bytes:
+    """The dump's ELF notes blob (PRSTATUS, VMCOREINFO …), or b"" if none."""
     from . import dumpfile
 
     with open(path, "rb") as f:
         magic = f.read(16)
         if magic.startswith(b"\x7fELF"):
-            return _elf_prstatus(f)
+            return _elf_notes(f)
         if magic[:8] in dumpfile.KDUMP_SIGNATURES:
 
             def read(o: int, n: int) -> bytes:
                 f.seek(o)
                 return f.read(n)
 
-            return _kdump_prstatus(read)
+            return _kdump_notes(read)
         if magic[:12] == dumpfile.FLAT_SIGNATURE:
             flat = dumpfile._FlatReader(f, path)
-            return _kdump_prstatus(flat.read)
-    return []
+            return _kdump_notes(flat.read)
+    return b""
 
 
-def _elf_prstatus(f) -> list[CpuRegisters]:  # type: ignore[no-untyped-def]
+def vmcoreinfo_of_notes(notes: bytes) -> bytes | None:
+    """The VMCOREINFO note's text, if the notes carry one."""
+    for name, _ntype, desc in parse_notes(notes):
+        if name == b"VMCOREINFO":
+            return desc.rstrip(b"\0")
+    return None
+
+
+def _elf_notes(f) -> bytes:  # type: ignore[no-untyped-def]
     f.seek(0)
     hdr = f.read(64)
     (phoff,) = struct.unpack_from("<Q", hdr, 32)
     phentsize, phnum = struct.unpack_from("<HH", hdr, 54)
-    out: list[CpuRegisters] = []
+    out = b""
     for i in range(phnum):
         f.seek(phoff + i * phentsize)
         ph = f.read(phentsize)
         p_type, _flags, p_offset, _va, _pa, p_filesz = struct.unpack_from("<IIQQQQ", ph, 0)
         if p_type == 4:  # PT_NOTE
             f.seek(p_offset)
-            for c in prstatus_from_notes(f.read(p_filesz)):
-                out.append(CpuRegisters(len(out), c.pid, c.regs))
+            out += f.read(p_filesz)
     return out
 
 
-def _kdump_prstatus(read) -> list[CpuRegisters]:  # type: ignore[no-untyped-def]
+def _kdump_notes(read) -> bytes:  # type: ignore[no-untyped-def]
     hdr = read(0, 464)
     (header_version,) = struct.unpack_from("<i", hdr, 8)
     (block_size,) = struct.unpack_from("<i", hdr, 428)
     if header_version < 4 or not 512 <= block_size <= 1 << 16:
-        return []
+        return b""
     sub = read(block_size, 64)
     off, size = struct.unpack_from("<QQ", sub, 48)
     if not 0 < size < 16 << 20:
-        return []
-    return prstatus_from_notes(read(off, size))
+        return b""
+    return read(off, size)
