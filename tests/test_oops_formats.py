@@ -363,3 +363,33 @@ def test_hung_task_reports_become_blocked_tasks(corpus: list[dict[str, Any]]) ->
         st = facts.blocked_tasks[0]
         assert st.pid is not None and st.comm
         assert any(fr.function == e["expected"]["culprit_function"] for fr in st.frames)
+
+
+def test_compressed_and_cut_logs(corpus: list[dict[str, Any]], tmp_path: Any) -> None:
+    """Rotated logs come compressed (kern.log.2.gz); a copy may be cut short."""
+    import bz2
+    import gzip
+    import lzma
+
+    from kcrash.oops.text import read_path
+
+    e = next(e for e in _boots(corpus) if e.get("console"))
+    with open(e["console"], "rb") as f:
+        data = f.read()
+    want = _verdict(data.decode("utf-8", "replace"))
+    for name, packed in (
+        ("k.log.gz", gzip.compress(data)),
+        ("k.log.xz", lzma.compress(data)),
+        ("k.log.bz2", bz2.compress(data)),
+    ):
+        p = tmp_path / name
+        p.write_bytes(packed)
+        d = diagnose(read_path(str(p)).facts)[0]
+        assert d.signature.id == want[3], name
+    # cut inside the trailing capture-kernel boot: the report is still there
+    packed = gzip.compress(data)
+    p = tmp_path / "cut.log.gz"
+    p.write_bytes(packed[: len(packed) * 9 // 10])
+    t = read_path(str(p))
+    assert any("cut short" in x for x in t.facts.lacks)
+    assert diagnose(t.facts)[0].signature.id == want[3]

@@ -30,7 +30,14 @@ from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader
 from kcrash.oops.formats import parse_line
 
-__all__ = ["NotKernelTextError", "TextInput", "events_from_log", "read_lines", "read_text"]
+__all__ = [
+    "NotKernelTextError",
+    "TextInput",
+    "events_from_log",
+    "read_lines",
+    "read_path",
+    "read_text",
+]
 
 HEAD_KEEP = 400  # first records kept (boot banner, command line)
 TAIL_KEEP = 4000  # last records kept
@@ -74,10 +81,22 @@ def _chunks(stream: IO[Any] | Iterable[Any]) -> Iterator[Any]:
         yield from stream
         return
     while True:
-        chunk = readline(MAX_LINE)
+        try:
+            chunk = readline(MAX_LINE)
+        except (EOFError, OSError, ValueError) as e:
+            # a compressed file cut short: analyse what was read (the end of a
+            # crash log is often exactly what got cut, but the oops is earlier)
+            yield f"{_TRUNCATED_MARK}{e}"
+            return
+        except Exception as e:  # lzma.LZMAError, zstd errors: same degraded answer
+            yield f"{_TRUNCATED_MARK}{e}"
+            return
         if not chunk:
             return
         yield chunk
+
+
+_TRUNCATED_MARK = "\x00kcrash-truncated\x00"
 
 
 def _decode_lines(stream: IO[Any] | Iterable[Any]) -> Iterator[str]:
@@ -105,7 +124,7 @@ def _sniff_binary(stream: Any) -> bool:
         return False
     try:
         head = peek(SNIFF_BYTES)[:SNIFF_BYTES]
-    except (OSError, ValueError):
+    except Exception:  # a decompressor cut short: let the line reader degrade
         return False
     if not isinstance(head, bytes | bytearray) or not head:
         return False
@@ -134,6 +153,58 @@ def read_text(stream: IO[Any] | Iterable[Any], name: str | None = None) -> TextI
     return read_lines(_decode_lines(stream), label)
 
 
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bz2"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+
+def read_path(path: str) -> TextInput:
+    """Read a log file (``-`` = stdin), decompressing gzip/xz/bz2/zstd on the fly.
+
+    Rotated logs (``kern.log.2.gz``) and sosreport archives' members are often
+    compressed; decompression is streamed like the text itself.
+    """
+    import sys
+
+    try:
+        if path == "-":
+            return read_text(_maybe_decompress(sys.stdin.buffer, "stdin"), "stdin")
+        with open(path, "rb") as raw:
+            return read_text(_maybe_decompress(raw, path), path)
+    except OSError as e:
+        raise KcrashError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _maybe_decompress(raw: Any, label: str) -> Any:
+    peek = getattr(raw, "peek", None)
+    head = peek(8)[:8] if peek is not None else b""
+    for magic, kind in _COMPRESSED:
+        if head.startswith(magic):
+            if kind == "gzip":
+                import gzip
+
+                return io.BufferedReader(gzip.GzipFile(fileobj=raw))  # type: ignore[arg-type]
+            if kind == "xz":
+                import lzma
+
+                return io.BufferedReader(lzma.LZMAFile(raw))
+            if kind == "bz2":
+                import bz2
+
+                return io.BufferedReader(bz2.BZ2File(raw))
+            try:
+                import zstandard
+            except ImportError:
+                raise NotKernelTextError(
+                    f"{label}: zstd-compressed; install the zstandard package or decompress it"
+                ) from None
+            return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
+    return raw
+
+
 def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     """:func:`read_text` over already-decoded text lines."""
     scanner = BlockScanner()
@@ -148,8 +219,12 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     junk = 0
     system = SystemInfo()
     cmdline: str | None = None
+    truncated_input: str | None = None
     try:
         for raw in lines:
+            if raw.startswith(_TRUNCATED_MARK):
+                truncated_input = raw[len(_TRUNCATED_MARK) :]
+                break
             n_read += 1
             if len(raw) >= MAX_LINE:
                 truncated += 1
@@ -203,6 +278,8 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     facts.cpu_stacks = [s for s in session.stacks if s is not facts.panic_stack]
     facts.modules = _modules(events)
     _stacks_from_events(facts, events)
+    if truncated_input is not None:
+        facts.lacks.append(f"input: cut short ({truncated_input}); read up to there")
     if kept_index > HEAD_KEEP + TAIL_KEEP:
         facts.lacks.append(
             f"log: {kept_index} records read, the first {HEAD_KEEP} and last {TAIL_KEEP} kept "
