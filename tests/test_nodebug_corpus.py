@@ -150,6 +150,10 @@ def test_panic_stack_agrees_with_crash_oracle(corpus: list[dict[str, Any]]) -> N
         # ("no symbolic reference ... possibly bogus exception frame").
         if exc and "possibly bogus" not in text:
             assert exc.group(1) in ours, (e["id"], exc.group(1), ours)
+            # ... and its registers are an exception frame of ours, as in crash.
+            rip = int(re.search(r"RIP: ([0-9a-f]+)", text[exc.end() :]).group(1), 16)
+            frames = nodebug.exception_frames(prog)
+            assert any(regs and regs["rip"] == rip for _pc, _sp, regs in frames), e["id"]
         culprit = e.get("expected", {}).get("culprit_function")
         if culprit and culprit in crash:  # a hung task's culprit is elsewhere
             assert culprit in ours, (e["id"], culprit, ours)

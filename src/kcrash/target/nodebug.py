@@ -472,6 +472,10 @@ def cpu_registers(prog: Program) -> list[dict[str, int]]:
 
 def crashed_cpu_frames(prog: Program) -> list[UnwoundFrame]:
     """The panicking CPU's stack, from its saved registers, by our ORC unwinder."""
+    return unwind_registers(prog, _crashed_registers(prog))
+
+
+def _crashed_registers(prog: Program) -> dict[str, int]:
     regs = cpu_registers(prog)
     if not regs:
         raise ValueError(
@@ -483,7 +487,7 @@ def crashed_cpu_frames(prog: Program) -> list[UnwoundFrame]:
     if cpu is None or cpu >= len(regs):
         # No panic recorded: take the first CPU that was in the kernel.
         cpu = next((i for i, r in enumerate(regs) if r["rip"] >> 63), 0)
-    return unwind_registers(prog, regs[cpu])
+    return regs[cpu]
 
 
 def _unwinder(prog: Program) -> OrcUnwinder:
@@ -585,18 +589,49 @@ def exception_frames(
     """``(pc, sp, regs)`` per frame; ``regs`` set where a ``pt_regs`` begins.
 
     crash's ``bt`` prints such registers after an exception or interrupt
-    frame.  In BTF mode this reads drgn's own frames (an ``interrupted``
-    frame after the first carries the interrupted registers); without types
-    it runs our ORC unwinder from the crashed CPU's saved registers.
+    frame.  Our ORC unwinder (which gives drgn's PCs, see the tests) runs
+    from drgn's first frame (BTF mode) or the crashed CPU's saved registers
+    (kallsyms mode) and records every ``pt_regs`` it crosses.  The first
+    frame gets ``regs`` too when the saved registers are those of an
+    exception (a kdump of an oops saves the oops' ``pt_regs``): then their
+    image lies on the stack just below the interrupted stack pointer.
     """
     st = _state(prog)
     if st.types is None:
         if thread_or_task is not None:
             raise ValueError("stack traces of tasks need types (this kernel has no BTF)")
-        return [(f.pc, f.sp, f.regs) for f in crashed_cpu_frames(prog)]
-    trace = stack_trace(prog, thread_or_task)
-    out: list[tuple[int, int, dict[str, int] | None]] = []
-    for i, fr in enumerate(trace):
-        regs = dict(fr.registers()) if fr.interrupted and i > 0 else None
-        out.append((fr.pc, fr.sp, regs))
+        regs0 = _crashed_registers(prog)
+        frames = unwind_registers(prog, regs0)
+        first_exact = True
+    else:
+        if thread_or_task is None:
+            first = prog.crashed_thread().stack_trace()[0]
+        elif isinstance(thread_or_task, drgn.Thread):
+            first = thread_or_task.stack_trace()[0]
+        else:
+            first = prog.stack_trace(thread_or_task)[0]
+        regs0 = dict(first.registers())
+        first_exact = first.interrupted
+        frames = unwind_registers(prog, regs0, first_exact)
+    out = [(f.pc, f.sp, f.regs) for f in frames]
+    if out and first_exact and _pt_regs_on_stack(prog, regs0):
+        out[0] = (out[0][0], out[0][1], regs0)
     return out
+
+
+def _pt_regs_on_stack(prog: Program, regs: dict[str, int]) -> bool:
+    """Whether ``regs`` (ip, cs, flags, sp, ss) were pushed by an exception
+    entry just below their own stack pointer."""
+    try:
+        tail = struct.pack("<5Q", regs["rip"], regs["cs"], regs["rflags"], regs["rsp"], regs["ss"])
+        sp = regs["rsp"]
+    except (KeyError, struct.error):
+        return False
+    if not sp >> 63:
+        return False
+    start = max(sp - 4096, sp & ~0x3FFF)  # stay on the same (16 KiB) stack
+    try:
+        window = prog.read(start, sp - start + 8 * 6)
+    except drgn.FaultError:
+        return False
+    return window.find(tail) >= 0
