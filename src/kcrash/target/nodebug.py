@@ -72,6 +72,7 @@ class _State:
         self.cpu_regs: list[dict[str, int]] | None = None
         self.objects: dict[tuple[str, int], Object | None] = {}
         self.module_types: list[BtfTypes] | None = None
+        self.setup: NoDebugSetup | None = None
 
 
 def _state(prog: Program) -> _State:
@@ -169,6 +170,9 @@ def attach(
     ``path`` (the vmcore file) lets that mode read the CPUs' saved registers
     from the dump's notes, for the crashed CPU's stack.
     """
+    done = prog.cache.get(_STATE_KEY)
+    if done is not None and done.setup is not None:
+        return done.setup  # drgn refuses a second finder of the same name
     release = release or _release_of(prog)
     st = _State(prog, release)
     st.path = path
@@ -234,6 +238,7 @@ def attach(
             "types come from BTF: no macros; multi-dimensional arrays appear flattened"
         )
     setup.timings["total"] = time.perf_counter() - t0
+    st.setup = setup
     return setup
 
 
