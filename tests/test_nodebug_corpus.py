@@ -242,11 +242,15 @@ def test_kallsyms_only_mode(corpus: list[dict[str, Any]]) -> None:
         assert [f.pc for f in trace][: len(want)] == want
 
 
-def test_kallsyms_found_without_vmcoreinfo_help(corpus: list[dict[str, Any]]) -> None:
+def test_kallsyms_found_without_vmcoreinfo_help(
+    corpus: list[dict[str, Any]], tmp_path: Any, monkeypatch: Any
+) -> None:
     """Kernels before 6.0 do not export the kallsyms tables in VMCOREINFO;
-    the scan of the image must find the very tables VMCOREINFO names."""
+    the scan of the image must find the very tables VMCOREINFO names (an
+    empty cache, so the scan runs), and the build-id cache then finds them."""
     from kcrash.target import kallsyms
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     seen = set()
     for e in corpus:
         if e["kernel"] in seen:
@@ -263,6 +267,10 @@ def test_kallsyms_found_without_vmcoreinfo_help(corpus: list[dict[str, Any]]) ->
             assert got == sorted((s.name, s.address) for s in ref(prog, None, None, False))
         want = dwarf(e).symbol("init_task").address
         assert dict(got)["init_task"] == want, e["id"]
+        assert list((tmp_path / "kcrash" / "kallsyms").glob("*.json")), "not cached"
+        again = kallsyms.locate_tables(prog, info)
+        assert again is not None
+        assert sorted((s.name, s.address) for s in again(prog, None, None, False)) == got
 
 
 def test_module_private_types_from_module_btf(corpus: list[dict[str, Any]]) -> None:

@@ -13,8 +13,11 @@ than the VMCOREINFO export (Debian 11's 5.10 lacks it).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import struct
+from pathlib import Path
 
 from drgn import Program, SymbolIndex
 
@@ -97,36 +100,85 @@ def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
        offsets end right below it;
     3. decode with drgn's own decoder and accept the result only if
        ``init_uts_ns`` and ``_stext`` land where VMCOREINFO says.
-    """
-    from _drgn import _linux_helper_load_builtin_kallsyms
 
+    The places found are cached by build id (``~/.cache/kcrash/kallsyms``).
+    """
     syms = vmcoreinfo_symbols(vmcoreinfo)
     stext = syms.get("_stext")
     uts = syms.get("init_uts_ns")
     if stext is None or uts is None:
         return None
+    build_id = next((ln[9:] for ln in vmcoreinfo.splitlines() if ln.startswith("BUILD-ID=")), None)
+    cached = _cache_load(build_id, stext)
+    if cached is not None:
+        index = _decode(prog, cached, stext, uts)
+        if index is not None:
+            return index
     for hit in _digit_token_hits(prog, stext, uts):
         tables = _tables_at_digit_tokens(prog, hit, stext)
         if tables is None:
             continue
-        try:
-            index = _linux_helper_load_builtin_kallsyms(
-                prog,
-                tables["names"],
-                tables["token_table"],
-                tables["token_index"],
-                tables["num_syms"],
-                tables["offsets"],
-                tables["relative_base"],
-                0,
-                stext,
-            )
-        except Exception:
-            continue
-        found = {s.name: s.address for s in index(prog, "init_uts_ns", None, False)}
-        if found.get("init_uts_ns") == uts:
+        index = _decode(prog, tables, stext, uts)
+        if index is not None:
+            _cache_store(build_id, stext, tables)
             return index
     return None
+
+
+def _decode(prog: Program, tables: dict[str, int], stext: int, uts: int) -> SymbolIndex | None:
+    """drgn's decoder over candidate tables, kept only if ``init_uts_ns`` lands
+    where VMCOREINFO says."""
+    from _drgn import _linux_helper_load_builtin_kallsyms
+
+    try:
+        index = _linux_helper_load_builtin_kallsyms(
+            prog,
+            tables["names"],
+            tables["token_table"],
+            tables["token_index"],
+            tables["num_syms"],
+            tables["offsets"],
+            tables["relative_base"],
+            0,
+            stext,
+        )
+    except Exception:
+        return None
+    found = {s.name: s.address for s in index(prog, "init_uts_ns", None, False)}
+    return index if found.get("init_uts_ns") == uts else None
+
+
+def _cache_path(build_id: str | None) -> Path | None:
+    if not build_id or not all(c in "0123456789abcdef" for c in build_id):
+        return None
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "kcrash" / "kallsyms" / f"{build_id}.json"
+
+
+def _cache_load(build_id: str | None, stext: int) -> dict[str, int] | None:
+    """Table places found before for this build (relative to ``_stext``, so
+    they hold under any KASLR offset): skips the ~0.2 s scan."""
+    path = _cache_path(build_id)
+    try:
+        if path is None or not path.exists():
+            return None
+        rel = json.loads(path.read_text())
+        return {k: stext + int(v) for k, v in rel.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _cache_store(build_id: str | None, stext: int, tables: dict[str, int]) -> None:
+    path = _cache_path(build_id)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: v - stext for k, v in tables.items()}))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home must not stop the analysis
 
 
 def _read_sparse(prog: Program, addr: int, size: int) -> bytes:
