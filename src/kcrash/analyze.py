@@ -208,18 +208,9 @@ def analyze_path(
 
     steps = Steps()
     if is_text_input(path):
-        from .oops.text import read_text
+        from .oops.text import read_path
 
-        def read() -> Any:
-            if path == "-":
-                return read_text(sys.stdin)
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return read_text(f)
-
-        try:
-            text = read()
-        except OSError as e:
-            raise KcrashError(f"{path}: cannot read: {e.strerror}") from None
+        text = read_path(path)  # "-" is stdin; gzip/xz/bz2/zstd logs are streamed
         facts = text.facts
         steps.records.append(_record("read text", 0.0))
         diags = steps.run("diagnose", lambda: diagnose(facts)) or []

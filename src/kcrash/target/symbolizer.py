@@ -42,8 +42,7 @@ def open_symbolizer(
     theirs = elf_release(vmlinux)
     if release and theirs and theirs != release:
         raise DebuginfoMismatchError(
-            f"{vmlinux} is for {theirs}, but the log is from {release}: "
-            "source lines would be wrong"
+            f"{vmlinux} is for {theirs}, but the log is from {release}: source lines would be wrong"
         )
     prog = drgn.Program(X86_64)
     main = prog.extra_module("vmlinux", 0, create=True)
