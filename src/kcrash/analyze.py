@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import __version__
-from .errors import KcrashError, NotADumpError
+from .errors import NotADumpError
 from .facts.model import CrashFacts, Stack
 from .steps import Steps
 
