@@ -129,3 +129,21 @@ def test_interleaved_lines_inside_a_trace_are_tolerated_and_trimmed() -> None:
     evs = events_from_log(log)
     assert [f.function for f in evs[0].call_trace] == ["a", "b"]
     assert evs[0].lines[-1].strip() == "b+0x1/0x2"
+
+
+def test_kasan_allocation_and_free_stacks_are_not_the_call_trace() -> None:
+    log = _log(
+        "==================================================================\n"
+        "BUG: KASAN: slab-use-after-free in frob_item+0x4a/0x60 [frob]\n"
+        "Read of size 8 at addr ffff888012345678 by task sh/9\n"
+        "CPU: 0 PID: 9 Comm: sh Tainted: G    B      OE      6.1.0 #1\n"
+        "Call Trace:\n <TASK>\n dump_stack_lvl+0x44/0x5c\n kasan_report+0x1/0x2\n"
+        " frob_item+0x4a/0x60 [frob]\n frob_all+0x1/0x2 [frob]\n </TASK>\n"
+        "\n"
+        "Allocated by task 9:\n kasan_save_stack+0x1/0x2\n frob_new+0x1/0x2 [frob]\n"
+        "\n"
+        "Freed by task 9:\n kasan_save_stack+0x1/0x2\n frob_free+0x1/0x2 [frob]\n"
+    )
+    ev = events_from_log(log)[0]
+    names = [f.function for f in ev.call_trace]
+    assert names == ["dump_stack_lvl", "kasan_report", "frob_item", "frob_all"]

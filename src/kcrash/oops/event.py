@@ -23,6 +23,12 @@ from kcrash.oops import lines as L
 
 _LONE_CR2_RE = re.compile(r"^\s*CR2: ([0-9a-f]{8,16})\s*$")
 
+_AUX_STACK_RE = re.compile(
+    r"^(?:Allocated by task|Freed by task|Last potentially related work creation|"
+    r"Second to last potentially related|The buggy address|allocated by task|freed by task|"
+    r"kfence-#\d+)"
+)
+
 _CONTEXTS = {
     "IRQ": "irq",
     "SOFTIRQ": "softirq",
@@ -79,6 +85,11 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
             code = L.parse_code(s)
             if code is not None and ev.code is None:
                 ev.code, ev.code_ip_index = code
+            continue
+        if section == "trace" and _AUX_STACK_RE.match(s):
+            # KASAN/KFENCE/kmemleak print more stacks after the faulting one
+            # (allocation, free, aux): they are not the crashing call chain
+            section = "aux"
             continue
         if section == "trace":
             cm = L.CONTEXT_RE.match(s)
