@@ -21,6 +21,7 @@ Sources of the constants (checked against kernels 5.10 and 6.1):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,15 +244,7 @@ def disassemble_code(code: list[int] | None, ip_index: int | None) -> CodeDecode
     buf = bytes(code)
     insns: list[Insn] = []
     prefix: list[Any] = []
-    for start in range(0, ip_index):
-        got = list(md.disasm(buf[start:ip_index], start))
-        if (
-            got
-            and got[-1].address + got[-1].size == ip_index
-            and sum(i.size for i in got) == ip_index - start
-        ):
-            prefix = got
-            break
+    prefix = _synced_prefix(md, buf, ip_index)
     tail = list(md.disasm(buf[ip_index:], ip_index))
     out = CodeDecode(insns=insns)
     for i in prefix:
@@ -270,6 +263,58 @@ def disassemble_code(code: list[int] | None, ip_index: int | None) -> CodeDecode
             out.fault_insn = ins.text
             _mem_operand(i, out)
     return out if insns else None
+
+
+def _synced_prefix(md: Any, buf: bytes, ip_index: int) -> list[Any]:
+    """Instructions before RIP, starting on a real instruction boundary.
+
+    x86 decodings from different start bytes converge on the true boundaries;
+    so decode from each of the first 16 offsets, keep those that land exactly
+    on RIP, and start at the earliest boundary that at least two of them share
+    and whose instruction looks like ordinary code (``00 00`` decoding as
+    ``add [rax], al`` is the usual artefact of a wrong start).
+    """
+    decodings: dict[int, list[Any]] = {}
+    counts: dict[int, int] = {}
+    for start in range(0, min(ip_index, 16)):
+        got = list(md.disasm(buf[start:ip_index], start))
+        if (
+            got
+            and got[-1].address + got[-1].size == ip_index
+            and (sum(i.size for i in got) == ip_index - start)
+        ):
+            decodings[start] = got
+            for i in got:
+                counts[i.address] = counts.get(i.address, 0) + 1
+    if not decodings:
+        return []
+    for b in sorted(counts):
+        if counts[b] < 2 and len(decodings) > 1:
+            continue
+        for got in decodings.values():
+            idx = next((n for n, i in enumerate(got) if i.address == b), None)
+            if idx is not None and not _suspicious(got[idx]):
+                return got[idx:]
+    return min(decodings.items())[1]
+
+
+_BYTE_ALU_RE = re.compile(r"^(?:add|sub|or|adc|sbb|and|xor) byte ptr \[[^\]]*\], [a-d][lh]$")
+_ODD_MNEMONICS = frozenset(
+    "in out ins outs insb insd outsb outsd hlt cli sti iretd retf lcall ljmp enter leave "
+    "fwait sahf lahf aas aaa das daa into bound arpl cmc clc stc cld std lods lodsb lodsd "
+    "scas scasb scasd stos stosb stosd movs movsb movsd cmps cmpsb cmpsd xlatb".split()
+)
+
+
+def _suspicious(insn: Any) -> int:
+    """1 for what a wrong start offset typically decodes to (``00 00`` as
+    ``add [rax], al``, odd legacy opcodes, ``(bad)``), 0 for plausible code."""
+    text = f"{insn.mnemonic} {insn.op_str}"
+    if insn.mnemonic in _ODD_MNEMONICS or "(bad)" in text:
+        return 1
+    if _BYTE_ALU_RE.match(text):  # "00 xx" pairs: add byte ptr [rsi + 0xdc0], bh
+        return 1
+    return 1 if any(seg in insn.op_str for seg in ("ds:", "ss:", "es:", "cs:")) else 0
 
 
 def _mem_operand(insn: Any, out: CodeDecode) -> None:
