@@ -17,6 +17,8 @@ import pytest
 from kcrash.diagnosis import CLASS_IDS, diagnose, render_messages
 from kcrash.oops.text import read_text
 
+pytestmark = pytest.mark.corpus
+
 
 def _boots(corpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}

@@ -11,9 +11,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import pytest
+
 from kcrash.analyze import analyze_path
 from kcrash.diagnosis import diagnose
 from kcrash.oops.text import read_text
+
+pytestmark = pytest.mark.corpus
 
 
 @cache

@@ -205,6 +205,7 @@ def test_derived_formats_agree_with_vmcore_dmesg(
         assert _verdict(derived) == want, (e["boot"], variant)
 
 
+@pytest.mark.corpus
 def test_vmcore_dmesg_and_console_are_detected(corpus: list[dict[str, Any]]) -> None:
     for e in _boots(corpus):
         with open(e["dmesg"], "rb") as f:
@@ -220,6 +221,7 @@ def test_vmcore_dmesg_and_console_are_detected(corpus: list[dict[str, Any]]) -> 
         assert c.formats.get("plain", 0) > 0
 
 
+@pytest.mark.corpus
 def test_event_fields_from_real_oops(corpus: list[dict[str, Any]]) -> None:
     oopses = 0
     for e in _boots(corpus):
@@ -253,6 +255,7 @@ def _crash_session(oracle: dict[str, str], with_log: bool) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.corpus
 def test_crash_session_text_with_log(corpus: list[dict[str, Any]]) -> None:
     for e in corpus:
         if e["format"] != "kdump" or e["compression"] != "zlib":
@@ -273,6 +276,7 @@ def test_crash_session_text_with_log(corpus: list[dict[str, Any]]) -> None:
             assert d.signature.id == _verdict(_read_file(e["dmesg"]))[3]
 
 
+@pytest.mark.corpus
 def test_crash_session_sys_and_bt_only(corpus: list[dict[str, Any]]) -> None:
     """Without the log only crash's PANIC line and bt are left: the culprit still comes
     from the exception frame (or the panic path) of bt."""
@@ -291,6 +295,7 @@ def test_crash_session_sys_and_bt_only(corpus: list[dict[str, Any]]) -> None:
             assert d.culprit is not None and d.culprit.function == exp["culprit_function"], e["id"]
 
 
+@pytest.mark.corpus
 def test_several_oopses_in_one_log(corpus: list[dict[str, Any]]) -> None:
     """Two real crashes in one log (the second's header renumbered [#2] and its records
     appended, as a machine with panic_on_oops=0 prints them): the first is the primary."""
@@ -319,6 +324,7 @@ def test_several_oopses_in_one_log(corpus: list[dict[str, Any]]) -> None:
         assert len(ds) >= 2
 
 
+@pytest.mark.corpus
 def test_interleaved_caller_lines_do_not_enter_blocks(corpus: list[dict[str, Any]]) -> None:
     for e in _boots(corpus):
         text = v_console_caller(_records(_read_file(e["dmesg"])))
@@ -353,6 +359,7 @@ def test_parse_line_prefixes() -> None:
     assert parse_line("Nov 26 06:50:52 h sshd[12]: hello").line is None
 
 
+@pytest.mark.corpus
 def test_hung_task_reports_become_blocked_tasks(corpus: list[dict[str, Any]]) -> None:
     boots = [e for e in _boots(corpus) if e["expected"]["class"] == "hung-task"]
     assert boots, "the corpus has no hung-task scenario"
@@ -365,6 +372,7 @@ def test_hung_task_reports_become_blocked_tasks(corpus: list[dict[str, Any]]) ->
         assert any(fr.function == e["expected"]["culprit_function"] for fr in st.frames)
 
 
+@pytest.mark.corpus
 def test_compressed_and_cut_logs(corpus: list[dict[str, Any]], tmp_path: Any) -> None:
     """Rotated logs come compressed (kern.log.2.gz); a copy may be cut short."""
     import bz2

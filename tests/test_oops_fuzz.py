@@ -120,6 +120,7 @@ def test_shuffled_report_lines(lines: list[str], stamp: bool) -> None:
     _check("\n".join(lines))
 
 
+@pytest.mark.corpus
 @FUZZ
 @given(data=st.data())
 def test_mutated_real_logs(real_logs: list[str], data: st.DataObject) -> None:

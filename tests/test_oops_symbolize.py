@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kcrash.diagnosis import diagnose
 from kcrash.oops.symbolize import symbolize_events
 from kcrash.oops.text import read_text
@@ -20,6 +22,7 @@ LINE_WORDS = {
 }
 
 
+@pytest.mark.corpus
 def test_culprit_source_lines(corpus: list[dict[str, Any]]) -> None:
     seen = set()
     checked = 0
