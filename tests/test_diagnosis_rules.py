@@ -359,3 +359,45 @@ def test_trailer_alone_still_names_its_class() -> None:
     )
     d = _diag(text)[0]
     assert d.title == "soft-lockup in kcrash_soft_lockup [kcrash_crash]"
+
+
+def test_rhel7_3_10_oops_layout() -> None:
+    """3.10 (RHEL 7): IP: line, RIP with [<addr>], RHEL's '----' taint field, Code: after
+    the call trace, 'RIP  [<..>]' / ' RSP <..>' summary lines."""
+    text = (
+        "[ 1234.567890] BUG: unable to handle kernel NULL pointer dereference at "
+        "0000000000000074\n"
+        "[ 1234.567890] IP: [<ffffffffc0123456>] foo_submit+0x15/0x30 [foo]\n"
+        "[ 1234.567890] PGD 0 \n"
+        "[ 1234.567890] Oops: 0000 [#1] SMP \n"
+        "[ 1234.567890] Modules linked in: foo(OE) xfs libcrc32c\n"
+        "[ 1234.567890] CPU: 3 PID: 1234 Comm: bash Kdump: loaded Tainted: G           OE  "
+        "------------   3.10.0-1160.el7.x86_64 #1\n"
+        "[ 1234.567890] Hardware name: Red Hat KVM, BIOS 0.5.1 01/01/2011\n"
+        "[ 1234.567890] task: ffff880012345678 ti: ffff880012345000 task.ti: ffff880012345000\n"
+        "[ 1234.567890] RIP: 0010:[<ffffffffc0123456>]  [<ffffffffc0123456>] "
+        "foo_submit+0x15/0x30 [foo]\n"
+        "[ 1234.567890] RSP: 0018:ffff880012347e00  EFLAGS: 00010246\n"
+        "[ 1234.567890] RAX: 0000000000000000 RBX: ffff880012345678 RCX: 0000000000000000\n"
+        "[ 1234.567890] RDX: 0000000000000000 RSI: 0000000000000000 RDI: 0000000000000000\n"
+        "[ 1234.567890] Call Trace:\n"
+        "[ 1234.567890]  [<ffffffffc0123567>] foo_write+0x20/0x40 [foo]\n"
+        "[ 1234.567890]  [<ffffffff81234567>] vfs_write+0xb5/0x1a0\n"
+        "[ 1234.567890]  [<ffffffff81234568>] SyS_write+0x7f/0xf0\n"
+        "[ 1234.567890]  [<ffffffff81234569>] system_call_fastpath+0x25/0x2a\n"
+        "[ 1234.567890] Code: 55 48 89 e5 <8b> 47 74 5d c3\n"
+        "[ 1234.567890] RIP  [<ffffffffc0123456>] foo_submit+0x15/0x30 [foo]\n"
+        "[ 1234.567890]  RSP <ffff880012347e00>\n"
+        "[ 1234.567890] CR2: 0000000000000074\n"
+    )
+    t = read_text(io.StringIO(text))
+    ev = t.events[0]
+    assert ev.release == "3.10.0-1160.el7.x86_64" and ev.taint == "G           OE"
+    assert ev.rip is not None and ev.rip.address == 0xFFFFFFFFC0123456
+    assert [f.function for f in ev.call_trace][:2] == ["foo_write", "vfs_write"]
+    assert ev.code is not None and ev.code[ev.code_ip_index] == 0x8B
+    d = diagnose(t.facts)[0]
+    assert d.title == "null-deref in foo_submit [foo]"
+    assert d.culprit is not None and d.culprit.out_of_tree
+    assert d.evidence.fault_register is not None
+    assert d.evidence.fault_register["register"] == "rdi"

@@ -113,6 +113,12 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
                     nested.context = context
                     ev.call_trace.append(nested)
                 continue
+            if L.CODE_RE.match(s) and nested is None and not nested_user and ev.code is None:
+                # kernels before 4.9 print the Code: line after the call trace
+                code = L.parse_code(s)
+                if code is not None:
+                    ev.code, ev.code_ip_index = code
+                continue
             if L.REG_LINE_RE.match(s) or L.CODE_RE.match(s):
                 if nested is not None and nested.regs is not None:
                     for k, v in L.parse_registers(s).items():

@@ -49,12 +49,13 @@ PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<msg>.*?)\s*$")
 DIE_RE = re.compile(r"^\s*(?P<what>\S.*?): (?P<err>[0-9a-f]{4,8}) \[#(?P<n>\d+)\]")
 CPU_RE = re.compile(
     r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.+?) "
-    r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+"
+    r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+(?:-+\s+)?"
     r"(?P<release>\d\S*)(?: (?P<version>#.*))?$"
 )
 # Hung-task reports print taint and release on their own line (5.x, 6.x).
 TAINT_LINE_RE = re.compile(
-    r"^\s*(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+(?P<release>\d\S*)(?: (?P<version>#.*))?$"
+    r"^\s*(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+(?:-+\s+)?(?P<release>\d\S*)"
+    r"(?: (?P<version>#.*))?$"
 )
 HARDWARE_RE = re.compile(r"^\s*Hardware name: (?P<hw>.*)$")
 MODULES_RE = re.compile(r"^\s*Modules linked in:(?P<mods>.*)$")
