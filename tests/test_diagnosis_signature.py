@@ -14,6 +14,7 @@ def test_normalize_function() -> None:
     assert normalize_function("__se_sys_ioctl") == "sys_ioctl"
     assert normalize_function("__do_sys_ioctl") == "sys_ioctl"
     assert normalize_function("__ia32_compat_sys_ioctl") == "compat_sys_ioctl"
+    assert normalize_function("SyS_write") == "sys_write"
     assert normalize_function(None) is None
 
 

@@ -197,6 +197,9 @@ SKIP: dict[str, tuple[str, ...]] = {
     "printk": (r"_?v?printk\w*", r"vprintk_\w+", r"console_\w+", r"printk_\w+"),
     "entry": (
         r"do_syscall_(?:64|32\w*|x64|x32)",
+        r"system_call\w*",  # < 4.2 entry
+        r"tracesys\w*",
+        r"ret_from_sys_call",
         r"entry_SYSCALL\w*",
         r"entry_INT80\w*",
         r"__do_fast_syscall\w*",

@@ -45,6 +45,8 @@ def normalize_function(name: str | None) -> str | None:
     if not name:
         return None
     name = base_name(name)
+    if name.startswith("SyS_"):  # 3.x-4.16 syscall wrappers
+        return "sys_" + name[4:]
     m = _SYSCALL_RE.match(name)
     if m:
         name = ("compat_" if m.group(1) else "") + "sys_" + name[m.end() :]
