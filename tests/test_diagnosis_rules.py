@@ -401,3 +401,20 @@ def test_rhel7_3_10_oops_layout() -> None:
     assert d.culprit is not None and d.culprit.out_of_tree
     assert d.evidence.fault_register is not None
     assert d.evidence.fault_register["register"] == "rdi"
+
+
+def test_arm64_paste() -> None:
+    text = (
+        "Unable to handle kernel NULL pointer dereference at virtual address 0000000000000074\n"
+        "Mem abort info:\n  ESR = 0x96000005\n"
+        "Internal error: Oops: 96000005 [#1] PREEMPT SMP\n"
+        "Modules linked in: foo(O)\n"
+        "CPU: 2 PID: 77 Comm: sh Tainted: G           O      6.1.0-28-arm64 #1 Debian 6.1.119-1\n"
+        "pc : foo_submit+0x14/0x30 [foo]\n"
+        "lr : foo_write+0x20/0x40 [foo]\n"
+        "Call trace:\n foo_submit+0x14/0x30 [foo]\n foo_write+0x20/0x40 [foo]\n"
+        " vfs_write+0xc8/0x2f0\n"
+    )
+    d = _diag(text)[0]
+    assert d.title == "null-deref in foo_submit [foo]"
+    assert d.evidence.address_kind == "address.null_offset"

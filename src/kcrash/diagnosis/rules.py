@@ -162,7 +162,12 @@ _ROWS: tuple[Rule, ...] = (
     Rule(
         "null-deref",
         (r"BUG: kernel NULL pointer dereference, address: (?P<addr>[0-9a-f]+)",),
-        legacy=(r"BUG: unable to handle kernel NULL pointer dereference at (?P<addr>[0-9a-f]+)",),
+        legacy=(
+            r"BUG: unable to handle kernel NULL pointer dereference at (?P<addr>[0-9a-f]+)",
+            # arm64 (arch/arm64/mm/fault.c), for pasted logs of other machines
+            r"Unable to handle kernel NULL pointer dereference at virtual address "
+            r"(?P<addr2>[0-9a-f]+)",
+        ),
     ),
     Rule(
         "bad-paging",
@@ -171,7 +176,10 @@ _ROWS: tuple[Rule, ...] = (
             r"BUG: kernel tried to execute NX-protected page",
             r"unable to execute userspace code \(SMEP\?\)",
         ),
-        legacy=(r"BUG: unable to handle kernel paging request at (?P<addr>[0-9a-f]+)",),
+        legacy=(
+            r"BUG: unable to handle kernel paging request at (?P<addr>[0-9a-f]+)",
+            r"Unable to handle kernel paging request at virtual address (?P<addr2>[0-9a-f]+)",
+        ),
     ),
     Rule(
         "gpf",

@@ -10,6 +10,7 @@ Wordings handled, by kernel version:
 * Frames: `` func+0x1a/0x40 [mod]``, `` ? func+...`` (unreliable),
   `` [<ffffffff81234567>] func+...`` (< 4.9), ``[mod buildid]`` (>= 5.15 with
   ``CONFIG_STACKTRACE_BUILD_ID``), bare `` 0xffffffffc0123456`` (no symbol).
+* arm64 pastes: ``pc : func+0x14/0x30 [mod]`` is taken as the RIP line.
 * Registers: the ``__show_regs`` block (``RSP: 0018:... EFLAGS: ...``,
   ``RAX: ... RBX: ... RCX: ...`` ... ``CR2: ... CR3: ... CR4: ...``).
 * ``Code:`` with the byte at RIP in ``<xx>`` (``(xx)`` on some arches).
@@ -30,7 +31,7 @@ FRAME_RE = re.compile(
     r"(?P<rest>\s.*)?$"
 )
 RIP_RE = re.compile(
-    r"^\s*R?IP:\s*(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)*"
+    r"^\s*(?:R?IP:|pc :)\s*(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)*"
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]+))"
 )
 REG_LINE_RE = re.compile(
