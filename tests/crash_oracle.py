@@ -30,6 +30,7 @@ class CrashFrame:
     module: str | None = None
     exception: bool = False
     after_bogus: bool = False  # follows crash's "possibly bogus exception frame"
+    bogus: bool = False  # the frame crash warned about
 
 
 def parse_bt(text: str) -> list[list[CrashFrame]]:
@@ -42,6 +43,8 @@ def parse_bt(text: str) -> list[list[CrashFrame]]:
             continue
         if "possibly bogus exception frame" in line:
             bogus = True
+            if tasks and tasks[-1]:
+                tasks[-1][-1].bogus = True  # the frame (exception or not) it warns about
             continue
         m = _FRAME_RE.match(line)
         if m and tasks:
@@ -89,3 +92,22 @@ def parse_mod(text: str) -> list[dict[str, object]]:
                 }
             )
     return rows
+
+
+def exception_register_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(exception RIP, register lines) under each ``[exception RIP: …]`` of the first task."""
+    blocks: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    for line in text.split("\n\n")[0].splitlines():
+        if "possibly bogus exception frame" in line and blocks:
+            blocks[-1] = ("(bogus) " + blocks[-1][0], blocks[-1][1])
+            continue
+        m = re.search(r"\[exception RIP: ([^\]]+)\]", line)
+        if m:
+            current = []
+            blocks.append((m.group(1), current))
+        elif current is not None and re.match(r"^\s+[A-Z0-9_]+: [0-9a-f]+", line):
+            current.append(" ".join(line.split()))
+        else:
+            current = None
+    return blocks

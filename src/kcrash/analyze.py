@@ -69,7 +69,13 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
         facts.modules = steps.run("modules", lambda: loaded_modules(prog)) or []
     else:
         from .facts.panic import panic_message
+        from .facts.stacks import stack_from_trace
+        from .target import nodebug
 
+        def crashed_cpu_stack() -> Any:  # no task_struct without types: the CPU's registers
+            return stack_from_trace(prog, nodebug.stack_trace(prog, None), False)
+
+        facts.panic_stack = steps.run("panic stack", crashed_cpu_stack)
         facts.system.release = target.dump.release
         facts.system.panic = panic_message(facts.log)
         facts.system.dumpfile = target.dump.path

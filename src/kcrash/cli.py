@@ -108,17 +108,17 @@ def _run_crash_command(name: str, argv: list[str]) -> int:
     target, rest = open_from_args(argv)
     if not sys.stdout.isatty():
         target.prog.config["crash_scroll"] = False  # no pager into pipes and files
-    from .commands._render import mode_note
-
-    note = mode_note(target)
-    if note:  # every command says which mode it ran in and what that lacks
-        print(note, file=sys.stderr)
     line = " ".join([name, *(_quote(a) for a in rest)])
     try:
         registry.run(target, line)
     except CommandError as e:
         print(f"kcrash: {e}", file=sys.stderr)
         return 1
+    from .commands._render import mode_note
+
+    note = mode_note(target)
+    if note:  # every command says which mode it ran in and what that lacks
+        print(note, file=sys.stderr)
     return 0
 
 

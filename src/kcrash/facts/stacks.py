@@ -110,6 +110,11 @@ def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace |
     nmi = _nmi_stack(prog, task)
     if nmi is not None:
         regions.append((nmi[0], nmi[1], NMI_ENTRY_FUNCTIONS))
+    try:  # an NMI that interrupted user mode runs on the task's own stack
+        base = task.stack.value_()
+        regions.append((base, base + prog["THREAD_SIZE"].value_(), NMI_ENTRY_FUNCTIONS))
+    except (LookupError, AttributeError, drgn.FaultError):
+        pass
     for lo, hi, funcs in regions:
         trace = _unwind_from_slot(prog, lo, hi, funcs, exc_sp, exc_pc)
         if trace is not None:
@@ -207,10 +212,11 @@ def stack_from_trace(
     st = Stack()
     frames = list(trace)
     first_pc = frames[0].pc if frames else None
+    prev: drgn.StackFrame | None = None
     for fr in frames:
         if fr.pc < _USER_LIMIT:
             if fr.interrupted:
-                st.user_regs = dict(fr.registers())
+                st.user_regs = _with_orig_ax(prog, prev, dict(fr.registers()))
             break
         exc = fr.interrupted and not (
             fr.pc == first_pc and (synthetic_first or _in_panic_path(fr.name))
@@ -220,10 +226,37 @@ def stack_from_trace(
         if exc and fr.is_inline:
             exc = False
         fact = frame_fact(prog, fr, regs=exc)
+        if exc and fact.regs is not None:
+            fact.regs = _with_orig_ax(prog, prev, fact.regs)
         if ranges is not None and fact.sp is not None:
-            fact.stack = next((k for lo, hi, k in ranges if lo <= fact.sp < hi), "TASK")
+            # <= hi: a frame whose CFA is the stack's top (hardirq_stack_ptr
+            # points 8 bytes below the end) is still on that stack.
+            fact.stack = next((k for lo, hi, k in ranges if lo <= fact.sp <= hi), "TASK")
         st.frames.append(fact)
+        prev = fr
     return st
+
+
+def _with_orig_ax(
+    prog: drgn.Program, entry: drgn.StackFrame | None, regs: dict[str, int]
+) -> dict[str, int]:
+    """Add ``orig_rax`` (crash prints it) from the pt_regs the entry code saved.
+
+    drgn's unwinder gives the registers of an exception frame but not
+    ``orig_ax``, which lives only in the ``struct pt_regs`` that the entry
+    code (``asm_exc_*``, ``entry_SYSCALL_64``) pushed at its stack pointer.
+    We read it there, and only when that struct's ``ip``/``sp`` are the
+    frame's, so a wrong guess adds nothing.
+    """
+    if entry is None or "rip" not in regs:
+        return regs
+    try:
+        pt = drgn.Object(prog, "struct pt_regs", address=entry.sp)
+        if pt.ip.value_() == regs["rip"] and pt.sp.value_() == regs.get("rsp"):
+            regs = {**regs, "orig_rax": pt.orig_ax.value_()}
+    except (LookupError, drgn.FaultError, AttributeError, ValueError):
+        pass
+    return regs
 
 
 def task_stack(target: Target, task: drgn.Object) -> Stack:

@@ -177,22 +177,41 @@ class _FlatReader:
         self.pos += 16 + size
         return True
 
-    def read(self, offset: int, size: int, max_records: int = 4096) -> bytes:
+    def read(self, offset: int, size: int, max_records: int = 65536) -> bytes:
+        """Bytes ``[offset, offset+size)`` of the reassembled file (zeros where unwritten).
+
+        Records already seen are applied once; new ones are read only until
+        the range is covered (headers come first), so the cost is linear in
+        the records scanned, never quadratic.
+        """
         buf = bytearray(size)
-        covered = 0
+        covered: list[tuple[int, int]] = []
+
+        def apply(roff: int, rsize: int, fpos: int) -> None:
+            lo, hi = max(offset, roff), min(offset + size, roff + rsize)
+            if lo < hi:
+                buf[lo - offset : hi - offset] = _read_at(self.f, fpos + lo - roff, hi - lo)
+                covered.append((lo, hi))
+
+        for rec in self.records:
+            apply(*rec)
         scanned = 0
-        while True:
-            for roff, rsize, fpos in self.records:
-                lo, hi = max(offset, roff), min(offset + size, roff + rsize)
-                if lo < hi:
-                    buf[lo - offset : hi - offset] = _read_at(self.f, fpos + lo - roff, hi - lo)
-            covered = sum(
-                max(0, min(offset + size, r + s) - max(offset, r)) for r, s, _ in self.records
-            )
-            if covered >= size or not self._next() or scanned > max_records:
-                break
+        while _covered_bytes(covered) < size and scanned < max_records and self._next():
+            apply(*self.records[-1])
             scanned += 1
         return bytes(buf)
+
+
+def _covered_bytes(intervals: list[tuple[int, int]]) -> int:
+    total, end = 0, None
+    for lo, hi in sorted(intervals):
+        if end is None or lo >= end:
+            total += hi - lo
+            end = hi
+        elif hi > end:
+            total += hi - end
+            end = hi
+    return total
 
 
 def _check_kdump_complete(f, h: dict[str, int], size: int, path: str) -> None:  # type: ignore[no-untyped-def]

@@ -140,7 +140,7 @@ def open_target(
 
     from . import nodebug
 
-    setup = nodebug.attach(prog, dump.release)
+    setup = nodebug.attach(prog, dump.release, path=None if live else dump.path)
     target.mode = setup.mode
     target.lacks = list(setup.lacks)
     if no_debuginfo:
