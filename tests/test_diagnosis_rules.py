@@ -418,3 +418,23 @@ def test_arm64_paste() -> None:
     d = _diag(text)[0]
     assert d.title == "null-deref in foo_submit [foo]"
     assert d.evidence.address_kind == "address.null_offset"
+
+
+def test_scheduling_while_atomic_blames_the_caller_of_the_sleep() -> None:
+    text = (
+        "BUG: scheduling while atomic: sh/113/0x00000002\n"
+        "Modules linked in: foo(O)\n"
+        "CPU: 0 PID: 113 Comm: sh Tainted: G           O      6.1.0 #1\n"
+        + _trace(
+            "dump_stack_lvl+0x44/0x5c",
+            "__schedule_bug.cold+0x4f/0x5d",
+            "__schedule+0x5d3/0x7c0",
+            "schedule+0x5a/0xd0",
+            "schedule_timeout+0x88/0x140",
+            "msleep+0x2d/0x40",
+            "foo_poll_locked+0x30/0x60 [foo]",
+            "foo_write+0x1/0x2 [foo]",
+        )
+    )
+    d = _diag(text)[0]
+    assert d.title == "atomic-sleep in foo_poll_locked [foo]"

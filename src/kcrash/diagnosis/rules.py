@@ -231,6 +231,8 @@ _ROWS: tuple[Rule, ...] = (
         ),
         qualifier="q",
         severity="warning",
+        # the sleeping call itself (schedule, mutex_lock, msleep) is not the bug: its caller is
+        culprit="sleeping",
         skip=(
             r"__schedule_bug",
             r"__might_sleep",
