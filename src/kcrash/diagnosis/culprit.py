@@ -389,7 +389,8 @@ def pick_culprit(
             return Pick(cands[first_anchor - 1], first_anchor - 1, "above_anchor")
         return None
     sleeping = strategy == "sleeping"
+    reason = "first_non_sleeping" if sleeping else "first_non_skipped"
     for i, f in enumerate(cands):
         if not is_skipped(f.function, extra, sleeping):
-            return Pick(f, i, "rip" if f is rip else "first_non_skipped")
+            return Pick(f, i, "rip" if f is rip else reason)
     return None
