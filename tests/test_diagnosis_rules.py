@@ -438,3 +438,65 @@ def test_scheduling_while_atomic_blames_the_caller_of_the_sleep() -> None:
     )
     d = _diag(text)[0]
     assert d.title == "atomic-sleep in foo_poll_locked [foo]"
+
+
+def test_every_decoder_fact_has_a_sentence() -> None:
+    from kcrash.diagnosis import decode
+
+    ref = resources.files("kcrash.report").joinpath("i18n", "rules.en.json")
+    cat = json.loads(ref.read_text(encoding="utf-8"))
+    ids = {f"evidence.taint.{key}" for _, _, key in decode.TAINT_BITS}
+    for code in range(0, 1 << 7):
+        ids.update("evidence." + f.id for f in decode.decode_pf(code | (1 << 6)))
+    addrs = [
+        0,
+        0x74,
+        decode.LIST_POISON1,
+        decode.RED_ACTIVE,
+        0xDEAD000000000400,
+        0xDFFFFC0000000001,
+        0xDFFFFC1000000000,
+        0x8000000000000000,
+        0x1000,
+        0xFFFFFFFFA0001000,
+        0xFFFFFFFF81000000,
+        0xFFFFC90000001000,
+        0xFFFF888000001000,
+    ]
+    addrs += [int(f"{b:02x}" * 8, 16) for b in decode.POISON_BYTES]
+    for a in addrs:
+        f = decode.classify_address(a)
+        assert f is not None
+        ids.add("evidence." + f.id)
+        ids.add("explain." + f.id)
+    for kind in ("null_base", "poison_base", "base", "fault_insn", "rip_insn", "effective_address"):
+        ids.add(f"evidence.code.{kind}")
+    for kind in ("null_base", "poison_base", "base"):
+        ids.add(f"explain.code.{kind}")
+    ids.update(
+        {
+            "evidence.pf.summary",
+            "evidence.list.bad_pointer",
+            "evidence.panic_message",
+            "evidence.context.irq",
+            "evidence.context.softirq",
+            "evidence.context.nmi",
+            "next.oot_module",
+            "next.module",
+            "next.poison",
+            "next.null_register",
+            "next.died_before",
+            "culprit.rip",
+            "culprit.first_non_skipped",
+            "culprit.first_non_sleeping",
+            "culprit.above_anchor",
+            "culprit.message",
+            "culprit.none",
+            "rule.unknown.meaning",
+            "rule.unknown.explanation",
+            "rule.unknown.next.1",
+            "class.unknown",
+        }
+    )
+    missing = sorted(i for i in ids if i not in cat)
+    assert not missing, missing
