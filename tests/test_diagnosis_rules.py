@@ -500,3 +500,29 @@ def test_every_decoder_fact_has_a_sentence() -> None:
     )
     missing = sorted(i for i in ids if i not in cat)
     assert not missing, missing
+
+
+def test_slub_debug_poison_overwritten() -> None:
+    text = (
+        "=============================================================================\n"
+        "BUG kmalloc-64 (Tainted: G    B      O     ): Poison overwritten\n"
+        "-----------------------------------------------------------------------------\n"
+        "INFO: 0xffff888003a1c710-0xffff888003a1c710 @offset=1808. First byte 0x6c instead "
+        "of 0x6b\n"
+        "INFO: Allocated in frob_new+0x1/0x2 [frob] age=12 cpu=0 pid=9\n"
+        "INFO: Freed in frob_free+0x1/0x2 [frob] age=5 cpu=0 pid=9\n"
+        "Object 0xffff888003a1c700: 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b 6b\n"
+        "CPU: 0 PID: 9 Comm: sh Tainted: G    B      O      6.1.0 #1\n"
+        + _trace(
+            "dump_stack_lvl+0x44/0x5c",
+            "check_bytes_and_report.cold+0x4f/0x70",
+            "check_object+0x1/0x2",
+            "alloc_debug_processing+0x1/0x2",
+            "___slab_alloc+0x1/0x2",
+            "__kmalloc+0x1/0x2",
+            "frob_new+0x1/0x2 [frob]",
+        )
+    )
+    d = _diag(text)[0]
+    assert d.class_id == "sanitizer" and d.qualifier == "Poison overwritten"
+    assert d.title == "sanitizer: Poison overwritten in frob_new [frob]"

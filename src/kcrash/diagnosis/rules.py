@@ -87,6 +87,10 @@ _ROWS: tuple[Rule, ...] = (
         (
             r"BUG: (?P<q>(?:KASAN|KFENCE|KMSAN): [a-z-]+(?: (?:read|write|Read|Write))?)",
             r"(?P<q>UBSAN: [a-z-]+) in ",
+            # slub_debug (mm/slub.c): "BUG kmalloc-64 (Not tainted): Poison overwritten"
+            r"^BUG [\w.:-]+ \([^)]*\): (?P<q>Poison overwritten|Redzone overwritten|"
+            r"Object already free|Freepointer corrupt|Left Redzone overwritten|"
+            r"Object padding overwritten|Alignment padding overwritten|Invalid object pointer)",
         ),
         qualifier="q",
         qualifier_in_title=True,
@@ -103,6 +107,18 @@ _ROWS: tuple[Rule, ...] = (
             r"print_address_description\w*",
             r"print_report",
             r"end_report",
+            # slub_debug's own checkers
+            r"check_bytes_and_report",
+            r"check_object",
+            r"check_slab",
+            r"on_freelist",
+            r"\w*_debug_processing",
+            r"object_err",
+            r"slab_err",
+            r"slab_bug",
+            r"print_trailer",
+            r"slab_fix",
+            r"free_consistency_checks",
         ),
         next_steps=2,
     ),

@@ -57,7 +57,10 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("start", re.compile(r"^\s*(?:[\w ]+: )?BUG: ")),  # soft lockup, scheduling while atomic,...
     ("start", re.compile(r"^\s*WARNING: ")),
     ("start", re.compile(r"^\s*(?:\w+: )?INFO: task \S.* blocked for more than")),
-    ("start", re.compile(r"^\s*(?:\w+: )?INFO: ")),
+    # other INFO: reports (not "INFO: lockdep is turned off" or slub_debug's INFO: lines)
+    ("start", re.compile(r"^\s*(?:\w+: )?INFO: (?:.* detected stalls?|possible |trying to )")),
+    # slub_debug (mm/slub.c slab_bug): "BUG kmalloc-64 (Tainted: G B): Poison overwritten"
+    ("start", re.compile(r"^\s*BUG [\w.:-]+ \([^)]*\): \S")),
     ("start", re.compile(r" invoked oom-killer: ")),
     (
         "start",
@@ -87,7 +90,7 @@ _TRACE_OK_RE = re.compile(
 _HEAD_OK_RE = re.compile(
     r"^\s*(?:---\[ end|#PF:|PGD |P4D |PUD |PMD |PTE |Oops|CPU: |Hardware name:|RIP:|IP:|Code:|"
     r"Modules linked in:|Workqueue:|task:|Tainted:|Not tainted|\"echo 0|Read of size|"
-    r"Write of size|Call Trace:|Stack:|in_atomic|preempt_count|INFO: lockdep|"
+    r"Write of size|Call Trace:|Stack:|in_atomic|preempt_count|INFO: |Redzone |Object |Padding |"
     r"Preemption disabled|RCU nest depth|irq event|hardirqs|softirqs|Kernel Offset|"
     r"------------\[ cut here \]|invalid opcode|general protection|divide error|stack segment|"
     r"double fault|KASAN: |\t|rcu:|\(detected by|\(t=|NMI backtrace|Sending NMI|"
