@@ -526,3 +526,16 @@ def test_slub_debug_poison_overwritten() -> None:
     d = _diag(text)[0]
     assert d.class_id == "sanitizer" and d.qualifier == "Poison overwritten"
     assert d.title == "sanitizer: Poison overwritten in frob_new [frob]"
+
+
+def test_stack_overflow_by_recursion() -> None:
+    text = (
+        "BUG: TASK stack guard page was hit at 00000000a1b2c3d4 (stack is 0000..0000)\n"
+        "stack guard page: 0000 [#1] PREEMPT SMP NOPTI\n"
+        "RIP: 0010:recurse+0x10/0x20 [deep]\n"
+        + _trace(*(["recurse+0x15/0x20 [deep]"] * 6), "deep_write+0x1/0x2 [deep]")
+        + "Kernel panic - not syncing: TASK stack guard hit\n"
+    )
+    d = _diag(text)[0]
+    assert d.title == "double-fault in recurse [deep]"
+    assert any(m.id == "evidence.recursion" and m.params["count"] == 6 for m in d.evidence.messages)

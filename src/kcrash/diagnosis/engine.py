@@ -299,11 +299,28 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
                 e.messages.append(Message("evidence." + fr.id, fr.params))
     if ev.panic_message:
         e.messages.append(Message("evidence.panic_message", {"panic_message": ev.panic_message}))
+    rec = _recursion(ev.call_trace)
+    if rec is not None:
+        e.messages.append(Message("evidence.recursion", {"function": rec[0], "count": rec[1]}))
     ctx = _rip_context(ev)
     if ctx is not None:
         e.messages.append(Message(f"evidence.context.{ctx}", {"comm": ev.comm or "?"}))
     e.registers = {k: f"{v:#x}" for k, v in ev.registers.items()}
     return e
+
+
+def _recursion(trace: list[Frame]) -> tuple[str, int] | None:
+    """The function repeated most in a call trace, when it looks like recursion
+    (the usual cause of a kernel stack overflow)."""
+    counts: dict[str, int] = {}
+    for f in trace:
+        if f.function and f.reliable:
+            name = base_name(f.function)
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    name, n = max(counts.items(), key=lambda kv: kv[1])
+    return (name, n) if n >= 4 else None
 
 
 def _rip_context(ev: OopsEvent) -> str | None:

@@ -160,6 +160,7 @@ _ROWS: tuple[Rule, ...] = (
             r"PANIC: double fault",
             r"BUG: (?:\w+ )?stack guard page was hit",
             r"kernel stack overflow",
+            _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
             r"^double fault: [0-9a-f]{4} \[#",
         ),
         skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
