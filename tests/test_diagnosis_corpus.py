@@ -166,3 +166,20 @@ def test_interrupt_context_is_said(corpus: list[dict[str, Any]]) -> None:
             assert "evidence.context.irq" in ids, (e["boot"], kind, ids)
             assert d.evidence.page_fault is not None
             assert "pf.access.write" in d.evidence.page_fault["facts"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "key"),
+    [
+        ("warn", "panic_on_warn"),
+        ("soft-lockup", "softlockup_panic"),
+        ("hung-task", "hung_task_panic"),
+    ],
+)
+def test_trailer_sysctl_is_explained(corpus: list[dict[str, Any]], scenario: str, key: str) -> None:
+    boots = [e for e in _boots(corpus) if e["scenario"] == scenario]
+    assert boots, f"the corpus has no {scenario} scenario"
+    for e in boots:
+        for kind, path in _texts(e):
+            d = diagnose(_read(path).facts)[0]
+            assert f"explain.trailer.{key}" in [m.id for m in d.explanation], (e["boot"], kind)

@@ -65,7 +65,10 @@ def diagnose(facts: CrashFacts) -> list[Diagnosis]:
     out: list[Diagnosis] = []
     if sel.primary is not None:
         related = [c.event.header for c in sel.chain if c is not sel.primary and c.rule]
-        out.append(_build(sel.primary, facts, primary=True, chain=sel.chain, related=related))
+        d = _build(sel.primary, facts, primary=True, chain=sel.chain, related=related)
+        if sel.panic is not None and sel.panic is not sel.primary and sel.panic.rule is not None:
+            d.explanation.append(_trailer_message(sel.panic))
+        out.append(d)
     else:
         out.append(_from_panic_string(facts))
     seen = {out[0].signature.id}
@@ -76,6 +79,22 @@ def diagnose(facts: CrashFacts) -> list[Diagnosis]:
         seen.add(d.signature.id)
         out.append(d)
     return out
+
+
+_TRAILER_KEYS = {
+    "Fatal exception": "fatal_exception",
+    "Fatal exception in interrupt": "fatal_exception_in_interrupt",
+    "panic_on_warn set": "panic_on_warn",
+    "softlockup: hung tasks": "softlockup_panic",
+    "hung_task: blocked tasks": "hung_task_panic",
+}
+
+
+def _trailer_message(panic: Classified) -> Message:
+    """Why the primary report turned into a panic (which sysctl or context)."""
+    q = (panic.match.groupdict().get("q") if panic.match else None) or ""
+    key = _TRAILER_KEYS.get(q, "other")
+    return Message(f"explain.trailer.{key}", {"panic_message": panic.event.panic_message or ""})
 
 
 def _from_panic_string(facts: CrashFacts) -> Diagnosis:
