@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kcrash.diagnosis.rules import Rule, classify_lines
+from kcrash.diagnosis.rules import TRAILER_TARGETS, Rule, classify_lines
 from kcrash.facts.model import OopsEvent
 
 
@@ -151,19 +151,3 @@ def _trailer_cause(before: list[Classified], panic: Classified) -> Classified | 
         if _reportable(c):
             return c
     return None
-
-
-# Which classes each trailer message points back to (kernel/watchdog.c,
-# kernel/hung_task.c, kernel/panic.c), tried before the [#1] oops search.
-TRAILER_TARGETS: dict[str, tuple[str, ...]] = {
-    "softlockup: hung tasks": ("soft-lockup",),
-    "hung_task: blocked tasks": ("hung-task",),
-    "panic_on_warn set": (
-        "warn",
-        "lockdep",
-        "sanitizer",
-        "atomic-sleep",
-        "list-corruption",
-        "bad-page",
-    ),
-}

@@ -13,10 +13,10 @@ import re
 from typing import Any
 
 from kcrash.diagnosis import decode
-from kcrash.diagnosis.classify import TRAILER_TARGETS, Classified, classify_events, select
+from kcrash.diagnosis.classify import Classified, classify_events, select
 from kcrash.diagnosis.culprit import Pick, base_name, pick_culprit
 from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
-from kcrash.diagnosis.rules import RULES_BY_ID, Rule, classify_lines
+from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
 from kcrash.facts.model import CrashFacts, Frame, ModuleInfo, OopsEvent
 

@@ -43,10 +43,8 @@ class Rule:
     culprit: str = "first"
     #: extra function-name regexes to skip for this class
     skip: tuple[str, ...] = ()
-    #: a consequence of an earlier event, never the cause
+    #: a consequence of an earlier event, never the cause (see TRAILER_TARGETS)
     trailer: bool = False
-    #: classes a trailer points back to (empty: the [#1] oops or nearest event)
-    points_to: tuple[str, ...] = ()
     #: "fatal" | "warning" | "info" (info events never become the primary)
     severity: str = "fatal"
     #: classes of earlier events that are part of this same crash (folded in)
@@ -360,6 +358,23 @@ _ROWS: tuple[Rule, ...] = (
         "oops", (r"^(?:Oops|Internal error): [0-9a-f]{4}", r": [0-9a-f]{4} \[#\d+\]"), next_steps=1
     ),
 )
+
+
+#: Which classes each trailer (the ``q`` group of the trailer row) points back to
+#: (kernel/watchdog.c, kernel/hung_task.c, kernel/panic.c); a trailer not listed
+#: points to the last ``[#1]`` oops, else the nearest fatal report above it.
+TRAILER_TARGETS: dict[str, tuple[str, ...]] = {
+    "softlockup: hung tasks": ("soft-lockup",),
+    "hung_task: blocked tasks": ("hung-task",),
+    "panic_on_warn set": (
+        "warn",
+        "lockdep",
+        "sanitizer",
+        "atomic-sleep",
+        "list-corruption",
+        "bad-page",
+    ),
+}
 
 
 def _compile(rule: Rule) -> Rule:
