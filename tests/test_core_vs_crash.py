@@ -63,6 +63,13 @@ def _ids(corpus: list[dict[str, Any]]) -> list[str]:
     return [e["id"] for e in corpus]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_targets() -> Any:
+    """Drop the opened dumps at the end: each holds file descriptors."""
+    yield
+    _TARGETS.clear()
+
+
 @pytest.fixture(scope="module")
 def entries(corpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in corpus if e.get("oracle")]

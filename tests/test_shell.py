@@ -91,6 +91,7 @@ def _spawn(dump: dict[str, Any], env: dict[str, str], *args: str) -> pexpect.spa
         codec_errors="replace",
         timeout=60,
         dimensions=(50, 200),
+        use_poll=True,  # select() fails on descriptors above 1024 in a long pytest run
     )
     child.expect(PROMPT)  # after the banner and the startup `sys`
     return child
@@ -426,6 +427,7 @@ def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> Non
         codec_errors="replace",
         timeout=60,
         dimensions=(20, 200),
+        use_poll=True,
     )
     child.expect(PROMPT)
     # `sys` fits on the screen: less -F prints it and quits, the prompt is back
