@@ -184,10 +184,10 @@ def _build(
         taint=taint.strip() if taint else None,
     )
     params = _params(ev, groups, culprit, evidence, qualifier)
-    explanation = [Message(f"rule.{class_id}.explanation", params)]
+    explanation = [Message(rule.explanation_id if rule else "rule.unknown.explanation", params)]
     explanation.extend(_evidence_explanations(evidence, params))
-    nsteps = rule.next_steps if rule is not None else 1
-    next_steps = [Message(f"rule.{class_id}.next.{i}", params) for i in range(1, nsteps + 1)]
+    step_ids = rule.next_step_ids if rule is not None else ("rule.unknown.next.1",)
+    next_steps = [Message(i, params) for i in step_ids]
     next_steps.extend(_extra_steps(class_id, culprit, evidence, params))
     frames = ([rip] if rip is not None and (not trace or trace[0] is not rip) else []) + list(trace)
     if culprit is not None and pick is not None:
@@ -195,7 +195,7 @@ def _build(
     return Diagnosis(
         class_id=class_id,
         title=sig.title,
-        meaning=Message(f"rule.{class_id}.meaning", params),
+        meaning=Message(rule.meaning_id if rule else "rule.unknown.meaning", params),
         explanation=explanation,
         next_steps=next_steps,
         culprit=culprit,

@@ -55,6 +55,18 @@ class Rule:
     next_steps: int = 2
     compiled: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
 
+    @property
+    def meaning_id(self) -> str:
+        return f"rule.{self.id}.meaning"
+
+    @property
+    def explanation_id(self) -> str:
+        return f"rule.{self.id}.explanation"
+
+    @property
+    def next_step_ids(self) -> tuple[str, ...]:
+        return tuple(f"rule.{self.id}.next.{i}" for i in range(1, self.next_steps + 1))
+
     def match(self, text: str) -> re.Match[str] | None:
         for rx in self.compiled:
             m = rx.search(text)
