@@ -15,11 +15,17 @@ catalogues.  If its first report line is not already a block start for
 :mod:`kcrash.oops.blocks` (``BUG:``, ``WARNING:``, ``INFO:``, ``Kernel panic``,
 ...), add the start line there too.
 
-Wordings were checked against the 5.10 and 6.1 sources (``arch/x86/mm/fault.c``
+Wordings: those of the corpus scenarios (null-deref, sysrq, bug-on, panic,
+soft-lockup, hung-task, divide-error, list-corruption, warn, gpf, slab
+use-after-free, stack-protector, OOM, interrupt context, vmalloc fault) are
+tested on real Debian 5.10 and 6.1 output; the others follow the printk
+formats of the kernel sources they come from (``arch/x86/mm/fault.c``
 ``show_fault_oops``, ``arch/x86/kernel/dumpstack.c`` ``__die_header``,
-``kernel/watchdog.c``, ``kernel/hung_task.c``, ``kernel/rcu/tree_stall.h``,
-``lib/list_debug.c``, ``kernel/panic.c``, ``mm/oom_kill.c``,
-``drivers/tty/sysrq.c``, ``init/main.c``, ``init/do_mounts.c``).
+``kernel/watchdog.c``, ``kernel/watchdog_hld.c``, ``kernel/rcu/tree_stall.h``,
+``kernel/locking/lockdep.c``, ``mm/kasan/report.c``, ``mm/slub.c``,
+``mm/page_alloc.c`` ``bad_page``, ``arch/x86/kernel/cpu/mce/core.c``,
+``arch/x86/kernel/nmi.c``, ``kernel/exit.c``, ``init/do_mounts.c``) and are
+tested on hand-built samples.
 """
 
 from __future__ import annotations
