@@ -147,3 +147,30 @@ def test_kasan_allocation_and_free_stacks_are_not_the_call_trace() -> None:
     ev = events_from_log(log)[0]
     names = [f.function for f in ev.call_trace]
     assert names == ["dump_stack_lvl", "kasan_report", "frob_item", "frob_all"]
+
+
+def test_sysrq_w_task_dumps_become_blocked_tasks() -> None:
+    import io
+
+    from kcrash.oops.text import read_text
+
+    text = (
+        "[  50.1] sysrq: Show Blocked State\n"
+        "[  50.1] task:sh              state:D stack:0     pid:113   ppid:1      flags:0x00000002\n"
+        "[  50.1] Call Trace:\n[  50.1]  <TASK>\n[  50.1]  __schedule+0x34d/0xa00\n"
+        "[  50.1]  schedule+0x5a/0xd0\n[  50.1]  foo_wait+0x1d/0x30 [foo]\n[  50.1]  </TASK>\n"
+        "[  50.1] task:kworker/0:1     state:D stack:0     pid:20    ppid:2      flags:0x00004000\n"
+        "[  50.1] Call Trace:\n[  50.1]  <TASK>\n[  50.1]  __schedule+0x34d/0xa00\n"
+        "[  50.1]  io_schedule+0x46/0x70\n[  50.1]  bar_flush+0x1/0x2 [bar]\n[  50.1]  </TASK>\n"
+        "[  51.0] sysrq: Trigger a crash\n"
+        "[  51.0] Kernel panic - not syncing: sysrq triggered crash\n"
+        "[  51.0] CPU: 0 PID: 166 Comm: sh Not tainted 6.1.0 #1\n"
+        "[  51.0] Call Trace:\n[  51.0]  <TASK>\n[  51.0]  dump_stack_lvl+0x44/0x5c\n"
+        "[  51.0]  panic+0x118/0x2f4\n[  51.0]  sysrq_handle_crash+0x16/0x20\n[  51.0]  </TASK>\n"
+    )
+    facts = read_text(io.StringIO(text)).facts
+    assert [(s.pid, s.comm) for s in facts.blocked_tasks] == [(113, "sh"), (20, "kworker/0:1")]
+    assert [f.function for f in facts.blocked_tasks[1].frames][-1] == "bar_flush"
+    from kcrash.diagnosis import diagnose
+
+    assert diagnose(facts)[0].title == "sysrq in sysrq_handle_crash"

@@ -34,6 +34,7 @@ MAX_BLOCK_LINES = 1500
 MAX_HEAD_NOISE = 80  # unrecognised lines tolerated before the call trace
 MAX_TRACE_NOISE = 3  # ... and inside it (interleaved console output)
 MAX_EVENTS = 400
+MAX_AUX_BLOCKS = 256  # NMI backtraces and sysrq task dumps
 CONTINUATION_WINDOW = 40  # lines after a preamble in which its oops may follow
 
 # Start lines.  A kind: "pre" = preamble of an oops; "die" = the oops line
@@ -76,6 +77,8 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("start", re.compile(r"^\s*(?:\w+: )?possible (?:circular|recursive) locking")),
     ("start", re.compile(r"^\s*(?:Bad mode in |Internal error: )")),
     ("nmi", L.NMI_BT_RE),
+    # one task of a sysrq-w / sysrq-t dump (or of a stall's "Task dump for CPU")
+    ("task", L.TASK_LINE_RE),
 )
 
 # Lines that belong to a stack dump (after "Call Trace:") without being frames.
@@ -103,7 +106,8 @@ _HEAD_OK_RE = re.compile(
 _HINT_RE = re.compile(
     r"BUG|WARNING|INFO:|Oops|panic|corruption|PANIC|Unable|\[#\d|oom|[Oo]ut of memory|"
     r"sysrq|SysRq|UBSAN|NMI|Hardware Error|[Mm]achine [Cc]heck|Attempted to kill|VFS: Unable|"
-    r"stack-protector|locking|Bad mode|Internal error|LOCKUP|NX-protected|SMEP|double fault"
+    r"stack-protector|locking|Bad mode|Internal error|LOCKUP|NX-protected|SMEP|double fault|"
+    r"task:"
 )
 
 
@@ -156,6 +160,7 @@ class BlockScanner:
         self._count = 0
         self.events: list[OopsEvent] = []
         self.dropped_events = 0
+        self._aux = 0
 
     def feed(self, line: LogLine, index: int) -> None:
         """Consume one record; ``index`` is its position in the whole log."""
@@ -196,7 +201,9 @@ class BlockScanner:
 
     def _joins(self, block: _Block, kind: str, text: str) -> bool:
         """Does a new start line continue ``block`` (a preamble and its oops)?"""
-        if block.kind != "pre" or block.in_trace:
+        if block.in_trace or (
+            block.kind != "pre" and not (kind == "task" and block.kind == "start")
+        ):
             return False
         if len(block.records) > CONTINUATION_WINDOW:
             return False
@@ -205,6 +212,8 @@ class BlockScanner:
             return not block.has_die
         if kind == "nmi":
             return bool(re.search(r"stall|LOCKUP", header))
+        if kind == "task":  # the hung task's own sched_show_task() line
+            return "blocked for more than" in header
         if kind == "pre":
             # list_del corruption -> kernel BUG at lib/list_debug.c; NX -> BUG: unable
             return not block.has_die and not re.search(r"KASAN|KFENCE|rcu|LOCKUP", text)
@@ -260,6 +269,13 @@ class BlockScanner:
         recs = block.records
         if block.noise and not block.ended_trace:
             recs = recs[: max(1, len(recs) - block.noise)]
+        if block.kind in ("task", "nmi"):
+            # auxiliary stacks (sysrq-t can print thousands): capped on their own
+            # so they never push the crash reports out
+            if self._aux >= MAX_AUX_BLOCKS:
+                self.dropped_events += 1
+                return
+            self._aux += 1
         ev = build_event(recs, block.start_index)
         if len(self.events) >= MAX_EVENTS:
             # keep the first events (the [#1] chain) and the most recent one (the panic)

@@ -231,6 +231,12 @@ def _head_facts(ev: OopsEvent, s: str) -> None:
                 if gd.get("cpu") is not None:
                     ev.cpu = int(gd["cpu"])
                 return
+    if ev.pid is None:
+        m = L.TASK_LINE_RE.match(s)
+        if m:
+            ev.pid = int(m.group("pid"))
+            ev.comm = ev.comm or m.group("comm").strip()
+            return
     if ev.cpu is None:
         m = L.NMI_BT_RE.search(s)
         if m:

@@ -79,6 +79,8 @@ HUNG_RE = re.compile(r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more tha
 WARN_RE = re.compile(r"WARNING: CPU: (?P<cpu>\d+) PID: (?P<pid>\d+) at ")
 BY_TASK_RE = re.compile(r" by task (?P<comm>.+)/(?P<pid>\d+)\s*$")
 NMI_BT_RE = re.compile(r"NMI backtrace for cpu (?P<cpu>\d+)")
+# sched_show_task() (5.x, 6.x): "task:sh   state:D stack:0  pid:113  ppid:1  flags:0x0"
+TASK_LINE_RE = re.compile(r"^\s*task:(?P<comm>.+?)\s+state:(?P<state>\S)\b.*?\bpid:\s*(?P<pid>\d+)")
 
 
 def parse_frame(text: str, context: str | None = None) -> Frame | None:

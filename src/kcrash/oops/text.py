@@ -48,6 +48,7 @@ _BANNER_RE = re.compile(r"^Linux version (?P<release>\S+) (?P<rest>.*)$")
 _CMDLINE_RE = re.compile(r"^(?:Kernel )?[Cc]ommand line: (?P<cmd>.*)$")
 _HUNG_RE = re.compile(r"INFO: task .+:\d+ blocked for more than")
 _NMI_BT_RE = re.compile(r"NMI backtrace for cpu \d+")
+_TASK_D_RE = re.compile(r"^task:.+?\s+state:D\b")  # a D-state task of sysrq-w / -t
 
 
 class NotKernelTextError(KcrashError):
@@ -376,7 +377,8 @@ def _stacks_from_events(facts: CrashFacts, events: list[OopsEvent]) -> None:
     for ev in events:
         if not ev.call_trace:
             continue
-        if _HUNG_RE.search(ev.header) and len(facts.blocked_tasks) < 64:
+        task = _TASK_D_RE.match(ev.header)
+        if (_HUNG_RE.search(ev.header) or task) and len(facts.blocked_tasks) < 64:
             facts.blocked_tasks.append(
                 Stack(frames=list(ev.call_trace), pid=ev.pid, comm=ev.comm, cpu=None)
             )
