@@ -313,7 +313,7 @@ _ROWS: tuple[Rule, ...] = (
         "machine-check",
         (
             r"Machine Check(?: Exception)?:",
-            r"\[Hardware Error\]",
+            r"\[Hardware Error\]: (?!Machine check events logged)",  # not corrected errors
             _NOT_SYNCING + r".*[Mm]achine [Cc]heck",
         ),
         folds=("machine-check",),
