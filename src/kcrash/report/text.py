@@ -49,12 +49,12 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
     if report.get("explanation"):
         console.print(Text(lb["explanation"], style="bold underline"))
         for line in report["explanation"]:
-            console.print("  " + line, highlight=False)
+            console.print("  " + line, highlight=False, markup=False)
         console.print()
     if report.get("next_steps"):
         console.print(Text(lb["next_steps"], style="bold underline"))
         for i, line in enumerate(report["next_steps"], 1):
-            console.print(f"  {i}. {line}", highlight=False)
+            console.print(f"  {i}. {line}", highlight=False, markup=False)
         console.print()
 
     ev = report.get("evidence", {})
@@ -71,7 +71,7 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
         ("call_trace", [frame_line(f) for f in ev.get("call_trace", [])] or None),
     ):
         if lines:
-            console.print(f"  {lb[key]}:", style="bold")
+            console.print(f"  {lb[key]}:", style="bold", markup=False)
             for ln in lines:
                 console.print("    " + ln, highlight=False, markup=False)
     console.print()
@@ -105,11 +105,13 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
             s["name"],
             Text(lb.get("status_" + s["status"], s["status"]), style=style),
             f"{s['seconds']:.3f}",
-            s.get("reason") or "",
+            Text(s.get("reason") or ""),
         )
     console.print(t)
     for o in report.get("other_reports") or []:
         console.print(
-            f"{lb['other_reports']}: {o['verdict']['class']}: {o['verdict'].get('title')}"
+            f"{lb['other_reports']}: {o['verdict']['class']}: {o['verdict'].get('title')}",
+            markup=False,
+            highlight=False,
         )
     return buf.getvalue()
