@@ -10,7 +10,9 @@ work can start on the first dumps while the rest is still building.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import fnmatch
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -186,8 +188,10 @@ class Builder:
             and set(result["dumps"]) == set(boot.formats)
         ):
             progress(f"guest {boot.id}", "cached")
+            fresh = False
         else:
             result = self._capture(boot, state, bdir, grecipe)
+            fresh = True
             write_json(rfile, result)
         orecipe = self.oracle_recipe(grecipe)
         for fmt, dump in result["dumps"].items():
@@ -196,8 +200,11 @@ class Builder:
             ):
                 continue
             entry_id = f"{boot.id.rsplit('/', 1)[0]}/{fmt}"
+            # Written aside, then swapped in: a reader never sees a half-written oracle.
             odir = bdir / "oracle" / fmt
-            oracle = record_oracle(state.vmlinux, Path(dump["path"]), odir, entry_id)
+            tmp = bdir / "oracle" / f".{fmt}.tmp"
+            rm_rf(tmp)
+            oracle = record_oracle(state.vmlinux, Path(dump["path"]), tmp, entry_id)
             if self.ps_trixie and self.trixie:
                 # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right. Best
                 # effort: the entry stands without it.
@@ -206,22 +213,34 @@ class Builder:
                         self.trixie.crash,
                         state.vmlinux,
                         Path(dump["path"]),
-                        odir,
+                        tmp,
                         {"ps-trixie": "ps"},
                         f"oracle {entry_id} (crash 8.0.6)",
                     )
                     oracle.update(extra)
                 except BuildError as exc:
                     progress("warning", str(exc))
-            dump["oracle"] = oracle
+            rm_rf(odir)
+            tmp.replace(odir)
+            dump["oracle"] = {k: str(odir / Path(p).name) for k, p in oracle.items()}
             dump["oracle_recipe"] = orecipe
             write_json(rfile, result)
         if result.get("host"):
-            tree = boot.hosts_tree
-            dest = self.root / "hosts" / str(tree)
-            rm_rf(dest)
-            shutil.copytree(result["host"], dest)
+            self._publish_host_tree(boot, Path(result["host"]), fresh)
         self.write_manifest()
+
+    def _publish_host_tree(self, boot: Boot, src: Path, fresh: bool) -> None:
+        """Copy a guest's host-readiness files to hosts/<tree>/ when new (under the manifest
+        lock: the manifest lists those files)."""
+        dest = self.root / "hosts" / str(boot.hosts_tree)
+        if dest.is_dir() and not fresh:
+            return
+        with self.lock:
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            rm_rf(tmp)
+            shutil.copytree(src, tmp)
+            rm_rf(dest)
+            tmp.replace(dest)
 
     def _capture(self, boot: Boot, state: KernelState, bdir: Path, grecipe: str) -> dict[str, Any]:
         rm_rf(bdir)
@@ -382,6 +401,24 @@ class Builder:
 
     # -- whole build --------------------------------------------------------------------------
     def build(self) -> int:
+        """Build under an exclusive lock on the cache: two builds (say CI and a developer)
+        writing the same dumps and oracle files at once would corrupt each other."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".build.lock").open("a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                progress("lock", f"another build (pid {holder}) holds {lock.name}; waiting")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            return self._build()
+
+    def _build(self) -> int:
         need_tools(
             [
                 "qemu-system-x86_64",

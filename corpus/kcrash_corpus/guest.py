@@ -268,10 +268,15 @@ def run_boot(
         except (subprocess.TimeoutExpired, TimeoutError, OSError, EOFError, RuntimeError) as exc:
             proc.kill()
             proc.wait()
+            why = (
+                "QEMU still running at the deadline"
+                if isinstance(exc, subprocess.TimeoutExpired)
+                else f"{exc.__class__.__name__}: {exc}"
+            )
             raise BuildError(
                 step,
-                f"no dump within {sc.timeout}s ({exc.__class__.__name__}: "
-                f"{exc}); console: {_console_tail(console)}",
+                f"no dump within {sc.timeout}s, guest killed ({why}); "
+                f"console: {_console_tail(console)}",
             ) from exc
         finally:
             if proc.poll() is None:

@@ -1,10 +1,10 @@
-"""Newer dump tools from Debian 13 (trixie), run on the host without installing them.
+"""crash 8.0.6 from Debian 13 (trixie), run on the host without installing it.
 
-Debian 12's makedumpfile (1.7.2) is built without snappy and zstd, and its crash (8.0.2)
-lists only two tasks in ``ps`` on Debian 6.1 kernels (a backport turned
-``struct pid.numbers[1]`` into ``numbers[]``). Trixie's makedumpfile 1.7.6 has both
-compressions and its crash 8.0.6 fixes ``ps``. They are unpacked with their libraries under
-the cache and run through trixie's own dynamic loader, so the machine is not changed.
+Debian 12's crash (8.0.2) lists only two tasks in ``ps`` on Debian 6.1 kernels (a backport
+turned ``struct pid.numbers[1]`` into ``numbers[]``); trixie's 8.0.6 gets ``ps`` right. It is
+unpacked with its libraries under the cache and run through trixie's own dynamic loader, so
+the machine is not changed. (Trixie's makedumpfile was tried for snappy/zstd and dropped:
+see reencode.py.)
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from .apt import Apt
 from .util import progress, read_json, recipe_hash, rm_rf, run, write_json
 
 SUITE = "trixie"
-PACKAGES = ("makedumpfile", "crash")
-#: Not needed to run the two binaries (crash's gdb is built in).
+PACKAGES = ("crash",)
+#: Not needed to run crash (its gdb is built in).
 SKIP_PREFIXES = (
     "perl",
     "libperl",
@@ -46,16 +46,12 @@ class TrixieTools:
         return [str(loader), "--library-path", ":".join(str(d) for d in libdirs)]
 
     @property
-    def makedumpfile(self) -> list[str]:
-        return [*self._prefix(), str(self.root / "usr/bin/makedumpfile")]
-
-    @property
     def crash(self) -> list[str]:
         return [*self._prefix(), str(self.root / "usr/bin/crash")]
 
 
 def prepare(cache: Path) -> TrixieTools:
-    """Download and unpack trixie's makedumpfile and crash with their libraries."""
+    """Download and unpack trixie's crash with its libraries."""
     step = "tools trixie"
     apt = Apt(cache, SUITE)
     apt.update()
@@ -66,7 +62,7 @@ def prepare(cache: Path) -> TrixieTools:
     old = read_json(stamp)
     if old and old.get("recipe") == recipe:
         return TrixieTools(dest, versions)
-    progress(step, f"unpacking makedumpfile {versions['makedumpfile']}, crash {versions['crash']}")
+    progress(step, f"unpacking crash {versions['crash']}")
     rm_rf(dest)
     dest.mkdir(parents=True)
     names = [n for n in apt.recursive_depends(list(PACKAGES)) if not n.startswith(SKIP_PREFIXES)]
@@ -74,7 +70,7 @@ def prepare(cache: Path) -> TrixieTools:
     for deb in debs.values():
         run(["dpkg-deb", "-x", deb, dest], step, 120)
     tools = TrixieTools(dest, versions)
-    run([*tools.makedumpfile, "-v"], step, 30)
+    run([*tools.crash, "--version"], step, 60)
     write_json(stamp, {"recipe": recipe, "versions": versions})
     shutil.rmtree(apt.debs, ignore_errors=True)
     return tools
