@@ -343,6 +343,7 @@ class Builder:
                         "cpus": sc.cpus,
                         "ram_mb": sc.ram_mb,
                         "cmdline_extra": sc.cmdline,
+                        "crashkernel": sc.crashkernel if boot.capture == "kdump" else None,
                         "sysctls": sc.sysctls,
                     },
                     "size": dump["size"],
