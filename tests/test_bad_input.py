@@ -89,3 +89,31 @@ def test_no_debuginfo_found_for_source_lines(null_deref: dict[str, Any]) -> None
 def test_no_debuginfo_says_where_it_looked(null_deref: dict[str, Any]) -> None:
     p = kcrash("bt", "-l", null_deref["path"])
     assert_one_line_error(p, "looked in", "/usr/lib/debug/boot/vmlinux-")
+
+
+def test_corrupt_page_data_gives_a_degraded_report(
+    null_deref: dict[str, Any], tmp_path: Path
+) -> None:
+    """Garbage written over a real dump's compressed pages: the report still comes out."""
+    data = bytearray(Path(null_deref["path"]).read_bytes())
+    step = len(data) // 40
+    for off in range(len(data) // 4, len(data) - 5000, step):
+        data[off : off + 4096] = bytes((i * 37 + off) & 0xFF for i in range(4096))
+    bad = tmp_path / "corrupt.kdump"
+    bad.write_bytes(bytes(data))
+    p = kcrash("analyze", str(bad), "-f", "json")
+    assert p.returncode == 0, p.stderr
+    import json
+
+    report = json.loads(p.stdout)
+    assert report["verdict"]["class"] == null_deref["expected"]["class"]  # from the log
+    assert report["input"]["lacks"], "it must say what it could not read"
+
+
+def test_time_limit_gives_one_line() -> None:
+    from kcrash.errors import StepTimeout
+    from kcrash.steps import time_limit
+
+    with pytest.raises(StepTimeout, match="took more than"), time_limit(0.2, "spinning"):
+        while True:
+            pass

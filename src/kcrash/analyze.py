@@ -17,9 +17,11 @@ from typing import Any
 from . import __version__
 from .errors import NotADumpError
 from .facts.model import CrashFacts, Stack
-from .steps import Steps
+from .steps import Steps, time_limit
 
 SCHEMA_VERSION = "1.0"
+#: Opening a dump reads headers and indexes debuginfo: seconds normally.
+OPEN_SECONDS = 120
 
 #: Classes whose report should show every CPU's stack / the blocked tasks / memory.
 CPU_STACK_CLASSES = {"soft-lockup", "hard-lockup", "rcu-stall", "nmi", "sysrq"}
@@ -252,7 +254,10 @@ def analyze_path(
         vmlinux = got or vmlinux
 
     t0 = time.perf_counter()
-    target = open_target(path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo)
+    with time_limit(OPEN_SECONDS, f"opening {path}"):
+        target = open_target(
+            path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo
+        )
     steps.records.append(_record("open", time.perf_counter() - t0))
     return analyze_target(target, lang=lang, steps=steps)
 

@@ -81,3 +81,33 @@ class Steps:
 
     def skip(self, name: str, reason: str) -> None:
         self.records.append(StepRecord(name, "skipped", 0.0, reason))
+
+
+class time_limit:
+    """Bound a step that cannot be skipped (opening the dump): past ``seconds``
+    raise :class:`~kcrash.errors.StepTimeout`, one line for the operator.
+    No-op outside the main thread."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds, self.what = seconds, what
+        self._armed = False
+        self._old: Any = None
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread() and self.seconds > 0:
+            self._old = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self._armed = True
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        raise _Timeout()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if self._armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+        if exc_type is _Timeout:
+            from .errors import StepTimeout
+
+            raise StepTimeout(f"{self.what} took more than {self.seconds:g} s; giving up")
+        return False
