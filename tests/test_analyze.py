@@ -171,3 +171,20 @@ def test_every_step_is_recorded_and_timed(corpus: list[dict[str, Any]]) -> None:
     for n in ("open", "log", "events", "system", "panic stack", "diagnose"):
         assert n in names
     assert all(s["status"] == "ok" for s in r["steps"]), r["steps"]
+
+
+def test_context_follows_the_class(corpus: list[dict[str, Any]]) -> None:
+    """Lockups show every CPU, hung tasks the blocked tasks, OOM the memory summary."""
+    by_scenario = {e["scenario"]: e for e in corpus if e["format"] == "kdump"}
+    lockup = report(by_scenario["soft-lockup"])["context"]
+    assert len(lockup["cpu_stacks"]) == by_scenario["soft-lockup"]["guest"]["cpus"]
+    assert all(st["frames"] for st in lockup["cpu_stacks"])
+    hung = report(by_scenario["hung-task"])["context"]
+    assert hung["blocked_tasks"], "the hung task is in D state"
+    assert any(
+        f["function"] == "kcrash_hung_task" for st in hung["blocked_tasks"] for f in st["frames"]
+    )
+    oom = report(by_scenario["oom"])["context"]["memory"]
+    assert oom["total_kb"] > 0 and oom["top_tasks"]
+    text = render_to_string(report(by_scenario["oom"]), "text")
+    assert "Memory" in text and "total_kb" in text

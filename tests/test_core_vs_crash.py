@@ -265,3 +265,16 @@ def test_mod_equals_crash(entries: list[dict[str, Any]]) -> None:
         assert parse_mod(_run(e, "mod")) == parse_mod(_oracle(e, "mod"))
 
     each(entries, check)
+
+
+def test_log_wall_clock_times(entries: list[dict[str, Any]]) -> None:
+    """``log -T``: the last record's wall-clock time is the crash time (sys DATE)."""
+    import datetime
+
+    e = entries[0]
+    last = _run(e, "log -T").splitlines()[-1]
+    stamp = last[1 : last.index("]")]
+    when = datetime.datetime.strptime(stamp, "%a %b %d %H:%M:%S %Y")
+    date = parse_sys(_run(e, "sys"))["DATE"]
+    crash_time = datetime.datetime.strptime(date, "%a %b %d %H:%M:%S %Z %Y")
+    assert abs((when - crash_time).total_seconds()) <= 2, (stamp, date)
