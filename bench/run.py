@@ -415,6 +415,7 @@ def measure_batch(
     timeout: float,
     log: Callable[[str], None],
     quiet: float = 0.0,
+    repeat: int = 1,
 ) -> dict[int, list[float]]:
     """``kcrash batch`` over the dumps with 1 and 2 jobs; dumps per minute per round.
 
@@ -423,10 +424,12 @@ def measure_batch(
     """
     src = scratch / "batch-input"
     src.mkdir(exist_ok=True)
-    for e in entries:
-        link = src / e["id"].replace("/", "_")
-        if not link.exists():
-            link.symlink_to(e["path"])
+    for k in range(repeat):
+        for e in entries:
+            link = src / f"{e['id'].replace('/', '_')}-{k}"
+            if not link.exists():
+                link.symlink_to(e["path"])
+    total = len(entries) * repeat
     dirs = sorted({str(Path(e["vmlinux"]).parent) for e in entries})
     out: dict[int, list[float]] = {j: [] for j in jobs_list}
     kc = _which("kcrash")
@@ -440,9 +443,9 @@ def measure_batch(
             sample, _out, err = run_child(argv, None, scratch, timeout)
             summary = _batch_summary(odir)
             ok = summary.get("analyzed", 0) if summary else 0
-            if sample.rc != 0 or ok != len(entries):
+            if sample.rc != 0 or ok != total:
                 last = (err.strip().splitlines() or [""])[-1]
-                log(f"[batch] jobs={jobs}: {ok}/{len(entries)} analyzed, rc {sample.rc}: {last}")
+                log(f"[batch] jobs={jobs}: {ok}/{total} analyzed, rc {sample.rc}: {last}")
             rate = ok / sample.wall * 60 if sample.wall else 0.0
             log(
                 f"[batch] jobs={jobs} round {rnd + 1}: {sample.wall:.2f} s, {rate:.1f} dumps/min,"
@@ -555,6 +558,7 @@ def render(
     batch: dict[int, list[float]] | None,
     rounds: int,
     command: str,
+    batch_note: str = "",
 ) -> tuple[str, list[tuple[str, str, str]]]:
     """Markdown results and the goals list ``(goal, measured, met)``."""
     lines = [
@@ -617,6 +621,8 @@ def render(
     if batch:
         lines += [
             "## `kcrash batch` throughput",
+            "",
+            f"`kcrash batch DIR --jobs N --out OUT` over {batch_note}.",
             "",
             "| jobs | dumps/min (median) | runs |",
             "|---|---|---|",
@@ -825,6 +831,12 @@ def main(argv: list[str] | None = None) -> int:
         help="dumps for the batch part (default: every kdump-zlib dump of deb12)",
     )
     p.add_argument("--batch-rounds", type=int, default=3)
+    p.add_argument(
+        "--batch-repeat",
+        type=int,
+        default=2,
+        help="each batch dump is linked this many times (longer runs, steadier rates)",
+    )
     p.add_argument("--out", type=Path, help="result file (default bench/results/<date>.md)")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument(
@@ -846,6 +858,7 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for e in entries for c in make_cases(e, scratch)]
         results = measure(cases, args.n, scratch, args.timeout, log, args.quiet_wait)
         batch = None
+        batch_note = ""
         if not args.no_batch:
             import kcrash_corpus
 
@@ -865,15 +878,23 @@ def main(argv: list[str] | None = None) -> int:
                 (1, 2),
                 args.batch_rounds,
                 scratch,
-                args.timeout * len(bentries),
+                args.timeout * len(bentries) * args.batch_repeat,
                 log,
                 args.quiet_wait,
+                args.batch_repeat,
+            )
+            scenarios = ", ".join(sorted(e["scenario"] for e in bentries))
+            batch_note = (
+                f"{len(bentries)} corpus dumps ({scenarios})"
+                f", each linked {args.batch_repeat}× into DIR ({len(bentries) * args.batch_repeat}"
+                " analyses per run), vmlinux found through `--debuginfo`; median of"
+                f" {args.batch_rounds} interleaved runs per job count"
             )
     command = "PYTHONPATH=corpus python bench/run.py" + (
         " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
     )
     info["load average"] = f"{info.pop('load')} at start, {_loadavg()} at end (1/5/15 min)"
-    text, goals = render(info, entries, results, batch, args.n, command)
+    text, goals = render(info, entries, results, batch, args.n, command, batch_note)
     print(text)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
