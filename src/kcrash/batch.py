@@ -247,10 +247,28 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
 # ---------------------------------------------------------------- the parent
 
 
-def _context() -> Any:
-    """The fork server, started (once) with the analysis modules imported."""
+def _context(jobs: int) -> Any:
+    """The fork server, started (once) with the analysis modules imported.
+
+    drgn indexes DWARF with OpenMP, one thread per CPU: one dump alone already keeps both
+    CPUs of a small machine busy.  With several jobs that means jobs × CPUs threads fighting
+    (libgomp spin-waits, cache thrash): measured on 2 CPUs, 2 jobs with one OpenMP thread each
+    finish a batch 15–20 % sooner than with two each.  libgomp reads ``OMP_NUM_THREADS`` when
+    it is loaded, i.e. in the fork server's preload, so it is set in the environment the
+    server starts with (an operator's own setting wins).  The server is started once per
+    process: a later call with another ``jobs`` keeps the first setting.
+    """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        finally:
+            del os.environ["OMP_NUM_THREADS"]
     return ctx
 
 
@@ -272,7 +290,7 @@ def run_batch(
     opts = opts or Options()
     os.makedirs(out_dir, exist_ok=True)
     names = output_names(paths)
-    ctx = _context()
+    ctx = _context(jobs)
     pending = list(zip(paths, names, strict=True))
     pending.reverse()  # pop() from the end keeps input order
     running: dict[Any, tuple[str, str, float]] = {}  # sentinel -> (path, name, start)
