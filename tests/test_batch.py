@@ -163,3 +163,31 @@ def test_find_inputs(tmp_path: Path) -> None:
         find_inputs([str(tmp_path / "missing")])
     with pytest.raises(KcrashError):
         find_inputs([str(tmp_path / "*.nothing")])
+
+
+@pytest.mark.corpus
+def test_batch_mixed_kernels_find_their_own_vmlinux(
+    corpus: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Debian 11 and 12 dumps in one batch: each finds its vmlinux by build id."""
+    entries = []
+    for kernel in ("deb11", "deb12"):
+        got = pick(corpus, kernel=kernel, scenario="null-deref", format="kdump", compression="zlib")
+        if not got:
+            pytest.fail(f"the corpus lacks {kernel}/null-deref/kdump-zlib")
+        entries.append(got[0])
+    src = tmp_path / "in"
+    src.mkdir()
+    for e in entries:
+        (src / e["id"].replace("/", "_")).symlink_to(e["path"])
+    dirs = sorted({str(Path(e["vmlinux"]).parent) for e in entries})
+    outcomes = run_batch(
+        find_inputs([str(src)]), str(tmp_path / "out"), opts=Options(debuginfo_dirs=dirs), jobs=2
+    )
+    assert [o.status for o in outcomes] == [OK, OK], [o.reason for o in outcomes]
+    assert {o.mode for o in outcomes} == {"dwarf"}
+    vmlinuxes = {
+        json.loads(Path(o.json).read_text())["input"]["vmlinux"]  # type: ignore[arg-type]
+        for o in outcomes
+    }
+    assert vmlinuxes == {os.path.abspath(e["vmlinux"]) for e in entries}
