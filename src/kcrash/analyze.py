@@ -65,6 +65,10 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
     steps.run("code bytes", lambda: fill_code_from_memory(prog, facts.events))
     if target.mode != "kallsyms":
         facts.system = steps.run("system", lambda: system_info(target, facts.log)) or facts.system
+        # Module DWARF only for the modules the crash report involves.
+        steps.run(
+            "module debuginfo", lambda: target.load_module_debuginfo(_event_modules(facts.events))
+        )
         task = steps.run("panic task", lambda: panic_task(prog))
         if task is not None:
             facts.panic_stack = steps.run("panic stack", lambda: task_stack(target, task))
@@ -140,6 +144,15 @@ def add_sources(prog: Any, diags: list[Any]) -> None:
         c = d.culprit
         if c is not None and c.source is None and c.frame_index is not None:
             c.source = d.frames[c.frame_index].source if c.frame_index < len(d.frames) else None
+
+
+def _event_modules(events: list[Any]) -> set[str]:
+    names = set()
+    for ev in events:
+        for fr in [ev.rip, *ev.call_trace]:
+            if fr is not None and fr.module:
+                names.add(fr.module)
+    return names
 
 
 def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:

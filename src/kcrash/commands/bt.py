@@ -143,6 +143,10 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
             raise KcrashError("bt: no panic task in this dump; give a PID or -a")
         tasks = [t]
     stacks = [task_stack(target, t) for t in tasks]
+    if args.lines:  # source lines of module frames need those modules' DWARF
+        mods = {f.module for st in stacks for f in st.frames if f.module}
+        if target.load_module_debuginfo(mods) != sorted(mods):
+            stacks = [task_stack(target, t) for t in tasks]
     if args.json:
         print_json(stacks if len(stacks) > 1 or args.all_cpus else stacks[0])
         return

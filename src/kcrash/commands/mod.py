@@ -6,14 +6,23 @@ import argparse
 from typing import Any
 
 from drgn import Program
+from drgn.commands import argument
 
 from ..facts.modules import loaded_modules
 from ._render import JSON_ARG, print_json
-from .registry import kcrash_command
+from .registry import kcrash_command, target_of
 
 
-@kcrash_command(description="loaded kernel modules (crash's mod)", arguments=(JSON_ARG,))
+@kcrash_command(
+    description="loaded kernel modules (crash's mod)",
+    arguments=(
+        argument("-S", dest="load_all", action="store_true", help="load every module's debuginfo"),
+        JSON_ARG,
+    ),
+)
 def _kcrash_cmd_mod(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
+    if args.load_all:
+        target_of(prog).load_module_debuginfo()
     mods = loaded_modules(prog)
     if args.json:
         print_json([{**m.__dict__, "out_of_tree": m.out_of_tree} for m in mods])

@@ -13,6 +13,7 @@ quirk or debuginfo source is handled here once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -41,10 +42,37 @@ class Target:
     lacks: list[str] = field(default_factory=list)
     looked: list[str] = field(default_factory=list)  # where debuginfo was searched
     missing_debuginfo: str | None = None  # why there is no DWARF, in one sentence
+    _modules_missing: set[str] = field(default_factory=set)
 
     @property
     def release(self) -> str | None:
         return self.dump.release
+
+    def load_module_debuginfo(self, names: Any = None) -> list[str]:
+        """Load the DWARF of these modules (all when ``names`` is None); return those
+        without a debug file, which are also noted once in :attr:`lacks`."""
+        if self.mode != "dwarf":
+            return []
+        want = None if names is None else {n.replace("-", "_") for n in names if n}
+        mods = [
+            m
+            for m, _ in self.prog.loaded_modules()
+            if not isinstance(m, drgn.MainModule)
+            and m.wants_debug_file()
+            and (want is None or m.name in want)
+        ]
+        if not mods:
+            return []
+        with contextlib.suppress(drgn.MissingDebugInfoError):
+            self.prog.load_module_debug_info(*mods)
+        missing = sorted(m.name for m in mods if m.wants_debug_file())
+        new = [n for n in missing if n not in self._modules_missing]
+        if new:
+            self._modules_missing.update(new)
+            self.lacks.append(
+                "no debuginfo for module(s) " + ", ".join(new[:10]) + ": no source lines there"
+            )
+        return missing
 
     def stack_trace(self, thread_or_task: Any) -> drgn.StackTrace:
         """A task's stack, unwound with DWARF/ORC in the vmlinux, or ORC in memory."""
@@ -166,22 +194,28 @@ def _not_found_message(dump: DumpFile, looked: list[str]) -> str:
 
 
 def _load_dwarf(prog: drgn.Program, found: di.DebugInfo, target: Target) -> None:
-    """Load vmlinux, then module debug files from the directories found."""
+    """Load vmlinux's DWARF now; module debug files only when a question needs them.
+
+    Why lazily: indexing the DWARF of every loaded module costs time and
+    ~40 MB for answers that rarely need it.  Module *symbols* come from the
+    dump's own module kallsyms (cheap, so every frame is named as crash
+    names it); :meth:`Target.load_module_debuginfo` loads a module's DWARF
+    when its frames need source lines, inlined calls or variables.
+    """
     opts = prog.debug_info_options
     opts.kernel_directories = tuple(found.module_dirs)
     opts.try_kmod = drgn.KmodSearchMethod.WALK
     opts.directories = ()  # no slow global searches: we chose the files
     try:
-        prog.load_debug_info([found.vmlinux], default=True)
+        prog.load_debug_info([found.vmlinux], main=True)
     except drgn.MissingDebugInfoError as e:
-        missing = [m.name for m, _ in prog.loaded_modules() if m.wants_debug_file()]
         if prog.main_module().wants_debug_file():
             raise KcrashError(f"{found.vmlinux}: could not load its debuginfo: {e}") from None
-        if missing:
-            target.lacks.append(
-                "no debuginfo for module(s) "
-                + ", ".join(sorted(missing)[:10])
-                + ": their frames show no source lines"
-            )
+    try:
+        from drgn.helpers.linux.kallsyms import load_module_kallsyms
+
+        prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=-1)
+    except (LookupError, ValueError, drgn.FaultError):
+        pass  # no module symbols: module frames show addresses
     target.mode = "dwarf"
     target.vmlinux = os.path.abspath(found.vmlinux)
