@@ -31,15 +31,19 @@ MEMORY_CLASSES = {"oom-panic", "oom-kill"}
 
 def is_text_input(path: str) -> bool:
     """True for ``-`` and for files that are not a vmcore in any known format."""
+    return _inspect_or_text(path) is None
+
+
+def _inspect_or_text(path: str) -> Any:
+    """The dump's headers, or None when ``path`` is log text (``-``, not a dump)."""
     if path == "-":
-        return True
+        return None
     from .target.dumpfile import inspect
 
     try:
-        inspect(path)
+        return inspect(path)
     except NotADumpError:
-        return True
-    return False
+        return None
 
 
 def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
@@ -228,7 +232,8 @@ def analyze_path(
     from .report.build import build_report
 
     steps = Steps()
-    if is_text_input(path):
+    dump = _inspect_or_text(path)
+    if dump is None:
         from .oops.text import read_path
 
         text = read_path(path)  # "-" is stdin; gzip/xz/bz2/zstd logs are streamed
@@ -248,9 +253,6 @@ def analyze_path(
     from .target.open import open_target
 
     if fetch_debuginfo and vmlinux is None and not no_debuginfo:
-        from .target.dumpfile import inspect
-
-        dump = inspect(path)
         from .target.fetch import fetch_debuginfo as fetch
 
         got = steps.run(
@@ -269,7 +271,7 @@ def analyze_path(
     t0 = time.perf_counter()
     with time_limit(OPEN_SECONDS, f"opening {path}"):
         target = open_target(
-            path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo
+            path, vmlinux, debuginfo_dirs=debuginfo_dirs, no_debuginfo=no_debuginfo, dump=dump
         )
     steps.records.append(_record("open", time.perf_counter() - t0))
     return analyze_target(target, lang=lang, steps=steps)

@@ -127,13 +127,14 @@ def open_target(
     debuginfo_dirs: list[str] | None = None,
     no_debuginfo: bool = False,
     require_debuginfo: bool = False,
+    dump: DumpFile | None = None,
 ) -> Target:
     """Open a vmcore (or ``/proc/kcore``) with the best debuginfo available.
 
     Raises :class:`KcrashError` subclasses for anything the operator must fix:
     a missing/foreign/truncated file, or a named vmlinux of another build.
     """
-    dump = inspect(path)
+    dump = dump or inspect(path)  # callers that already inspected pass it on
     live = dump.container in ("kcore", "qmp")
     if not live and not dump.vmcoreinfo:
         raise NotADumpError(
