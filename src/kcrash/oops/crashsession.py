@@ -31,7 +31,9 @@ function.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kcrash.facts.model import Frame, Stack, SystemInfo
 
@@ -55,6 +57,27 @@ _BT_NOISE_RE = re.compile(
 )
 _PROMPT_RE = re.compile(r"^crash(?:64)?> ?(?P<cmd>.*)$")
 _SYM_OFF_RE = re.compile(r"^(?P<func>[^+\s]+)(?:\+(?P<off>\d+|0x[0-9a-f]+))?$")
+
+#: crash ``sys`` fields (lower-cased, spaces to "_") and how to read their values.
+_SYS_FIELDS: dict[str, Callable[[str], Any]] = {
+    "kernel": str,
+    "dumpfile": str,
+    "date": str,
+    "uptime": str,
+    "load_average": str,
+    "tasks": int,
+    "nodename": str,
+    "release": str,
+    "version": str,
+    "machine": str,
+    "memory": str,
+    "panic": str,
+    "pid": int,
+    "command": str,
+    "task": lambda v: int(v.split()[0], 16),  # "ffff…  [THREAD_INFO: ffff…]"
+    "cpu": int,
+    "state": str,
+}
 
 
 @dataclass
@@ -163,46 +186,15 @@ class CrashSessionReader:
         # PANIC: "Oops: 0000 [#1] PREEMPT SMP NOPTI" (check log for details)
         q = re.match(r'^"(?P<v>.*)"', val)
         unq = q.group("v") if q else val
+        name = key.lower().replace(" ", "_")  # "LOAD AVERAGE" -> load_average
         try:
-            if key == "KERNEL":
-                s.kernel = unq
-            elif key == "DUMPFILE":
-                s.dumpfile = unq
-            elif key == "CPUS":
+            if name == "cpus":
                 m = re.match(r"(\d+)(?:\s+\[OFFLINE: (\d+)\])?", unq)
                 if m:
                     s.cpus = int(m.group(1))
                     s.cpus_offline = int(m.group(2) or 0)
-            elif key == "DATE":
-                s.date = unq
-            elif key == "UPTIME":
-                s.uptime = unq
-            elif key == "LOAD AVERAGE":
-                s.load_average = unq
-            elif key == "TASKS":
-                s.tasks = int(unq)
-            elif key == "NODENAME":
-                s.nodename = unq
-            elif key == "RELEASE":
-                s.release = unq
-            elif key == "VERSION":
-                s.version = unq
-            elif key == "MACHINE":
-                s.machine = unq
-            elif key == "MEMORY":
-                s.memory = unq
-            elif key == "PANIC":
-                s.panic = unq
-            elif key == "PID":
-                s.pid = int(unq)
-            elif key == "COMMAND":
-                s.command = unq
-            elif key == "TASK":
-                s.task = int(unq.split()[0], 16)
-            elif key == "CPU":
-                s.cpu = int(unq)
-            elif key == "STATE":
-                s.state = unq
+            elif name in _SYS_FIELDS:
+                setattr(s, name, _SYS_FIELDS[name](unq))
         except (ValueError, IndexError):
             return
 
