@@ -57,14 +57,7 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
     prog = target.prog
     facts = CrashFacts(source="vmcore", mode=target.mode, lacks=list(target.lacks))
 
-    def read_log() -> list:  # type: ignore[type-arg]
-        if target.mode == "kallsyms":
-            from .target import nodebug
-
-            return nodebug.log_lines(prog)
-        return flog.log_lines(prog)
-
-    facts.log = steps.run("log", read_log) or []
+    facts.log = steps.run("log", lambda: flog.target_log(target)) or []
     facts.events = steps.run("events", lambda: events_from_log(facts.log)) or []
     steps.run("code bytes", lambda: fill_code_from_memory(prog, facts.events))
     if target.mode != "kallsyms":

@@ -8,7 +8,7 @@ from typing import Any
 from drgn import Program
 from drgn.commands import argument
 
-from ..facts.log import format_crash_log, log_lines
+from ..facts.log import format_crash_log, target_log
 from ._render import JSON_ARG, print_json
 from .registry import kcrash_command, target_of
 
@@ -21,8 +21,7 @@ from .registry import kcrash_command, target_of
     ),
 )
 def _kcrash_cmd_log(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
-    target = target_of(prog)
-    lines = log_lines(prog)
+    lines = target_log(target_of(prog))
     if args.json:
         print_json(lines)
         return
@@ -32,5 +31,4 @@ def _kcrash_cmd_log(prog: Program, name: str, args: argparse.Namespace, **kwargs
 
         last = lines[-1].timestamp if lines and lines[-1].timestamp else 0.0
         base = ktime_get_real_seconds(prog).value_() - last
-    del target
     print(format_crash_log(lines, base))

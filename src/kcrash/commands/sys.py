@@ -7,7 +7,7 @@ from typing import Any
 
 from drgn import Program
 
-from ..facts.log import log_lines
+from ..facts.log import target_log
 from ..facts.system import format_sys, system_info
 from ._render import JSON_ARG, print_json
 from .registry import kcrash_command, target_of
@@ -16,7 +16,7 @@ from .registry import kcrash_command, target_of
 @kcrash_command(description="system data (crash's sys)", arguments=(JSON_ARG,))
 def _kcrash_cmd_sys(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
     target = target_of(prog)
-    info = system_info(target, log_lines(prog) if target.mode != "kallsyms" else _vi_log(target))
+    info = system_info(target, target_log(target))
     if args.json:
         data = info.crash_fields()
         data.update(
@@ -30,9 +30,3 @@ def _kcrash_cmd_sys(prog: Program, name: str, args: argparse.Namespace, **kwargs
         print_json(data)
         return
     print(format_sys(info))
-
-
-def _vi_log(target: Any) -> list:  # type: ignore[type-arg]
-    from ..target import nodebug
-
-    return nodebug.log_lines(target.prog) if hasattr(nodebug, "log_lines") else []

@@ -9,6 +9,8 @@ decoded with VMCOREINFO's offsets instead.
 
 from __future__ import annotations
 
+from typing import Any
+
 import drgn
 from drgn.helpers.linux.printk import get_printk_records
 
@@ -30,6 +32,20 @@ def log_lines(prog: drgn.Program) -> list[LogLine]:
         for i, part in enumerate(text.split("\n")):
             out.append(LogLine(part, ts, r.level, caller, r.seq, continued=i > 0))
     return out
+
+
+def target_log(target: Any) -> list[LogLine]:
+    """The log of an opened target, whatever its mode.
+
+    With types (DWARF or BTF) drgn's printk helpers read it; with neither,
+    the no-debuginfo layer decodes the buffer from VMCOREINFO's offsets, as
+    ``vmcore-dmesg`` does.
+    """
+    if target.mode == "kallsyms":
+        from ..target import nodebug
+
+        return nodebug.log_lines(target.prog)
+    return log_lines(target.prog)
 
 
 def format_crash_log(lines: list[LogLine], wall_clock_base: float | None = None) -> str:
