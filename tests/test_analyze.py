@@ -7,6 +7,7 @@ provoked), never from kcrash's own output.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -188,3 +189,20 @@ def test_context_follows_the_class(corpus: list[dict[str, Any]]) -> None:
     assert oom["total_kb"] > 0 and oom["top_tasks"]
     text = render_to_string(report(by_scenario["oom"]), "text")
     assert "Memory" in text and "total_kb" in text
+
+
+def test_readme_example_without_debuginfo() -> None:
+    """The README's first command: the shipped example dump, no debuginfo anywhere."""
+    example = Path(__file__).parents[1] / "src" / "kcrash" / "examples" / "null-deref.vmcore"
+    assert example.stat().st_size <= 20 << 20
+    p = subprocess.run(
+        [sys.executable, "-m", "kcrash", "analyze", str(example), "-f", "json"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "KCRASH_DEBUGINFO_PATH": ""},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["input"]["mode"] == "btf"
+    assert r["verdict"]["class"] == "null-deref"
+    assert r["verdict"]["culprit"]["function"] == "kcrash_get_refcount"
+    assert any("install linux-image-" in x for x in r["input"]["lacks"])
