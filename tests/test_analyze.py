@@ -180,6 +180,15 @@ def test_context_follows_the_class(corpus: list[dict[str, Any]]) -> None:
     lockup = report(by_scenario["soft-lockup"])["context"]
     assert len(lockup["cpu_stacks"]) == by_scenario["soft-lockup"]["guest"]["cpus"]
     assert all(st["frames"] for st in lockup["cpu_stacks"])
+    from kcrash.report.common import context_sections
+    from kcrash.report.labels import labels
+
+    heading, lines = context_sections(report(by_scenario["soft-lockup"]), labels("en"))[0]
+    assert heading == "Other CPUs"
+    # each CPU's stack starts where it was interrupted, not in the dump path
+    firsts = [lines[i + 1] for i, ln in enumerate(lines[:-1]) if ln.startswith("PID ")]
+    assert any("kcrash_soft_lockup+" in ln for ln in firsts), lines
+    assert not any(ln.strip().startswith("machine_kexec") for ln in lines), lines
     hung = report(by_scenario["hung-task"])["context"]
     assert hung["blocked_tasks"], "the hung task is in D state"
     assert any(

@@ -22,6 +22,7 @@ SCHEMA_VERSION = "1.0"
 def _frame(f: Frame) -> dict[str, Any]:
     d = asdict(f)
     d.pop("regs", None)
+    d["exception"] = f.regs is not None  # an exception/interrupt frame starts here
     d["symbol"] = f.symbol
     return d
 

@@ -63,7 +63,13 @@ def system_rows(system: dict[str, Any]) -> list[tuple[str, str]]:
 def stack_lines(st: dict[str, Any], limit: int = 12) -> list[str]:
     """A short stack for context sections: header and the first frames."""
     head = f"PID {st.get('pid')} ({st.get('comm')}) CPU {st.get('cpu')}"
-    frames = [frame_line(f) for f in st.get("frames", []) if not f.get("inlined")]
+    real = [f for f in st.get("frames", []) if not f.get("inlined")]
+    # What the CPU was doing is below the last exception frame; above it is
+    # only how the dump was taken (panic/NMI path), so start there.
+    starts = [i for i, f in enumerate(real) if f.get("exception")]
+    if starts:
+        real = real[starts[-1] :]
+    frames = [frame_line(f) for f in real]
     more = len(frames) - limit
     out = [head, *("  " + f for f in frames[:limit])]
     if more > 0:
