@@ -14,12 +14,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from . import __version__
 from .errors import NotADumpError
 from .facts.model import CrashFacts, Stack
 from .steps import Steps, time_limit
 
-SCHEMA_VERSION = "1.0"
 #: Opening a dump reads headers and indexes debuginfo: seconds normally.
 OPEN_SECONDS = 120
 
@@ -27,11 +25,6 @@ OPEN_SECONDS = 120
 CPU_STACK_CLASSES = {"soft-lockup", "hard-lockup", "rcu-stall", "nmi", "sysrq"}
 BLOCKED_TASK_CLASSES = {"sysrq", "hung-task"}
 MEMORY_CLASSES = {"oom-panic", "oom-kill"}
-
-
-def is_text_input(path: str) -> bool:
-    """True for ``-`` and for files that are not a vmcore in any known format."""
-    return _inspect_or_text(path) is None
 
 
 def _inspect_or_text(path: str) -> Any:
@@ -328,4 +321,4 @@ def render_to_string(report: dict[str, Any], fmt: str, color: bool | None = None
     return render(report, fmt, color=color)
 
 
-__all__ = ["SCHEMA_VERSION", "__version__", "analyze_path", "render_to_string"]
+__all__ = ["analyze_path", "analyze_target", "render_to_string"]
