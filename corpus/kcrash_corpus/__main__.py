@@ -1,4 +1,4 @@
-"""Command line: ``python -m kcrash_corpus {build,verify,list}``."""
+"""Command line: ``python -m kcrash_corpus {build,bump,verify,list}``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--no-ps-trixie", action="store_true", help="skip crash 8.0.6's ps (the ps-trixie oracle)"
     )
+    bp = sub.add_parser(
+        "bump", help="move a kernel's pin to Debian's newest build, rebuild it, compare"
+    )
+    bp.add_argument("kernel", help="a name of tables.KERNELS, e.g. deb12")
+    bp.add_argument("--jobs", type=int, default=2, help="guests/oracles in parallel (default 2)")
     sub.add_parser("verify", help="check every dump's sha256 against the manifest")
     sub.add_parser("list", help="list the manifest's entries")
     sub.add_parser("root", help="print the cache root")
@@ -80,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             rc = Builder(root, args.jobs, args.only, not args.no_ps_trixie).build()
             print(f"build finished in {time.monotonic() - t0:.0f}s, root {root}", file=sys.stderr)
             return rc
+        if args.cmd == "bump":
+            from .bump import bump
+
+            return bump(root, args.kernel, args.jobs)
         if args.cmd == "verify":
             return _verify(root)
         if args.cmd == "list":

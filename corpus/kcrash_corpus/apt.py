@@ -85,6 +85,16 @@ class Apt:
             raise BuildError(f"apt {self.suite}", f"no candidate for {package}")
         return m.group(1)
 
+    def versions(self, package: str) -> list[str]:
+        """Every version of `package` the suite's pockets serve now (newest first)."""
+        out = run(["apt-cache", *self._opts(), "madison", package], f"apt {self.suite}", 60)
+        seen: list[str] = []
+        for line in out.stdout.splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) >= 2 and parts[0] == package and parts[1] not in seen:
+                seen.append(parts[1])
+        return seen
+
     def recursive_depends(self, packages: list[str]) -> list[str]:
         """Packages needed to run `packages` (Depends and Pre-Depends, recursively)."""
         out = run(
@@ -101,11 +111,15 @@ class Apt:
                 names.append(line.strip())
         return sorted(set(names))
 
-    def download(self, packages: list[str]) -> dict[str, Path]:
-        """Download .debs (reused when present); returns package name -> .deb path."""
+    def download(self, packages: list[str] | dict[str, str]) -> dict[str, Path]:
+        """Download .debs (reused when present); returns package name -> .deb path.
+
+        A dict pins each package to a version; a list takes the suite's candidates."""
         step = f"download {self.suite}"
         self.debs.mkdir(parents=True, exist_ok=True)
-        want: dict[str, str] = {p: self.version(p) for p in packages}
+        want: dict[str, str] = (
+            dict(packages) if isinstance(packages, dict) else {p: self.version(p) for p in packages}
+        )
         found: dict[str, Path] = {}
         missing = []
         for pkg, ver in want.items():

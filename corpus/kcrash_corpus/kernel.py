@@ -1,7 +1,7 @@
 """Fetch a Debian kernel and everything around it into the cache.
 
-For one row of ``tables.KERNELS``: resolve the current ABI through apt (never a hard-coded
-number, it moves with every security update), download the image, headers and -dbg
+For one row of ``tables.KERNELS``: check that Debian still serves the pinned build, download
+the image, headers and -dbg
 packages, keep only what the corpus needs (vmlinuz, the guest's modules, vmlinux and a few
 debug .ko files: the full trees are >1 GB), build the test module, and pack the guest
 initramfs. The result is a ``kernel.json`` the rest of the build reads.
@@ -115,22 +115,39 @@ class KernelBuilder:
 
     # -- resolution -------------------------------------------------------------------------
     def resolve(self) -> tuple[str, dict[str, str]]:
-        """ABI release and exact versions of every package this kernel needs."""
+        """The pinned release and the exact version of every package this kernel needs.
+
+        Every package built from Debian's `linux` source (image, -dbg, headers, kbuild) is
+        taken at the pinned version; base-files and kdump-tools (the guest's /etc) at the
+        suite's candidate. A pin the mirror no longer serves is a clear error, not a silent
+        move to another build."""
         self.apt.update()
-        abi = [
-            d for d in self.apt.depends(self.kernel.meta_package) if d.startswith("linux-image-")
-        ]
-        if not abi:
-            raise BuildError(self.step, f"{self.kernel.meta_package} has no linux-image dependency")
-        release = abi[0].removeprefix("linux-image-")
-        headers = f"linux-headers-{release}"
+        k = self.kernel
+        image = f"linux-image-{k.release}"
+        served = self.apt.versions(image)
+        if k.version not in served:
+            newest = self.apt.depends(k.meta_package)
+            raise BuildError(
+                self.step,
+                f"{k.name} is pinned to {image} {k.version}, which Debian's mirror no longer "
+                f"serves (it has {', '.join(served) or 'no version of it'}; "
+                f"{k.meta_package} now depends on {', '.join(newest) or '?'}). Move the pin "
+                f"with `PYTHONPATH=corpus python3 -m kcrash_corpus bump {k.name}`",
+            )
+        headers = f"linux-headers-{k.release}"
         hdeps = [
             d
-            for d in self.apt.depends(headers)
+            for d in self.apt.depends(f"{headers}={k.version}")
             if d.startswith(("linux-headers-", "linux-kbuild-"))
         ]
-        names = [abi[0], f"{abi[0]}-dbg", headers, *hdeps, "base-files", "kdump-tools"]
-        return release, {n: self.apt.version(n) for n in names}
+        pinned = {n: k.version for n in (image, f"{image}-dbg", headers, *hdeps)}
+        for n in pinned:
+            if n != image and k.version not in self.apt.versions(n):
+                raise BuildError(self.step, f"{n} {k.version} is not served by Debian's mirror")
+        return k.release, {
+            **pinned,
+            **{n: self.apt.version(n) for n in ("base-files", "kdump-tools")},
+        }
 
     # -- main entry -------------------------------------------------------------------------
     def prepare(self) -> KernelState:
@@ -158,7 +175,7 @@ class KernelBuilder:
         progress(self.step, f"preparing {release} from {self.kernel.suite}")
         rm_rf(self.dir)
         self.dir.mkdir(parents=True)
-        small = [p for p in packages if not p.endswith("-dbg")]
+        small = {p: v for p, v in packages.items() if not p.endswith("-dbg")}
         debs = self.apt.download(small)
         image = debs[f"linux-image-{release}"]
         vmlinuz, guest_mods = self._extract_image(image, release)
@@ -316,7 +333,8 @@ class KernelBuilder:
         return initrd
 
     def _dbg_deb(self, release: str) -> Path:
-        return self.apt.download([f"linux-image-{release}-dbg"])[f"linux-image-{release}-dbg"]
+        name = f"linux-image-{release}-dbg"
+        return self.apt.download({name: self.kernel.version})[name]
 
     def _extract_vmlinux(self, release: str) -> Path:
         """vmlinux from the -dbg package; tar stops right after it (seconds, not a minute)."""

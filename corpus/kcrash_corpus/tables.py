@@ -47,13 +47,32 @@ ALL_FORMATS = tuple(FORMATS)
 
 @dataclass(frozen=True)
 class Kernel:
-    """A Debian kernel flavour; everything else (ABI, versions) is resolved through apt."""
+    """One Debian kernel build, pinned to its exact ABI and package version.
+
+    The pin is what makes a fresh build reproduce the corpus the tests were written on:
+    Debian moves ``linux-image-amd64`` with every security update (6.1.0-56 became 6.1.0-57
+    under a built corpus once, and a bt frame changed). Moving a pin is deliberate:
+    ``python3 -m kcrash_corpus bump NAME`` rewrites the row, rebuilds its dumps and shows which
+    oracle comparisons changed.
+    """
 
     name: str  #: short name used in ids, e.g. "deb12"
     suite: str  #: Debian suite; `<suite>`, `-updates` and `-security` are searched
+    abi: str  #: kernel ABI, e.g. "6.1.0-57": the release is `<abi>-<flavour>`
+    version: str  #: Debian version of every package built from the `linux` source
     scenarios: tuple[str, ...] | None = None  #: None = every scenario
     formats: tuple[str, ...] | None = None  #: None = every format the scenario asks for
-    meta_package: str = "linux-image-amd64"
+    flavour: str = "amd64"
+
+    @property
+    def release(self) -> str:
+        """`uname -r` of this kernel."""
+        return f"{self.abi}-{self.flavour}"
+
+    @property
+    def meta_package(self) -> str:
+        """The package that follows Debian's newest build (what `bump` moves the pin to)."""
+        return f"linux-image-{self.flavour}"
 
 
 @dataclass(frozen=True)
@@ -287,9 +306,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
+#: Pinned builds (move one with `python3 -m kcrash_corpus bump NAME`). Debian keeps a few
+#: past ABIs of a suite in its -security pocket and the point release's in the suite itself,
+#: so a pin stays downloadable for a while; when it is gone the build says so and how to bump.
 KERNELS: tuple[Kernel, ...] = (
-    Kernel("deb12", "bookworm"),
-    Kernel("deb11", "bullseye", ("sysrq", "null-deref", "soft-lockup"), ("kdump-zlib",)),
+    Kernel("deb12", "bookworm", "6.1.0-57", "6.1.192-3"),
+    Kernel(
+        "deb11", "bullseye", "5.10.0-46", "5.10.262-1",
+        ("sysrq", "null-deref", "soft-lockup"), ("kdump-zlib",),
+    ),
 )
 
 #: Files a host-readiness checker (`kcrash doctor`, issue 9) reads, copied from real guests.
