@@ -312,8 +312,12 @@ SCENARIOS: tuple[Scenario, ...] = (
 KERNELS: tuple[Kernel, ...] = (
     Kernel("deb12", "bookworm", "6.1.0-57", "6.1.192-3"),
     Kernel(
-        "deb11", "bullseye", "5.10.0-46", "5.10.262-1",
-        ("sysrq", "null-deref", "soft-lockup"), ("kdump-zlib",),
+        "deb11",
+        "bullseye",
+        "5.10.0-46",
+        "5.10.262-1",
+        ("sysrq", "null-deref", "soft-lockup"),
+        ("kdump-zlib",),
     ),
 )
 
