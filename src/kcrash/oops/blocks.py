@@ -101,6 +101,9 @@ _HEAD_OK_RE = re.compile(
 )
 
 
+_STALL_RE = re.compile(r"stall|LOCKUP")
+_GP_DUMP_RE = re.compile(r"RCU grace-period kthread stack dump:")
+
 # Cheap pre-filter: a word every start line contains (checked before ~30 regexes,
 # since nearly all lines of a log are not report lines).
 _HINT_RE = re.compile(
@@ -134,6 +137,7 @@ class _Block:
     trace_frames: int = 0
     ended_trace: bool = False
     noise: int = 0
+    nmi_joined: bool = False
 
     def add(self, line: LogLine) -> None:
         if len(self.records) < MAX_BLOCK_LINES:
@@ -192,6 +196,11 @@ class BlockScanner:
             return
         if block is None:
             return
+        if line.timestamp is None and block.records[0].timestamp is not None and text.strip():
+            # a console with printk timestamps: a line without one is not the kernel's
+            # (user space writing to the same serial console, e.g. a fuzzer's program
+            # log); it neither continues nor ends the report
+            return
         if not self._continues(block, text):
             self._close(key)
             return
@@ -201,6 +210,15 @@ class BlockScanner:
 
     def _joins(self, block: _Block, kind: str, text: str) -> bool:
         """Does a new start line continue ``block`` (a preamble and its oops)?"""
+        if block.kind == "pre" and _STALL_RE.search(block.records[0].text):
+            # a stall report: the grace-period kthread's task line and stack
+            # (kernel/rcu/tree_stall.h), then the first CPU backtrace it asked for
+            if kind == "task" and _GP_DUMP_RE.search(block.records[-1].text):
+                return True
+            if kind == "nmi" and not block.nmi_joined and len(block.records) < 200:
+                block.nmi_joined = True
+                block.in_trace = False
+                return True
         if block.in_trace or (
             block.kind != "pre" and not (kind == "task" and block.kind == "start")
         ):
@@ -211,7 +229,8 @@ class BlockScanner:
         if kind == "die":
             return not block.has_die
         if kind == "nmi":
-            return bool(re.search(r"stall|LOCKUP", header))
+            block.nmi_joined = bool(_STALL_RE.search(header))
+            return block.nmi_joined
         if kind == "task":  # the hung task's own sched_show_task() line
             return "blocked for more than" in header
         if kind == "pre":

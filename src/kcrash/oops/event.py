@@ -29,6 +29,11 @@ _AUX_STACK_RE = re.compile(
     r"kfence-#\d+)"
 )
 
+# kernel/rcu/tree_stall.h rcu_check_gp_kthread_starvation(): the grace-period kthread's
+# stack, printed inside a stall report before the stalled CPU's NMI backtrace; it is the
+# victim's view, never the stalled code
+_GP_KTHREAD_RE = re.compile(r"RCU grace-period kthread stack dump:")
+
 _CONTEXTS = {
     "IRQ": "irq",
     "SOFTIRQ": "softirq",
@@ -62,6 +67,13 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
         if not s:
             continue
         _head_facts(ev, s)
+        if _GP_KTHREAD_RE.search(s) and section in ("head", "trace"):
+            section = "gp-kthread"
+            continue
+        if section == "gp-kthread":
+            if L.NMI_BT_RE.search(s):
+                section = "head"  # the stalled CPU's own backtrace follows
+            continue
         if L.END_TRACE_RE.match(s):
             section = "summary"
             continue
