@@ -14,7 +14,7 @@ from typing import Any
 
 from kcrash.diagnosis import decode
 from kcrash.diagnosis.classify import Classified, classify_events, select
-from kcrash.diagnosis.culprit import Pick, base_name, pick_culprit
+from kcrash.diagnosis.culprit import Pick, base_name, blame
 from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
@@ -163,12 +163,18 @@ def _build(
     qualifier = groups.get(rule.qualifier) if rule is not None and rule.qualifier else None
 
     rip, trace = _stack_for(c, chain, facts, primary)
-    pick: Pick | None = None
-    if rule is not None:
-        pick = pick_culprit(rule.culprit, rip, trace, rule.skip, groups.get("sym"))
-    else:
-        pick = pick_culprit("first", rip, trace)
+    b = blame(
+        rule.culprit if rule is not None else "first",
+        rip,
+        trace,
+        class_id=class_id,
+        extra_skip=rule.skip if rule is not None else (),
+        message_symbol=groups.get("sym"),
+        header_symbol=_header_symbol(ev),
+    )
+    pick = b.culprit
     culprit = _culprit(pick, ev, facts) if pick is not None else None
+    site = _culprit(Pick(b.site, 0, "crash_site"), ev, facts) if b.site is not None else None
 
     evidence = _evidence(class_id, ev, facts)
     release = ev.release or facts.system.release
@@ -192,6 +198,8 @@ def _build(
     frames = ([rip] if rip is not None and (not trace or trace[0] is not rip) else []) + list(trace)
     if culprit is not None and pick is not None:
         culprit.frame_index = next((i for i, f in enumerate(frames) if f is pick.frame), None)
+    if site is not None and b.site is not None:
+        site.frame_index = next((i for i, f in enumerate(frames) if f is b.site), None)
     return Diagnosis(
         class_id=class_id,
         title=sig.title,
@@ -201,6 +209,7 @@ def _build(
         culprit=culprit,
         evidence=evidence,
         signature=sig,
+        crash_site=site,
         frames=frames,
         event=ev,
         primary=primary,
@@ -210,6 +219,29 @@ def _build(
         comm=ev.comm,
         related=related,
     )
+
+
+_SYM = r"[A-Za-z_][\w.]*\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?(?: \[[\w-]+\])?"
+#: Report headers that name the function where the report fired (no RIP line needed).
+_HEADER_SYMBOL_RES = (
+    # lib/bug.c / kernel/panic.c __warn(): "WARNING: CPU: 0 PID: 1 at f.c:12 f+0x1/0x2"
+    re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ (?P<s>" + _SYM + r")"),
+    # mm/kasan/report.c, mm/kfence/report.c, mm/kmsan/report.c: "... in f+0x1/0x2"
+    re.compile(r"BUG: (?:KASAN|KFENCE|KMSAN): [\w -]+? in (?P<s>" + _SYM + r")"),
+    # kernel/kcsan/report.c: "BUG: KCSAN: data-race in f / g" (first access)
+    re.compile(r"BUG: KCSAN: [\w -:]+? in (?P<s>[A-Za-z_][\w.]*(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?)"),
+)
+
+
+def _header_symbol(ev: OopsEvent) -> str | None:
+    """The ``f+0x1/0x2`` a report header names (WARNING, KASAN, KFENCE, KMSAN, KCSAN)."""
+    for ln in ev.lines[:3] or [ev.header]:
+        for rx in _HEADER_SYMBOL_RES:
+            m = rx.search(ln)
+            if m:
+                s = m.group("s")
+                return s if "+0x" in s else s + "+0x0"
+    return None
 
 
 def _module_taints(name: str, ev: OopsEvent, modules: list[ModuleInfo]) -> str:

@@ -45,9 +45,11 @@ class Rule:
     qualifier: str | None = None
     #: show the qualifier in the title ("sanitizer: slab-use-after-free in f")
     qualifier_in_title: bool = False
-    #: "first" | "anchor" (lockups, stalls) | "sleeping" (hung tasks) | "message"
+    #: "first" | "access" (sanitizers) | "anchor" (lockups, stalls) | "sleeping" (hung
+    #: tasks) | "message" (see :mod:`kcrash.diagnosis.culprit`)
     culprit: str = "first"
-    #: extra function-name regexes to skip for this class
+    #: extra function-name regexes to skip for this class (the reasoned tables are
+    #: CLASS_SKIPS in :mod:`kcrash.diagnosis.culprit`)
     skip: tuple[str, ...] = ()
     #: a consequence of an earlier event, never the cause (see TRAILER_TARGETS)
     trailer: bool = False
@@ -110,32 +112,7 @@ _ROWS: tuple[Rule, ...] = (
         ),
         qualifier="q",
         qualifier_in_title=True,
-        skip=(
-            r"kasan_\w+",
-            r"__kasan_\w+",
-            r"__asan_\w+",
-            r"kfence_\w+",
-            r"__ubsan_\w+",
-            r"ubsan_\w+",
-            r"kmsan_\w+",
-            r"__msan_\w+",
-            r"check_memory_region\w*",
-            r"print_address_description\w*",
-            r"print_report",
-            r"end_report",
-            # slub_debug's own checkers
-            r"check_bytes_and_report",
-            r"check_object",
-            r"check_slab",
-            r"on_freelist",
-            r"\w*_debug_processing",
-            r"object_err",
-            r"slab_err",
-            r"slab_bug",
-            r"print_trailer",
-            r"slab_fix",
-            r"free_consistency_checks",
-        ),
+        culprit="access",
         next_steps=2,
     ),
     Rule(
@@ -149,26 +126,11 @@ _ROWS: tuple[Rule, ...] = (
         ),
         qualifier="q",
         severity="warning",
-        # lockdep's own machinery and the lock primitives it instruments
-        skip=(
-            r"check_\w+",
-            r"validate_chain",
-            r"print_\w+",
-            r"mark_\w+",
-            r"\w+_nested",
-            r"mutex_lock\w*",
-            r"__mutex_lock\w*",
-            r"down_\w+",
-            r"__down_\w+",
-            r"lock_is_held\w*",
-            r"debug_\w+",
-        ),
     ),
     Rule(
         "list-corruption",
         (r"(?P<q>list_(?:add|del)(?:_rcu)?) corruption",),
         qualifier="q",
-        skip=(r"__list_\w+", r"list_\w+", r"hlist_\w+", r"__hlist_\w+"),
     ),
     Rule(
         "double-fault",
@@ -179,7 +141,6 @@ _ROWS: tuple[Rule, ...] = (
             _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
             r"^double fault: [0-9a-f]{4} \[#",
         ),
-        skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
     ),
     Rule(
         "stack-protector",
@@ -266,31 +227,11 @@ _ROWS: tuple[Rule, ...] = (
         severity="warning",
         # the sleeping call itself (schedule, mutex_lock, msleep) is not the bug: its caller is
         culprit="sleeping",
-        skip=(
-            r"__schedule_bug",
-            r"__might_sleep",
-            r"___might_sleep",
-            r"__might_resched",
-            r"__might_fault",
-            r"might_fault",
-            r"__cant_sleep",
-            r"schedule_debug\w*",
-        ),
     ),
     Rule(
         "bad-page",
         (r"BUG: (?P<q>Bad page (?:state|map|cache))",),
         qualifier="q",
-        skip=(
-            r"bad_page",
-            r"free_pages_check\w*",
-            r"free_page_is_bad\w*",
-            r"check_new_page\w*",
-            r"print_bad_pte",
-            r"free_pcp_prepare",
-            r"free_unref_page\w*",
-            r"free_pages_prepare",
-        ),
     ),
     Rule(
         "oom-panic",
@@ -335,34 +276,15 @@ _ROWS: tuple[Rule, ...] = (
         ),
         legacy=(r"SysRq : Trigger a crash", r"SysRq : Crash"),
         folds=("sysrq",),
-        skip=(r"__handle_sysrq", r"write_sysrq_trigger", r"sysrq_handle_\w*reboot"),
     ),
     Rule(
         "init-killed",
         (_NOT_SYNCING + r"Attempted to kill init! exitcode=0x(?P<exit>[0-9a-f]+)",),
         weak=True,
-        skip=(
-            r"do_exit",
-            r"do_group_exit",
-            r"__x64_sys_exit_group",
-            r"__do_sys_exit_group",
-            r"get_signal",
-            r"arch_do_signal_or_restart",
-            r"do_signal",
-            r"exit_to_user_mode_loop",
-            r"make_task_dead",
-        ),
     ),
     Rule(
         "no-rootfs",
         (_NOT_SYNCING + r"VFS: Unable to mount root fs on (?P<dev>.+)",),
-        skip=(
-            r"mount_block_root",
-            r"mount_root\w*",
-            r"prepare_namespace",
-            r"kernel_init\w*",
-            r"do_basic_setup",
-        ),
     ),
     Rule(
         "warn",
