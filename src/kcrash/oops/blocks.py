@@ -75,6 +75,9 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("start", re.compile(r"^\s*stack-protector: ")),
     ("start", re.compile(r"^\s*Kernel panic: |^\s*Kernel BUG ")),
     ("start", re.compile(r"^\s*(?:\w+: )?possible (?:circular|recursive) locking")),
+    # lockdep < 4.15: "[ INFO: possible circular locking dependency detected ]", "[ BUG: ... ]"
+    ("start", re.compile(r"^\s*\[ (?:INFO|BUG): ")),
+    ("start", re.compile(r"^\s*INFO: suspicious RCU usage")),
     ("start", re.compile(r"^\s*(?:Bad mode in |Internal error: )")),
     ("nmi", L.NMI_BT_RE),
     # one task of a sysrq-w / sysrq-t dump (or of a stall's "Task dump for CPU")
@@ -103,6 +106,15 @@ _HEAD_OK_RE = re.compile(
 
 _STALL_RE = re.compile(r"stall|LOCKUP")
 _GP_DUMP_RE = re.compile(r"RCU grace-period kthread stack dump:")
+# The body of lockdep and RCU-lockdep reports (kernel/locking/lockdep.c): lock chains,
+# held-lock lists, the unsafe scenario; long (100+ lines) before "stack backtrace:".
+_LOCKDEP_OK_RE = re.compile(
+    r"^\s*(?:-{6,}|\(|#\d+:|-> #\d+|\S+/\d+ (?:\[\S+\] )?is |but |which lock|the existing|"
+    r"other info|Possible (?:unsafe|interrupt)|CPU0|-{4}|lock\(|unlock\(|<Interrupt>|"
+    r"\*\*\* DEADLOCK|stack backtrace:|\d+ locks? held by|no locks held by|"
+    r"\w+-(?:safe|unsafe|irq)|to a \w+-|rcu_scheduler_active|RCU used illegally|"
+    r"lockdep_|the shortest|and interrupts could create|.* at: |\[<[0-9a-f]+>\] )"
+)
 
 # Cheap pre-filter: a word every start line contains (checked before ~30 regexes,
 # since nearly all lines of a log are not report lines).
@@ -272,6 +284,7 @@ class BlockScanner:
             return _tolerate(block, MAX_TRACE_NOISE)
         if (
             _HEAD_OK_RE.match(text)
+            or _LOCKDEP_OK_RE.match(text)
             or L.REG_LINE_RE.match(text)
             or L.CPU_RE.match(text)
             or L.TAINT_LINE_RE.match(text)
