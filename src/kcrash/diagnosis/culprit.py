@@ -31,6 +31,10 @@ How each class picks (``Rule.culprit`` in :mod:`kcrash.diagnosis.rules`):
 ``sleeping``
     hung tasks: ``first`` with scheduling, sleeping, waiting and reclaim frames
     skipped too (what the task waited *in*, not how it waits).
+``lock``
+    lockdep: the functions of the ``at: f+0x1/0x2`` lines that say where the
+    offending lock is taken (after ``is trying to acquire lock:``, ``takes:``,
+    ...), then the stack, skipping as ``first`` does.
 ``message``
     the function named in the report line (``stack-protector: ... in: f``).
 
@@ -233,6 +237,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"end_report",
             r"report_\w+_(?:read|write|access)",
             r"check_heap_object",
+            r"usercopy_\w+",
             r"__check_heap_object",
             r"__check_object_size",
             r"check_object_size",
@@ -256,7 +261,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"schedule_debug\w*",
             r"lockdep_\w+",
             r"__lockdep_\w+",
-            r"debug_object\w*",
+            r"(?:__)?debug_object\w*",
+            r"\w+_is_static_object",
+            r"\w+_fixup_(?:init|activate|free|assert_init)",
             r"debug_check_no_\w+",
             r"debug_print_object",
             r"debug_locks_off",
@@ -304,6 +311,10 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"register_lock_class",
             r"look_up_lock_class",
             r"lock_class\w*",
+            r"hlock_class",
+            r"lock_downgrade",
+            r"check_flags",
+            r"find_held_lock",
             r"validate_chain",
             r"check_prev\w*",
             r"check_noncircular",
@@ -359,7 +370,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
         *_rows(
             "slab, page and vmalloc allocators: a crash inside them is a corruption made"
             " elsewhere, a WARN inside them is the caller's bad size or flags",
-            r"(?:__)?kmalloc\w*",
+            r"_*kmalloc\w*",
             r"kmalloc_\w+",
             r"(?:__)?kmem_cache_\w+",
             r"kmem_cache_\w+",
@@ -490,6 +501,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"del_timer\w*",
             r"(?:__)?timer_delete\w*",
             r"timer_delete\w*",
+            r"(?:__)?try_to_del_timer\w*",
             r"try_to_del_timer_sync",
             r"(?:__)?mod_timer\w*",
             r"add_timer\w*",
@@ -514,7 +526,8 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"insert_work",
             r"kthread_stop\w*",
             r"kthread_(?:park|unpark)",
-            r"call_rcu\w*",
+            r"(?:__)?call_rcu\w*",
+            r"cleanup_srcu_struct\w*",
             r"kfree_call_rcu",
         ),
     ),
@@ -533,6 +546,8 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"devres_release_all",
             r"release_nodes",
             r"sysfs_\w+",
+            r"dpm_sysfs_\w+",
+            r"device_pm_remove",
             r"kernfs_\w+",
             r"driver_(?:register|unregister|attach|detach)\w*",
             r"bus_(?:add|remove|probe)_\w+",
@@ -544,6 +559,63 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"debugfs_\w+",
             r"proc_(?:create|remove|register|mkdir)\w*",
             r"remove_proc_\w+",
+        ),
+    ),
+    "subsystem-cores": (
+        *_rows(
+            "socket-buffer helpers: they BUG or WARN when their caller asks for more than the"
+            " buffer holds",
+            r"skb_(?:put|push|pull|panic|over_panic|under_panic|copy_bits|store_bits)\w*",
+            r"__skb_(?:put|push|pull)\w*",
+            r"pskb_expand_head",
+            r"skb_checksum_help",
+        ),
+        *_rows(
+            "USB core transfer API: a WARN in it is the driver's bad URB or pipe",
+            r"usb_(?:submit|kill|poison|unlink|free|alloc)_urb",
+            r"usb_kill_anchored_urbs",
+            r"usb_(?:control|bulk|interrupt)_msg\w*",
+            r"usb_start_wait_urb",
+            r"usb_hcd_submit_urb",
+        ),
+        *_rows(
+            "network-device core: (un)registers on behalf of the driver",
+            r"rollback_registered\w*",
+            r"unregister_netdevice\w*",
+            r"unregister_netdev",
+            r"register_netdevice",
+            r"free_netdev",
+            r"netdev_run_todo",
+        ),
+        *_rows(
+            "inode and dentry reference helpers: they trip over the caller's counts",
+            r"iput\w*",
+            r"ihold",
+            r"(?:fast_)?dput",
+            r"drop_nlink",
+            r"clear_nlink",
+            r"mark_buffer_dirty",
+            r"truncate_inode_pages\w*",
+            r"find_lock_entries",
+            r"umount_check",
+        ),
+        *_rows(
+            "assertion and sanity-check helpers of their own subsystem",
+            r"assertfail",
+            r"__\w+_panic",
+            r"(?:__)?seqprop_assert",
+            r"__folio_rmap_sanity_checks",
+            r"__phys_addr\w*",
+            r"__virt_to_phys\w*",
+            r"__check_\w+",
+        ),
+        *_rows(
+            "retpoline thunks and tracepoint probes: compiler and tracing glue",
+            r"__x86_indirect_thunk_\w+",
+            r"__x86_return_thunk",
+            r"perf_trace_\w+",
+            r"trace_event_raw_event_\w+",
+            r"__traceiter_\w+",
         ),
     ),
     "printk": (
@@ -1036,7 +1108,7 @@ def crash_site(
     if rip is not None and rip.function is not None:
         return rip, frames
     for i, f in enumerate(trace):
-        if f.regs is not None and f.function and f.context not in ("irq", "nmi", "softirq"):
+        if f.regs is not None and f.function:
             return f, _reliable(trace[i + 1 :])
     if header_symbol:
         hf = parse_frame(header_symbol)
@@ -1122,8 +1194,13 @@ def blame(
     extra_skip: tuple[str, ...] = (),
     message_symbol: str | None = None,
     header_symbol: str | None = None,
+    lead: list[Frame] | None = None,
 ) -> Blame:
-    """Crash site and culprit of a report, according to the class's strategy."""
+    """Crash site and culprit of a report, according to the class's strategy.
+
+    ``lead``: frames the report names before its stack (lockdep's ``at:`` lines),
+    tried first by the ``lock`` strategy.
+    """
     extra = _compile(extra_skip)
     site, frames = crash_site(rip, trace, header_symbol)
     if strategy == "message" and message_symbol:
@@ -1131,6 +1208,10 @@ def blame(
         if fr is not None and fr.function:
             return Blame(site or fr, Pick(fr, 0, "message"))
     cands = candidates(site, frames)
+    if strategy == "lock" and lead:
+        for i, f in enumerate(lead):
+            if not is_skipped(f.function, extra, class_id=class_id):
+                return Blame(site, Pick(f, i, "lock_site"))
     if strategy == "anchor":
         return Blame(site, _anchor(cands, site, extra, class_id))
     if strategy == "sleeping":

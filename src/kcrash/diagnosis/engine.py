@@ -19,6 +19,7 @@ from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Messa
 from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
 from kcrash.facts.model import CrashFacts, Frame, ModuleInfo, OopsEvent
+from kcrash.oops.lines import parse_frame
 
 _PF_CLASSES = ("null-deref", "bad-paging")
 _ADDRESS_CLASSES = ("null-deref", "bad-paging", "gpf", "double-fault", "oops")
@@ -171,6 +172,7 @@ def _build(
         extra_skip=rule.skip if rule is not None else (),
         message_symbol=groups.get("sym"),
         header_symbol=_header_symbol(ev),
+        lead=_lock_sites(ev) if rule is not None and rule.culprit == "lock" else None,
     )
     pick = b.culprit
     culprit = _culprit(pick, ev, facts) if pick is not None else None
@@ -242,6 +244,36 @@ def _header_symbol(ev: OopsEvent) -> str | None:
                 s = m.group("s")
                 return s if "+0x" in s else s + "+0x0"
     return None
+
+
+# kernel/locking/lockdep.c: the line after which an "at: f+0x1/0x2" says where the
+# offending lock is taken (print_circular_bug, print_usage_bug, print_irq_inversion_bug,
+# print_unlock_imbalance_bug, debug_check_no_locks_freed, lockdep_print_held_locks)
+_LOCK_MARK_RE = re.compile(
+    r"is trying to acquire lock|is trying to release lock|\btakes:|just changed the state of"
+    r"|held lock freed|still has locks held|is leaving the kernel with locks still held"
+    r"|lock\(s\) held by|locks held by"
+)
+_LOCK_AT_RE = re.compile(r"\bat: (?:\[<[0-9a-f]+>\] )?(?P<s>" + _SYM + r")")
+
+
+def _lock_sites(ev: OopsEvent) -> list[Frame]:
+    """Functions of lockdep's ``at:`` lines after the first marker, in order."""
+    out: list[Frame] = []
+    marked = False
+    for ln in ev.lines[:80]:
+        if ln.strip() in ("Call Trace:", "Call trace:", "stack backtrace:"):
+            break
+        if not marked:
+            marked = bool(_LOCK_MARK_RE.search(ln))
+            if not marked:
+                continue
+        m = _LOCK_AT_RE.search(ln)
+        if m:
+            fr = parse_frame(m.group("s"))
+            if fr is not None and fr.function:
+                out.append(fr)
+    return out
 
 
 def _module_taints(name: str, ev: OopsEvent, modules: list[ModuleInfo]) -> str:

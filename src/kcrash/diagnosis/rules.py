@@ -95,6 +95,10 @@ _ROWS: tuple[Rule, ...] = (
             _NOT_SYNCING + r"(?P<q>softlockup: hung tasks)",
             _NOT_SYNCING + r"(?P<q>hung_task: blocked tasks)",
             _NOT_SYNCING + r"(?P<q>panic_on_oops|Aiee, killing interrupt handler!)",
+            # kernel/sched/core.c __schedule_bug() with panic_on_warn
+            _NOT_SYNCING + r"(?P<q>scheduling while atomic)",
+            # arch/x86/kernel/traps.c exc_double_fault(): die() then panic()
+            _NOT_SYNCING + r"(?P<q>Machine halted\.)",
         ),
         trailer=True,
         severity="info",
@@ -123,9 +127,33 @@ _ROWS: tuple[Rule, ...] = (
             r"WARNING: (?P<q>inconsistent lock state)",
             r"WARNING: (?P<q>possible irq lock inversion dependency) detected",
             r"WARNING: (?P<q>bad unlock balance) detected",
+            # kernel/locking/lockdep.c: the other reports (4.x-6.x "WARNING:"/"BUG:")
+            r"(?:WARNING|BUG): (?P<q>\S+-safe -> \S+-unsafe lock order) detected",
+            r"(?:WARNING|BUG): (?P<q>held lock freed)!",
+            r"(?:WARNING|BUG): \S+ (?P<q>still has locks held)!",
+            r"(?:WARNING|BUG): (?P<q>lock held when returning to user space)!",
+            r"(?:WARNING|BUG): (?P<q>Invalid wait context)",
+            r"(?:WARNING|BUG): (?P<q>Nested lock was not taken)",
+            r"(?:WARNING|INFO): (?P<q>suspicious RCU usage)",  # lockdep_rcu_suspicious()
+            r"INFO: (?P<q>trying to register non-static key)",
+            r"BUG: (?P<q>MAX_(?:STACK_TRACE_ENTRIES|LOCKDEP_\w+) too low)!",
+        ),
+        # < 4.15 ("[ INFO: possible circular locking dependency detected ]")
+        legacy=(
+            r"^\[ INFO: (?P<q>possible \w+ locking(?: dependency)?) detected",
+            r"^\[ INFO: (?P<q>inconsistent lock state) \]",
+            r"^\[ INFO: (?P<q>possible irq lock inversion dependency) detected",
+            r"^\[ INFO: (?P<q>\S+-safe -> \S+-unsafe lock order) detected",
+            r"^\[ INFO: (?P<q>suspicious RCU usage)\. \]",
+            r"^\[ BUG: (?P<q>bad unlock balance) detected",
+            r"^\[ BUG: (?P<q>held lock freed)! \]",
+            r"^\[ BUG: \S+ (?P<q>still has locks held)! \]",
+            r"^\[ BUG: (?P<q>lock held when returning to user space)! \]",
+            r"^\[ BUG: (?P<q>Invalid wait context) \]",
         ),
         qualifier="q",
         severity="warning",
+        culprit="lock",
     ),
     Rule(
         "list-corruption",
@@ -306,6 +334,8 @@ _ROWS: tuple[Rule, ...] = (
 TRAILER_TARGETS: dict[str, tuple[str, ...]] = {
     "softlockup: hung tasks": ("soft-lockup",),
     "hung_task: blocked tasks": ("hung-task",),
+    "scheduling while atomic": ("atomic-sleep",),
+    "Machine halted.": ("double-fault",),
     "panic_on_warn set": (
         "warn",
         "lockdep",
