@@ -689,8 +689,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
     ),
     "entry": (
         *_rows(
-            "system-call entry and syscall wrappers' dispatch (the syscall's own function is"
-            " kept)",
+            "system-call entry and syscall wrappers' dispatch (the syscall's own function is kept)",
             r"do_syscall_(?:64|32\w*|x64|x32)",
             r"system_call\w*",  # < 4.2 entry
             r"tracesys\w*",
@@ -785,8 +784,7 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"free_consistency_checks",
     ),
     "lockdep": _rows(
-        "lockdep's own machinery and the lock primitives it instruments: the lock taker is"
-        " blamed",
+        "lockdep's own machinery and the lock primitives it instruments: the lock taker is blamed",
         r"check_\w+",
         r"validate_chain",
         r"print_\w+",
@@ -1231,6 +1229,4 @@ def pick_culprit(
     message_symbol: str | None = None,
 ) -> Pick | None:
     """The culprit alone (kept for callers that do not need the crash site)."""
-    return blame(
-        strategy, rip, trace, extra_skip=extra_skip, message_symbol=message_symbol
-    ).culprit
+    return blame(strategy, rip, trace, extra_skip=extra_skip, message_symbol=message_symbol).culprit
