@@ -55,9 +55,11 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pre", re.compile(r"^\s*(?:\w+: )?INFO: rcu_\w+ (?:self-)?detected|^\s*rcu: INFO: ")),
     ("pre", re.compile(r"Watchdog detected hard LOCKUP on cpu")),
     ("start", L.PANIC_RE),
+    # mm/kmemleak.c: one leaked object (printed with or without "BUG: memory leak" first)
+    ("pre", re.compile(r"^\s*BUG: memory leak\s*$|^\s*unreferenced object\b")),
     ("start", re.compile(r"^\s*(?:[\w ]+: )?BUG: ")),  # soft lockup, scheduling while atomic,...
     ("start", re.compile(r"^\s*WARNING: ")),
-    ("start", re.compile(r"^\s*(?:\w+: )?INFO: task \S.* blocked for more than")),
+    ("start", re.compile(r"^\s*(?:\w+: )?INFO: task \S.* (?:blocked .*for more than|can't die)")),
     # other INFO: reports (not "INFO: lockdep is turned off" or slub_debug's INFO: lines)
     ("start", re.compile(r"^\s*(?:\w+: )?INFO: (?:.* detected stalls?|possible |trying to )")),
     # slub_debug (mm/slub.c slab_bug): "BUG kmalloc-64 (Tainted: G B): Poison overwritten"
@@ -78,6 +80,9 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     # lockdep < 4.15: "[ INFO: possible circular locking dependency detected ]", "[ BUG: ... ]"
     ("start", re.compile(r"^\s*\[ (?:INFO|BUG): ")),
     ("start", re.compile(r"^\s*INFO: suspicious RCU usage")),
+    ("start", re.compile(r"^\s*VFS: (?:Busy inodes after unmount|Close: file count is 0)")),
+    ("start", re.compile(r"^\s*INFO: (?:Freed|Allocated) in \S+ age=")),  # slub_debug track
+    ("start", re.compile(r"^\s*Unable to handle kernel access to user memory|^\s*Oops \[#\d+\]")),
     ("start", re.compile(r"^\s*(?:Bad mode in |Internal error: )")),
     ("nmi", L.NMI_BT_RE),
     # one task of a sysrq-w / sysrq-t dump (or of a stall's "Task dump for CPU")
@@ -122,7 +127,7 @@ _HINT_RE = re.compile(
     r"BUG|WARNING|INFO:|Oops|panic|corruption|PANIC|Unable|\[#\d|oom|[Oo]ut of memory|"
     r"sysrq|SysRq|UBSAN|NMI|Hardware Error|[Mm]achine [Cc]heck|Attempted to kill|VFS: Unable|"
     r"stack-protector|locking|Bad mode|Internal error|LOCKUP|NX-protected|SMEP|double fault|"
-    r"task:"
+    r"task:|unreferenced object|VFS: "
 )
 
 
@@ -244,7 +249,7 @@ class BlockScanner:
             block.nmi_joined = bool(_STALL_RE.search(header))
             return block.nmi_joined
         if kind == "task":  # the hung task's own sched_show_task() line
-            return "blocked for more than" in header
+            return "blocked for more than" in header or "blocked in I/O wait" in header
         if kind == "pre":
             # list_del corruption -> kernel BUG at lib/list_debug.c; NX -> BUG: unable
             return not block.has_die and not re.search(r"KASAN|KFENCE|rcu|LOCKUP", text)

@@ -43,7 +43,10 @@ _REG_PAIR_RE = re.compile(
 )
 CODE_RE = re.compile(r"^\s*Code:\s*(?P<body>.*)$")
 CONTEXT_RE = re.compile(r"^\s*<(?P<end>/?)(?P<name>IRQ|TASK|NMI|SOFTIRQ|EOI|EOE|#?[A-Z]{2,3})>\s*$")
-CALL_TRACE_RE = re.compile(r"^\s*(?:Call Trace|Call trace|Backtrace):\s*$")
+# kmemleak: "backtrace:" (< 6.7), "backtrace (crc 5d0b5d3c):" (>= 6.7)
+CALL_TRACE_RE = re.compile(
+    r"^\s*(?:Call Trace|Call trace|Backtrace|backtrace(?: \(crc [0-9a-f]+\))?):\s*$"
+)
 END_TRACE_RE = re.compile(r"^\s*---\[ end trace")
 END_PANIC_RE = re.compile(r"^\s*---\[ end Kernel panic - not syncing: ?(?P<msg>.*?)\s*\]---")
 PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<msg>.*?)\s*$")
@@ -75,7 +78,9 @@ FAULT_ADDR_RES = (
 )
 PF_ERROR_RE = re.compile(r"#PF: error_code\(0x(?P<e>[0-9a-f]+)\)")
 SOFTLOCKUP_RE = re.compile(r"CPU#(?P<cpu>\d+) stuck for \d+s! \[(?P<comm>.+):(?P<pid>\d+)\]")
-HUNG_RE = re.compile(r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than")
+HUNG_RE = re.compile(
+    r"INFO: task (?P<comm>.+):(?P<pid>\d+) (?:blocked (?:in I/O wait )?for more than|can't die)"
+)
 WARN_RE = re.compile(r"WARNING: CPU: (?P<cpu>\d+) PID: (?P<pid>\d+) at ")
 BY_TASK_RE = re.compile(r" by task (?P<comm>.+)/(?P<pid>\d+)\s*$")
 NMI_BT_RE = re.compile(r"NMI backtrace for cpu (?P<cpu>\d+)")
