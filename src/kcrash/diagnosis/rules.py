@@ -108,11 +108,19 @@ _ROWS: tuple[Rule, ...] = (
         "sanitizer",
         (
             r"BUG: (?P<q>(?:KASAN|KFENCE|KMSAN): [a-z-]+(?: (?:read|write|Read|Write))?)",
+            # kernel/kcsan/report.c: "BUG: KCSAN: data-race in f / g", "assert: race in f"
+            r"BUG: (?P<q>KCSAN: [a-z-]+(?:: [a-z-]+)?) in ",
             r"(?P<q>UBSAN: [a-z-]+) in ",
             # slub_debug (mm/slub.c): "BUG kmalloc-64 (Not tainted): Poison overwritten"
             r"^BUG [\w.:-]+ \([^)]*\): (?P<q>Poison overwritten|Redzone overwritten|"
             r"Object already free|Freepointer corrupt|Left Redzone overwritten|"
             r"Object padding overwritten|Alignment padding overwritten|Invalid object pointer)",
+        ),
+        legacy=(
+            # UBSAN before 5.7 (lib/ubsan.c ubsan_prologue): "UBSAN: Undefined behaviour in f.c:1"
+            r"(?P<q>UBSAN: Undefined behaviour) in ",
+            # slub_debug print_track() lines of a report whose "BUG cache" header was lost
+            r"^INFO: (?:Freed|Allocated) in \S+ age=\d+",
         ),
         qualifier="q",
         qualifier_in_title=True,
@@ -137,6 +145,9 @@ _ROWS: tuple[Rule, ...] = (
             r"(?:WARNING|INFO): (?P<q>suspicious RCU usage)",  # lockdep_rcu_suspicious()
             r"INFO: (?P<q>trying to register non-static key)",
             r"BUG: (?P<q>MAX_(?:STACK_TRACE_ENTRIES|LOCKDEP_\w+) too low)!",
+            # kernel/locking/spinlock_debug.c (CONFIG_DEBUG_SPINLOCK) spin_bug()/rwlock_bug()
+            r"BUG: (?P<q>(?:spin|rw)lock (?:lockup suspected|recursion|bad magic|already unlocked"
+            r"|wrong owner|wrong CPU|cpu recursion))",
         ),
         # < 4.15 ("[ INFO: possible circular locking dependency detected ]")
         legacy=(
@@ -201,6 +212,10 @@ _ROWS: tuple[Rule, ...] = (
         legacy=(
             r"BUG: unable to handle kernel paging request at (?P<addr>[0-9a-f]+)",
             r"Unable to handle kernel paging request at virtual address (?P<addr2>[0-9a-f]+)",
+            # arch/powerpc/mm/fault.c bad_kernel_fault(), arch/riscv/mm/fault.c
+            r"BUG: Unable to handle kernel (?:data|instruction) access(?: on (?:read|write))? at "
+            r"0x(?P<addr3>[0-9a-f]+)",
+            r"Unable to handle kernel access to user memory",
         ),
     ),
     Rule(
@@ -218,6 +233,8 @@ _ROWS: tuple[Rule, ...] = (
         (
             r"BUG: soft lockup - CPU#(?P<cpu>\d+) stuck for (?P<secs>\d+)s! "
             r"\[(?P<comm>.+):(?P<pid>\d+)\]",
+            # kernel/workqueue.c wq_watchdog_timer_fn(): a worker pool made no progress
+            r"BUG: workqueue lockup - pool",
         ),
         culprit="anchor",
         folds=("soft-lockup",),
@@ -240,7 +257,12 @@ _ROWS: tuple[Rule, ...] = (
     ),
     Rule(
         "hung-task",
-        (r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than (?P<secs>\d+) seconds",),
+        (
+            r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked (?:in I/O wait )?for more than "
+            r"(?P<secs>\d+) seconds",
+            # kernel/hung_task.c with a fatal signal pending (Android/ChromeOS backports)
+            r"INFO: task (?P<comm>.+):(?P<pid>\d+) can't die for more than (?P<secs>\d+) seconds",
+        ),
         culprit="sleeping",
         folds=("hung-task",),
     ),
@@ -257,8 +279,39 @@ _ROWS: tuple[Rule, ...] = (
         culprit="sleeping",
     ),
     Rule(
+        "percpu-preemptible",
+        (
+            # lib/smp_processor_id.c check_preemption_disabled()
+            r"BUG: using (?P<q>smp_processor_id\(\)|__this_cpu_\w+\(\)|this_cpu_\w+\(\)) in "
+            r"preemptible",
+        ),
+        qualifier="q",
+        severity="warning",
+    ),
+    Rule(
+        "vfs-refcount",
+        (
+            # fs/super.c generic_shutdown_super(): inodes still referenced after umount
+            r"VFS: (?P<q>Busy inodes after unmount)",
+            # fs/open.c filp_close() (3.x-4.x): closing a file nobody holds
+            r"VFS: (?P<q>Close: file count is 0)",
+        ),
+        qualifier="q",
+        severity="warning",
+    ),
+    Rule(
+        "memory-leak",
+        # mm/kmemleak.c print_unreferenced() (the debugfs file, which test bots print)
+        (r"unreferenced object(?: 0x[0-9a-f]+ \(size (?P<size>\d+)\))?",),
+        severity="warning",
+        folds=("memory-leak",),
+    ),
+    Rule(
         "bad-page",
-        (r"BUG: (?P<q>Bad page (?:state|map|cache))",),
+        (
+            r"BUG: (?P<q>Bad page (?:state|map|cache))",
+            r"BUG: (?P<q>Bad rss-counter state)",  # kernel/fork.c check_mm()
+        ),
         qualifier="q",
     ),
     Rule(
@@ -316,14 +369,31 @@ _ROWS: tuple[Rule, ...] = (
     ),
     Rule(
         "warn",
-        (r"WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+)",),
-        legacy=(r"WARNING: at (?P<file>\S+)",),
+        (
+            r"WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+)",
+            # 6.19+ __warn(): "WARNING: [cond] f.c:12 at f+0x1/0x2, CPU#0: comm/pid"
+            r"WARNING: (?:\[.*\] )?(?P<file>\S+:\d+) at \S+, CPU#\d+",
+        ),
+        legacy=(
+            r"WARNING: at (?P<file>\S+)",
+            # arch/x86/kernel/unwind_frame.c: the unwinder found a corrupt stack frame
+            r"^WARNING: (?P<file>kernel stack (?:regs|frame pointer)) at ",
+        ),
         severity="warning",
     ),
     Rule("panic", (_NOT_SYNCING + r"(?P<msg>.*)$", r"^Kernel panic: (?P<msg>.*)$")),
     # Last resort for an "Oops: ..." or "... [#N]" line that matched nothing above.
     Rule(
-        "oops", (r"^(?:Oops|Internal error): [0-9a-f]{4}", r": [0-9a-f]{4} \[#\d+\]"), next_steps=1
+        "oops",
+        (
+            r"^(?:Oops|Internal error): [0-9a-f]{4}",
+            r": [0-9a-f]{4} \[#\d+\]",
+            # arm64/arm die(): "Internal error: <what>: 96000010 [#1]", arm "Internal error: : 1b [#1]"
+            r"^Internal error: .*: [0-9a-f]{1,8} \[#\d+\]",
+            r"^Oops \[#\d+\]",  # riscv die()
+            r"^BUG: unable to handle kernel\s*$",  # x86 #PF header cut short
+        ),
+        next_steps=1,
     ),
 )
 
