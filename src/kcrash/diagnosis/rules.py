@@ -388,7 +388,7 @@ _ROWS: tuple[Rule, ...] = (
         (
             r"^(?:Oops|Internal error): [0-9a-f]{4}",
             r": [0-9a-f]{4} \[#\d+\]",
-            # arm64/arm die(): "Internal error: <what>: 96000010 [#1]", arm "Internal error: : 1b [#1]"
+            # arm64/arm die(): "Internal error: <what>: 96000010 [#1]", "Internal error: : 1b [#1]"
             r"^Internal error: .*: [0-9a-f]{1,8} \[#\d+\]",
             r"^Oops \[#\d+\]",  # riscv die()
             r"^BUG: unable to handle kernel\s*$",  # x86 #PF header cut short
