@@ -277,7 +277,7 @@ class BlockScanner:
             block.noise = 0
             return True
         if block.in_trace:
-            if L.FRAME_RE.match(text):
+            if L.FRAME_RE.match(text) or L.ARM_FRAME_RE.match(text):
                 block.trace_frames += 1
                 block.noise = 0
                 return True
@@ -290,6 +290,7 @@ class BlockScanner:
         if (
             _HEAD_OK_RE.match(text)
             or _LOCKDEP_OK_RE.match(text)
+            or (L.FRAME_RE.match(text) and "/0x" in text)  # KMSAN/KCSAN: no "Call Trace:"
             or L.REG_LINE_RE.match(text)
             or L.CPU_RE.match(text)
             or L.TAINT_LINE_RE.match(text)

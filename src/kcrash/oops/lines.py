@@ -30,8 +30,9 @@ FRAME_RE = re.compile(
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]{6,16}))"
     r"(?P<rest>\s.*)?$"
 )
+# arm (32-bit) __show_regs(): "PC is at memset+0x30/0xa8"
 RIP_RE = re.compile(
-    r"^\s*(?:R?IP:|pc :)\s*(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)*"
+    r"^\s*(?:R?IP:|pc :|PC is at)\s*(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)*"
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]+))"
 )
 REG_LINE_RE = re.compile(
@@ -88,8 +89,25 @@ NMI_BT_RE = re.compile(r"NMI backtrace for cpu (?P<cpu>\d+)")
 TASK_LINE_RE = re.compile(r"^\s*task:(?P<comm>.+?)\s+state:(?P<state>\S)\b.*?\bpid:\s*(?P<pid>\d+)")
 
 
+# arm (32-bit) dump_backtrace_entry(): "[<80b10c70>] (memset) from [<8062eec8>] (f+0x1/0x2 [m])":
+# the frame is the caller, after "from" (the callee is the line before, or the PC)
+ARM_FRAME_RE = re.compile(
+    r"^\s*\[<[0-9a-f]+>\] \([\w.]+\) from \[<(?P<addr>[0-9a-f]+)>\] \(" + _SYM + _MOD + r"\)"
+)
+
+
 def parse_frame(text: str, context: str | None = None) -> Frame | None:
     """One ``Call Trace:`` line, or ``None`` when it is not a frame."""
+    a = ARM_FRAME_RE.match(text) if "from [<" in text else None
+    if a:
+        return Frame(
+            function=a.group("func"),
+            offset=int(a.group("off"), 16),
+            size=int(a.group("size"), 16) if a.group("size") else None,
+            module=a.group("mod"),
+            address=int(a.group("addr"), 16),
+            context=context,
+        )
     m = FRAME_RE.match(text)
     if not m:
         return None
