@@ -35,6 +35,10 @@ How each class picks (``Rule.culprit`` in :mod:`kcrash.diagnosis.rules`):
     lockdep: the functions of the ``at: f+0x1/0x2`` lines that say where the
     offending lock is taken (after ``is trying to acquire lock:``, ``takes:``,
     ...), then the stack, skipping as ``first`` does.
+``overflow``
+    stack overflows (guard page hit, corrupted stack end): like ``anchor`` —
+    the overflowing recursion is sampled at a random depth, the frame above the
+    first anchor names it; a real ``PANIC: double fault`` is blamed like ``first``.
 ``message``
     the function named in the report line (``stack-protector: ... in: f``).
 
@@ -125,6 +129,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"__fortify_report",
             r"fortify_panic",
             r"__ubsan_handle_\w+",
+            r"handle_(?:\w+_)?overflow",
             r"ubsan_\w+",
             r"__ubsan_\w+",
         ),
@@ -141,6 +146,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"check_cpu_stall",
             r"rcu_pending",
             r"rcu_sched_clock_irq\w*",
+            r"rcu_check_callbacks",
+            r"tick_periodic",
+            r"tick_handle_periodic",
             r"watchdog_timer_fn",
             r"watchdog_overflow_callback",
             r"watchdog_hardlockup_check",
@@ -243,6 +251,8 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"check_object_size",
             r"usercopy_abort",
             r"kmemleak_\w+",
+            r"read_word_at_a_time",
+            r"(?:__)?(?:read|write)_once_\w*nocheck",
         ),
         *_rows(
             "coverage instrumentation (kcov) compiled into every function of a fuzzing kernel",
@@ -294,6 +304,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"(?:read|write)_(?:lock|unlock|trylock)\w*",
             r"__raw_\w+",
             r"arch_spin_\w+",
+            r"\w+_(?:read|write)_(?:un)?lock(?:_\w+)?",  # a subsystem's own lock wrapper
             r"spin_dump",
             r"spin_bug",
             r"rwlock_bug",
@@ -336,6 +347,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"percpu_(?:down|up)_\w+",
             r"__percpu_(?:down|up)_\w+",
             r"osq_(?:lock|unlock)",
+            r"call_rwsem_\w+",
+            r"__down\w*",
+            r"ldsem_(?:down|up)_\w+",
             r"owner_on_cpu",
             r"(?:__)?lock_sock\w*",
             r"release_sock",
@@ -360,6 +374,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"(?:__)?(?:set|clear|change|test)_bit\w*",
             r"test_and_(?:set|clear|change)_bit\w*",
             r"refcount_\w+",
+            r"_atomic_\w+",
             r"__refcount_\w+",
             r"kref_\w+",
             r"ref_tracker_\w+",
@@ -420,6 +435,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"consume_skb",
             r"skb_release_\w+",
             r"pcpu_alloc",
+            r"(?:__)?memcg_slab_\w+",
+            r"\w*slab_(?:post|pre)_alloc_hook",
+            r"(?:__)?memcg_kmem_\w+",
             r"__alloc_percpu\w*",
         ),
     ),
@@ -440,6 +458,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"k?v?asprintf",
             r"format_decode",
             r"string\w*",
+            r"\w+_string",  # vsprintf's per-format helpers: hex_string, ip4_string...
             r"pointer",
             r"number",
             r"csum_partial\w*",
@@ -467,7 +486,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"clear_user\w*",
             r"memdup_user\w*",
             r"vmemdup_user",
-            r"iov_iter_\w+",
+            r"simple_copy_to_iter",
             r"_copy_\w+",
         ),
     ),
@@ -527,6 +546,8 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"kthread_stop\w*",
             r"kthread_(?:park|unpark)",
             r"(?:__)?call_rcu\w*",
+            r"init_timer_key",
+            r"(?:__)?init_work\w*",
             r"cleanup_srcu_struct\w*",
             r"kfree_call_rcu",
         ),
@@ -548,7 +569,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"sysfs_\w+",
             r"dpm_sysfs_\w+",
             r"device_pm_remove",
-            r"kernfs_\w+",
+            r"kernfs_(?:activate|deactivate|put|get|drain|break_active_protection)\w*",
             r"driver_(?:register|unregister|attach|detach)\w*",
             r"bus_(?:add|remove|probe)_\w+",
             r"really_probe",
@@ -559,6 +580,10 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"debugfs_\w+",
             r"proc_(?:create|remove|register|mkdir)\w*",
             r"remove_proc_\w+",
+            r"tty_(?:un)?register_device\w*",
+            r"hwrng_unregister",
+            r"i2c_del_adapter",
+            r"(?:__)?unregister_client",
         ),
     ),
     "subsystem-cores": (
@@ -610,6 +635,12 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"__check_\w+",
         ),
         *_rows(
+            "MMIO and port I/O accessors: the driver chose the address",
+            r"logic_(?:in|out)\w*",
+            r"(?:__raw_)?(?:read|write)[bwlq](?:_relaxed)?",
+            r"io(?:read|write)\d+\w*",
+        ),
+        *_rows(
             "retpoline thunks and tracepoint probes: compiler and tracing glue",
             r"__x86_indirect_thunk_\w+",
             r"__x86_return_thunk",
@@ -622,6 +653,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
         *_rows(
             "printk and the consoles: printing a message is never the bug",
             r"_?v?printk\w*",
+            r"dev_vprintk\w*",
             r"vprintk_\w+",
             r"printk_\w+",
             r"console_\w+",
@@ -675,6 +707,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
         *_rows(
             "memory reclaim and compaction: the allocation that triggered it is the story",
             r"try_to_free_pages",
+            r"try_to_free_mem_cgroup_pages",
             r"do_try_to_free_pages",
             r"__perform_reclaim",
             r"__alloc_pages_direct_\w+",
@@ -726,7 +759,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"__softirqentry_text_start",
             r"__sysvec_\w+",
             r"(?:__)?sysvec_\w+",
-            r"(?:smp_)?apic_timer_interrupt",
+            r"\w*apic_timer_interrupt\w*",
             r"handle_irq\w*",
             r"handle_edge_irq",
             r"handle_fasteoi_irq",
@@ -741,6 +774,20 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"kthread",
             r"worker_thread",
             r"rescuer_thread",
+        ),
+        *_rows(
+            "the idle loop: a CPU interrupted while idle did nothing wrong",
+            r"native_safe_halt",
+            r"(?:default|arch_cpu|acpi)_idle\w*",
+            r"acpi_idle_\w+",
+            r"cpuidle_enter\w*",
+            r"(?:do|cpu)_idle",
+            r"cpu_startup_entry",
+            r"start_secondary",
+            r"secondary_startup_64\w*",
+            r"rest_init",
+            r"start_kernel",
+            r"x86_64_start_\w+",
         ),
         *_rows(
             "dispatchers of deferred work: they only call the callback",
@@ -782,6 +829,12 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"print_trailer",
         r"slab_fix",
         r"free_consistency_checks",
+    )
+    + _rows(
+        "crypto primitives: uninitialised or bad data only passes through them, the caller"
+        " supplied it (KMSAN reports land in them)",
+        r"\w+_(?:en|de)crypt(?:_\w+)?",
+        r"(?:crypto|cipher|drbg|rng)_\w+",
     ),
     "lockdep": _rows(
         "lockdep's own machinery and the lock primitives it instruments: the lock taker is blamed",
@@ -808,6 +861,9 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"exc_double_fault",
         r"asm_exc_double_fault",
         r"double_fault",
+        r"(?:panic|handle)_bad_stack",
+        r"__schedule_bug",
+        r"schedule_debug\w*",
     ),
     "bad-page": _rows(
         "the page allocator's sanity checks: they report a page someone else damaged",
@@ -825,6 +881,13 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"(?:__)?folio_put\w*",
         r"folios_put\w*",
         r"check_mm",
+        r"(?:__)?folio_batch_\w+",
+        r"(?:__)?pagevec_\w+",
+        r"lru_add_drain\w*",
+        r"page_frag_free",
+        r"(?:__)?page_pool_\w+",
+        r"skb_release_\w+",
+        r"\w*skb\w*_(?:drop|free)\w*",
         r"__mmput",
         r"mmput",
     ),
@@ -873,7 +936,10 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"create_object\w*",
         r"kmemdup\w*",
         r"kstrdup\w*",
-        r"\w*_new_node",
+        r"\w*printf\w*",
+        r"(?:__)?list_lru_init\w*",
+        r"pcpu_\w+",
+        r"idr_get\w*",
     ),
 }
 
@@ -886,6 +952,10 @@ SLEEPING: tuple[Skip, ...] = (
         r"rcu_barrier\w*",
         r"wait_rcu_gp",
         r"jbd2_log_wait_commit",
+        r"(?:__)?filemap_fdatawait\w*",
+        r"filemap_write_and_wait\w*",
+        r"do_read_cache_\w+",
+        r"(?:__)?filemap_get_folio\w*",
         r"io_schedule\w*",
         r"\w*wait_for_\w+",
         r"wait_\w+",
@@ -1193,6 +1263,7 @@ def blame(
     message_symbol: str | None = None,
     header_symbol: str | None = None,
     lead: list[Frame] | None = None,
+    double_fault: bool = False,
 ) -> Blame:
     """Crash site and culprit of a report, according to the class's strategy.
 
@@ -1206,6 +1277,8 @@ def blame(
         if fr is not None and fr.function:
             return Blame(site or fr, Pick(fr, 0, "message"))
     cands = candidates(site, frames)
+    if strategy == "overflow":
+        strategy = "first" if double_fault else "anchor"
     if strategy == "lock" and lead:
         for i, f in enumerate(lead):
             if not is_skipped(f.function, extra, class_id=class_id):

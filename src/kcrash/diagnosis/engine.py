@@ -173,6 +173,7 @@ def _build(
         message_symbol=groups.get("sym"),
         header_symbol=_header_symbol(ev),
         lead=_lock_sites(ev) if rule is not None and rule.culprit == "lock" else None,
+        double_fault=any("PANIC: double fault" in ln for ln in ev.lines[:5]),
     )
     pick = b.culprit
     culprit = _culprit(pick, ev, facts) if pick is not None else None
@@ -228,6 +229,8 @@ _SYM = r"[A-Za-z_][\w.]*\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?(?: \[[\w-]+\])?"
 _HEADER_SYMBOL_RES = (
     # lib/bug.c / kernel/panic.c __warn(): "WARNING: CPU: 0 PID: 1 at f.c:12 f+0x1/0x2"
     re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ (?P<s>" + _SYM + r")"),
+    # 6.19+: "WARNING: [cond] f.c:12 at f+0x1/0x2, CPU#0: comm/pid"
+    re.compile(r"WARNING: (?:\[.*\] )?\S+:\d+ at (?P<s>" + _SYM + r"), CPU#"),
     # mm/kasan/report.c, mm/kfence/report.c, mm/kmsan/report.c: "... in f+0x1/0x2"
     re.compile(r"BUG: (?:KASAN|KFENCE|KMSAN): [\w -]+? in (?P<s>" + _SYM + r")"),
     # kernel/kcsan/report.c: "BUG: KCSAN: data-race in f / g" (first access)
@@ -252,23 +255,29 @@ def _header_symbol(ev: OopsEvent) -> str | None:
 _LOCK_MARK_RE = re.compile(
     r"is trying to acquire lock|is trying to release lock|\btakes:|just changed the state of"
     r"|held lock freed|still has locks held|is leaving the kernel with locks still held"
-    r"|lock\(s\) held by|locks held by"
 )
 _LOCK_AT_RE = re.compile(r"\bat: (?:\[<[0-9a-f]+>\] )?(?P<s>" + _SYM + r")")
+# "is trying to release lock (x) at:" puts the symbol on the next line (< 4.15)
+_LOCK_NEXT_RE = re.compile(r"^\s*(?:\[<[0-9a-f]+>\] )?(?P<s>" + _SYM + r")\s*$")
 
 
 def _lock_sites(ev: OopsEvent) -> list[Frame]:
     """Functions of lockdep's ``at:`` lines after the first marker, in order."""
     out: list[Frame] = []
     marked = False
+    prev = ""
     for ln in ev.lines[:80]:
         if ln.strip() in ("Call Trace:", "Call trace:", "stack backtrace:"):
             break
         if not marked:
             marked = bool(_LOCK_MARK_RE.search(ln))
+            prev = ln
             if not marked:
                 continue
         m = _LOCK_AT_RE.search(ln)
+        if m is None and prev.rstrip().endswith(" at:"):
+            m = _LOCK_NEXT_RE.match(ln)
+        prev = ln
         if m:
             fr = parse_frame(m.group("s"))
             if fr is not None and fr.function:

@@ -179,7 +179,12 @@ _ROWS: tuple[Rule, ...] = (
             r"kernel stack overflow",
             _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
             r"^double fault: [0-9a-f]{4} \[#",
+            # kernel/sched/core.c schedule_debug(): the stack's end canary is overwritten
+            _NOT_SYNCING + r"corrupted stack end detected inside scheduler",
         ),
+        # a stack overflow is blamed like a stall (the recursion's entry, see culprit.py);
+        # a real "PANIC: double fault" on the RIP
+        culprit="overflow",
     ),
     Rule(
         "stack-protector",
