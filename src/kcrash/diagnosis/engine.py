@@ -255,8 +255,11 @@ def _header_symbol(ev: OopsEvent) -> str | None:
 _LOCK_MARK_RE = re.compile(
     r"is trying to acquire lock|is trying to release lock|\btakes:|just changed the state of"
     r"|held lock freed|still has locks held|is leaving the kernel with locks still held"
+    r"|which became \S+ at:"
 )
 _LOCK_AT_RE = re.compile(r"\bat: (?:\[<[0-9a-f]+>\] )?(?P<s>" + _SYM + r")")
+# the held-lock list and the scenario are context, not where the bad lock is taken
+_LOCK_STOP_RE = re.compile(r"\d+ locks? held by|other info that might help|no locks held by")
 # "is trying to release lock (x) at:" puts the symbol on the next line (< 4.15)
 _LOCK_NEXT_RE = re.compile(r"^\s*(?:\[<[0-9a-f]+>\] )?(?P<s>" + _SYM + r")\s*$")
 
@@ -265,18 +268,28 @@ def _lock_sites(ev: OopsEvent) -> list[Frame]:
     """Functions of lockdep's ``at:`` lines after the first marker, in order."""
     out: list[Frame] = []
     marked = False
+    held_matter = False
+    in_stack = False
     prev = ""
     for ln in ev.lines[:80]:
         if ln.strip() in ("Call Trace:", "Call trace:", "stack backtrace:"):
             break
+        if marked and not held_matter and _LOCK_STOP_RE.search(ln):
+            break
         if not marked:
-            marked = bool(_LOCK_MARK_RE.search(ln))
+            mark = _LOCK_MARK_RE.search(ln)
+            marked = mark is not None
+            # "still has locks held" / "leaving the kernel with locks": the held list is the bug
+            held_matter = mark is not None and "held" in mark.group(0)
             prev = ln
             if not marked:
                 continue
         m = _LOCK_AT_RE.search(ln)
-        if m is None and prev.rstrip().endswith(" at:"):
+        if m is None and (prev.rstrip().endswith(" at:") or (out and in_stack)):
             m = _LOCK_NEXT_RE.match(ln)
+            in_stack = m is not None  # "which became ... at:" is followed by a whole stack
+        else:
+            in_stack = False
         prev = ln
         if m:
             fr = parse_frame(m.group("s"))
