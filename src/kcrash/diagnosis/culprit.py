@@ -148,6 +148,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"rcu_sched_clock_irq\w*",
             r"rcu_check_callbacks",
             r"tick_periodic",
+            r"arch_timer_handler_\w+",
+            r"dump_cpu_task",
+            r"sched_show_task",
             r"tick_handle_periodic",
             r"watchdog_timer_fn",
             r"watchdog_overflow_callback",
@@ -1082,6 +1085,15 @@ def _patterns(rows: tuple[Skip, ...]) -> tuple[str, ...]:
 
 
 _SKIP_ALL = _compile([r.pattern for rows in INFRASTRUCTURE.values() for r in rows])
+#: never blamed, even when every frame of a stack is infrastructure
+_HARD = _compile(
+    [
+        r.pattern
+        for cat in ("reporting", "fault-entry", "sanitizers", "debug-checks")
+        for r in INFRASTRUCTURE[cat]
+    ]
+    + [r"__x86_indirect_thunk_\w+", r"__x86_return_thunk"]
+)
 _CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in CLASS_SKIPS.items()}
 _SLEEPING = _compile(_patterns(SLEEPING))
 _HUNG_ANCHORS = _compile(_patterns(HUNG_ANCHORS))
@@ -1158,7 +1170,10 @@ def _reliable(trace: list[Frame]) -> list[Frame]:
 
 
 def crash_site(
-    rip: Frame | None, trace: list[Frame], header_symbol: str | None = None
+    rip: Frame | None,
+    trace: list[Frame],
+    header_symbol: str | None = None,
+    prefer_header: bool = False,
 ) -> tuple[Frame | None, list[Frame]]:
     """The crash site and the frames from it outward (callers), innermost first.
 
@@ -1171,8 +1186,18 @@ def crash_site(
       ``BUG: KASAN: ... in f+0x1/0x2``), looked up in the trace: again the
       frames before it are the reporting path;
     * else no site; the trace as it is.
+
+    ``prefer_header``: sanitizers name the access site in their header; a RIP in
+    the same block belongs to another report (a GPF that followed).
     """
     frames = _reliable(trace)
+    if prefer_header and header_symbol:
+        hf = parse_frame(header_symbol)
+        if hf is not None and hf.function:
+            want = base_name(hf.function)
+            for i, f in enumerate(trace):
+                if f.function and base_name(f.function) == want:
+                    return f, _reliable(trace[i + 1 :])
     if rip is not None and rip.function is not None:
         return rip, frames
     for i, f in enumerate(trace):
@@ -1212,6 +1237,8 @@ def _anchor(
     cands: list[Frame], site: Frame | None, extra: re.Pattern[str] | None, class_id: str | None
 ) -> Pick | None:
     site_ctx = site.context if site is not None else None
+    if site_ctx is None and len(cands) > 1 and cands[0] is site:
+        site_ctx = cands[1].context  # a RIP whose callers are on the IRQ stack ran there too
     if site_ctx not in _INTERRUPT_CONTEXTS:
         kept = [f for f in cands if f.context not in _INTERRUPT_CONTEXTS]
         cands = kept or cands
@@ -1271,7 +1298,7 @@ def blame(
     tried first by the ``lock`` strategy.
     """
     extra = _compile(extra_skip)
-    site, frames = crash_site(rip, trace, header_symbol)
+    site, frames = crash_site(rip, trace, header_symbol, prefer_header=strategy == "access")
     if strategy == "message" and message_symbol:
         fr = parse_frame(message_symbol)
         if fr is not None and fr.function:
@@ -1289,6 +1316,14 @@ def blame(
         return Blame(site, _sleeping(cands, site, extra, class_id))
     reason = "access_site" if strategy == "access" else "first_non_skipped"
     pick = _first(cands, site, extra, class_id, reason)
+    if pick is None:
+        # every frame is infrastructure (a bad function pointer called from a timer
+        # dispatcher, a fault in the idle loop): blame the first frame that is not
+        # pure reporting or exception plumbing rather than nothing
+        for i, f in enumerate(cands):
+            if f.function and _HARD is not None and not _HARD.match(base_name(f.function)):
+                pick = Pick(f, i, "rip" if f is site else "first_non_skipped")
+                break
     if pick is not None and strategy == "access" and pick.frame is site:
         pick.reason = "access_site"
     return Blame(site, pick)

@@ -25,8 +25,9 @@ from kcrash.facts.model import Frame
 _SYM = r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)(?:/0x(?P<size>[0-9a-fA-F]+))?"
 _MOD = r"(?:\s+\[(?P<mod>[\w-]+)(?:\s+[0-9a-f]{8,})?\])?"
 
+# powerpc show_stack(): "[c000000049a87a10] [c0000000005f7dc8] exit_aio+0x188/0x2a0" (SP, LR)
 FRAME_RE = re.compile(
-    r"^\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)?(?P<q>\?\s+)?"
+    r"^\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*|\[[0-9a-f]{8,16}\] \[[0-9a-f]{8,16}\]\s+)?(?P<q>\?\s+)?"
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]{6,16}))"
     r"(?P<rest>\s.*)?$"
 )
