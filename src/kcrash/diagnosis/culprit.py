@@ -92,7 +92,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
         ),
         *_rows(
             "panic and die: what the kernel does after deciding to stop",
-            r"(?:v|nmi_)?panic",
+            r"(?:__)?(?:v|nmi_)?panic(?:_saved_regs|_smp_self_stop)?",
             r"__die\w*",
             r"die(?:_addr|_kernel_fault)?",
             r"oops_(?:begin|end|exit|enter)",
@@ -438,6 +438,8 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"consume_skb",
             r"skb_release_\w+",
             r"pcpu_alloc",
+            r"put_cpu_partial",
+            r"unfreeze_partials\w*",
             r"(?:__)?memcg_slab_\w+",
             r"\w*slab_(?:post|pre)_alloc_hook",
             r"(?:__)?memcg_kmem_\w+",
@@ -576,6 +578,10 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"driver_(?:register|unregister|attach|detach)\w*",
             r"bus_(?:add|remove|probe)_\w+",
             r"really_probe",
+            r"driver_bound",
+            r"bus_for_each_(?:drv|dev)",
+            r"bus_probe_device",
+            r"device_initial_probe",
             r"(?:__)?driver_probe_device",
             r"driver_probe_device",
             r"(?:__)?device_attach\w*",
@@ -605,6 +611,16 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"usb_(?:control|bulk|interrupt)_msg\w*",
             r"usb_start_wait_urb",
             r"usb_hcd_submit_urb",
+        ),
+        *_rows(
+            "USB core enumeration: it probes the driver, whose code runs above it",
+            r"usb_new_device",
+            r"hub_event",
+            r"hub_port_connect\w*",
+            r"usb_set_configuration",
+            r"usb_probe_(?:interface|device)",
+            r"usb_generic_driver_probe",
+            r"generic_probe",
         ),
         *_rows(
             "network-device core: (un)registers on behalf of the driver",
@@ -659,7 +675,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"dev_vprintk\w*",
             r"vprintk_\w+",
             r"printk_\w+",
-            r"console_\w+",
+            r"console_(?:unlock|lock|trylock|flush\w*|emit\w*|conditional_schedule|callback)",
             r"call_console_\w+",
             r"dev_(?:printk|emerg|alert|crit|err|warn|notice|info|dbg)\w*",
             r"_dev_(?:emerg|alert|crit|err|warn|notice|info)\w*",
@@ -770,6 +786,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"handle_irq_event\w*",
             r"generic_handle_\w+",
             r"gic_handle_irq",
+            r"(?:__)?handle_domain_irq",
+            r"handle_percpu_devid_irq",
+            r"__irq_(?:svc|usr)",
             r"el1_irq",
             r"el1h_64_irq\w*",
             r"call_on_irq_stack",
@@ -789,7 +808,6 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"start_secondary",
             r"secondary_startup_64\w*",
             r"rest_init",
-            r"start_kernel",
             r"x86_64_start_\w+",
         ),
         *_rows(
@@ -891,6 +909,9 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"(?:__)?page_pool_\w+",
         r"skb_release_\w+",
         r"\w*skb\w*_(?:drop|free)\w*",
+        r"(?:__)?folio_add_lru\w*",
+        r"(?:__)?netif_receive_skb\w*",
+        r"xdp_return_\w+",
         r"__mmput",
         r"mmput",
     ),
@@ -958,6 +979,8 @@ SLEEPING: tuple[Skip, ...] = (
         r"(?:__)?filemap_fdatawait\w*",
         r"filemap_write_and_wait\w*",
         r"do_read_cache_\w+",
+        r"tty_ldisc_lock\w*",
+        r"tty_ldisc_ref_wait",
         r"(?:__)?filemap_get_folio\w*",
         r"io_schedule\w*",
         r"\w*wait_for_\w+",
@@ -974,6 +997,11 @@ HUNG_ANCHORS: tuple[Skip, ...] = (
     Skip(
         r"synchronize_(?:rcu|srcu|sched|net)\w*",
         "waits for an RCU grace period: a CPU that does not pass a quiescent state stalls it",
+    ),
+    Skip(
+        r"netdev_run_todo|netdev_wait_allrefs\w*",
+        "waits for every reference to a network device to be dropped: a leaked dev_hold()"
+        " elsewhere keeps it",
     ),
 )
 
@@ -1174,6 +1202,7 @@ def crash_site(
     trace: list[Frame],
     header_symbol: str | None = None,
     prefer_header: bool = False,
+    interrupted: bool = False,
 ) -> tuple[Frame | None, list[Frame]]:
     """The crash site and the frames from it outward (callers), innermost first.
 
@@ -1189,6 +1218,9 @@ def crash_site(
 
     ``prefer_header``: sanitizers name the access site in their header; a RIP in
     the same block belongs to another report (a GPF that followed).
+    ``interrupted``: lockups and stalls: a register dump after an interrupt entry
+    is the code the watchdog interrupted, the site (for other classes it is only
+    what an interrupt happened to find running).
     """
     frames = _reliable(trace)
     if prefer_header and header_symbol:
@@ -1201,8 +1233,17 @@ def crash_site(
     if rip is not None and rip.function is not None:
         return rip, frames
     for i, f in enumerate(trace):
-        if f.regs is not None and f.function:
-            return f, _reliable(trace[i + 1 :])
+        if f.regs is not None and f.function and i > 0:
+            before = next((g for g in reversed(trace[:i]) if g.reliable and g.function), None)
+            # an exception frame (after invalid_op, asm_exc_*): the report's own RIP; after
+            # an interrupt entry it is only the code the interrupt found running
+            if interrupted or (
+                before is not None
+                and before.function is not None
+                and _HARD is not None
+                and _HARD.match(base_name(before.function))
+            ):
+                return f, _reliable(trace[i + 1 :])
     if header_symbol:
         hf = parse_frame(header_symbol)
         if hf is not None and hf.function:
@@ -1237,8 +1278,6 @@ def _anchor(
     cands: list[Frame], site: Frame | None, extra: re.Pattern[str] | None, class_id: str | None
 ) -> Pick | None:
     site_ctx = site.context if site is not None else None
-    if site_ctx is None and len(cands) > 1 and cands[0] is site:
-        site_ctx = cands[1].context  # a RIP whose callers are on the IRQ stack ran there too
     if site_ctx not in _INTERRUPT_CONTEXTS:
         kept = [f for f in cands if f.context not in _INTERRUPT_CONTEXTS]
         cands = kept or cands
@@ -1263,9 +1302,13 @@ def _anchor(
             f = cands[i]
             if not is_skipped(f.function, extra, class_id=class_id):
                 return Pick(f, i, "above_anchor")
-        if first_anchor > 0:
-            return Pick(cands[first_anchor - 1], first_anchor - 1, "above_anchor")
-        return None
+        # everything inside the loop is infrastructure: the first caller that is not
+        outer = [
+            f
+            for f in cands[first_anchor:]
+            if not (f.function and _ANCHORS is not None and _ANCHORS.match(base_name(f.function)))
+        ]
+        return _first(outer, site, extra, class_id, "first_non_skipped")
     return _first(cands, site, extra, class_id, "first_non_skipped")
 
 
@@ -1276,6 +1319,19 @@ def _sleeping(
         if f.function and _HUNG_ANCHORS is not None and _HUNG_ANCHORS.match(base_name(f.function)):
             return Pick(f, i, "waits_for")
         if not is_skipped(f.function, extra, True, class_id):
+            return Pick(f, i, "first_non_sleeping")
+    # only sleeping and entry frames (a task that scheduled on its way back to user
+    # space): the first frame that is neither reporting nor scheduling
+    for i, f in enumerate(cands):
+        name = base_name(f.function) if f.function else None
+        if (
+            name
+            and _HARD is not None
+            and not _HARD.match(name)
+            and not (_SLEEPING is not None and _SLEEPING.match(name))
+            and not any(re.fullmatch(r.pattern, name) for r in INFRASTRUCTURE["scheduler"])
+            and not (class_id in _CLASS_SKIP and _CLASS_SKIP[class_id].match(name))
+        ):
             return Pick(f, i, "first_non_sleeping")
     return None
 
@@ -1298,7 +1354,13 @@ def blame(
     tried first by the ``lock`` strategy.
     """
     extra = _compile(extra_skip)
-    site, frames = crash_site(rip, trace, header_symbol, prefer_header=strategy == "access")
+    site, frames = crash_site(
+        rip,
+        trace,
+        header_symbol,
+        prefer_header=strategy == "access",
+        interrupted=strategy in ("anchor", "overflow"),
+    )
     if strategy == "message" and message_symbol:
         fr = parse_frame(message_symbol)
         if fr is not None and fr.function:

@@ -164,8 +164,12 @@ def _build(
     qualifier = groups.get(rule.qualifier) if rule is not None and rule.qualifier else None
 
     rip, trace = _stack_for(c, chain, facts, primary)
+    strategy = rule.culprit if rule is not None else "first"
+    last_fn = _last_function(ev)
+    if last_fn is not None:
+        strategy, groups["sym"] = "message", last_fn
     b = blame(
-        rule.culprit if rule is not None else "first",
+        strategy,
         rip,
         trace,
         class_id=class_id,
@@ -296,6 +300,21 @@ def _lock_sites(ev: OopsEvent) -> list[Frame]:
             if fr is not None and fr.function:
                 out.append(fr)
     return out
+
+
+# kernel/workqueue.c process_one_work(): "BUG: workqueue leaked lock or atomic: ..." then
+# "    last function: f": the work function that leaked, named by the report itself
+_LAST_FUNCTION_RE = re.compile(r"^\s*last function: (?P<f>[A-Za-z_][\w.]*)")
+
+
+def _last_function(ev: OopsEvent) -> str | None:
+    if "workqueue leaked lock" not in ev.header:
+        return None
+    for ln in ev.lines[1:6]:
+        m = _LAST_FUNCTION_RE.match(ln)
+        if m:
+            return m.group("f") + "+0x0"
+    return None
 
 
 def _module_taints(name: str, ev: OopsEvent, modules: list[ModuleInfo]) -> str:
