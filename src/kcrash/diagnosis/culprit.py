@@ -561,7 +561,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
         *_rows(
             "kobject, sysfs, kernfs and device-model core: register/unregister on behalf of"
             " the driver that called them",
-            r"kobject_\w+",
+            r"(?:__)?kobject_\w+",
             r"add_uevent_var",
             r"get_device_parent",
             r"device_(?:add|del|register|unregister|destroy|release|remove_file|create_file|"
@@ -767,6 +767,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"ret_from_intr",
             r"common_interrupt",
             r"irq_exit\w*",
+            r"(?:entering|exiting)_irq",
             r"__irq_exit\w*",
             r"__do_softirq",
             r"do_softirq\w*",
