@@ -1374,9 +1374,9 @@ def blame(
             if not is_skipped(f.function, extra, class_id=class_id):
                 return Blame(site, Pick(f, i, "lock_site"))
     if strategy == "anchor":
-        return Blame(site, _anchor(cands, site, extra, class_id))
+        return _with_site(Blame(site, _anchor(cands, site, extra, class_id)), cands)
     if strategy == "sleeping":
-        return Blame(site, _sleeping(cands, site, extra, class_id))
+        return _with_site(Blame(site, _sleeping(cands, site, extra, class_id)), cands)
     reason = "access_site" if strategy == "access" else "first_non_skipped"
     pick = _first(cands, site, extra, class_id, reason)
     if pick is None:
@@ -1389,7 +1389,23 @@ def blame(
                 break
     if pick is not None and strategy == "access" and pick.frame is site:
         pick.reason = "access_site"
-    return Blame(site, pick)
+    return _with_site(Blame(site, pick), cands)
+
+
+def _with_site(b: Blame, cands: list[Frame]) -> Blame:
+    """No RIP, exception frame or header function (a panic() or a hung task's stack):
+    the crash site is the innermost frame that is not reporting or exception plumbing,
+    i.e. the function that called panic()/BUG() or that was sleeping."""
+    if b.site is None:
+        b.site = next(
+            (
+                f
+                for f in cands
+                if f.function and _HARD is not None and not _HARD.match(base_name(f.function))
+            ),
+            None,
+        )
+    return b
 
 
 def pick_culprit(
