@@ -80,6 +80,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"show_stack\w*",
             r"show_trace_log_lvl",
             r"dump_backtrace\w*",
+            r"unwind_backtrace",
             r"walk_stackframe",
             r"arch_stack_walk",
             r"stack_trace_save\w*",
