@@ -92,6 +92,13 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"hex_dump_to_buffer",
         ),
         *_rows(
+            "linker section markers an unwinder resolved a bad address to: not functions",
+            r"_stext",
+            r"_etext",
+            r"__(?:rela_dyn|bss|init|data|sched_text|irqentry_text|entry_text|kprobes_text|"
+            r"per_cpu)_(?:start|end)",
+        ),
+        *_rows(
             "panic and die: what the kernel does after deciding to stop",
             r"(?:__)?(?:v|nmi_)?panic(?:_saved_regs|_smp_self_stop)?",
             r"__die\w*",
@@ -1124,6 +1131,7 @@ _HARD = _compile(
     ]
     + [r"__x86_indirect_thunk_\w+", r"__x86_return_thunk"]
 )
+_THUNK = re.compile(r"^__x86_indirect_thunk_\w+$|^__x86_indirect_call_thunk_\w+$")
 _CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in CLASS_SKIPS.items()}
 _SLEEPING = _compile(_patterns(SLEEPING))
 _HUNG_ANCHORS = _compile(_patterns(HUNG_ANCHORS))
@@ -1232,6 +1240,8 @@ def crash_site(
             for i, f in enumerate(trace):
                 if f.function and base_name(f.function) == want:
                     return f, _reliable(trace[i + 1 :])
+            # not in the stack: inlined into the RIP's function (memcmp in find_uprobe)
+            return hf, ([rip] if rip is not None and rip.function else []) + frames
     if rip is not None and rip.function is not None:
         return rip, frames
     for i, f in enumerate(trace):
@@ -1379,6 +1389,25 @@ def blame(
     if strategy == "sleeping":
         return _with_site(Blame(site, _sleeping(cands, site, extra, class_id)), cands)
     reason = "access_site" if strategy == "access" else "first_non_skipped"
+    if (
+        site is not None
+        and site.function
+        and _THUNK.match(base_name(site.function))
+        and len(cands) > 1
+        and cands[1].function
+    ):
+        # RIP in a retpoline thunk: a call through a corrupt function pointer; the
+        # function that made the call is the only code the report can name
+        return _with_site(Blame(site, Pick(cands[1], 1, "indirect_call")), cands)
+    if len(cands) > 1 and cands[0] is site and cands[1].context in ("irq", "softirq", "nmi"):
+        # the site ran in interrupt context: blame within the interrupt's own frames
+        # before crossing into the task the interrupt happened to find running
+        irq = [cands[0]] + [
+            f for f in cands[1:] if f.context in ("irq", "softirq", "nmi", "exception")
+        ]
+        pick = _first(irq, site, extra, class_id, reason)
+        if pick is not None:
+            return _with_site(Blame(site, pick), cands)
     pick = _first(cands, site, extra, class_id, reason)
     if pick is None:
         # every frame is infrastructure (a bad function pointer called from a timer
