@@ -729,6 +729,12 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"on_each_cpu\w*",
             r"stop_(?:one_cpu|machine)\w*",
         ),
+        *_rows(
+            "busy-wait delays (udelay/mdelay/ndelay): the caller chose to spin there",
+            r"delay_(?:tsc|loop|halt\w*)",
+            r"__(?:const_)?[umn]?delay",
+            r"cpu_relax",
+        ),
     ),
     "reclaim": (
         *_rows(
