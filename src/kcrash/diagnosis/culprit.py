@@ -1334,7 +1334,12 @@ def _sleeping(
     cands: list[Frame], site: Frame | None, extra: re.Pattern[str] | None, class_id: str | None
 ) -> Pick | None:
     for i, f in enumerate(cands):
-        if f.function and _HUNG_ANCHORS is not None and _HUNG_ANCHORS.match(base_name(f.function)):
+        if (
+            class_id == "hung-task"
+            and f.function
+            and _HUNG_ANCHORS is not None
+            and _HUNG_ANCHORS.match(base_name(f.function))
+        ):
             return Pick(f, i, "waits_for")
         if not is_skipped(f.function, extra, True, class_id):
             return Pick(f, i, "first_non_sleeping")
