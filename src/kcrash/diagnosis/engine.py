@@ -14,7 +14,7 @@ from typing import Any
 
 from kcrash.diagnosis import decode
 from kcrash.diagnosis.classify import Classified, classify_events, select
-from kcrash.diagnosis.culprit import Pick, base_name, blame
+from kcrash.diagnosis.culprit import Pick, base_name, blame, skip_reason
 from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
@@ -199,6 +199,20 @@ def _build(
     params = _params(ev, groups, culprit, evidence, qualifier)
     explanation = [Message(rule.explanation_id if rule else "rule.unknown.explanation", params)]
     explanation.extend(_evidence_explanations(evidence, params))
+    if (
+        site is not None
+        and culprit is not None
+        and site.function
+        and culprit.function
+        and (site.function, site.module) != (culprit.function, culprit.module)
+    ):
+        why = skip_reason(site.function, class_id)
+        explanation.append(
+            Message(
+                "explain.crash_site" if why else "explain.crash_site_other",
+                params | {"site": site.function, "site_module": site.module, "why": why or ""},
+            )
+        )
     step_ids = rule.next_step_ids if rule is not None else ("rule.unknown.next.1",)
     next_steps = [Message(i, params) for i in step_ids]
     next_steps.extend(_extra_steps(class_id, culprit, evidence, params))
