@@ -1447,14 +1447,3 @@ def _with_site(b: Blame, cands: list[Frame]) -> Blame:
             None,
         )
     return b
-
-
-def pick_culprit(
-    strategy: str,
-    rip: Frame | None,
-    trace: list[Frame],
-    extra_skip: tuple[str, ...] = (),
-    message_symbol: str | None = None,
-) -> Pick | None:
-    """The culprit alone (kept for callers that do not need the crash site)."""
-    return blame(strategy, rip, trace, extra_skip=extra_skip, message_symbol=message_symbol).culprit
