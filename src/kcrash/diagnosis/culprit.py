@@ -45,6 +45,12 @@ How each class picks (``Rule.culprit`` in :mod:`kcrash.diagnosis.rules`):
 Whatever the class, when a crash happens inside a core helper called from a
 module (a driver, a filesystem), the helper is the crash site and the
 module's frame the culprit: the helper is infrastructure in these tables.
+A RIP inside a retpoline thunk (a call through a corrupt function pointer)
+blames the caller; a crash in interrupt context is blamed within the
+interrupt's frames first; a stack that is infrastructure all the way down is
+blamed on its first frame that is not reporting or exception plumbing rather
+than on nothing.  Hung tasks waiting for ``rtnl_lock``, an RCU grace period or
+``netdev_run_todo`` name that wait (``HUNG_ANCHORS``).
 """
 
 from __future__ import annotations
