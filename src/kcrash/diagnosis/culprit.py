@@ -1143,6 +1143,7 @@ _HARD = _compile(
     ]
     + [r"__x86_indirect_thunk_\w+", r"__x86_return_thunk"]
 )
+_LOCKING = _compile([r.pattern for r in INFRASTRUCTURE["locking"]])
 _THUNK = re.compile(r"^__x86_indirect_thunk_\w+$|^__x86_indirect_call_thunk_\w+$")
 _CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in CLASS_SKIPS.items()}
 _SLEEPING = _compile(_patterns(SLEEPING))
@@ -1430,8 +1431,16 @@ def blame(
         # every frame is infrastructure (a bad function pointer called from a timer
         # dispatcher, a fault in the idle loop): blame the first frame that is not
         # pure reporting or exception plumbing rather than nothing
+        cls = _CLASS_SKIP.get(class_id or "")
         for i, f in enumerate(cands):
-            if f.function and _HARD is not None and not _HARD.match(base_name(f.function)):
+            name = base_name(f.function) if f.function else None
+            if (
+                name
+                and _HARD is not None
+                and not _HARD.match(name)
+                and not (_LOCKING is not None and _LOCKING.match(name))
+                and not (cls is not None and cls.match(name))
+            ):
                 pick = Pick(f, i, "rip" if f is site else "first_non_skipped")
                 break
     if pick is not None and strategy == "access" and pick.frame is site:
