@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import NotADumpError
 from .facts.model import CrashFacts, Stack
+from .notes import Note
 from .steps import Steps, time_limit
 
 #: Opening a dump reads headers and indexes debuginfo: seconds normally.
@@ -75,7 +76,7 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
         facts.system.release = target.dump.release
         facts.system.panic = panic_message(facts.log)
         facts.system.dumpfile = target.dump.path
-        steps.skip("system", "no types in this dump (no vmlinux, no BTF)")
+        steps.skip("system", Note("step.no_types"))
     return facts
 
 
@@ -121,7 +122,7 @@ def symbolize_text(
     release = next((e.release for e in facts.events if e.release), facts.system.release)
     prog, missing = open_symbolizer(vmlinux, release, modules, dirs)
     if missing:
-        facts.lacks.append("no debug file for module(s) " + ", ".join(missing))
+        facts.lacks.append(Note("lack.module_debug_file", modules=", ".join(missing)))
     steps.run("source lines", lambda: add_sources(prog, diags), seconds=10)
 
 
@@ -232,7 +233,7 @@ def analyze_path(
         info["format"] = text.format
         info["vmlinux"] = vmlinux
         if not facts.lacks:
-            facts.lacks.append("no vmcore: verdict from the log text alone (no memory state)")
+            facts.lacks.append(Note("lack.log_only"))
         info["lacks"] = list(facts.lacks)
         return build_report(facts, diags, steps, lang=lang, input_info=info)
 

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .notes import Note
+
 T = TypeVar("T")
 
 
@@ -61,7 +63,12 @@ class Steps:
             value = fn()
         except _Timeout:
             self.records.append(
-                StepRecord(name, "timeout", time.perf_counter() - start, f"exceeded {limit:g} s")
+                StepRecord(
+                    name,
+                    "timeout",
+                    time.perf_counter() - start,
+                    Note("step.timeout", seconds=limit),
+                )
             )
             return None
         except Exception as e:  # a failed step is reported, never fatal

@@ -15,7 +15,6 @@ values equal crash's on the same dump:
 from __future__ import annotations
 
 import datetime
-import os
 from typing import TYPE_CHECKING
 
 import drgn
@@ -24,6 +23,7 @@ from drgn.helpers.linux.panic import tainted
 from drgn.helpers.linux.sched import loadavg, task_cpu
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds
 
+from ..notes import Note
 from .model import LogLine, SystemInfo
 from .panic import panic_message
 from .tasks import all_tasks, crash_state
@@ -120,11 +120,11 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
 
     taint = get(lambda: tainted(prog), "")
     info.taint = taint or None
-    kernel = target.vmlinux or f"(no vmlinux: {target.mode} from the dump)"
-    info.kernel = kernel + ("  [TAINTED]" if taint else "")
-    info.dumpfile = (
-        os.path.basename(target.dump.path) if target.dump.container != "kcore" else ("/proc/kcore")
-    )
+    marker = "  [TAINTED]" if taint else ""
+    if target.vmlinux:
+        info.kernel = target.vmlinux + marker
+    else:  # a sentence of kcrash's, not a path: reports render it in their language
+        info.kernel = Note(f"system.kernel_{target.mode}", tainted=marker)
     info.dumpfile = target.dump.path + ("  [PARTIAL DUMP]" if target.dump.partial else "")
     info.cpus = get(lambda: num_present_cpus(prog))
     online = get(lambda: num_online_cpus(prog))

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from kcrash.errors import KcrashError
 from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack, SystemInfo
+from kcrash.notes import Note
 from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader
 from kcrash.oops.formats import parse_line
@@ -297,11 +298,10 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     facts.modules = _modules(events)
     _stacks_from_events(facts, events)
     if truncated_input is not None:
-        facts.lacks.append(f"input: cut short ({truncated_input}); read up to there")
+        facts.lacks.append(Note("lack.input_cut_short", reason=truncated_input))
     if kept_index > HEAD_KEEP + TAIL_KEEP:
         facts.lacks.append(
-            f"log: {kept_index} records read, the first {HEAD_KEEP} and last {TAIL_KEEP} kept "
-            "(report blocks are kept whole)"
+            Note("lack.log_records_kept", read=kept_index, head=HEAD_KEEP, tail=TAIL_KEEP)
         )
     fmt = _dominant(counts, session.seen)
     return TextInput(

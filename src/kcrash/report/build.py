@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import __version__
 from ..facts.model import CrashFacts, Frame, Stack
+from ..notes import in_lang
 from ..steps import Steps
 from .labels import labels
 
@@ -147,12 +148,14 @@ def _one(diag: Any, lang: str, access: dict[str, Any] | None = None) -> dict[str
     }
 
 
-def _no_verdict(facts: CrashFacts) -> dict[str, Any]:
+def _no_verdict(facts: CrashFacts, lang: str) -> dict[str, Any]:
+    from ..diagnosis import render
+
     return {
         "verdict": {
             "class": "unknown",
-            "class_name": "unknown",
-            "title": facts.system.panic or "no crash report found",
+            "class_name": render("class.unknown", {}, lang),
+            "title": facts.system.panic or labels(lang)["no_crash_found"],
             "summary": None,
             "crash_site": None,
             "culprit": None,
@@ -174,8 +177,13 @@ def build_report(
     access: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole report: primary crash at the top level, others in ``other_reports``."""
-    primary = _one(diags[0], lang, access) if diags else _no_verdict(facts)
-    system = {k: v for k, v in asdict(facts.system).items()}
+    primary = _one(diags[0], lang, access) if diags else _no_verdict(facts, lang)
+    # kcrash's own sentences (what a mode lacks, a step's reason, KERNEL without
+    # vmlinux) are Notes: rendered here in the report's language.
+    system = {
+        k: in_lang(v, lang) if isinstance(v, str) else v for k, v in asdict(facts.system).items()
+    }
+    input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "kcrash", "version": __version__},
@@ -193,7 +201,10 @@ def build_report(
             ],
             "memory": facts.memory or None,
         },
-        "steps": [asdict(r) for r in steps.records],
+        "steps": [
+            {**asdict(r), "reason": in_lang(r.reason, lang) if r.reason else r.reason}
+            for r in steps.records
+        ],
         "other_reports": [_one(d, lang) for d in diags[1:]],
     }
     return report

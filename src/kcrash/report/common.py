@@ -73,9 +73,16 @@ def system_rows(system: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def stack_lines(st: dict[str, Any], limit: int = 12) -> list[str]:
+def step_name(name: str, lb: dict[str, str]) -> str:
+    """An analysis step's name in the report's language (the JSON keeps the English id)."""
+    return lb.get("step." + name, name)
+
+
+def stack_lines(st: dict[str, Any], lb: dict[str, str], limit: int = 12) -> list[str]:
     """A short stack for context sections: header and the first frames."""
-    head = f"PID {st.get('pid')} ({st.get('comm')}) CPU {st.get('cpu')}"
+    head = f"PID {st.get('pid')} ({st.get('comm')})"
+    if st.get("cpu") is not None:  # a blocked task in a log has no CPU: say nothing
+        head += f" CPU {st['cpu']}"
     real = [f for f in st.get("frames", []) if not f.get("inlined")]
     # What the CPU was doing is below the last exception frame; above it is
     # only how the dump was taken (panic/NMI path), so start there.
@@ -86,7 +93,7 @@ def stack_lines(st: dict[str, Any], limit: int = 12) -> list[str]:
     more = len(frames) - limit
     out = [head, *("  " + f for f in frames[:limit])]
     if more > 0:
-        out.append(f"  … {more} more")
+        out.append("  " + lb["more"].format(n=more))
     return out
 
 
@@ -97,14 +104,14 @@ def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[s
     if ctx.get("cpu_stacks"):
         lines: list[str] = []
         for st in ctx["cpu_stacks"]:
-            lines += stack_lines(st, 8)
+            lines += stack_lines(st, lb, 8)
         out.append((lb["cpu_stacks"], lines))
     if ctx.get("blocked_tasks"):
         lines = []
         for st in ctx["blocked_tasks"][:8]:
-            lines += stack_lines(st, 8)
+            lines += stack_lines(st, lb, 8)
         if len(ctx["blocked_tasks"]) > 8:
-            lines.append(f"… {len(ctx['blocked_tasks']) - 8} more")
+            lines.append(lb["more"].format(n=len(ctx["blocked_tasks"]) - 8))
         out.append((lb["blocked_tasks"], lines))
     mem = ctx.get("memory")
     if mem:

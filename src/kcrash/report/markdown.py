@@ -10,6 +10,7 @@ from .common import (
     culprit_line,
     frame_line,
     registers_lines,
+    step_name,
     system_rows,
 )
 from .labels import labels
@@ -59,10 +60,11 @@ def render(report: dict[str, Any]) -> str:
         out.append("")
     if report.get("input", {}).get("lacks"):
         out += [f"## {lb['lacks']}", "", *(f"- {x}" for x in report["input"]["lacks"]), ""]
-    out += [f"## {lb['steps']}", "", "| step | status | s | |", "|---|---|---|---|"]
+    cols = f"| {lb['col_step']} | {lb['col_status']} | {lb['col_seconds']} | |"
+    out += [f"## {lb['steps']}", "", cols, "|---|---|---|---|"]
     for s in report.get("steps", []):
         out.append(
-            f"| {s['name']} | {lb.get('status_' + s['status'], s['status'])} | "
+            f"| {step_name(s['name'], lb)} | {lb.get('status_' + s['status'], s['status'])} | "
             f"{s['seconds']:.3f} | {s.get('reason') or ''} |"
         )
     others = report.get("other_reports") or []

@@ -20,6 +20,7 @@ from .common import (
     culprit_line,
     frame_line,
     registers_lines,
+    step_name,
     system_rows,
 )
 from .labels import labels
@@ -100,14 +101,14 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
             console.print("  - " + x, highlight=False, markup=False)
         console.print()
     t = Table(title=lb["steps"], title_justify="left", box=None)
-    t.add_column("step")
-    t.add_column("status")
-    t.add_column("s", justify="right")
+    t.add_column(lb["col_step"])
+    t.add_column(lb["col_status"])
+    t.add_column(lb["col_seconds"], justify="right")
     t.add_column("")
     for s in report.get("steps", []):
         style = "green" if s["status"] == "ok" else "yellow"
         t.add_row(
-            s["name"],
+            step_name(s["name"], lb),
             Text(lb.get("status_" + s["status"], s["status"]), style=style),
             f"{s['seconds']:.3f}",
             Text(s.get("reason") or ""),

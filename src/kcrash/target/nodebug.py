@@ -36,6 +36,7 @@ import drgn
 from drgn import FindObjectFlags, Object, Program
 
 from ..facts.model import LogLine
+from ..notes import Note
 from . import globals as kglobals
 from . import kallsyms
 from .btf import Btf, BtfError, BtfTypes
@@ -179,7 +180,7 @@ def attach(
     prog.cache[_STATE_KEY] = st
     setup = NoDebugSetup(mode="kallsyms")
     t0 = time.perf_counter()
-    pkg = f"linux-image-{release}-dbg" if release else "the kernel's -dbg package"
+    pkg = f"linux-image-{release}-dbg" if release else Note("lack.dbg_package")
 
     # 1. Core kernel symbols.
     try:
@@ -188,7 +189,7 @@ def attach(
         have_syms = True
     except (LookupError, ValueError, drgn.FaultError) as e:
         have_syms = False
-        setup.lacks.append(f"no kernel symbols: {e}")
+        setup.lacks.append(Note("lack.no_kernel_symbols", error=str(e)))
     setup.timings["kallsyms"] = time.perf_counter() - t0
 
     # 2. The main module's address ranges: drgn then finds the built-in ORC.
@@ -204,10 +205,7 @@ def attach(
             setup.mode = "btf"
             setup.btf_types = st.btf.count
         else:
-            setup.lacks.append(
-                f"no types ({btf_reason}): tasks, ps, mod and per-task stacks are "
-                f"unavailable; install {pkg} for them"
-            )
+            setup.lacks.append(Note("lack.no_types", reason=btf_reason, pkg=pkg))
     setup.timings["btf"] = time.perf_counter() - t1
 
     # 4. Objects (needs nothing but kallsyms; types only where BTF has them).
@@ -219,24 +217,20 @@ def attach(
         try:
             prog.create_loaded_modules()
         except Exception as e:  # a damaged module list must not stop the rest
-            setup.lacks.append(f"kernel modules not enumerated: {e}")
+            setup.lacks.append(Note("lack.modules_not_enumerated", error=str(e)))
         try:
             prog.register_symbol_finder(
                 "kcrash-module-kallsyms", kallsyms.load_modules(prog), enable_index=1
             )
         except Exception as e:
-            setup.lacks.append(f"no module symbols: {e}")
+            setup.lacks.append(Note("lack.no_module_symbols", error=str(e)))
     else:
-        setup.lacks.append("no module list or module symbols (they need BTF types)")
+        setup.lacks.append(Note("lack.no_module_list"))
     setup.timings["modules"] = time.perf_counter() - t2
 
-    setup.lacks.append(
-        f"no source lines, local variables or inlined frames (no DWARF): install {pkg} for them"
-    )
+    setup.lacks.append(Note("lack.no_dwarf", pkg=pkg))
     if setup.mode == "btf":
-        setup.lacks.append(
-            "types come from BTF: no macros; multi-dimensional arrays appear flattened"
-        )
+        setup.lacks.append(Note("lack.btf_types"))
     setup.timings["total"] = time.perf_counter() - t0
     st.setup = setup
     return setup

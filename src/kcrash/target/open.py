@@ -22,6 +22,7 @@ from typing import Any
 import drgn
 
 from ..errors import DebuginfoNotFoundError, KcrashError, NotADumpError
+from ..notes import Note
 from . import debuginfo as di
 from .dumpfile import DumpFile, inspect, parse_vmcoreinfo
 
@@ -69,9 +70,7 @@ class Target:
         new = [n for n in missing if n not in self._modules_missing]
         if new:
             self._modules_missing.update(new)
-            self.lacks.append(
-                "no debuginfo for module(s) " + ", ".join(new[:10]) + ": no source lines there"
-            )
+            self.lacks.append(Note("lack.module_debuginfo", modules=", ".join(new[:10])))
         return missing
 
     def stack_trace(self, thread_or_task: Any) -> drgn.StackTrace:
@@ -173,24 +172,27 @@ def open_target(
     target.mode = setup.mode
     target.lacks = list(setup.lacks)
     if no_debuginfo:
-        pkg = f"linux-image-{dump.release}-dbg" if dump.release else "the kernel's -dbg package"
-        target.missing_debuginfo = (
-            f"no vmlinux used (--no-debuginfo); for source lines pass VMLINUX or install {pkg}"
-        )
+        target.missing_debuginfo = Note("lack.no_debuginfo_asked", pkg=_dbg_package(dump))
     else:
         target.missing_debuginfo = _not_found_message(dump, target.looked)
         target.lacks.append(target.missing_debuginfo)
     return target
 
 
+def _dbg_package(dump: DumpFile) -> str:
+    return f"linux-image-{dump.release}-dbg" if dump.release else Note("lack.dbg_package")
+
+
 def _not_found_message(dump: DumpFile, looked: list[str]) -> str:
-    where = ", ".join(looked[:6]) + (f" and {len(looked) - 6} more" if len(looked) > 6 else "")
-    pkg = f"linux-image-{dump.release}-dbg" if dump.release else "the kernel's -dbg package"
-    return (
-        f"no vmlinux with debuginfo for {dump.release or 'this kernel'}"
-        f" (build id {dump.build_id or 'unknown'}); looked in {where}; "
-        f"install {pkg} (Debian/Ubuntu) or kernel-debuginfo (RHEL/Fedora), "
-        "or pass VMLINUX / --debuginfo DIR"
+    where = ", ".join(looked[:6])
+    if len(looked) > 6:
+        where = Note("lack.and_more", first=where, more=len(looked) - 6)
+    return Note(
+        "lack.debuginfo_not_found",
+        release=dump.release or Note("lack.this_kernel"),
+        build_id=dump.build_id or Note("lack.unknown_build_id"),
+        where=where,
+        pkg=_dbg_package(dump),
     )
 
 
