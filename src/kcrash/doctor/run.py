@@ -12,7 +12,6 @@ import json
 import os
 import traceback
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from ..target.fetch.distro import FAMILIES, FAMILY_NAMES, is_ubuntu_release
 from .checks import CHECKS, Check
@@ -134,7 +133,3 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
     else:
         lines.append(f"NOT READY: {fails} problem(s) ✗ to fix, {warns} warning(s) ⚠")
     return "\n".join(lines)
-
-
-def as_dict(report: Report) -> dict[str, Any]:
-    return asdict(report)

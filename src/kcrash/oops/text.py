@@ -414,8 +414,3 @@ def _modules(events: list[OopsEvent]) -> list[ModuleInfo]:
                 out.append(ModuleInfo(name=name, taints=rest.rstrip(")") if rest else ""))
             return out
     return []
-
-
-def read_string(text: str, name: str = "input") -> TextInput:
-    """:func:`read_text` over a string (tests, pasted text)."""
-    return read_text(io.StringIO(text), name)

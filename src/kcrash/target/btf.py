@@ -411,14 +411,6 @@ class Btf:
                 out.append((self.string(name_off) if name_off else None, mtype, moff, None))
         return out
 
-    def datasec_vars(self, tid: int) -> list[tuple[int, int, int]]:
-        """(VAR id, offset, size) of each variable of a DATASEC."""
-        w, pos, kind, vlen, _ = self._raw(tid)
-        if kind != DATASEC:
-            raise ValueError(f"type {tid} is not a DATASEC")
-        p = pos + 3
-        return [(w[p + 3 * k], w[p + 3 * k + 1], w[p + 3 * k + 2]) for k in range(vlen)]
-
     def resolve(self, tid: int) -> int:
         """Skip typedefs, qualifiers and type tags."""
         while tid:
@@ -657,14 +649,3 @@ class BtfTypes:
             return None
         tid, value = hit
         return Object(self.prog, self.type(tid), value)
-
-
-def datasec_offsets(btf: Btf, section: str = ".data..percpu") -> dict[str, int]:
-    """Offsets of the variables of one DATASEC (by default the per-CPU one)."""
-    out: dict[str, int] = {}
-    for tid in btf.ids_named(section):
-        if btf.record(tid).kind != DATASEC:
-            continue
-        for var, off, _size in btf.datasec_vars(tid):
-            out[btf.record(var).name] = off
-    return out

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import struct
 
-from drgn import FaultError, Program
+from drgn import Program
 
 from kcrash.facts.model import LogLine
 
@@ -177,14 +177,6 @@ def _block_text(ring: bytes, size_bits: int, begin: int, nxt: int, text_len: int
         return None
     text = ring[start + 8 : start + length]
     return text[: min(text_len, len(text))]
-
-
-def read_log_safe(prog: Program) -> tuple[list[LogLine], str | None]:
-    """:func:`read_log`, or an empty list and the reason it failed."""
-    try:
-        return read_log(prog), None
-    except (VmcoreinfoLogError, FaultError, ValueError, LookupError) as e:
-        return [], str(e)
 
 
 _RELEASE = re.compile(r"^OSRELEASE=(.*)$", re.M)
