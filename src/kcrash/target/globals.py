@@ -60,6 +60,7 @@ GLOBALS: tuple[Global, ...] = (
     Global("crash_notes", "note_buf_t *", note="per-CPU pointer (note_buf_t __percpu *)"),
     Global("crashing_cpu", "int", (4, 10), note="arch/x86/kernel/reboot.c"),
     Global("dentry_hashtable", "struct hlist_bl_head *", (2, 6)),
+    Global("high_memory", "void *", note="mm/memory.c: end of the direct map (crash's ps %MEM)"),
     Global("hugetlb_max_hstate", "int", (3, 2)),
     Global("hstates", "struct hstate [{HUGE_MAX_HSTATE}]"),
     Global("idt_table", "gate_desc [256]", note="arch/x86/kernel/idt.c"),
