@@ -63,7 +63,7 @@ def parse_ps(text: str) -> list[dict[str, object]]:
         parts = line[1:].split(None, 8)
         if len(parts) < 9 or not parts[0].isdigit():
             continue
-        pid, ppid, cpu, task, st, _mem, _vsz, _rss, comm = parts
+        pid, ppid, cpu, task, st, mem, vsz, rss, comm = parts
         rows.append(
             {
                 "pid": int(pid),
@@ -71,6 +71,9 @@ def parse_ps(text: str) -> list[dict[str, object]]:
                 "cpu": int(cpu),
                 "task": int(task, 16),
                 "state": st,
+                "%mem": mem,  # as printed ("%.1f"): the rounding is part of the answer
+                "vsz": int(vsz),
+                "rss": int(rss),
                 "comm": comm.strip(),
                 "active": line.startswith(">"),
             }

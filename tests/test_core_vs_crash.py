@@ -295,7 +295,8 @@ def test_log_lines_equal_crash(entries: list[dict[str, Any]]) -> None:
 
 
 def test_ps_rows_equal_crash_8_0_6(entries: list[dict[str, Any]]) -> None:
-    keys = ("pid", "ppid", "cpu", "task", "state", "comm", "active")
+    """Every column of every row, %MEM, VSZ and RSS included (%MEM as printed)."""
+    keys = ("pid", "ppid", "cpu", "task", "state", "%mem", "vsz", "rss", "comm", "active")
 
     def check(e: dict[str, Any]) -> None:
         ours = parse_ps(_run(e, "ps"))
