@@ -13,7 +13,7 @@ from typing import Any
 import drgn
 from drgn import Program
 from drgn.commands import argument
-from drgn.helpers.linux.cpumask import for_each_online_cpu
+from drgn.helpers.linux.cpumask import for_each_present_cpu
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import cpu_curr
 
@@ -128,7 +128,10 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
         raise DebuginfoNotFoundError(f"bt -l needs source lines: {target.missing_debuginfo}")
     tasks: list[drgn.Object] = []
     if args.all_cpus:
-        tasks = [cpu_curr(prog, cpu) for cpu in for_each_online_cpu(prog)]
+        # Present, not online: panic() stops the other CPUs (stop_this_cpu()
+        # marks them offline) before QEMU takes its dump, yet their last task
+        # is what crash's bt -a shows, and what a lockup needs.
+        tasks = [cpu_curr(prog, cpu) for cpu in for_each_present_cpu(prog)]
     elif args.pid:
         for pid in args.pid:
             t = find_task(prog, pid)
