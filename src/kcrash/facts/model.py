@@ -41,6 +41,10 @@ class Frame:
     # "irq", "softirq", "nmi", "exception" (the <IRQ>...</IRQ> markers), or
     # None when unknown.  Lockup and stall culprits skip the interrupt part.
     context: str | None = None
+    # Which stack an unwound frame is on ("TASK", "IRQ", "NMI", "EXCEPTION"…,
+    # drgn's x86-64 names), None when its stack pointer is unknown: ``bt``
+    # prints crash's ``--- <IRQ stack> ---`` where it changes.
+    stack: str | None = None
 
     @property
     def symbol(self) -> str:

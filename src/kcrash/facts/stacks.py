@@ -8,7 +8,8 @@ ORC unwinder (:mod:`kcrash.target.nodebug`) gives the frames.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import drgn
 from drgn.helpers.linux.sched import task_cpu
@@ -80,7 +81,9 @@ NMI_ENTRY_FUNCTIONS = ("crash_nmi_callback",)
 _KEXEC_SCAN_BYTES = 4096
 
 
-def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace | None:
+def kexec_path_trace(
+    prog: drgn.Program, task: drgn.Object, unwind: Unwind | None = None
+) -> Any | None:
     """The path that took the dump, unwound from below the saved registers.
 
     Why: in a kdump vmcore each CPU's PRSTATUS note holds the registers of
@@ -96,7 +99,11 @@ def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace |
     unwind from there with ORC; the result must reach the first frame drgn
     found (same stack pointer, same function), otherwise it is not used.
     x86-64 kernels with kexec (``crash_nmi_callback`` since 2.6.19).
+
+    ``unwind`` unwinds from a candidate slot; by default drgn's unwinder (the
+    result is then a :class:`drgn.StackTrace`).
     """
+    unwind = unwind or _drgn_unwind(prog)
     try:
         first = prog.stack_trace(task)[0]
         if first.name in KEXEC_ENTRY_FUNCTIONS or first.name in NMI_ENTRY_FUNCTIONS:
@@ -116,15 +123,37 @@ def kexec_path_trace(prog: drgn.Program, task: drgn.Object) -> drgn.StackTrace |
     except (LookupError, AttributeError, drgn.FaultError):
         pass
     for lo, hi, funcs in regions:
-        trace = _unwind_from_slot(prog, lo, hi, funcs, exc_sp, exc_pc)
+        trace = _unwind_from_slot(prog, lo, hi, funcs, exc_sp, exc_pc, unwind)
         if trace is not None:
             return trace
     return None
 
 
+#: (ip, sp) of a return slot -> (the trace, its frames' (pc, sp)), or None.
+Unwind = Callable[[int, int], "tuple[Any, list[tuple[int, int]]] | None"]
+
+
+def _drgn_unwind(prog: drgn.Program) -> Unwind:
+    def unwind(ip: int, sp: int) -> tuple[Any, list[tuple[int, int]]] | None:
+        regs = drgn.Object(prog, "struct pt_regs", value={"ip": ip, "sp": sp})
+        try:
+            trace = prog.stack_trace(regs)
+            return trace, [(f.pc, f.sp) for f in trace]
+        except (ValueError, LookupError, drgn.FaultError):
+            return None
+
+    return unwind
+
+
 def _unwind_from_slot(
-    prog: drgn.Program, lo: int, hi: int, funcs: tuple[str, ...], exc_sp: int, exc_pc: int
-) -> drgn.StackTrace | None:
+    prog: drgn.Program,
+    lo: int,
+    hi: int,
+    funcs: tuple[str, ...],
+    exc_sp: int,
+    exc_pc: int,
+    unwind: Unwind,
+) -> Any | None:
     try:
         data = prog.read(lo, hi - lo)
         ranges = []
@@ -137,12 +166,11 @@ def _unwind_from_slot(
         word = int.from_bytes(data[off : off + 8], "little")
         if not any(a < word < b for a, b in ranges):
             continue
-        regs = drgn.Object(prog, "struct pt_regs", value={"ip": word, "sp": lo + off + 8})
-        try:
-            trace = prog.stack_trace(regs)
-        except (ValueError, LookupError, drgn.FaultError):
+        got = unwind(word, lo + off + 8)
+        if got is None:
             continue
-        if any(f.sp == exc_sp and _same_function(prog, f.pc, exc_pc) for f in list(trace)[1:]):
+        trace, frames = got
+        if any(sp == exc_sp and _same_function(prog, pc, exc_pc) for pc, sp in frames[1:]):
             return trace
     return None
 
@@ -237,6 +265,50 @@ def stack_from_trace(
     return st
 
 
+def _orc_unwind(prog: drgn.Program) -> Unwind:
+    from ..target import nodebug
+
+    def unwind(ip: int, sp: int) -> tuple[Any, list[tuple[int, int]]] | None:
+        try:
+            frames = nodebug.unwind_registers(prog, {"rip": ip, "rsp": sp, "rbp": 0}, False)
+        except (LookupError, ValueError, drgn.FaultError):
+            return None
+        return frames, [(f.pc, f.sp) for f in frames]
+
+    return unwind
+
+
+def stack_from_unwound(
+    prog: drgn.Program, frames: list[Any], ranges: list[tuple[int, int, str]]
+) -> Stack:
+    """:func:`stack_from_trace` for the frames of kcrash's own ORC unwinder
+    (:class:`kcrash.target.orc.UnwoundFrame`): the same facts, from the pc,
+    stack pointer and ``pt_regs`` of each frame (no inline frames: no DWARF)."""
+    st = Stack()
+    for fr in frames:
+        if fr.pc < _USER_LIMIT:
+            if fr.regs is not None:
+                st.user_regs = dict(fr.regs)
+            break
+        lookup_pc = fr.pc if fr.interrupted else fr.pc - 1
+        fact = Frame(
+            function=None,
+            module=_module_name(prog, lookup_pc),
+            address=fr.pc,
+            sp=fr.sp,
+            reliable=fr.reliable,
+            regs=dict(fr.regs) if fr.regs is not None and fr.interrupted else None,
+        )
+        try:
+            sym = prog.symbol(lookup_pc)
+            fact.function, fact.offset, fact.size = sym.name, fr.pc - sym.address, sym.size
+        except LookupError:
+            pass
+        fact.stack = next((k for lo, hi, k in ranges if lo <= fr.sp <= hi), "TASK")
+        st.frames.append(fact)
+    return st
+
+
 def _with_orig_ax(
     prog: drgn.Program, entry: drgn.StackFrame | None, regs: dict[str, int]
 ) -> dict[str, int]:
@@ -263,17 +335,28 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
     """The stack of one task (``struct task_struct *``), innermost frame first."""
     prog = target.prog
     try:
-        if target.mode == "dwarf":
-            trace = kexec_path_trace(prog, task)
-            synthetic = trace is not None
-            if trace is None:
-                trace = prog.stack_trace(task)
-        else:
+        ranges = _stack_ranges(prog, task)
+        if target.mode == "btf":
+            # Without DWARF CFI, drgn's unwinder cannot cross the kdump path's
+            # functions that objtool leaves without ORC (__crash_kexec is
+            # STACK_FRAME_NON_STANDARD): it falls back to frame pointers and
+            # drops panic(). kcrash's ORC unwinder resumes at the next return
+            # address there, as crash does.
+            frames = kexec_path_trace(prog, task, _orc_unwind(prog))
+            if frames is not None:
+                st = stack_from_unwound(prog, frames, ranges)
+                return _with_task(st, task)
+        trace = kexec_path_trace(prog, task) if target.mode == "dwarf" else None
+        synthetic = trace is not None
+        if trace is None:
             trace = target.stack_trace(task)
-            synthetic = False
-        st = stack_from_trace(prog, trace, synthetic, _stack_ranges(prog, task))
+        st = stack_from_trace(prog, trace, synthetic, ranges)
     except (ValueError, LookupError, drgn.FaultError) as e:
         st = Stack(error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+    return _with_task(st, task)
+
+
+def _with_task(st: Stack, task: drgn.Object) -> Stack:
     st.pid = task.pid.value_()
     st.comm = task.comm.string_().decode("utf-8", "replace")
     st.cpu = task_cpu(task)
