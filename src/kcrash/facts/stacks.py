@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import drgn
 from drgn.helpers.linux.sched import task_cpu
 
+from ..target.labels import kallsyms_name
 from .model import Frame, Stack
 
 if TYPE_CHECKING:
@@ -38,11 +39,13 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     offset = size = None
     try:
         sym = prog.symbol(lookup_pc)
-        offset, size = pc - sym.address, sym.size
-        # crash names a frame by its ELF symbol (``__handle_sysrq.cold``);
+        sym_name, sym_addr, size = kallsyms_name(prog, sym, lookup_pc)
+        offset = pc - sym_addr
+        # crash names a frame by its ELF symbol (``__handle_sysrq.cold``), and
+        # an address in assembly code by the label before it, as kallsyms does;
         # DWARF names inlined frames, which have no symbol of their own.
         if name is None or name.startswith("0x") or not frame.is_inline:
-            name = sym.name
+            name = sym_name
     except LookupError:
         pass
     try:
@@ -279,11 +282,16 @@ def _orc_unwind(prog: drgn.Program) -> Unwind:
 
 
 def stack_from_unwound(
-    prog: drgn.Program, frames: list[Any], ranges: list[tuple[int, int, str]]
+    prog: drgn.Program,
+    frames: list[Any],
+    ranges: list[tuple[int, int, str]],
+    confirmed: bool = False,
 ) -> Stack:
     """:func:`stack_from_trace` for the frames of kcrash's own ORC unwinder
     (:class:`kcrash.target.orc.UnwoundFrame`): the same facts, from the pc,
-    stack pointer and ``pt_regs`` of each frame (no inline frames: no DWARF)."""
+    stack pointer and ``pt_regs`` of each frame (no inline frames: no DWARF).
+    ``confirmed``: the unwind was checked end to end (it reached the frame
+    the CPU's saved registers give), so a step found by scanning is reliable."""
     st = Stack()
     for fr in frames:
         if fr.pc < _USER_LIMIT:
@@ -296,12 +304,12 @@ def stack_from_unwound(
             module=_module_name(prog, lookup_pc),
             address=fr.pc,
             sp=fr.sp,
-            reliable=fr.reliable,
+            reliable=fr.reliable or confirmed,
             regs=dict(fr.regs) if fr.regs is not None and fr.interrupted else None,
         )
         try:
-            sym = prog.symbol(lookup_pc)
-            fact.function, fact.offset, fact.size = sym.name, fr.pc - sym.address, sym.size
+            name, addr, fact.size = kallsyms_name(prog, prog.symbol(lookup_pc), lookup_pc)
+            fact.function, fact.offset = name, fr.pc - addr
         except LookupError:
             pass
         fact.stack = next((k for lo, hi, k in ranges if lo <= fr.sp <= hi), "TASK")
@@ -343,8 +351,8 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
             # drops panic(). kcrash's ORC unwinder resumes at the next return
             # address there, as crash does.
             frames = kexec_path_trace(prog, task, _orc_unwind(prog))
-            if frames is not None:
-                st = stack_from_unwound(prog, frames, ranges)
+            if frames is not None:  # it reached drgn's first frame: every step holds
+                st = stack_from_unwound(prog, frames, ranges, confirmed=True)
                 return _with_task(st, task)
         trace = kexec_path_trace(prog, task) if target.mode == "dwarf" else None
         synthetic = trace is not None

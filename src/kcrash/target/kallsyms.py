@@ -109,7 +109,7 @@ def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
     if stext is None or uts is None:
         return None
     build_id = next((ln[9:] for ln in vmcoreinfo.splitlines() if ln.startswith("BUILD-ID=")), None)
-    cached = _cache_load(build_id, stext)
+    cached = cache_load(build_id, stext)
     if cached is not None:
         index = _decode(prog, cached, stext, uts)
         if index is not None:
@@ -120,7 +120,7 @@ def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
             continue
         index = _decode(prog, tables, stext, uts)
         if index is not None:
-            _cache_store(build_id, stext, tables)
+            cache_store(build_id, stext, tables)
             return index
     return None
 
@@ -148,17 +148,18 @@ def _decode(prog: Program, tables: dict[str, int], stext: int, uts: int) -> Symb
     return index if found.get("init_uts_ns") == uts else None
 
 
-def _cache_path(build_id: str | None) -> Path | None:
+def _cache_path(build_id: str | None, kind: str) -> Path | None:
     if not build_id or not all(c in "0123456789abcdef" for c in build_id):
         return None
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "kcrash" / "kallsyms" / f"{build_id}.json"
+    return root / "kcrash" / kind / f"{build_id}.json"
 
 
-def _cache_load(build_id: str | None, stext: int) -> dict[str, int] | None:
-    """Table places found before for this build (relative to ``_stext``, so
-    they hold under any KASLR offset): skips the ~0.2 s scan."""
-    path = _cache_path(build_id)
+def cache_load(build_id: str | None, stext: int, kind: str = "kallsyms") -> dict[str, int] | None:
+    """Addresses found before for this build (relative to ``_stext``, so
+    they hold under any KASLR offset): skips the ~0.2 s scan.  ``kind`` names
+    what they are (a directory of ``~/.cache/kcrash``)."""
+    path = _cache_path(build_id, kind)
     try:
         if path is None or not path.exists():
             return None
@@ -168,8 +169,10 @@ def _cache_load(build_id: str | None, stext: int) -> dict[str, int] | None:
         return None
 
 
-def _cache_store(build_id: str | None, stext: int, tables: dict[str, int]) -> None:
-    path = _cache_path(build_id)
+def cache_store(
+    build_id: str | None, stext: int, tables: dict[str, int], kind: str = "kallsyms"
+) -> None:
+    path = _cache_path(build_id, kind)
     if path is None:
         return
     try:

@@ -1,0 +1,88 @@
+"""Frame names as kallsyms gives them, also when the vmlinux is loaded.
+
+Why: the kernel's own traces, crash, and kcrash without debuginfo name an
+address by the nearest symbol at or below it (kallsyms), so a system call's
+bottom frame is ``entry_SYSCALL_64_after_hwframe+0x6e/0xd8`` and an idle
+task's is ``secondary_startup_64_no_verify``.  drgn with a vmlinux names it
+by the ELF symbol whose *size* covers it (``entry_SYSCALL_64``), because the
+labels inside assembly code (``SYM_INNER_LABEL`` in arch/x86/entry/entry_64.S
+and head_64.S, since v5.5) are symbols of size 0.  With this, ``bt`` and the
+report give one answer with and without debuginfo, and crash's.
+
+Finding those labels means walking the vmlinux's ~130,000 symbols (0.1 s):
+done once per build and cached by build id, like the kallsyms places.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import drgn
+
+from .kallsyms import cache_load, cache_store
+
+_KEY = "kcrash.inner_labels"
+
+
+def _labels(prog: drgn.Program) -> tuple[list[int], list[str]]:
+    """Sorted (addresses, names) of the size-0 code labels of the core kernel."""
+    got = prog.cache.get(_KEY)
+    if got is not None:
+        return got
+    try:
+        stext = prog.symbol("_stext").address
+        build_id = prog.main_module().build_id
+        bid = build_id.hex() if build_id else None
+    except (LookupError, ValueError, AttributeError):
+        stext, bid = 0, None
+    found = cache_load(bid, stext, kind="labels")
+    if found is None:
+        found = {
+            s.name: s.address
+            for s in prog.symbols()
+            if not s.size
+            and s.kind != drgn.SymbolKind.OBJECT
+            and not s.name.startswith(".")  # assembler-local: not in kallsyms
+            and s.address >= stext
+        }
+        cache_store(bid, stext, found, kind="labels")
+    pairs = sorted((a, n) for n, a in found.items())
+    got = ([a for a, _ in pairs], [n for _, n in pairs])
+    prog.cache[_KEY] = got
+    return got
+
+
+def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, int, int]:
+    """(name, address, size) of ``pc`` as kallsyms names it, given drgn's ``sym``.
+
+    The label nearest below ``pc`` inside ``sym`` wins (C functions,
+    ``STT_FUNC``, hold none).  The size is kallsyms's: up to the next symbol,
+    alignment padding included (the kernel prints ``+0x5/0x10`` for a
+    13-byte function followed by 3 bytes of padding), where the ELF symbol's
+    size stops at its last instruction.
+    """
+    name, addr, end = sym.name, sym.address, sym.address + sym.size
+    if sym.kind != drgn.SymbolKind.FUNC and sym.size:
+        addrs, names = _labels(prog)
+        i = bisect.bisect_right(addrs, pc) - 1
+        if i >= 0 and sym.address < addrs[i] < end:
+            name, addr = names[i], addrs[i]
+            j = bisect.bisect_right(addrs, addr)
+            if j < len(addrs) and addrs[j] < end:
+                return name, addr, addrs[j] - addr
+    return name, addr, _next_symbol(prog, end) - addr
+
+
+#: Functions are aligned to 16 bytes (x86-64 -falign-functions), some to 64.
+_MAX_PADDING = 64
+
+
+def _next_symbol(prog: drgn.Program, end: int) -> int:
+    """Where the next symbol starts, at most :data:`_MAX_PADDING` bytes after ``end``."""
+    for a in range(end, end + _MAX_PADDING):
+        try:
+            if prog.symbol(a).address == a:
+                return a
+        except LookupError:
+            continue
+    return end
