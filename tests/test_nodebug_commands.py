@@ -1,0 +1,147 @@
+"""kcrash's own commands give the same answers without debuginfo, on every corpus dump.
+
+The README's claim, checked exactly: ``sys``, ``bt``, ``bt -a``, ``log``,
+``ps``, ``mod`` and ``analyze`` print the same with the matching vmlinux and
+with none (types from the dump's BTF, symbols from its kallsyms, stacks from
+its ORC), source lines excepted.  The text each command prints is compared
+line by line, and its ``--json`` form value by value; what may differ is
+exactly:
+
+- ``sys``'s KERNEL line (the vmlinux path, or what replaced it), the mode
+  and what it lacks (``sys --json``'s ``mode``/``lacks``, the report's
+  ``input``), the report's ``steps`` (timings) and each module's debug file
+  (``object_file``);
+- ``source`` values (file:line needs DWARF) and inlined frames (DWARF's
+  inline records are the only way to know a call was inlined);
+- the pointer variable named in a bad access (``dev->refcount``): it comes
+  from the faulting frame's DWARF variable locations.  Without them the
+  report must say the rest the same and give the generic next step instead
+  (:func:`_without_the_named_pointer`).
+
+(``tests/test_nodebug_corpus.py`` checks the layers beneath: drgn's own
+helpers over the same dumps.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from typing import Any
+
+import pytest
+from checks import each
+
+from kcrash.commands import registry
+from kcrash.target.open import open_target
+
+#: Text commands, compared line by line (``sys`` without its KERNEL line).
+TEXT = ("sys", "bt", "bt -a", "log", "ps", "mod")
+#: The same with ``--json``, and the report; compared after :func:`_comparable`.
+JSON = ("sys --json", "bt --json", "bt -a --json", "log --json", "ps --json", "mod --json")
+
+
+def _run(target: Any, line: str) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        registry.run(target, line)
+    return buf.getvalue()
+
+
+def _comparable(x: Any) -> Any:
+    """``x`` without what needs DWARF (sources, inlined frames) or names the mode."""
+    if isinstance(x, dict):
+        return {
+            k: _comparable(v)
+            for k, v in x.items()
+            if k not in ("source", "kernel", "mode", "lacks", "input", "steps", "tool")
+            and k != "object_file"
+        }
+    if isinstance(x, list):
+        return [_comparable(v) for v in x if not (isinstance(v, dict) and v.get("inlined"))]
+    return x
+
+
+def _outputs(target: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cmd in TEXT:
+        lines = _run(target, cmd).splitlines()
+        out[cmd] = [ln for ln in lines if not ln.lstrip().startswith("KERNEL:")]
+    for cmd in JSON:
+        out[cmd] = _comparable(json.loads(_run(target, cmd)))
+    out["analyze"] = _comparable(json.loads(_run(target, "analyze -f json")))
+    return out
+
+
+def _without_the_named_pointer(dwarf: dict[str, Any], nodebug: dict[str, Any]) -> dict[str, Any]:
+    """The DWARF report as it reads without the named pointer, checked against ``nodebug``.
+
+    With DWARF, ``evidence.access`` names the variable (``dev->refcount``), the
+    evidence starts with that sentence (the only one with a label) and one
+    next step names the variable; without DWARF there is no access, no such
+    evidence, and that step is the generic one.  Anything else must be equal.
+    """
+    ev = dwarf["evidence"]
+    if not (ev.get("access") or {}).get("expression"):
+        return dwarf
+    assert nodebug["evidence"]["access"] is None
+    expr = ev["access"]["expression"]
+    steps = [
+        theirs if ours != theirs and ours.startswith(f"{expr} was read through") else ours
+        for ours, theirs in zip(dwarf["next_steps"], nodebug["next_steps"], strict=True)
+    ]
+    assert steps != dwarf["next_steps"], "the named pointer's next step is gone"
+    decoded = [d for d in ev["decoded"] if not d["label"]]
+    assert len(decoded) == len(ev["decoded"]) - 1
+    return {**dwarf, "next_steps": steps, "evidence": {**ev, "access": None, "decoded": decoded}}
+
+
+@pytest.fixture(scope="module")
+def both(corpus: list[dict[str, Any]]) -> Any:
+    """(entry, outputs with vmlinux, outputs without) per dump, opened one at a time."""
+
+    def make(e: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        dwarf = open_target(e["path"], e["vmlinux"])
+        assert dwarf.mode == "dwarf", e["id"]
+        nodebug = open_target(e["path"], None, no_debuginfo=True)
+        assert nodebug.mode == "btf", (e["id"], nodebug.lacks)
+        return _outputs(dwarf), _outputs(nodebug)
+
+    return make
+
+
+def test_every_command_answers_the_same_without_debuginfo(
+    corpus: list[dict[str, Any]], both: Any
+) -> None:
+    def check(e: dict[str, Any]) -> None:
+        with_vmlinux, without = both(e)
+        with_vmlinux["analyze"] = _without_the_named_pointer(
+            with_vmlinux["analyze"], without["analyze"]
+        )
+        differ = [cmd for cmd in with_vmlinux if with_vmlinux[cmd] != without[cmd]]
+        detail = {
+            cmd: next(
+                ((a, b) for a, b in zip(with_vmlinux[cmd], without[cmd], strict=False) if a != b),
+                "lengths differ",
+            )
+            if isinstance(with_vmlinux[cmd], list)
+            else [k for k in with_vmlinux[cmd] if with_vmlinux[cmd][k] != without[cmd].get(k)]
+            for cmd in differ
+        }
+        assert not differ, detail
+        # The commands really ran: a panic task with frames, tasks, log lines, modules.
+        assert len(without["bt"]) > 5 and len(without["ps"]) > 20, e["id"]
+        assert len(without["log"]) > 100 and without["mod --json"], e["id"]
+
+    each(corpus, check)
+
+
+def test_the_comparison_sees_a_difference(corpus: list[dict[str, Any]]) -> None:
+    """What the comparison ignores is only what it must: a changed frame is seen."""
+    e = corpus[0]
+    out = _outputs(open_target(e["path"], None, no_debuginfo=True))
+    bt = out["bt --json"]
+    changed = json.loads(json.dumps(bt))
+    changed["frames"][1]["function"] = "something_else"
+    assert _comparable(changed) != bt
+    assert _comparable({**bt, "source": "x.c:1"}) == bt
