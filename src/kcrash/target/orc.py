@@ -257,7 +257,8 @@ class OrcUnwinder:
         """First ``(return address, sp after return, caller's rbp)`` above ``sp``.
 
         A candidate is a word inside kernel text with ORC, right after a
-        ``call`` instruction (``e8 rel32``, or ``ff /2`` indirect forms).
+        ``call`` instruction (``e8 rel32``, or ``ff /2`` indirect forms), from
+        which ORC leads on to another such word (:meth:`_leads_on`).
         """
         assert self.is_text is not None
         data = b""
@@ -278,13 +279,37 @@ class OrcUnwinder:
                 before = self.read(w - 7, 7)
             except Exception:
                 continue
-            if _after_call(before):
+            if _after_call(before) and self._leads_on(w, sp + 8 * k + 8):
                 slot = sp + 8 * k
                 # The callee's prologue pushes rbp first, just below the
                 # return address: recover the caller's rbp from there.
                 bp = words[k - 1] if k and slot < words[k - 1] < slot + 0x8000 else None
                 return w, slot + 8, bp
         return None
+
+    def _leads_on(self, pc: int, sp: int) -> bool:
+        """Whether the frame of return address ``pc`` (at ``sp``) returns to a return address.
+
+        Why: a function's locals can hold a copy of a code address that follows
+        a call: ``__crash_kexec`` (no ORC) keeps the oops' ``pt_regs`` in
+        ``fixed_regs``, whose ip is the BUG()'s ``ud2`` right after a call to
+        printk.  Taken for a return address it ends the unwind two frames
+        later; the real one leads on.  Only a call frame whose CFA is its stack
+        pointer plus an offset can be checked; any other is accepted.
+        """
+        orc = self.find(pc - 1)
+        if orc is None or orc.type != TYPE_CALL or orc.sp_reg != REG_SP:
+            return True
+        try:
+            ret = self.read_u64(sp + orc.sp_offset - 8)
+            if ret == 0:
+                return True  # the end of the stack
+            known = self.is_text is not None and self.is_text(ret) and self.find(ret - 1)
+            if not known and not (self.other_text is not None and self.other_text(ret)):
+                return False
+            return _after_call(self.read(ret - 7, 7))
+        except Exception:
+            return False
 
     def find(self, pc: int) -> OrcEntry | None:
         for t in self.tables:
