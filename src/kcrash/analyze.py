@@ -179,8 +179,10 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
 
 
 def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any] | None:
-    """``dev->queue (struct foo_dev, offset 0x74)`` for a bad dereference (DWARF only)."""
-    if target is None or target.mode != "dwarf" or facts.panic_stack is None:
+    """The faulting instruction's memory operand, and with DWARF what it names:
+    ``dev->queue (struct foo_dev, offset 0x74)``.  Decoding needs only the
+    dump's memory, so both modes report the instruction, register and value."""
+    if target is None or facts.panic_stack is None:
         return None
     from .facts.access import decode_access, name_access
 
@@ -191,8 +193,8 @@ def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any]
 
     def run() -> dict[str, Any] | None:
         acc = decode_access(target.prog, exc.address, exc.regs or {})
-        if acc is None:
-            return None
+        if acc is None or target.mode != "dwarf":  # naming needs variable locations
+            return asdict(acc) if acc is not None else None
         task = target.prog.crashed_thread().object
         # drgn lists the inlined frames at one PC first: try each in turn.
         for fr in target.prog.stack_trace(task):
