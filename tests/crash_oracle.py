@@ -31,6 +31,8 @@ class CrashFrame:
     exception: bool = False
     after_bogus: bool = False  # follows crash's "possibly bogus exception frame"
     bogus: bool = False  # the frame crash warned about
+    slot: int | None = None  # the stack slot crash read the return address from
+    rsp: int | None = None  # an exception frame's RSP
 
 
 def parse_bt(text: str) -> list[list[CrashFrame]]:
@@ -48,12 +50,18 @@ def parse_bt(text: str) -> list[list[CrashFrame]]:
             continue
         m = _FRAME_RE.match(line)
         if m and tasks:
-            tasks[-1].append(CrashFrame(m.group(3), int(m.group(4), 16), m.group(5), False, bogus))
+            slot = int(m.group(2), 16)
+            frame = CrashFrame(m.group(3), int(m.group(4), 16), m.group(5), False, bogus, slot=slot)
+            tasks[-1].append(frame)
             bogus = False
             continue
         m = _EXC_RE.match(line)
         if m and tasks:
             tasks[-1].append(CrashFrame(m.group(1), None, exception=True))
+            continue
+        m = re.search(r"\bRSP: ([0-9a-f]+)", line)
+        if m and tasks and tasks[-1] and tasks[-1][-1].exception and tasks[-1][-1].rsp is None:
+            tasks[-1][-1].rsp = int(m.group(1), 16)
     return tasks
 
 
@@ -97,11 +105,25 @@ def parse_mod(text: str) -> list[dict[str, object]]:
     return rows
 
 
-def exception_register_blocks(text: str) -> list[tuple[str, list[str]]]:
-    """(exception RIP, register lines) under each ``[exception RIP: …]`` of the first task."""
-    blocks: list[tuple[str, list[str]]] = []
+def register_blocks(text: str) -> list[list[tuple[str, list[str]]]]:
+    """Per task of a ``bt``/``bt -a`` text: (name, register lines) of every register block.
+
+    A block follows ``[exception RIP: func+off]`` (named so) or a frame line
+    (the user-mode registers at a system call's entry: named ``user regs
+    after <function>``).  crash's "possibly bogus exception frame" marks the
+    block before it ``(bogus) …``.
+    """
+    tasks: list[list[tuple[str, list[str]]]] = []
     current: list[str] | None = None
-    for line in text.split("\n\n")[0].splitlines():
+    last_frame: str | None = None
+    for line in text.splitlines():
+        if line.startswith("PID:"):
+            tasks.append([])
+            current, last_frame = None, None
+            continue
+        if not tasks:
+            continue
+        blocks = tasks[-1]
         if "possibly bogus exception frame" in line and blocks:
             blocks[-1] = ("(bogus) " + blocks[-1][0], blocks[-1][1])
             continue
@@ -109,8 +131,14 @@ def exception_register_blocks(text: str) -> list[tuple[str, list[str]]]:
         if m:
             current = []
             blocks.append((m.group(1), current))
-        elif current is not None and re.match(r"^\s+[A-Z0-9_]+: [0-9a-f]+", line):
+            continue
+        if re.match(r"^\s+[A-Z0-9_]+: [0-9a-f]+", line):
+            if current is None:
+                current = []
+                blocks.append((f"user regs after {last_frame}", current))
             current.append(" ".join(line.split()))
-        else:
-            current = None
-    return blocks
+            continue
+        current = None
+        fm = _FRAME_RE.match(line)
+        last_frame = fm.group(3) if fm else None
+    return tasks
