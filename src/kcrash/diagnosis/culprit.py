@@ -68,6 +68,11 @@ SKIP: dict[str, tuple[str, ...]] = {
         r"spurious_kernel_fault",
         r"__do_page_fault",
         r"do_page_fault",
+        # RHEL/CentOS 7 (3.10) and 4.x KVM guests enter #PF through the async-PF
+        # and tracing wrappers: async_page_fault -> do_async_page_fault ->
+        # trace_do_page_fault -> __do_page_fault
+        r"do_async_page_fault",
+        r"trace_do_page_fault",
         r"do_general_protection",
         r"do_divide_error",
         r"do_invalid_op",
@@ -110,6 +115,8 @@ SKIP: dict[str, tuple[str, ...]] = {
         r"__schedule_bug",
         r"warn_bogus_irq_restore",
         r"lockdep_\w+",
+        # KCOV instrumentation (CONFIG_KCOV) runs inside every instrumented function
+        r"__sanitizer_cov_\w+",
         r"print_\w+_bug\w*",
     ),
     "locking": (
@@ -132,6 +139,10 @@ SKIP: dict[str, tuple[str, ...]] = {
         r"__local_bh_\w+",
         r"preempt_count_\w+",
         r"preempt_schedule\w*",
+        # the page lock: a BUG in folio_unlock() is its caller unlocking a page it
+        # does not hold
+        r"folio_unlock",
+        r"unlock_page",
     ),
     "allocators": (
         r"__?kmalloc\w*",
@@ -229,6 +240,10 @@ SKIP: dict[str, tuple[str, ...]] = {
         r"process_one_work",
         r"process_scheduled_works",
         r"call_timer_fn",
+        # timer API: a crash in them is a bad timer passed by the caller
+        r"lock_timer_base",
+        r"__mod_timer",
+        r"mod_timer\w*",
         r"__run_timers\w*",
         r"run_timer_softirq",
         r"expire_timers",
