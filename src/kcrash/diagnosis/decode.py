@@ -411,3 +411,57 @@ def effective_address(decode: CodeDecode | None, regs: dict[str, int]) -> int | 
         total += val * mult
     total += decode.mem_disp or 0
     return total & ((1 << 64) - 1)
+
+
+# --- hardware error records (APEI/GHES CPER, x86 MCE) --------------------------
+#
+# drivers/firmware/efi/cper.c prints a memory error section as
+#   "{1}[Hardware Error]:   physical_address: 0x00000046fe735000"
+#   "{1}[Hardware Error]:   node: 2 card: 0 module: 0 rank: 0 bank: 1 device: 0 row: ..."
+#   "{1}[Hardware Error]:   DIMM location: CPU 1 DIMM 4"
+# and drivers/acpi/apei/ghes.c heads it with "event severity: fatal" and
+# "section_type: memory error" / "PCIe error"; arch/x86/kernel/cpu/mce/core.c
+# prints "Machine Check Exception: 5 Bank 4: b200000000070f0f" and
+# "[Hardware Error]: ... ADDR 17fe30000".  Table: (field, regex on one line).
+_HW_FIELDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("severity", re.compile(r"\[Hardware Error\]: event severity: (\w+)")),
+    ("section", re.compile(r"\[Hardware Error\]:\s+section_type: (.+?)\s*$")),
+    ("address", re.compile(r"\[Hardware Error\]:\s+physical_address: (0x[0-9a-f]+)")),
+    ("location", re.compile(r"\[Hardware Error\]:\s+(node: ?\d+.*?)\s*$")),
+    ("dimm", re.compile(r"\[Hardware Error\]:\s+DIMM location: (.+?)\s*$")),
+    ("fru", re.compile(r"\[Hardware Error\]:\s+fru_text: (.+?)\s*$")),
+    ("device", re.compile(r"\[Hardware Error\]:\s+device_id: ([0-9a-f:.]+)")),
+    ("ids", re.compile(r"\[Hardware Error\]:\s+vendor_id: (0x[0-9a-f]+, device_id: 0x[0-9a-f]+)")),
+    ("mce", re.compile(r"(Machine Check Exception: .+?|CPU \d+: Machine Check: .+?)\s*$")),
+    ("mce_addr", re.compile(r"\[Hardware Error\]: .*\bADDR ([0-9a-f]+)")),
+)
+
+
+def decode_hardware_error(lines: list[str]) -> list[Fact]:
+    """What an APEI/GHES or MCE record says failed, and where (the first record)."""
+    got: dict[str, str] = {}
+    for ln in lines:
+        for key, rx in _HW_FIELDS:
+            if key not in got:
+                m = rx.search(ln)
+                if m:
+                    got[key] = m.group(1).strip()
+    out: list[Fact] = []
+    if "section" in got or "severity" in got:
+        out.append(
+            Fact(
+                "hw.source",
+                {"severity": got.get("severity", ""), "section": got.get("section", "error")},
+            )
+        )
+    where = [v for v in (got.get("dimm"), got.get("location"), got.get("fru")) if v]
+    if where:
+        out.append(Fact("hw.memory", {"location": "; ".join(where)}))
+    addr = got.get("address") or (f"0x{got['mce_addr']}" if "mce_addr" in got else None)
+    if addr:
+        out.append(Fact("hw.physical_address", {"address": addr}))
+    if "device" in got:
+        out.append(Fact("hw.pcie", {"device": got["device"], "ids": got.get("ids", "")}))
+    if "mce" in got:
+        out.append(Fact("hw.mce", {"detail": got["mce"]}))
+    return out

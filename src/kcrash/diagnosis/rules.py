@@ -88,11 +88,15 @@ _ROWS: tuple[Rule, ...] = (
     Rule(
         "trailer",
         (
-            _NOT_SYNCING + r"(?P<q>Fatal exception(?: in interrupt)?)\s*$",
+            # >= 6.x s390/arm64 add the reason: "Fatal exception: panic_on_oops"
+            _NOT_SYNCING + r"(?P<q>Fatal exception(?: in interrupt)?)(?:: panic_on_oops)?\s*$",
             _NOT_SYNCING + r"(?:\w+: )?(?P<q>panic_on_warn set)",  # 6.1: "kernel: panic_on_warn"
             _NOT_SYNCING + r"(?P<q>softlockup: hung tasks)",
             _NOT_SYNCING + r"(?P<q>hung_task: blocked tasks)",
             _NOT_SYNCING + r"(?P<q>panic_on_oops|Aiee, killing interrupt handler!)",
+            _NOT_SYNCING + r"(?P<q>panic_on_kmsan set)",  # mm/kmsan/report.c
+            # arch/x86/kernel/traps.c exc_double_fault: die() then panic("Machine halted.")
+            _NOT_SYNCING + r"(?P<q>Machine halted)\.",
         ),
         trailer=True,
         severity="info",
@@ -101,8 +105,10 @@ _ROWS: tuple[Rule, ...] = (
     Rule(
         "sanitizer",
         (
-            r"BUG: (?P<q>(?:KASAN|KFENCE|KMSAN): [a-z-]+(?: (?:read|write|Read|Write))?)",
+            r"BUG: (?P<q>(?:KASAN|KFENCE|KMSAN|KCSAN): [a-z-]+(?: (?:read|write|Read|Write))?)",
             r"(?P<q>UBSAN: [a-z-]+) in ",
+            # before 5.7 (lib/ubsan.c ubsan_prologue): "UBSAN: Undefined behaviour in f.c:1:2"
+            r"(?P<q>UBSAN: Undefined behaviour) in ",
             # slub_debug (mm/slub.c): "BUG kmalloc-64 (Not tainted): Poison overwritten"
             r"^BUG [\w.:-]+ \([^)]*\): (?P<q>Poison overwritten|Redzone overwritten|"
             r"Object already free|Freepointer corrupt|Left Redzone overwritten|"
@@ -117,6 +123,8 @@ _ROWS: tuple[Rule, ...] = (
             r"kfence_\w+",
             r"__ubsan_\w+",
             r"ubsan_\w+",
+            # lib/ubsan.c's own reporting helpers (< 5.7 names)
+            r"handle_(?:overflow|null_ptr_deref|misaligned_access|object_size_mismatch)",
             r"kmsan_\w+",
             r"__msan_\w+",
             r"check_memory_region\w*",
@@ -146,6 +154,15 @@ _ROWS: tuple[Rule, ...] = (
             r"WARNING: (?P<q>inconsistent lock state)",
             r"WARNING: (?P<q>possible irq lock inversion dependency) detected",
             r"WARNING: (?P<q>bad unlock balance) detected",
+            r"WARNING: (?P<q>suspicious RCU usage)",
+        ),
+        # < 4.9 (kernel/locking/lockdep.c): the same reports headed in brackets,
+        # "[ INFO: possible circular locking dependency detected ]"
+        legacy=(
+            r"^\[ INFO: (?P<q>possible circular locking dependency|possible recursive locking|"
+            r"inconsistent lock state|possible irq lock inversion dependency|bad unlock balance)"
+            r"(?: detected)? \]",
+            r"^\[ INFO: (?P<q>suspicious RCU usage)\. \]",
         ),
         qualifier="q",
         severity="warning",
@@ -162,6 +179,10 @@ _ROWS: tuple[Rule, ...] = (
             r"__down_\w+",
             r"lock_is_held\w*",
             r"debug_\w+",
+            # suspicious RCU usage: the might_sleep() checks that reported it
+            r"_*might_sleep",
+            r"__might_resched",
+            r"__might_fault",
         ),
     ),
     Rule(
@@ -170,14 +191,26 @@ _ROWS: tuple[Rule, ...] = (
         qualifier="q",
         skip=(r"__list_\w+", r"list_\w+", r"hlist_\w+", r"__hlist_\w+"),
     ),
+    # A kernel stack overflow reaches the guard page below the stack; the
+    # #PF then cannot be delivered and becomes a double fault, which the
+    # kernel recognises (arch/x86/kernel/traps.c handle_stack_overflow) and
+    # names.  Only a double fault *without* that wording is a real one.
+    Rule(
+        "stack-overflow",
+        (
+            r"BUG: (?:\w+ )?stack guard page was hit",  # 5.x: "BUG: TASK stack guard page ..."
+            r"kernel stack overflow \(double-fault\)",  # 4.x-5.x die() wording
+            _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
+            r"^(?:Oops: )?stack guard page: [0-9a-f]{4} \[#",
+        ),
+        skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
+        culprit="anchor",
+    ),
     Rule(
         "double-fault",
         (
             r"PANIC: double fault",
-            r"BUG: (?:\w+ )?stack guard page was hit",
-            r"kernel stack overflow",
-            _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
-            r"^double fault: [0-9a-f]{4} \[#",
+            r"^(?:Oops: )?double fault: [0-9a-f]{4} \[#",
         ),
         skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
     ),
@@ -196,7 +229,8 @@ _ROWS: tuple[Rule, ...] = (
         "null-deref",
         (r"BUG: kernel NULL pointer dereference, address: (?P<addr>[0-9a-f]+)",),
         legacy=(
-            r"BUG: unable to handle kernel NULL pointer dereference at (?P<addr>[0-9a-f]+)",
+            # < 4.15 printed a NULL address with %p: "at           (null)"
+            r"BUG: unable to handle kernel NULL pointer dereference at\s+(?P<addr>[0-9a-f]+|\(null\))",
             # arm64 (arch/arm64/mm/fault.c), for pasted logs of other machines
             r"Unable to handle kernel NULL pointer dereference at virtual address "
             r"(?P<addr2>[0-9a-f]+)",
@@ -212,6 +246,10 @@ _ROWS: tuple[Rule, ...] = (
         legacy=(
             r"BUG: unable to handle kernel paging request at (?P<addr>[0-9a-f]+)",
             r"Unable to handle kernel paging request at virtual address (?P<addr2>[0-9a-f]+)",
+            # ppc64 (arch/powerpc/mm/fault.c) and s390 (arch/s390/mm/fault.c)
+            r"BUG: Unable to handle kernel (?:data access|instruction fetch)"
+            r"(?: on (?:read|write))? at 0x(?P<addr3>[0-9a-f]+)",
+            r"Unable to handle kernel pointer dereference in virtual kernel address space",
         ),
     ),
     Rule(
@@ -219,7 +257,7 @@ _ROWS: tuple[Rule, ...] = (
         (
             r"general protection fault(?:, probably for non-canonical address 0x(?P<addr>[0-9a-f]+)"
             r"|, maybe for address 0x(?P<addr2>[0-9a-f]+))?: [0-9a-f]{4}",
-            r"^stack segment: [0-9a-f]{4} \[#",
+            r"^(?:Oops: )?stack segment: [0-9a-f]{4} \[#",  # >= 6.10 prefixes "Oops: "
         ),
     ),
     Rule("invalid-opcode", (r"invalid opcode: [0-9a-f]{4} \[#",)),
@@ -309,14 +347,20 @@ _ROWS: tuple[Rule, ...] = (
         ),
         severity="info",
     ),
+    # Hardware reported an uncorrectable error: no code is to blame.  x86 MCE
+    # (arch/x86/kernel/cpu/mce/core.c) and firmware-first APEI/GHES records
+    # (drivers/acpi/apei/ghes.c __ghes_panic: "Fatal hardware error!").
     Rule(
         "machine-check",
         (
             r"Machine Check(?: Exception)?:",
             r"\[Hardware Error\]: (?!Machine check events logged)",  # not corrected errors
             _NOT_SYNCING + r".*[Mm]achine [Cc]heck",
+            _NOT_SYNCING + r"Fatal hardware error",
+            _NOT_SYNCING + r"Fatal [Mm]achine check",
         ),
         folds=("machine-check",),
+        culprit="none",
     ),
     Rule(
         "nmi",
@@ -364,6 +408,13 @@ _ROWS: tuple[Rule, ...] = (
             r"do_basic_setup",
         ),
     ),
+    # kmemleak (mm/kmemleak.c): "unreferenced object 0x... (size 96):" ... "backtrace:"
+    Rule(
+        "memory-leak",
+        (r"^(?P<q>unreferenced object) 0x[0-9a-f]+ \(size \d+\)", r"BUG: memory leak"),
+        severity="warning",
+        folds=("memory-leak",),
+    ),
     Rule(
         "warn",
         (r"WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+)",),
@@ -384,6 +435,8 @@ _ROWS: tuple[Rule, ...] = (
 TRAILER_TARGETS: dict[str, tuple[str, ...]] = {
     "softlockup: hung tasks": ("soft-lockup",),
     "hung_task: blocked tasks": ("hung-task",),
+    "panic_on_kmsan set": ("sanitizer",),
+    "Machine halted": ("double-fault", "stack-overflow"),
     "panic_on_warn set": (
         "warn",
         "lockdep",

@@ -26,8 +26,10 @@ _LONE_CR2_RE = re.compile(r"^\s*CR2: ([0-9a-f]{8,16})\s*$")
 _AUX_STACK_RE = re.compile(
     r"^(?:Allocated by task|Freed by task|Last potentially related work creation|"
     r"Second to last potentially related|The buggy address|allocated by task|freed by task|"
-    r"kfence-#\d+)"
+    r"kfence-#\d+|Uninit was (?:created|stored)|Local variable|Reported by Kernel Concurrency)"
 )
+
+_STACK_FIRST_RE = re.compile(r"^BUG: KMSAN: ")
 
 _CONTEXTS = {
     "IRQ": "irq",
@@ -72,6 +74,9 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
                 section = "trace2"  # a second dump after the summary: ignore it
             context = None
             continue
+        if section == "head" and _STACK_FIRST_RE.match(ev.header) and L.parse_frame(s):
+            # KMSAN prints the stack right under its header, without "Call Trace:"
+            section = "trace"
         if section == "head":
             rip = L.parse_rip(s)
             if rip is not None:
@@ -151,6 +156,15 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
         ev.code, ev.code_ip_index = summary_code
     if ev.rip is not None and ev.registers:
         ev.rip.regs = {k.lower(): v for k, v in ev.registers.items()}
+    if ev.rip is not None and ev.rip.function is None and ev.rip.address == 0 and ev.call_trace:
+        # A call through a NULL function pointer: RIP is 0 and the word at RSP is
+        # the return address into the caller, which the unwinder prints as the
+        # first, "?"-marked frame (3.x-4.x frame-pointer unwinder).  That frame is
+        # where the call happened, not a stale guess.
+        first = ev.call_trace[0]
+        if not first.reliable and first.function:
+            first.reliable = True
+
     if ev.fault_address is None and _is_page_fault(ev):
         # the lone "CR2: ..." line __die() prints holds the faulting address; the
         # register dump's CR2 may already be overwritten by the failed read of
@@ -185,8 +199,9 @@ def _head_facts(ev: OopsEvent, s: str) -> None:
         for rx in L.FAULT_ADDR_RES:
             m = rx.search(s)
             if m:
+                a = m.group("a")
                 with contextlib.suppress(ValueError):
-                    ev.fault_address = int(m.group("a"), 16)
+                    ev.fault_address = 0 if a == "(null)" else int(a, 16)
                 return
     if ev.cpu is None or ev.release is None:
         m = L.CPU_RE.match(s)

@@ -29,6 +29,7 @@ from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack
 from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader
 from kcrash.oops.formats import parse_line
+from kcrash.oops.unflatten import split_collapsed
 
 __all__ = [
     "NotKernelTextError",
@@ -115,7 +116,8 @@ def _decode_lines(stream: IO[Any] | Iterable[Any]) -> Iterator[str]:
         first = False
         if len(text) > MAX_LINE:
             text = text[:MAX_LINE]
-        yield text
+        # a paste whose line breaks became spaces: cut it back into records
+        yield from split_collapsed(text.rstrip("\r\n"))
 
 
 def _sniff_binary(stream: Any) -> bool:
