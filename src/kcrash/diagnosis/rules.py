@@ -230,7 +230,8 @@ _ROWS: tuple[Rule, ...] = (
         (r"BUG: kernel NULL pointer dereference, address: (?P<addr>[0-9a-f]+)",),
         legacy=(
             # < 4.15 printed a NULL address with %p: "at           (null)"
-            r"BUG: unable to handle kernel NULL pointer dereference at\s+(?P<addr>[0-9a-f]+|\(null\))",
+            r"BUG: unable to handle kernel NULL pointer dereference at\s+"
+            r"(?P<addr>[0-9a-f]+|\(null\))",
             # arm64 (arch/arm64/mm/fault.c), for pasted logs of other machines
             r"Unable to handle kernel NULL pointer dereference at virtual address "
             r"(?P<addr2>[0-9a-f]+)",

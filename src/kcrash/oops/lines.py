@@ -80,8 +80,9 @@ DIE_RE = re.compile(
 _VENDOR_DASHES = r"(?:-+(?:\s+[A-Z])?\s+)*"
 CPU_RE = re.compile(
     r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.+?) "
-    r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+" + _VENDOR_DASHES +
-    r"(?P<release>\d\S*)(?: (?P<version>#.*))?$"
+    r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+"
+    + _VENDOR_DASHES
+    + r"(?P<release>\d\S*)(?: (?P<version>#.*))?$"
 )
 # Hung-task reports print taint and release on their own line (5.x, 6.x).
 TAINT_LINE_RE = re.compile(
@@ -97,7 +98,8 @@ FAULT_ADDR_RES = (
     # < 5.1
     # < 4.15 printed a NULL address with %p: "at           (null)"
     re.compile(
-        r"BUG: unable to handle kernel NULL pointer dereference at\s+(?:0x)?(?P<a>[0-9a-f]+|\(null\))"
+        r"BUG: unable to handle kernel NULL pointer dereference at\s+"
+        r"(?:0x)?(?P<a>[0-9a-f]+|\(null\))"
     ),
     re.compile(r"BUG: unable to handle kernel paging request at (?:0x)?(?P<a>[0-9a-f]+)"),
     # GPF with a decoded address (>= 5.5)
@@ -106,7 +108,9 @@ FAULT_ADDR_RES = (
     # other architectures' wording, kept for pasted logs
     re.compile(r"Unable to handle kernel .* at virtual address (?:0x)?(?P<a>[0-9a-f]+)"),
     # ppc64: "BUG: Unable to handle kernel data access at 0x8000000041a25f20"
-    re.compile(r"Unable to handle kernel (?:data access|instruction fetch).* at 0x(?P<a>[0-9a-f]+)"),
+    re.compile(
+        r"Unable to handle kernel (?:data access|instruction fetch).* at 0x(?P<a>[0-9a-f]+)"
+    ),
     # s390: "Failing address: 000000000133b000 TEID: ..."
     re.compile(r"^\s*Failing address: (?P<a>[0-9a-f]+)"),
 )

@@ -52,7 +52,8 @@ BOUNDARIES: tuple[tuple[str, bool, str], ...] = (
     (
         "oops line",
         False,
-        r"(?:BUG: |Oops: |IP: |RIP: [0-9a-f]{4}:|Code: |RSP: [0-9a-f]{4}:|RAX: |RDX: |RBP: |R10: |R13: |FS:  |CS:  |"
+        r"(?:BUG: |Oops: |IP: |RIP: [0-9a-f]{4}:|Code: |RSP: [0-9a-f]{4}:|"
+        r"RAX: |RDX: |RBP: |R10: |R13: |FS:  |CS:  |"
         r"CR2: |DR[03]: |Call Trace:|Modules linked in:|Hardware name: |Kernel panic - |"
         r"---\[ end |PGD |#PF: |CPU: \d+ (?:UID: \d+ )?PID: |Stack:)",
     ),
@@ -60,7 +61,9 @@ BOUNDARIES: tuple[tuple[str, bool, str], ...] = (
     ("frame", False, r"\[<[0-9a-f]{8,16}>\] |(?:\? )?" + _SYM + r"(?= |$)"),
 )
 _CUT_RE = re.compile(
-    "|".join(f"(?P<{'a' if always else 'c'}{i}>{rx})" for i, (_, always, rx) in enumerate(BOUNDARIES))
+    "|".join(
+        f"(?P<{'a' if always else 'c'}{i}>{rx})" for i, (_, always, rx) in enumerate(BOUNDARIES)
+    )
 )
 # the text before a conditional boundary that it continues: "RIP: 0010:" + frame,
 # "[<addr>] ?" + frame, sys "PANIC: \"BUG: ...", bt header "CPU: 1   COMMAND:"
@@ -113,8 +116,9 @@ _SYS_KEY_RE = re.compile(
 def _indent(piece: str) -> str:
     """crash right-aligns ``sys`` keys, so a sys line starts with blanks: give them back
     (the crash-session reader tells sys output from log text by them)."""
-    if _SYS_KEY_RE.match(piece) and not piece.startswith("PID: ") or piece.startswith(
-        ("PID: ", "CPU: ")
-    ) and not re.match(r"(?:PID: \d+\s+TASK:|CPU: \d+ (?:UID: \d+ )?PID:)", piece):
-        return "  " + piece
-    return piece
+    if not _SYS_KEY_RE.match(piece):
+        return piece
+    # "PID: 1  TASK: ..." is bt's header and "CPU: 1 PID: ..." an oops line, not sys
+    if re.match(r"PID: \d+\s+TASK:|CPU: \d+ (?:UID: \d+ )?PID:", piece):
+        return piece
+    return "  " + piece
