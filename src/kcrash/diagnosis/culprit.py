@@ -127,6 +127,9 @@ SKIP: dict[str, tuple[str, ...]] = {
         r"native_queued_spin_lock_slowpath",
         r"__pv_queued_spin_lock_slowpath",
         r"queued_\w+_slowpath",
+        # paravirt spinlocks (4.x-6.x): the unlock slow path and its callee-save thunks
+        r"__pv_queued_spin_unlock\w*",
+        r"__raw_callee_save_\w+",
         r"_raw_(?:read|write)_\w+",
         r"__raw_\w+",
         r"lock_acquire\w*",
