@@ -351,6 +351,8 @@ def is_skipped(
     if function is None:
         return True
     name = base_name(function)
+    if not name:  # a local label such as ".slowpath" (paravirt thunks), not a function
+        return True
     if _SKIP_ALL.match(name):
         return True
     if sleeping and _SLEEPING.match(name):
