@@ -87,6 +87,24 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
         "0x8000000041a25f20",
     ),
     "s390x-bug-on": ("bug-on", "btrfs_compress_folios", "btrfs_compress_folios", None),
+    # arm64 6.x: a permission-fault wording, "(P)" tag, "Oops: Fatal exception", mail-indented
+    "arm64-6.15-tagged-quoted": (
+        "bad-paging",
+        "wakeup_flusher_threads",
+        "wakeup_flusher_threads",
+        "0x78",
+    ),
+    # arm64 6.16 "(C)" tag; the panic line wrapped by a mail client (">> " quoting)
+    "arm64-6.16-wrapped-panic": ("panic", None, "exynos_sysmmu_irq", None),
+    # RHEL 8 "--------- -  -" CPU line wrapped in a quoted mail; a WARNING, then the
+    # GPF [#1] whose call trace was not quoted: the culprit is unknown, not invented
+    "rhel8-quoted-wrapped-two-reports": ("gpf", "__pv_queued_spin_lock_slowpath", None, None),
+}
+# rows whose culprit is asserted to be unknown (None)
+UNKNOWN_CULPRIT = {
+    "rhel8-quoted-wrapped-two-reports",
+    "ghes-memory-fatal",
+    "ghes-pcie-fatal-quoted",
 }
 
 
@@ -122,7 +140,7 @@ def test_wording(name: str) -> None:
     got = verdict(load(name))
     assert got[0] == cls, (name, got)
     assert got[1] == site, (name, got)
-    if culprit is not None or cls == "machine-check":
+    if culprit is not None or name in UNKNOWN_CULPRIT:
         assert got[2] == culprit, (name, got)
     if addr is not None:
         assert got[3] == addr, (name, got)
@@ -238,3 +256,46 @@ def test_hardware_error_names_the_memory_location() -> None:
     assert d.culprit is None and "No kernel code is to blame" in " ".join(msgs["explanation"])
     pcie = diagnose(read_text(io.StringIO(load("ghes-pcie-fatal-quoted"))).facts)[0]
     assert any("0000:01:00.1" in m for m in render_messages(pcie, "en")["evidence"])
+
+
+def test_rhel8_wrapped_lines_are_joined_and_the_reports_ordered() -> None:
+    """The quoted RHEL 8 log: its wrapped CPU line still gives taint, release and PID;
+    the GPF stopped the kernel, the WARNING before it blames hvc_alloc (the driver that
+    overflowed), and the report says which is which."""
+    t = read_text(io.StringIO(load("rhel8-quoted-wrapped-two-reports")))
+    warn, gpf = t.events
+    assert (gpf.pid, gpf.comm, gpf.taint, gpf.release) == (
+        3225,
+        "modprobe",
+        "G W",
+        "4.18.0-167.el8.x86_64",
+    )
+    assert [f.function for f in warn.call_trace][:3] == [
+        "__raw_callee_save___pv_queued_spin_unlock_slowpath",
+        ".slowpath",
+        "hvc_alloc",
+    ]
+    ds = diagnose(t.facts)
+    assert [d.class_id for d in ds] == ["gpf", "warn"] and ds[1].culprit.function == "hvc_alloc"
+    en = render_messages(ds[0], "en")
+    assert any("this one stopped the kernel" in m for m in en["explanation"])
+    assert all("?" not in m for m in en["explanation"] + en["next_steps"])
+    from kcrash.report.build import _position
+
+    assert _position(ds[1], ds[0]) == "before"
+
+
+def test_arm64_esr_is_decoded() -> None:
+    """The ESR of "Internal error: Oops: 96000004" (8 digits, 3.x-5.x) and of the 16-digit
+    6.x form: exception class, fault status and level, read or write."""
+    for name, want in (
+        ("arm64-3.18", ("0x25", "translation", "write")),
+        ("arm64-6.10-null", ("0x25", "translation", "read")),
+        ("arm64-6.15-tagged-quoted", ("0x25", "translation", "read")),
+    ):
+        d = diagnose(read_text(io.StringIO(load(name))).facts)[0]
+        ids = {m.id: m.params for m in d.evidence.messages}
+        assert ids["evidence.esr.summary"]["ec"] == want[0], name
+        assert ids["evidence.esr.fsc.level"]["kind"] == want[1], name
+        assert f"evidence.esr.{want[2]}" in ids, name
+        assert "evidence.pf.summary" not in ids, name  # not read as x86 #PF bits

@@ -79,7 +79,16 @@ def diagnose(facts: CrashFacts) -> list[Diagnosis]:
             continue
         seen.add(d.signature.id)
         out.append(d)
+    if len(out) > 1 and sel.primary is not None:
+        # say which report stopped the kernel (a panic, or a fatal oops), else which led
+        stopped = sel.panic is not None or _fatal_rule(sel.primary.rule)
+        mid = "explain.primary_of_several" + ("" if stopped else "~warning")
+        out[0].explanation.append(Message(mid, {"count": len(out)}))
     return out
+
+
+def _fatal_rule(rule: Rule | None) -> bool:
+    return rule is not None and rule.severity == "fatal"
 
 
 _TRAILER_KEYS = {
@@ -297,7 +306,11 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         e.taint_flags.append({"letter": f.params["letter"], "bit": f.params["bit"], "id": f.id})
         e.messages.append(Message("evidence." + f.id, f.params))
     is_pf = class_id in _PF_CLASSES or any(ln.lstrip().startswith("#PF:") for ln in ev.lines[:12])
-    if ev.error_code is not None and is_pf:
+    esr = _arm64_esr(ev)
+    if esr is not None:
+        # arm64: the number of "Internal error: Oops: 96000004" is the ESR, not #PF bits
+        e.messages.extend(Message("evidence." + f.id, f.params) for f in decode.decode_esr(esr))
+    elif ev.error_code is not None and is_pf:
         facts_pf = decode.decode_pf(ev.error_code)
         e.page_fault = {"error_code": f"{ev.error_code:#x}", "facts": [f.id for f in facts_pf]}
         e.messages.append(Message("evidence.pf.summary", {"error_code": f"{ev.error_code:#06x}"}))
@@ -355,6 +368,20 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         e.messages.append(Message(f"evidence.context.{ctx}", {"comm": ev.comm}))
     e.registers = {k: f"{v:#x}" for k, v in ev.registers.items()}
     return e
+
+
+_ESR_RE = re.compile(
+    r"^\s*(?:ESR = 0x(?P<esr>[0-9a-f]+)|Internal error: Oops: (?P<die>[0-9a-f]{8,16}) )"
+)
+
+
+def _arm64_esr(ev: OopsEvent) -> int | None:
+    """The ESR of an arm64 oops (the ``ESR = 0x...`` line, else the die line's number)."""
+    for ln in ev.lines[:40]:
+        m = _ESR_RE.match(ln)
+        if m:
+            return int(m.group("esr") or m.group("die"), 16)
+    return None
 
 
 def _recursion(trace: list[Frame], code_only: bool = False) -> tuple[str, int] | None:

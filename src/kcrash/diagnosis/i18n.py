@@ -71,9 +71,12 @@ def render(message_id: str, params: dict[str, Any] | None = None, lang: str = DE
     for name in missing:
         values[name] = _lookup(f"unknown.{name}", lang) or _lookup("unknown.other", lang) or ""
     try:
-        return _FORMATTER.vformat(fmt, (), values)
+        out = _FORMATTER.vformat(fmt, (), values)
     except (KeyError, ValueError, IndexError, AttributeError, TypeError):
         return fmt
+    if missing and out[:1].islower() and any(fmt.startswith("{" + n) for n in missing):
+        out = out[0].upper() + out[1:]  # "Code the log does not name executed ..."
+    return out
 
 
 def render_message(msg: Message, lang: str = DEFAULT_LANG) -> str:

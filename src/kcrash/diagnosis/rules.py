@@ -89,7 +89,9 @@ _ROWS: tuple[Rule, ...] = (
         "trailer",
         (
             # >= 6.x s390/arm64 add the reason: "Fatal exception: panic_on_oops"
-            _NOT_SYNCING + r"(?P<q>Fatal exception(?: in interrupt)?)(?:: panic_on_oops)?\s*$",
+            # arm64/riscv die(): panic("%s: Fatal exception", "Oops" | "Oops - BUG" | ...)
+            _NOT_SYNCING + r"(?:Oops(?: - \w+)?: )?"
+            r"(?P<q>Fatal exception(?: in interrupt)?)(?:: panic_on_oops)?\s*$",
             _NOT_SYNCING + r"(?:\w+: )?(?P<q>panic_on_warn set)",  # 6.1: "kernel: panic_on_warn"
             _NOT_SYNCING + r"(?P<q>softlockup: hung tasks)",
             _NOT_SYNCING + r"(?P<q>hung_task: blocked tasks)",
@@ -251,6 +253,10 @@ _ROWS: tuple[Rule, ...] = (
             r"BUG: Unable to handle kernel (?:data access|instruction fetch)"
             r"(?: on (?:read|write))? at 0x(?P<addr3>[0-9a-f]+)",
             r"Unable to handle kernel pointer dereference in virtual kernel address space",
+            # arm64 >= 5.x permission faults (arch/arm64/mm/fault.c __do_kernel_fault)
+            r"Unable to handle kernel (?:read from unreadable memory|write to read-only memory|"
+            r"execute from non-executable memory|access to user memory outside uaccess routines)"
+            r" at virtual address (?P<addr4>[0-9a-f]+)",
         ),
     ),
     Rule(

@@ -51,6 +51,7 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pre", re.compile(r"^\s*list_(?:add|del)(?:_rcu)? corruption")),
     ("pre", re.compile(r"^\s*PANIC: double fault")),
     ("pre", re.compile(r"^\s*Unable to handle kernel (?:NULL pointer dereference|paging request)")),
+    ("pre", re.compile(r"^\s*Unable to handle kernel .{4,60} at virtual address ")),  # arm64
     # ppc64 "BUG: Unable to handle kernel data access at 0x..." then "Oops: ... [#1]";
     # s390 "Unable to handle kernel pointer dereference in virtual kernel address space"
     ("pre", re.compile(r"^\s*BUG: Unable to handle kernel (?:data access|instruction fetch)")),

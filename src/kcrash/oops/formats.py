@@ -45,6 +45,7 @@ from kcrash.facts.model import LogLine
 _ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|apos|nbsp|#\d{1,5}|#x[0-9a-fA-F]{1,4});")
 # mail quoting: "> ", ">> ", "> > " (not a "<4>" syslog level, not "->")
 _QUOTE_RE = re.compile(r"^(?:> ?)+(?=\S|\s+\S)")
+_INDENTED_STAMP_RE = re.compile(r"^\s+(?:<\d{1,3}>)?\[\s*\d{1,10}\.\d{1,9}\]")
 # Control characters other than TAB are noise from serial lines and terminals.
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 _CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -118,6 +119,10 @@ def clean(raw: str) -> str:
         m = _QUOTE_RE.match(raw)
         if m:
             raw = raw[m.end() :]
+            if _INDENTED_STAMP_RE.match(raw):  # ">    [  877.1] ..." indented in a mail
+                raw = raw.lstrip()
+        elif not raw.strip("> "):  # an empty quoted line
+            raw = ""
     return raw
 
 

@@ -153,7 +153,7 @@ def read_text(stream: IO[Any] | Iterable[Any], name: str | None = None) -> TextI
             f"{label}: this is a binary file, not kernel log text "
             "(for a vmcore, run `kcrash analyze VMCORE`)"
         )
-    return read_lines(_decode_lines(stream), label)
+    return read_lines(join_wrapped(_decode_lines(stream)), label)
 
 
 _COMPRESSED = (
@@ -206,6 +206,57 @@ def _maybe_decompress(raw: Any, label: str) -> Any:
                 ) from None
             return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
     return raw
+
+
+_QUOTED_RE = re.compile(r"^\s*>[> ]*")
+_STAMPED_RE = re.compile(r"^(?:<\d>)?\[\s*\d{1,10}\.\d{1,9}\]")
+# a console wrapped at a fixed width inside "CPU: 1 PID: 1" | "88243 Comm: ..."
+_CPU_CUT_RE = re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: \d+$")
+_COMM_REST_RE = re.compile(r"^\d*\s?Comm: ")
+
+
+def _unquote(line: str) -> tuple[bool, str]:
+    m = _QUOTED_RE.match(line)
+    return (True, line[m.end() :]) if m else (False, line)
+
+
+def _continuation(prev: str, cur: str) -> str | None:
+    """``prev`` joined with ``cur`` when ``cur`` is the wrapped rest of ``prev``, else None.
+
+    Mail clients wrap long lines at a space and quote them (``> ``): inside
+    quoted text, a line without a printk timestamp that follows a stamped
+    record (not a blank line) is the rest of that record.  A console wraps
+    at a fixed width, even inside a number: only the ``CPU: 1 PID: 1`` |
+    ``88243 Comm: ...`` cut is recognised there (unquoted text interleaves
+    user-space lines, which must stay lines of their own).
+    """
+    pq, ptext = _unquote(prev)
+    cq, ctext = _unquote(cur)
+    if not ctext.strip() or _STAMPED_RE.match(ctext.lstrip()):
+        return None
+    if pq and cq and ptext.strip() and _STAMPED_RE.match(ptext.lstrip()):
+        if _STAMPED_RE.fullmatch(ptext.strip()):  # the wrapped line was only the timestamp
+            return prev.rstrip() + " " + ctext
+        return prev.rstrip() + " " + ctext.strip()
+    if not pq and not cq and _CPU_CUT_RE.search(prev.rstrip()) and _COMM_REST_RE.match(ctext):
+        return prev.rstrip() + ctext
+    return None
+
+
+def join_wrapped(lines: Iterable[str]) -> Iterator[str]:
+    """Lines with wrapped records joined back (see :func:`_continuation`)."""
+    prev: str | None = None
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if prev is not None:
+            joined = _continuation(prev, line)
+            if joined is not None:
+                prev = joined
+                continue
+            yield prev
+        prev = line
+    if prev is not None:
+        yield prev
 
 
 def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
