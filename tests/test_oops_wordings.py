@@ -99,6 +99,17 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
     # RHEL 8 "--------- -  -" CPU line wrapped in a quoted mail; a WARNING, then the
     # GPF [#1] whose call trace was not quoted: the culprit is unknown, not invented
     "rhel8-quoted-wrapped-two-reports": ("gpf", "__pv_queued_spin_lock_slowpath", None, None),
+    # 3.10 "IP: [<addr>] f+0x/0x [mod]", RHEL 7 "------------ T" CPU line
+    "centos7-ip-wording-module": ("null-deref", "teql_destroy", "teql_destroy", "0xa8"),
+    # 6.10+ "Oops: stack segment": a #SS on a poisoned list pointer (KASAN shadow access)
+    "x86-oops-stack-segment-6.18": (
+        "gpf",
+        "__list_add_valid_or_report",
+        "diUpdatePMap",
+        "0xfbd59c0000000021",
+    ),
+    # x86 MCE panic, quoted in a mail: the hardware, not code
+    "x86-mce-fatal-quoted": ("machine-check", None, None, None),
 }
 # rows whose culprit is asserted to be unknown (None)
 UNKNOWN_CULPRIT = {
@@ -299,3 +310,25 @@ def test_arm64_esr_is_decoded() -> None:
         assert ids["evidence.esr.fsc.level"]["kind"] == want[1], name
         assert f"evidence.esr.{want[2]}" in ids, name
         assert "evidence.pf.summary" not in ids, name  # not read as x86 #PF bits
+
+
+@pytest.mark.parametrize(
+    ("name", "taint", "release"),
+    [
+        ("centos7-crash-session", "G           OE", "3.10.0-1160.49.1.el7.x86_64"),
+        ("centos7-ip-wording-module", "G", "3.10.0-1062.7.1.el7.x86_64"),
+        ("rhel8-quoted-wrapped-two-reports", "G W", "4.18.0-167.el8.x86_64"),
+    ],
+)
+def test_rhel_cpu_lines_with_vendor_dashes(name: str, taint: str, release: str) -> None:
+    """RHEL 7 "OE  ------------ T 3.10.0-..." and RHEL 8 "--------- -  - 4.18.0-..."."""
+    t = read_text(io.StringIO(load(name)))
+    ev = next(e for e in t.events if e.oops_number is not None)
+    assert (ev.taint, ev.release) == (taint, release)
+
+
+def test_mce_names_the_address() -> None:
+    d = diagnose(read_text(io.StringIO(load("x86-mce-fatal-quoted"))).facts)[0]
+    ev = " ".join(render_messages(d, "en")["evidence"])
+    assert "0x314d193000" in ev and "Bank 7" in ev
+    assert d.culprit is None

@@ -206,6 +206,8 @@ def _build(
             evidence.messages.append(Message("evidence." + f.id, f.params))
             if f.id == "hw.source":
                 hw_kind = " ".join(v for v in (f.params["severity"], f.params["section"]) if v)
+            elif f.id == "hw.mce" and hw_kind is None:
+                hw_kind = "machine check"
     release = ev.release or facts.system.release
     taint = ev.taint or facts.system.taint
     sig = make_signature(

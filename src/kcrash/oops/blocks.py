@@ -112,7 +112,7 @@ _HEAD_OK_RE = re.compile(
     r"------------\[ cut here \]|invalid opcode|general protection|divide error|stack segment|"
     r"double fault|KASAN: |\t|rcu:|\(detected by|\(t=|NMI backtrace|Sending NMI|"
     r"Showing busy|Mem-Info|Node \d|Tasks state|\[\s*pid\s*\]|oom-kill:|"
-    r"(?:\{\d+\})?\[Hardware Error\]|unreferenced object|Krnl |NIP |LR |Mem abort|"
+    r"(?:mce: )?(?:\{\d+\})?\[Hardware Error\]|unreferenced object|Krnl |NIP |LR |Mem abort|"
     r"Data abort|ESR |Faulting instruction|pc :|lr :|sp :|pstate:)"
 )
 
