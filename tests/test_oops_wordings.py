@@ -110,6 +110,15 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
     ),
     # x86 MCE panic, quoted in a mail: the hardware, not code
     "x86-mce-fatal-quoted": ("machine-check", None, None, None),
+    # i386: "EIP is at f", "EIP: [<addr>] f [mod] SS:ESP" after the trace, "Pid: N, comm:"
+    "i386-eip-after-trace": ("null-deref", "ir_register_class", "ir_register_class", "0x0"),
+    # arm64 6.5 console log mailed unquoted: "<N>" levels, wrapped address/registers/banner
+    "arm64-6.5-console-wrapped": (
+        "bad-paging",
+        "percpu_counter_add_batch",
+        "percpu_counter_add_batch",
+        "0xffff5dbb8189f000",
+    ),
 }
 # rows whose culprit is asserted to be unknown (None)
 UNKNOWN_CULPRIT = {
@@ -332,3 +341,30 @@ def test_mce_names_the_address() -> None:
     ev = " ".join(render_messages(d, "en")["evidence"])
     assert "0x314d193000" in ev and "Bank 7" in ev
     assert d.culprit is None
+
+
+def test_i386_summary_is_not_a_frame() -> None:
+    ev = read_text(io.StringIO(load("i386-eip-after-trace"))).events[0]
+    assert (ev.pid, ev.comm, ev.release) == (3062, "modprobe", "2.6.33-tm6000")
+    assert ev.call_trace[-1].function == "wait_consider_task"
+
+
+def test_unquoted_mail_wraps_are_joined() -> None:
+    """The LKFT mail: the header's address, the register values and the module list
+    were wrapped; the "# TEST" user-space line stays out of the report."""
+    t = read_text(io.StringIO(load("arm64-6.5-console-wrapped")))
+    ev = t.events[0]
+    assert ev.header.endswith("at virtual address ffff5dbb8189f000")
+    assert ev.fault_address == 0xFFFF5DBB8189F000
+    assert "test_blackhole_dev" not in ev.modules_linked and "x_tables" in ev.modules_linked
+    assert not any("# TEST" in ln for e in t.events for ln in e.lines)
+    d = diagnose(t.facts)[0]
+    assert any(m.id == "explain.trailer.fatal_exception_in_interrupt" for m in d.explanation)
+
+
+def test_real_interleaved_callers() -> None:
+    """syzkaller's arm64 log has another task's lines ([T4436] vhci_hcd) inside the oops of
+    [T6604]: they stay out of its block."""
+    t = read_text(io.StringIO(load("arm64-5.9-callers")))
+    ev = next(e for e in t.events if e.oops_number == 1)
+    assert ev.caller == "T6604" and not any("vhci_hcd" in ln for ln in ev.lines)

@@ -30,6 +30,7 @@ _AUX_STACK_RE = re.compile(
 )
 
 _STACK_FIRST_RE = re.compile(r"^BUG: KMSAN: ")
+_AFTER_TRACE_RIP_RE = re.compile(r"^\s*EIP: \[<[0-9a-f]+>\] .* SS:ESP ")
 
 _CONTEXTS = {
     "IRQ": "irq",
@@ -106,6 +107,11 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
                     ctx_stack.append(context)
                     context = _CONTEXTS.get(name, "exception")
                 nested = None
+                continue
+            if _AFTER_TRACE_RIP_RE.match(s):
+                # i386 < 4.x repeats "EIP: [<addr>] f SS:ESP ..." after the trace: a
+                # summary of the crash site, not a nested exception frame
+                section = "summary"
                 continue
             rip = L.parse_rip(s)
             if rip is not None:
@@ -209,6 +215,12 @@ def _head_facts(ev: OopsEvent, s: str) -> None:
             ev.cpu = ev.cpu if ev.cpu is not None else int(m.group("cpu"))
             ev.pid = ev.pid if ev.pid is not None else int(m.group("pid"))
             ev.comm = ev.comm or m.group("comm")
+            _taint(ev, m.group("taint"), m.group("release"), m.group("version"))
+            return
+    if ev.pid is None and ev.release is None:
+        m = L.OLD_PID_RE.match(s)
+        if m:
+            ev.pid, ev.comm = int(m.group("pid")), m.group("comm")
             _taint(ev, m.group("taint"), m.group("release"), m.group("version"))
             return
     if ev.release is None:

@@ -40,12 +40,13 @@ FRAME_RE = re.compile(
 #   x86-64 ``RIP: 0010:f+0x1a/0x40 [mod]`` (>= 4.10), ``RIP: 0010:[<addr>]  [<addr>] f+...``
 #   (3.x-4.9), ``IP: [<addr>] f+...`` (#PF preamble < 4.17), ``RIP: 0010:0x0``;
 #   NULL in 3.x-4.x: ``IP: [<          (null)>]           (null)``;
-#   i386 ``EIP: f+0x3/0x5 [mod]`` (>= 4.x) and ``EIP: [<f8e40765>] f+0x3/0x5 [mod] SS:ESP``;
+#   i386 ``EIP: f+0x3/0x5 [mod]`` (>= 4.x), ``EIP is at f+...`` and, after the trace,
+#   ``EIP: [<f8e40765>] f+0x3/0x5 [mod] SS:ESP 0068:...`` (< 4.x);
 #   arm64 ``pc : f+0x24/0xa0`` (>= 4.x) and ``PC is at f+0x184/0x2b0`` (3.x);
 #   ppc64 ``NIP [c00000000022d79c] f+0x1ac/0x5f0``;
 #   s390 ``Krnl PSW : 0704d00180000000 0000021761df6538 (f+0x198/0x1a0)``.
 RIP_RE = re.compile(
-    r"^\s*(?:R?IP:|EIP:|pc :|PC is at|NIP|Krnl PSW :(?: [0-9a-f]{16}){2} \(?)\s*"
+    r"^\s*(?:R?IP:|EIP:|EIP is at|pc :|PC is at|NIP|Krnl PSW :(?: [0-9a-f]{16}){2} \(?)\s*"
     r"(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<?(?P<addr>[0-9a-f]+|\s*\(null\))>?\]\s*)*"
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]+)|(?P<null>\(null\)))"
 )
@@ -83,6 +84,12 @@ CPU_RE = re.compile(
     r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+"
     + _VENDOR_DASHES
     + r"(?P<release>\d\S*)(?: (?P<version>#.*))?$"
+)
+# Before 3.x (RHEL 6's 2.6.32, i386 2.6.3x): "Pid: 3062, comm: modprobe Not tainted 2.6.33 #7 ..."
+OLD_PID_RE = re.compile(
+    r"^\s*Pid: (?P<pid>\d+), comm: (?P<comm>.+?) (?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+"
+    + _VENDOR_DASHES
+    + r"(?P<release>\d\S*)(?: (?P<version>#\S+))?"
 )
 # Hung-task reports print taint and release on their own line (5.x, 6.x).
 TAINT_LINE_RE = re.compile(

@@ -209,10 +209,27 @@ def _maybe_decompress(raw: Any, label: str) -> Any:
 
 
 _QUOTED_RE = re.compile(r"^\s*>[> ]*")
-_STAMPED_RE = re.compile(r"^(?:<\d>)?\[\s*\d{1,10}\.\d{1,9}\]")
-# a console wrapped at a fixed width inside "CPU: 1 PID: 1" | "88243 Comm: ..."
-_CPU_CUT_RE = re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: \d+$")
-_COMM_REST_RE = re.compile(r"^\d*\s?Comm: ")
+_STAMPED_RE = re.compile(r"^(?:<\d{1,3}>)?\[\s*\d{1,10}\.\d{1,9}\](?:\[\s*[TC]\d+\])?")
+# Unquoted wraps are only joined where the cut is certain (a table: what the record
+# ends with, what the next line starts with, and the separator to put back):
+_UNQUOTED_WRAPS: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
+    # a console cut inside a number: "CPU: 1 PID: 1" | "88243 Comm: ..."
+    (re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: \d+$"), re.compile(r"^\d*\s?Comm: "), ""),
+    # a register name whose value went to the next line: "x27:" | "ffffa2457df24008"
+    (re.compile(r"\b[A-Za-z][A-Za-z0-9]{0,3} ?:$"), re.compile(r"^[0-9a-f]{4,16}\b"), " "),
+    # "Unable to handle kernel paging request at virtual" | "address ffff5dbb8189f000"
+    (re.compile(r"\bat(?: virtual)?$"), re.compile(r"^(?:address )?(?:0x)?[0-9a-f]{4,}"), " "),
+    # "Modules linked in: a b" | "c d [last" | "unloaded: e]"
+    (
+        re.compile(r"Modules linked in:.*[\w\]]$"),
+        re.compile(r"^(?:[\w-]+(?:\([A-Z_]+\))?\s*)+(?:\[last)?$|^unloaded: [\w-]*\]"),
+        " ",
+    ),
+    # the end banner: "---[ end Kernel panic - not syncing: Oops: Fatal" | "exception ... ]---"
+    (re.compile(r"^---\[ end (?!.*\]---)"), re.compile(r".*\]---$"), " "),
+    # an open parenthesis: "pstate: 824000c9 (Nzcv daIF +PAN" | "-SSBS BTYPE=--)"
+    (re.compile(r"\([^)]*$"), re.compile(r"^[^:(]*\)$"), " "),
+)
 
 
 def _unquote(line: str) -> tuple[bool, str]:
@@ -226,9 +243,9 @@ def _continuation(prev: str, cur: str) -> str | None:
     Mail clients wrap long lines at a space and quote them (``> ``): inside
     quoted text, a line without a printk timestamp that follows a stamped
     record (not a blank line) is the rest of that record.  A console wraps
-    at a fixed width, even inside a number: only the ``CPU: 1 PID: 1`` |
-    ``88243 Comm: ...`` cut is recognised there (unquoted text interleaves
-    user-space lines, which must stay lines of their own).
+    at a fixed width, even inside a number; unquoted text also interleaves
+    user-space lines, which must stay lines of their own: there only the
+    cuts of :data:`_UNQUOTED_WRAPS` are joined.
     """
     pq, ptext = _unquote(prev)
     cq, ctext = _unquote(cur)
@@ -238,8 +255,15 @@ def _continuation(prev: str, cur: str) -> str | None:
         if _STAMPED_RE.fullmatch(ptext.strip()):  # the wrapped line was only the timestamp
             return prev.rstrip() + " " + ctext
         return prev.rstrip() + " " + ctext.strip()
-    if not pq and not cq and _CPU_CUT_RE.search(prev.rstrip()) and _COMM_REST_RE.match(ctext):
-        return prev.rstrip() + ctext
+    if pq or cq:
+        return None
+    stamp = _STAMPED_RE.match(ptext.lstrip())
+    if stamp is None:
+        return None
+    record = ptext.lstrip()[stamp.end() :].strip()
+    for ends, starts, sep in _UNQUOTED_WRAPS:
+        if ends.search(record) and starts.match(ctext.strip()):
+            return prev.rstrip() + sep + ctext.strip()
     return None
 
 
