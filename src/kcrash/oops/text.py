@@ -247,6 +247,9 @@ def _continuation(prev: str, cur: str) -> str | None:
     user-space lines, which must stay lines of their own: there only the
     cuts of :data:`_UNQUOTED_WRAPS` are joined.
     """
+    c0 = cur[:1]
+    if not c0 or c0 == "[" or (c0 == "<" and cur[1:2].isdigit()):
+        return None  # a stamped record (the common case) never continues another
     pq, ptext = _unquote(prev)
     cq, ctext = _unquote(cur)
     if not ctext.strip() or _STAMPED_RE.match(ctext.lstrip()):

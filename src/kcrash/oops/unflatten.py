@@ -83,9 +83,13 @@ def _continues(before: str, after: str) -> bool:
     return after.startswith("COMMAND: ") and bool(_BT_HEADER_SO_FAR.search(before))
 
 
+# cheap pre-filter: a collapsed paste has many "] " (timestamps, frames), "+0x" and ": "
+_QUICK_RE = re.compile(r"\] |\+0x|: ")
+
+
 def split_collapsed(line: str) -> Iterator[str]:
     """The records of ``line``; the line itself when it does not look collapsed."""
-    if len(line) < MIN_LEN:
+    if len(line) < MIN_LEN or len(_QUICK_RE.findall(line)) < 2 * MIN_MARKS:
         yield line
         return
     cuts = [(m.start(), (m.lastgroup or "c").startswith("a")) for m in _CUT_RE.finditer(line)]
