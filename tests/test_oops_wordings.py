@@ -368,3 +368,14 @@ def test_real_interleaved_callers() -> None:
     t = read_text(io.StringIO(load("arm64-5.9-callers")))
     ev = next(e for e in t.events if e.oops_number == 1)
     assert ev.caller == "T6604" and not any("vhci_hcd" in ln for ln in ev.lines)
+
+
+def test_console_cut_inside_the_cpu_line() -> None:
+    """A console wrapped at a fixed width cuts "CPU: 1 PID: 3026" inside the number
+    (derived from the real RHEL 7 sample: the record is split after "PID: 30")."""
+    text = load("centos7-ip-wording-module")
+    cut = text.replace("PID: 3026 Comm:", "PID: 30\n26 Comm:")
+    assert cut != text
+    ev = read_text(io.StringIO(cut)).events[0]
+    assert (ev.cpu, ev.pid, ev.comm, ev.release) == (1, 3026, "tc", "3.10.0-1062.7.1.el7.x86_64")
+    assert verdict(cut) == verdict(text)
