@@ -1148,6 +1148,8 @@ _HARD = _compile(
 )
 _LOCKING = _compile([r.pattern for r in INFRASTRUCTURE["locking"]])
 _THUNK = re.compile(r"^__x86_indirect_thunk_\w+$|^__x86_indirect_call_thunk_\w+$")
+# a stack overflow (its own class since issue 13) is reported by the same handlers
+CLASS_SKIPS["stack-overflow"] = CLASS_SKIPS["double-fault"]
 _CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in CLASS_SKIPS.items()}
 _SLEEPING = _compile(_patterns(SLEEPING))
 _HUNG_ANCHORS = _compile(_patterns(HUNG_ANCHORS))
