@@ -200,7 +200,7 @@ def _build(
     pick = b.culprit
     if rule is not None and rule.culprit == "none":
         pick = None  # hardware errors: the code that ran is not to blame
-    elif rule is not None and rule.id == "stack-overflow" and _recursion(trace, True) is not None:
+    elif rule is not None and rule.id == "stack-overflow" and _dominant_recursion(trace):
         # a stack overflow is almost always unbounded recursion: blame the function
         # that repeats, not the one that happened to touch the guard page
         name = _recursion(trace, True)[0]  # type: ignore[index]
@@ -502,6 +502,15 @@ def _arm64_esr(ev: OopsEvent) -> int | None:
         if m:
             return int(m.group("esr") or m.group("die"), 16)
     return None
+
+
+def _dominant_recursion(trace: list[Frame]) -> bool:
+    """One function fills the stack (``f`` calling itself): it is the overflow's
+    culprit.  A cycle through several functions (a bond over a bond) is left to the
+    culprit strategy, since no single repeated frame is the story."""
+    rec = _recursion(trace, True)
+    named = [f for f in trace if f.function and f.reliable and not is_skipped(f.function)]
+    return rec is not None and rec[1] >= max(8, len(named) // 2)
 
 
 def _recursion(trace: list[Frame], code_only: bool = False) -> tuple[str, int] | None:

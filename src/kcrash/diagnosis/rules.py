@@ -188,6 +188,9 @@ _ROWS: tuple[Rule, ...] = (
             r"^(?:Oops: )?stack guard page: [0-9a-f]{4} \[#",
             # kernel/sched/core.c schedule_debug(): the stack's end canary is overwritten
             _NOT_SYNCING + r"corrupted stack end detected inside scheduler",
+            # arm64 (arch/arm64/kernel/traps.c panic_bad_stack)
+            r"Insufficient stack space to handle exception",
+            _NOT_SYNCING + r"kernel stack overflow",
         ),
         skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
         # the function that recurses (engine.py), else blamed like a stall: the
