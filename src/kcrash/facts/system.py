@@ -24,6 +24,7 @@ from drgn.helpers.linux.panic import tainted
 from drgn.helpers.linux.sched import loadavg, task_cpu
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds
 
+from ..textsafe import visible
 from .model import LogLine, SystemInfo
 from .panic import panic_message
 from .tasks import all_tasks, crash_state
@@ -182,4 +183,5 @@ def format_sys(info: SystemInfo) -> str:
         ("CPU", info.cpu),
         ("STATE", info.state),
     ]
-    return "\n".join(f"{k:>12}: {v}" for k, v in rows if v is not None)
+    # one line per field whatever a hostile dump holds (a newline in a comm or the panic string)
+    return "\n".join(f"{k:>12}: {visible(v)}" for k, v in rows if v is not None)

@@ -14,6 +14,7 @@ from drgn.helpers.linux.mm import task_rss, task_vsize, totalram_pages
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import task_cpu, task_on_cpu
 
+from ..textsafe import visible
 from .model import TaskInfo
 
 _TASK_STATE_BITS = (  # (mask, crash letters), most specific first
@@ -108,6 +109,6 @@ def format_ps(rows: list[TaskInfo]) -> str:
         mark = ">" if r.active else " "
         out.append(
             f"{mark}{r.pid:>8} {r.ppid:>7} {r.cpu:>3}  {r.task:016x}  {r.state}  "
-            f"{r.mem_percent or 0:>4.1f} {r.vsz_kb or 0:>8} {r.rss_kb or 0:>8}  {r.comm}"
+            f"{r.mem_percent or 0:>4.1f} {r.vsz_kb or 0:>8} {r.rss_kb or 0:>8}  {visible(r.comm)}"
         )
     return "\n".join(out)
