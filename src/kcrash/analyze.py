@@ -212,8 +212,12 @@ def analyze_path(
     debuginfo_dirs: list[str] | None = None,
     no_debuginfo: bool = False,
     fetch_debuginfo: bool = False,
+    limits: Any = None,
 ) -> dict[str, Any]:
-    """Analyze a vmcore or a log file (``-`` = stdin) into a report dict."""
+    """Analyze a vmcore or a log file (``-`` = stdin) into a report dict.
+
+    ``limits`` (:class:`kcrash.inputs.ReadLimits`) bound a compressed log.
+    """
     from .diagnosis import diagnose
     from .report.build import build_report
 
@@ -222,7 +226,7 @@ def analyze_path(
     if dump is None:
         from .oops.text import read_path
 
-        text = read_path(path)  # "-" is stdin; gzip/xz/bz2/zstd logs are streamed
+        text = read_path(path, limits)  # "-" is stdin; gzip/xz/bz2/zstd logs are streamed
         facts = text.facts
         steps.records.append(_record("read text", 0.0))
         diags = steps.run("diagnose", lambda: diagnose(facts)) or []

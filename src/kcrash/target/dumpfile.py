@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 from elftools.elf.elffile import ELFFile
 
-from ..errors import KcrashError, NotADumpError, TruncatedDumpError
+from ..errors import NotADumpError, TruncatedDumpError
+from ..inputs import open_regular
 
 KDUMP_SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 FLAT_SIGNATURE = b"makedumpfile"
@@ -252,17 +253,9 @@ def inspect(path: str) -> DumpFile:
         return DumpFile(path=path, container="kcore")
     if path.startswith("qmp:"):  # a running QEMU guest, read over QMP (live)
         return DumpFile(path=path[4:], container="qmp")
-    try:
-        size = os.stat(path).st_size
-        f = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise KcrashError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise KcrashError(f"{path}: is a directory, not a vmcore") from None
-    except PermissionError:
-        raise KcrashError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise KcrashError(f"{path}: cannot open: {e.strerror}") from None
+    # A FIFO, socket, device or directory is refused before open() could block.
+    f = open_regular(path, "vmcore")
+    size = os.fstat(f.fileno()).st_size
     with f:
         magic = f.read(16)
         if size == 0:
@@ -293,10 +286,8 @@ def inspect(path: str) -> DumpFile:
             if struct.unpack(">qq", tail) != (-1, -1):
                 raise TruncatedDumpError(f"{path}: truncated: flattened dump has no end marker")
             return _kdump_dumpfile(path, size, h, machine, flat.read, None, container="flattened")
-    raise NotADumpError(
-        f"{path}: not a vmcore (no ELF, kdump-compressed or flattened signature; "
-        f"starts with {magic[:8]!r})"
-    )
+    # Never quote the file's bytes: it may be any file (a planted link to /etc/shadow).
+    raise NotADumpError(f"{path}: not a vmcore (no ELF, kdump-compressed or flattened signature)")
 
 
 def _kdump_dumpfile(  # type: ignore[no-untyped-def]
