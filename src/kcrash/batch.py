@@ -252,6 +252,8 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
         for s in report.get("steps") or []
         if isinstance(s, dict) and s.get("status") in ("failed", "timeout")
     ]
+    # a dump cut short is read as far as it goes: the summary says what is missing
+    degraded += [x for x in (report.get("input") or {}).get("lacks") or [] if "truncated" in x]
     return {
         "status": OK,
         "signature": sig.get("id"),

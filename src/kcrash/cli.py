@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import KcrashError
+from .errors import PARTIAL_EXIT, KcrashError
 from .textsafe import visible
 
 TARGET_OPTIONS_HELP = """\
@@ -110,16 +110,23 @@ def _run_crash_command(name: str, argv: list[str]) -> int:
     if not sys.stdout.isatty():
         target.prog.config["crash_scroll"] = False  # no pager into pipes and files
     line = " ".join([name, *(_quote(a) for a in rest)])
+    from .commands._render import READ_ERRORS, mode_note, unreadable
+
     try:
         registry.run(target, line)
     except CommandError as e:
         print(f"kcrash: {visible(e)}", file=sys.stderr)
         return 1
-    from .commands._render import mode_note
-
+    except READ_ERRORS as e:  # a damaged dump: what was printed stands, the rest is listed
+        sys.stdout.flush()
+        unreadable(target, name, e)
     note = mode_note(target)
     if note:  # every command says which mode it ran in and what that lacks
         print(visible(note), file=sys.stderr)
+    if target.unreadable:
+        for what in target.unreadable:
+            print(f"kcrash: partial: {visible(what)}", file=sys.stderr)
+        return PARTIAL_EXIT
     return 0
 
 

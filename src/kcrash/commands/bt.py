@@ -21,7 +21,7 @@ from ..errors import KcrashError
 from ..facts.model import Frame, Stack
 from ..facts.stacks import panic_task, task_stack
 from ..textsafe import visible
-from ._render import JSON_ARG, print_json
+from ._render import JSON_ARG, print_json, unreadable
 from .registry import kcrash_command, target_of
 
 _REG_ROWS = (
@@ -141,8 +141,16 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
         # `set PID` in the shell stores the context task where drgn's crash
         # commands keep it; without one, the panic task, as in crash.
         t = prog.config.get("crash_context") or panic_task(prog)
-        if t is None:
-            raise KcrashError("bt: no panic task in this dump; give a PID or -a")
+        if t is None and target.dump.container in ("kcore", "qmp"):
+            raise KcrashError("bt: a running kernel has no panic task; give a PID or -a")
+        if t is None:  # a dump always has one: its CPU state notes are damaged
+            try:
+                prog.crashed_thread()
+                why: BaseException = ValueError("no crashed thread")
+            except Exception as e:
+                why = e
+            unreadable(target, "bt: the panic task (give a PID or -a)", why)
+            return
         tasks = [t]
     stacks = [task_stack(target, t) for t in tasks]
     if args.lines:  # source lines of module frames need those modules' DWARF

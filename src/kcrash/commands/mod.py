@@ -24,7 +24,9 @@ from .registry import kcrash_command, target_of
 def _kcrash_cmd_mod(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
     if args.load_all:
         target_of(prog).load_module_debuginfo()
-    mods = loaded_modules(prog)
+    errors: list[str] = []
+    mods = loaded_modules(prog, errors)
+    target_of(prog).unreadable.extend(f"mod: {e}" for e in errors)
     if args.json:
         print_json([{**m.__dict__, "out_of_tree": m.out_of_tree} for m in mods])
         return

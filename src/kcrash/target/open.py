@@ -42,6 +42,8 @@ class Target:
     lacks: list[str] = field(default_factory=list)
     looked: list[str] = field(default_factory=list)  # where debuginfo was searched
     missing_debuginfo: str | None = None  # why there is no DWARF, in one sentence
+    #: facts a command could not read (a damaged dump): "what: why", printed as partial
+    unreadable: list[str] = field(default_factory=list)
     _modules_missing: set[str] = field(default_factory=set)
 
     @property
@@ -165,6 +167,7 @@ def open_target(
 
     if found is not None:
         _load_dwarf(prog, found, target)
+        _note_truncated(target)
         return target
 
     from . import nodebug
@@ -180,7 +183,15 @@ def open_target(
     else:
         target.missing_debuginfo = _not_found_message(dump, target.looked)
         target.lacks.append(target.missing_debuginfo)
+    _note_truncated(target)
     return target
+
+
+def _note_truncated(target: Target) -> None:
+    """A dump cut in its page data is read as far as it goes; every output says so."""
+    if target.dump.truncated:
+        target.lacks.insert(0, f"dump {target.dump.truncated}")
+        target.unreadable.append(f"dump {target.dump.truncated}")
 
 
 def _not_found_message(dump: DumpFile, looked: list[str]) -> str:
