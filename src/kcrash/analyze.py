@@ -36,7 +36,22 @@ def _inspect_or_text(path: str) -> Any:
     try:
         return inspect(path)
     except NotADumpError:
+        if _has_dump_signature(path):  # a damaged dump, not a log: say what is wrong with it
+            raise
         return None
+
+
+def _has_dump_signature(path: str) -> bool:
+    from .inputs import open_regular
+    from .target.dumpfile import FLAT_SIGNATURE, KDUMP_SIGNATURES
+
+    with open_regular(path) as f:
+        magic = f.read(16)
+    return (
+        magic[:8] in KDUMP_SIGNATURES
+        or magic.startswith(FLAT_SIGNATURE)
+        or (magic[:4] == b"\x7fELF" and magic[4:5] == b"\x02")  # an ELF64 core or vmlinux
+    )
 
 
 def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
