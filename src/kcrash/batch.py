@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import drgn_private
 from .errors import KcrashError
 from .inputs import create_new, file_kind, output_dir, write_new
 from .textsafe import json_dumps, md_code, md_text
@@ -40,9 +41,7 @@ PRELOAD = [
     "drgn.helpers.linux",
     # drgn 0.3.0 imports its plugins (every crash command) at the first set_core_dump:
     # ~0.2 s per dump unless the fork server has them already.
-    "_drgn_util.plugins",
-    "drgn.commands._builtin",
-    "drgn.commands._crash",
+    *drgn_private.modules(),
     "kcrash.analyze",
     "kcrash.target.open",
     "kcrash.facts.log",

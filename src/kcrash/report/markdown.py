@@ -7,6 +7,7 @@ from typing import Any
 from ..textsafe import md_block, md_code, md_text
 from .common import (
     context_sections,
+    crash_site_line,
     culprit_line,
     frame_line,
     registers_lines,
@@ -32,6 +33,11 @@ def render(report: dict[str, Any]) -> str:
             " —"
         ),
         f"- **{lb['culprit']}:** {md_text(culprit_line(v.get('culprit'), lb))}",
+        *(
+            [f"- **{lb['crash_site']}:** {md_text(site)}"]
+            if (site := crash_site_line(v, lb))
+            else []
+        ),
         f"- **{lb['signature']}:** {md_code(sig.get('id'))} ({md_text(sig.get('title'))})",
         f"- **{lb['mode']}:** {md_text(lb.get('mode_' + mode, mode))}",
         "",
