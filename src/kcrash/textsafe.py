@@ -177,14 +177,18 @@ def md_text(s: Any) -> str:
         lead, tok = m.group(1), m.group(2)
         tok = tok[:-1] + "\\" + tok[-1]
         s = lead + tok + s[m.end() :]
-    # Leading spaces would indent a code block, trailing ones would be dropped:
-    # as character references they are plain text at any position.
-    core = s.strip(" ")
+    # Leading spaces would indent a code block, trailing ones (any Unicode space)
+    # would be dropped: as character references they are plain text anywhere.
+    core = s.strip()
     if core != s:
-        left = len(s) - len(s.lstrip(" "))
-        right = len(s) - len(s.rstrip(" "))
-        s = "&#32;" * left + core + "&#32;" * right if core else "&#32;" * len(s)
+        left = len(s) - len(s.lstrip())
+        right = len(s) - len(s.rstrip()) if core else 0
+        s = _char_refs(s[:left]) + core + _char_refs(s[len(s) - right :] if right else "")
     return s
+
+
+def _char_refs(s: str) -> str:
+    return "".join(f"&#{ord(c)};" for c in s)
 
 
 def _longest_backtick_run(s: str) -> int:
