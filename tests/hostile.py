@@ -20,12 +20,33 @@ that would run or fetch something.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
+SRC = str(Path(__file__).parents[1] / "src")
 EXAMPLE = Path(__file__).parents[1] / "src" / "kcrash" / "examples" / "null-deref.vmcore"
+
+
+def kcrash(
+    *args: str, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run this tree's ``kcrash`` as a user would (stdin empty unless given)."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "kcrash", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        env=env,
+    )
+
 
 #: Every control character class the sanitiser must stop (one of each kind).
 ESC_CLEAR = "\x1b[2J"  # CSI: clear the screen

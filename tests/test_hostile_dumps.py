@@ -13,17 +13,14 @@ line with exit 2.  No output may say ``0 bytes`` for memory it could not read.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hostile import EXAMPLE, RAW_CONTROL, flip_bit, kdump_offsets, truncate, zero_block
+from hostile import EXAMPLE, RAW_CONTROL, flip_bit, kcrash, kdump_offsets, truncate, zero_block
 
-SRC = str(Path(__file__).parents[1] / "src")
 COMMANDS = ("sys", "bt", "ps", "mod", "log")
 
 #: name -> (how to make it from the example, why a one-line refusal is right or None)
@@ -82,18 +79,6 @@ DAMAGE = {
         "truncated",
     ),
 }
-
-
-def kcrash(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run(
-        [sys.executable, "-m", "kcrash", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="module")

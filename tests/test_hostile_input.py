@@ -15,28 +15,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from hostile import EXAMPLE, RAW_CONTROL
+from hostile import EXAMPLE, RAW_CONTROL, kcrash
 
-SRC = str(Path(__file__).parents[1] / "src")
 DMESG = Path(__file__).parents[1] / "src" / "kcrash" / "examples" / "vmcore-dmesg.txt"
 SECRET = "root:$6$kcrash-test-secret-hash$:19000:0:99999:7:::"
-
-
-def kcrash(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run(
-        [sys.executable, "-m", "kcrash", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 # ---------------------------------------------------------------- special files

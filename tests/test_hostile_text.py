@@ -11,10 +11,8 @@ payload visibly (so the tests cannot pass because the payload vanished).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from hostile import (
     OSC8_LINK,
     OSC_TITLE,
     RAW_CONTROL,
+    kcrash,
     patch_kdump_pages,
     same_length,
 )
@@ -36,24 +35,11 @@ from markdown_it import MarkdownIt
 
 from kcrash.textsafe import md_block, md_code, md_text, visible, visible_text
 
-SRC = str(Path(__file__).parents[1] / "src")
 DMESG = Path(__file__).parents[1] / "src" / "kcrash" / "examples" / "vmcore-dmesg.txt"
 
 OOPS_LINE = b"Oops: 0000 [#1] PREEMPT SMP NOPTI"
 BUG_LINE = b"BUG: kernel NULL pointer dereference, address: 0000000000000074"
 PANIC_PAYLOAD = OSC_TITLE + ESC_CLEAR + BIDI  # 15 bytes in UTF-8 with the bidi override
-
-
-def kcrash(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run(
-        [sys.executable, "-m", "kcrash", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        input=stdin,
-        env=env,
-    )
 
 
 def assert_no_raw_control(p: subprocess.CompletedProcess[str], what: str) -> None:
