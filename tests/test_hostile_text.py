@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hostile import (
@@ -267,3 +268,36 @@ def test_fuzz_markdown_block_stays_one_block(lines: list[str]) -> None:
     tokens = _MD.parse("\n".join(md_block(lines)))
     assert [t.type for t in tokens] == ["fence"], lines
     assert tokens[0].content == "".join(visible(x) + "\n" for x in lines)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_analyze_crash_session_text(
+    kdump_zlib: list[dict[str, Any]], tmp_path: Path, fmt: str
+) -> None:
+    """A pasted crash session (crash's own sys/bt/log of a corpus dump) with an OSC 8
+    hyperlink in the comm, a C1 CSI in a function name and a bidi override in PANIC."""
+    e = next(x for x in kdump_zlib if x["scenario"] == "null-deref")
+    parts = []
+    for cmd in ("sys", "bt", "log"):
+        parts += [f"crash> {cmd}", Path(e["oracle"][cmd]).read_text()]
+    text = "\n".join([*parts, "crash> quit", ""])
+    for old, new in (
+        ('COMMAND: "sh"', 'COMMAND: "' + OSC8_LINK + "sh" + MARKDOWN_PAYLOADS[1] + '"'),
+        ("kcrash_get_refcount", "kcrash_get" + C1_CSI + "_refcount"),
+        ('PANIC: "', 'PANIC: "' + BIDI + MARKDOWN_PAYLOADS[2]),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    session = tmp_path / "session.txt"
+    session.write_text(text)
+    p = kcrash("analyze", str(session), "-f", fmt)
+    assert p.returncode == 0, p.stderr
+    assert_no_raw_control(p, f"analyze crash session -f {fmt}")
+    if fmt == "markdown":
+        _assert_markdown_inert(p.stdout)
+    if fmt == "json":
+        values = "\n".join(strings(json.loads(p.stdout)))
+        assert all(c in values for c in ("\x9b", "\x1b", BIDI))  # exact in JSON
+    else:
+        assert "\\u202e" in p.stdout  # the PANIC line, shown
