@@ -13,10 +13,12 @@ line with exit 2.  No output may say ``0 bytes`` for memory it could not read.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hostile import EXAMPLE, RAW_CONTROL, flip_bit, kcrash, kdump_offsets, truncate, zero_block
@@ -162,8 +164,24 @@ def test_truncated_dump_is_read_as_far_as_it_goes(damaged: dict[str, Path]) -> N
     assert "[TRUNCATED]" in p.stdout
     p = kcrash("analyze", path, "-f", "json")
     assert p.returncode == 0
-    import json
 
     report = json.loads(p.stdout)
     assert report["verdict"]["class"] == "null-deref"
     assert any("truncated" in x for x in report["input"]["lacks"])
+
+
+@pytest.mark.corpus
+def test_truncated_elf_dump_is_read_as_far_as_it_goes(
+    corpus: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """An ELF vmcore (/proc/vmcore copied) cut at 98.5 %: its notes are at the start, so
+    every command reads what is there and says how much memory is missing."""
+    e = next(x for x in corpus if x["format"] == "elf" and x["scenario"] == "null-deref")
+    cut = tmp_path / "cut.elf"
+    truncate(Path(e["path"]), cut, 0.985)
+    for cmd in COMMANDS:
+        p = kcrash(cmd, str(cut))
+        assert p.returncode in (0, 4) and "internal error" not in p.stderr, (cmd, p.stderr)
+        assert "kcrash: partial: dump truncated:" in p.stderr, (cmd, p.stderr)
+    p = kcrash("log", str(cut))
+    assert "BUG: kernel NULL pointer dereference, address: 0000000000000074" in p.stdout

@@ -288,11 +288,16 @@ def inspect(path: str) -> DumpFile:
                 raise
             except Exception as e:  # pyelftools raises many types on garbage
                 raise NotADumpError(f"{path}: corrupt ELF core ({e})") from None
-            if end > size:
-                raise TruncatedDumpError(
-                    f"{path}: truncated: its segments run to byte {end}, the file has {size}"
+            truncated = None
+            if end > size:  # notes come first: read as far as it goes, like crash
+                truncated = (
+                    f"truncated: the file has {size} bytes, its segments run to {end}; "
+                    f"the memory in the last {end - size} bytes is missing (was the copy or "
+                    "the dump target cut short?); reads of it fail"
                 )
-            return DumpFile(path=path, container="elf", vmcoreinfo=info, size=size)
+            return DumpFile(
+                path=path, container="elf", vmcoreinfo=info, size=size, truncated=truncated
+            )
         if magic[:8] in KDUMP_SIGNATURES:
             hdr = _read_at(f, 0, 4096)
             h, machine = _kdump_header(hdr, path)
