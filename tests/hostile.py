@@ -152,3 +152,20 @@ def kdump_offsets(src: Path) -> dict[str, int]:
         "page_data": first_data,
         "size": len(data),
     }
+
+
+def loop_module_list(src: Path, dst: Path) -> None:
+    """Make the dump's module list loop: one module's ``list.next`` points back to an
+    earlier module (as a stray write or a bad page leaves it), found with drgn."""
+    from drgn.helpers.linux.module import for_each_module
+
+    from kcrash.target.open import open_target
+
+    prog = open_target(str(src), no_debuginfo=True).prog
+    mods = list(for_each_module(prog))
+    assert len(mods) > 6, "the dump needs a few modules"
+    earlier = mods[2].list.address_of_().value_()
+    later = mods[6].list.address_of_().value_()
+    # every pointer to the later entry now points to the earlier one: mods[5] -> mods[2]
+    n = patch_kdump_pages(src, dst, {later.to_bytes(8, "little"): earlier.to_bytes(8, "little")})
+    assert n > 0

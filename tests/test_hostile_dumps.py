@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import EXAMPLE, RAW_CONTROL, flip_bit, kcrash, kdump_offsets, truncate, zero_block
+from hostile import (
+    EXAMPLE,
+    RAW_CONTROL,
+    flip_bit,
+    kcrash,
+    kdump_offsets,
+    loop_module_list,
+    truncate,
+    zero_block,
+)
 
 COMMANDS = ("sys", "bt", "ps", "mod", "log")
 
@@ -72,6 +81,8 @@ DAMAGE = {
     ),
     "zero-descriptors-4k": (lambda s, d: zero_block(s, d, _OFF["descriptors"] + 24000, 4096), None),
     "random-flips": (_random_flips(15, 40), None),
+    # a module list that loops (drgn's helpers never returned: every command hung)
+    "module-list-loop": (loop_module_list, None),
     # cut short: in the page data (read as far as it goes) or in the page table (refused)
     "truncated-98.5": (lambda s, d: truncate(s, d, 0.985), None),
     "truncated-70": (lambda s, d: truncate(s, d, 0.70), None),

@@ -8,8 +8,9 @@ pre-6.4 ``core_layout`` and the 6.4+ ``mem[]`` layouts.
 from __future__ import annotations
 
 import drgn
-from drgn.helpers.linux.module import for_each_module, module_address_regions, module_taints
+from drgn.helpers.linux.module import module_address_regions, module_taints
 
+from ..target.kallsyms import modules
 from .model import ModuleInfo
 
 
@@ -47,7 +48,7 @@ def loaded_modules(prog: drgn.Program, errors: list[str] | None = None) -> list[
 
     read = (drgn.FaultError, LookupError, ValueError)
     try:
-        for mod in for_each_module(prog):
+        for mod in modules(prog):  # bounded: a damaged list that loops ends in ValueError
             try:
                 out.append(one(mod))
             except read as e:

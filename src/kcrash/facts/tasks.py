@@ -67,12 +67,24 @@ def all_tasks(prog: drgn.Program) -> list[drgn.Object]:
 
 
 def iter_tasks(prog: drgn.Program) -> Iterator[drgn.Object]:
-    """:func:`all_tasks` one by one (a walk that faults mid-way has yielded the rest)."""
+    """:func:`all_tasks` one by one (a walk that faults mid-way has yielded the rest).
+
+    A damaged PID table can list a task twice (or, through a loop, forever): a task
+    seen twice ends the walk with an error.
+    """
     from drgn.helpers.linux.cpumask import for_each_present_cpu
     from drgn.helpers.linux.sched import idle_task
 
-    yield from [idle_task(prog, cpu) for cpu in for_each_present_cpu(prog)]
-    yield from for_each_task(prog)
+    seen: set[int] = set()
+    for task in [idle_task(prog, cpu) for cpu in for_each_present_cpu(prog)]:
+        seen.add(task.value_())
+        yield task
+    for task in for_each_task(prog):
+        addr = task.value_()
+        if addr in seen:
+            raise ValueError(f"task {addr:#x} is listed twice (a damaged PID table)")
+        seen.add(addr)
+        yield task
 
 
 def _tasks_readable(prog: drgn.Program, errors: list[str] | None) -> Iterator[drgn.Object]:

@@ -224,9 +224,9 @@ def _load_dwarf(prog: drgn.Program, found: di.DebugInfo, target: Target) -> None
         if prog.main_module().wants_debug_file():
             raise KcrashError(f"{found.vmlinux}: could not load its debuginfo: {e}") from None
     try:
-        from drgn.helpers.linux.kallsyms import load_module_kallsyms
+        from .kallsyms import load_modules
 
-        prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=-1)
+        prog.register_symbol_finder("module_kallsyms", load_modules(prog), enable_index=-1)
     except (LookupError, ValueError, drgn.FaultError):
         pass  # no module symbols: module frames show addresses
     target.mode = "dwarf"
