@@ -155,7 +155,10 @@ def write_trusted(s: str) -> None:
 
 #: Escaped anywhere in Markdown text: inline syntax (emphasis, code, links and
 #: images, autolinks, raw HTML, strikethrough, table cells, math) and backslash itself.
-_MD_INLINE = re.compile(r"([\\`*_{}\[\]()!|~$])")
+_MD_INLINE = re.compile(r"([\\`*{}\[\]()!|~$])")
+#: ``_`` between two letters or digits can neither open nor close emphasis (CommonMark's
+#: flanking rules): ``kcrash_get_refcount`` stays readable; any other ``_`` is escaped.
+_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 #: HTML in Markdown is escaped as entities, which every Markdown dialect honours.
 _MD_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 #: Syntax only at the start of a line: headings, lists, quotes, setext underlines.
@@ -172,6 +175,7 @@ def md_text(s: Any) -> str:
     s = visible(s)
     s = "".join(_MD_HTML.get(c, c) for c in s)
     s = _MD_INLINE.sub(r"\\\1", s)
+    s = _MD_UNDERSCORE.sub(r"\\_", s)
     m = _MD_LINE_START.match(s)
     if m:
         lead, tok = m.group(1), m.group(2)
