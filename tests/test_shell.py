@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,16 +92,29 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _spawn(dump: dict[str, Any], env: dict[str, str], *args: str) -> pexpect.spawn:
+def _spawn(
+    dump: dict[str, Any],
+    env: dict[str, str],
+    *,
+    rows: int = 50,
+    sigint: Any = signal.SIG_DFL,
+) -> pexpect.spawn:
+    """``kcrash VMCORE VMLINUX`` on a ``rows`` x 200 terminal, at its first prompt.
+
+    ``sigint`` is the SIGINT disposition kcrash inherits, set here rather than
+    left to however pytest was started (a background job of a script, as some CI
+    runners start it, inherits SIGINT ignored).
+    """
     child = pexpect.spawn(
         KCRASH[0],
-        [*KCRASH[1:], *_args(dump), *args],
+        [*KCRASH[1:], *_args(dump)],
         env=env,
         encoding="utf-8",
         codec_errors="replace",
         timeout=DEADLINE,
-        dimensions=(50, 200),
+        dimensions=(rows, 200),
         use_poll=True,  # select() fails on descriptors above 1024 in a long pytest run
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
     child.expect(PROMPT)  # after the banner and the startup `sys`
     return child
@@ -146,23 +160,35 @@ def run(child: pexpect.spawn, line: str, prompt: re.Pattern[str] = PROMPT) -> st
 
 @pytest.fixture(scope="module")
 def shared_shell(dump: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One interactive kcrash on the dump, shared by the checks of this module."""
+    """One interactive kcrash on the dump, shared by the checks of this module.
+
+    Started with SIGINT ignored, as from a script's background job or ``nohup``:
+    Ctrl-C at the terminal must stop its commands all the same.
+    """
     tmp = tmp_path_factory.mktemp("shell")
-    child = _spawn(dump, _env(tmp))
+    child = _spawn(dump, _env(tmp), sigint=signal.SIG_IGN)
     yield child
     child.sendline("q")
     child.expect(pexpect.EOF)
 
 
 @pytest.fixture
-def shell(shared_shell: Any) -> Iterator[Any]:
+def shell(shared_shell: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """The shared shell, brought back to an empty ``kcrash>`` line after each test,
-    so that one failing check (say, left in Python mode) does not fail the next."""
+    so that one failing check (say, left in Python mode) does not fail the next.
+
+    A failed wait can leave prompts unread, which the next test would take for its
+    own: a line only this teardown prints puts reading and shell back in step.
+    """
     yield shared_shell
     shared_shell.sendintr()
     if shared_shell.expect([PROMPT, PY_PROMPT]) == 1:
         shared_shell.sendline("exit()")
         shared_shell.expect(PROMPT)
+    mark = f"after {request.node.name}"
+    shared_shell.sendline(f"!echo '{mark}' | tr a-z A-Z")
+    shared_shell.expect_exact(mark.upper())
+    shared_shell.expect(PROMPT)
 
 
 @pytest.fixture(scope="module")
@@ -452,17 +478,7 @@ def test_history_across_sessions(dump: dict[str, Any], tmp_path: Path) -> None:
 def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> None:
     env = _env(tmp_path)
     del env["KCRASH_PAGER"]  # the default: less -F -R -X -K
-    child = pexpect.spawn(
-        KCRASH[0],
-        [*KCRASH[1:], *_args(dump)],
-        env=env,
-        encoding="utf-8",
-        codec_errors="replace",
-        timeout=DEADLINE,
-        dimensions=(20, 200),
-        use_poll=True,
-    )
-    child.expect(PROMPT)
+    child = _spawn(dump, env, rows=20)
     # `sys` fits on the screen: less -F prints it and quits, the prompt is back
     assert "RELEASE" in run(child, "sys")
     child.sendline("log")  # the kernel log is longer than 20 lines: less waits
