@@ -95,6 +95,7 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
 def _spawn(
     dump: dict[str, Any],
     env: dict[str, str],
+    started: list[pexpect.spawn],
     *,
     rows: int = 50,
     sigint: Any = signal.SIG_DFL,
@@ -103,7 +104,8 @@ def _spawn(
 
     ``sigint`` is the SIGINT disposition kcrash inherits, set here rather than
     left to however pytest was started (a background job of a script, as some CI
-    runners start it, inherits SIGINT ignored).
+    runners start it, inherits SIGINT ignored).  The child joins ``started``,
+    whose owner kills what is left of it (:func:`_close_all`).
     """
     child = pexpect.spawn(
         KCRASH[0],
@@ -116,8 +118,24 @@ def _spawn(
         use_poll=True,  # select() fails on descriptors above 1024 in a long pytest run
         preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
+    started.append(child)
     child.expect(PROMPT)  # after the banner and the startup `sys`
     return child
+
+
+def _close_all(started: list[pexpect.spawn]) -> None:
+    """Kill the sessions a test leaves running: a stuck one (say, a loop that Ctrl-C did
+    not stop) would take a core of a 2-core machine from every test after it."""
+    for child in started:
+        child.close(force=True)
+
+
+@pytest.fixture
+def started() -> Iterator[list[pexpect.spawn]]:
+    """The kcrash sessions one test starts, killed at its end whatever happened."""
+    children: list[pexpect.spawn] = []
+    yield children
+    _close_all(children)
 
 
 def _clean(text: str) -> str:
@@ -166,10 +184,14 @@ def shared_shell(dump: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
     Ctrl-C at the terminal must stop its commands all the same.
     """
     tmp = tmp_path_factory.mktemp("shell")
-    child = _spawn(dump, _env(tmp), sigint=signal.SIG_IGN)
-    yield child
-    child.sendline("q")
-    child.expect(pexpect.EOF)
+    started: list[pexpect.spawn] = []
+    try:
+        child = _spawn(dump, _env(tmp), started, sigint=signal.SIG_IGN)
+        yield child
+        child.sendline("q")
+        child.expect(pexpect.EOF)
+    finally:
+        _close_all(started)
 
 
 @pytest.fixture
@@ -456,15 +478,17 @@ def test_failing_command_prints_one_line(shell: Any) -> None:
     assert "RELEASE" in run(shell, "sys")
 
 
-def test_history_across_sessions(dump: dict[str, Any], tmp_path: Path) -> None:
+def test_history_across_sessions(
+    dump: dict[str, Any], tmp_path: Path, started: list[pexpect.spawn]
+) -> None:
     env = _env(tmp_path)
-    first = _spawn(dump, env)
+    first = _spawn(dump, env, started)
     expected = run(first, "sys | grep -c :")
     first.sendeof()  # Ctrl-D leaves, and is not a history entry
     first.expect(pexpect.EOF)
     assert "sys | grep -c :" in (tmp_path / "history").read_text()
 
-    second = _spawn(dump, env)
+    second = _spawn(dump, env, started)
     second.send("\x1b[A")  # Up: the last command of the previous session
     second.expect(drawn("sys | grep -c :"))
     assert run(second, "") == expected
@@ -475,10 +499,12 @@ def test_history_across_sessions(dump: dict[str, Any], tmp_path: Path) -> None:
     assert second.exitstatus == 0
 
 
-def test_pager_only_for_long_output(dump: dict[str, Any], tmp_path: Path) -> None:
+def test_pager_only_for_long_output(
+    dump: dict[str, Any], tmp_path: Path, started: list[pexpect.spawn]
+) -> None:
     env = _env(tmp_path)
     del env["KCRASH_PAGER"]  # the default: less -F -R -X -K
-    child = _spawn(dump, env, rows=20)
+    child = _spawn(dump, env, started, rows=20)
     # `sys` fits on the screen: less -F prints it and quits, the prompt is back
     assert "RELEASE" in run(child, "sys")
     child.sendline("log")  # the kernel log is longer than 20 lines: less waits
