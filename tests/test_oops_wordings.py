@@ -117,6 +117,10 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
     "x86-mce-fatal-quoted": ("machine-check", None, None, None),
     # i386: "EIP is at f", "EIP: [<addr>] f [mod] SS:ESP" after the trace, "Pid: N, comm:"
     "i386-eip-after-trace": ("null-deref", "ir_register_class", "ir_register_class", "0x0"),
+    # arm64 5.x "Call trace:" starting with dump_backtrace/show_stack; a WARN with
+    # panic_on_warn (debug_print_object is ODEBUG's reporter, the caller is blamed)
+    "arm64-rcu-usage-dump-backtrace": ("lockdep", None, "gc_worker", None),
+    "arm64-warn-panic-on-warn": ("warn", "debug_print_object", "netdev_freemem", None),
     # arm64 6.5 console log mailed unquoted: "<N>" levels, wrapped address/registers/banner
     "arm64-6.5-console-wrapped": (
         "bad-paging",
@@ -197,7 +201,14 @@ def _collapse(text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "name", ["centos7-crash-session", "arm64-6.10-null", "x86-null-old-wording", "x86-oops-gpf-6.x"]
+    "name",
+    [
+        "centos7-crash-session",
+        "centos7-bt-exception-rip",
+        "arm64-6.10-null",
+        "x86-null-old-wording",
+        "x86-oops-gpf-6.x",
+    ],
 )
 def test_collapsed_line_breaks(name: str) -> None:
     """A paste whose newlines became spaces gives the same verdict (derived)."""

@@ -37,7 +37,22 @@ def _inspect_or_text(path: str) -> Any:
     try:
         return inspect(path)
     except NotADumpError:
+        if _has_dump_signature(path):  # a damaged dump, not a log: say what is wrong with it
+            raise
         return None
+
+
+def _has_dump_signature(path: str) -> bool:
+    from .inputs import open_regular
+    from .target.dumpfile import FLAT_SIGNATURE, KDUMP_SIGNATURES
+
+    with open_regular(path) as f:
+        magic = f.read(16)
+    return (
+        magic[:8] in KDUMP_SIGNATURES
+        or magic.startswith(FLAT_SIGNATURE)
+        or (magic[:4] == b"\x7fELF" and magic[4:5] == b"\x02")  # an ELF64 core or vmlinux
+    )
 
 
 def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
@@ -215,8 +230,12 @@ def analyze_path(
     debuginfo_dirs: list[str] | None = None,
     no_debuginfo: bool = False,
     fetch_debuginfo: bool = False,
+    limits: Any = None,
 ) -> dict[str, Any]:
-    """Analyze a vmcore or a log file (``-`` = stdin) into a report dict."""
+    """Analyze a vmcore or a log file (``-`` = stdin) into a report dict.
+
+    ``limits`` (:class:`kcrash.inputs.ReadLimits`) bound a compressed log.
+    """
     from .diagnosis import diagnose
     from .report.build import build_report
 
@@ -225,7 +244,7 @@ def analyze_path(
     if dump is None:
         from .oops.text import read_path
 
-        text = read_path(path)  # "-" is stdin; gzip/xz/bz2/zstd logs are streamed
+        text = read_path(path, limits)  # "-" is stdin; gzip/xz/bz2/zstd logs are streamed
         facts = text.facts
         steps.records.append(_record("read text", 0.0))
         diags = steps.run("diagnose", lambda: diagnose(facts)) or []

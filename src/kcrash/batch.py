@@ -24,14 +24,16 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import drgn_private
 from .errors import KcrashError
+from .inputs import create_new, file_kind, output_dir, write_new
+from .textsafe import json_dumps, md_code, md_text
 
 #: Imported once in the fork server so that every per-dump child starts warm.
 PRELOAD = [
@@ -55,6 +57,8 @@ PRELOAD = [
 
 #: Outcome statuses. Only "ok" counts as analyzed.
 OK, FAILED, TIMEOUT, NOT_A_DUMP, CRASHED = "ok", "failed", "timeout", "not-a-dump", "crashed"
+#: A symlink (not followed without --follow-symlinks) or a FIFO/socket/device: never opened.
+REFUSED = "refused"
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Options:
     debuginfo_dirs: list[str] = field(default_factory=list)
     no_debuginfo: bool = False
     lang: str = "en"
+    follow_symlinks: bool = False
 
 
 @dataclass
@@ -94,10 +99,11 @@ class Outcome:
 def find_inputs(specs: Iterable[str]) -> list[str]:
     """Files named by directories (walked recursively), globs or plain paths, in order.
 
-    Every regular file under a directory is a candidate, not only names that look like
+    Every file under a directory is a candidate, not only names that look like
     dumps: kdump-tools writes ``dump.<stamp>``, makedumpfile users write anything, and a
     file that is not a vmcore is listed in the summary with its reason rather than silently
-    ignored (an operator who expected it to be analyzed learns why it was not).
+    ignored (an operator who expected it to be analyzed learns why it was not).  Symlinks
+    and special files are listed too; :func:`input_problem` refuses them before any open.
     """
     out: list[str] = []
     seen: set[str] = set()
@@ -113,23 +119,41 @@ def find_inputs(specs: Iterable[str]) -> list[str]:
             for root, dirs, files in os.walk(spec):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for f in sorted(files):
-                    p = os.path.join(root, f)
-                    if not f.startswith(".") and os.path.isfile(p):
-                        add(p)
+                    if not f.startswith("."):
+                        add(os.path.join(root, f))
         elif glob.has_magic(spec):
             matches = sorted(glob.glob(spec, recursive=True))
             if not matches:
                 raise KcrashError(f"{spec}: no file matches")
             for p in matches:
-                if os.path.isfile(p):
+                if not os.path.isdir(p) or os.path.islink(p):
                     add(p)
-        elif os.path.exists(spec):
+        elif os.path.lexists(spec):
             add(spec)
         else:
             raise KcrashError(f"{spec}: no such file or directory")
     if not out:
         raise KcrashError("no input files: " + " ".join(specs))
     return out
+
+
+def input_problem(path: str, follow_symlinks: bool = False) -> str | None:
+    """Why ``path`` must not be opened, or None: checked in the parent, before any child.
+
+    A symlink in a directory of dumps may point anywhere (``/etc/shadow``, a FIFO that
+    blocks the analysis forever); it is analyzed only when the operator asks for it.
+    """
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            if not follow_symlinks:
+                return "a symlink; not followed (--follow-symlinks to analyze its target)"
+            st = os.stat(path)
+    except OSError as e:
+        return f"cannot stat: {e.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{file_kind(st.st_mode)}, not a dump; not opened"
+    return None
 
 
 def output_names(paths: list[str]) -> list[str]:
@@ -164,7 +188,7 @@ def _child(path: str, name: str, opts: Options, out_dir: str) -> None:
     ``<name>.log``: nothing may draw over the parent's progress bar.
     """
     log_path = os.path.join(out_dir, name + ".log")
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = create_new(log_path)  # never through a symlink planted in --out
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
@@ -183,9 +207,8 @@ def _child(path: str, name: str, opts: Options, out_dir: str) -> None:
         traceback.print_exc()
     finally:
         tmp = os.path.join(out_dir, f".{name}.result.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(result, f)
-        os.replace(tmp, _result_path(out_dir, name))
+        write_new(tmp, json.dumps(result))
+        os.replace(tmp, _result_path(out_dir, name))  # rename replaces a link, never follows it
 
 
 def _is_not_a_dump(e: KcrashError) -> bool:
@@ -215,9 +238,7 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
     json_path = os.path.join(out_dir, name + ".json")
     text_path = os.path.join(out_dir, name + ".txt")
     for p, fmt in ((json_path, "json"), (text_path, "text")):
-        body = render_to_string(report, fmt, color=False)
-        with open(p + ".tmp", "w", encoding="utf-8") as f:
-            f.write(body)
+        write_new(p + ".tmp", render_to_string(report, fmt, color=False))
         os.replace(p + ".tmp", p)
     verdict = report.get("verdict") or {}
     sig = report.get("signature") or {}
@@ -230,6 +251,8 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
         for s in report.get("steps") or []
         if isinstance(s, dict) and s.get("status") in ("failed", "timeout")
     ]
+    # a dump cut short is read as far as it goes: the summary says what is missing
+    degraded += [x for x in (report.get("input") or {}).get("lacks") or [] if "truncated" in x]
     return {
         "status": OK,
         "signature": sig.get("id"),
@@ -287,7 +310,7 @@ def run_batch(
     its reason; the batch goes on.
     """
     opts = opts or Options()
-    os.makedirs(out_dir, exist_ok=True)
+    output_dir(out_dir)  # a real directory, never a planted symlink
     names = output_names(paths)
     ctx = _context(jobs)
     pending = list(zip(paths, names, strict=True))
@@ -299,6 +322,12 @@ def run_batch(
         while pending or running:
             while pending and len(running) < max(1, jobs):
                 path, name = pending.pop()
+                problem = input_problem(path, opts.follow_symlinks)
+                if problem is not None:
+                    done[path] = Outcome(path, name, REFUSED, reason=problem)
+                    if on_done:
+                        on_done(done[path])
+                    continue
                 stale = _result_path(out_dir, name)
                 if os.path.exists(stale):
                     os.unlink(stale)
@@ -310,6 +339,8 @@ def run_batch(
                 procs[proc.sentinel] = proc
                 if on_start:
                     on_start(path, name)
+            if not running:
+                continue
             now = time.monotonic()
             next_deadline = min(start + timeout for _, _, start in running.values())
             ready = multiprocessing.connection.wait(
@@ -352,7 +383,8 @@ def _collect(path: str, name: str, out_dir: str, exitcode: int | None, seconds: 
     """Read the child's result file; a child that died without one crashed."""
     rpath = _result_path(out_dir, name)
     try:
-        with open(rpath, encoding="utf-8") as f:
+        fd = os.open(rpath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, encoding="utf-8") as f:
             data = json.load(f)
         os.unlink(rpath)
     except (OSError, ValueError):
@@ -437,26 +469,28 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "| signature | dumps | class | title | files |",
         "|---|---|---|---|---|",
     ]
+    # File names, titles and reasons come from the inputs: escaped (kcrash.textsafe).
     for g in summary["groups"]:
-        files = ", ".join(f"`{os.path.basename(p)}`" for p in g["dumps"])
+        files = ", ".join(md_code(os.path.basename(p), table=True) for p in g["dumps"])
         lines.append(
-            f"| `{g['signature']}` | {g['count']} | {g['class'] or ''} | {g['title'] or ''} |"
-            f" {files} |"
+            f"| {md_code(g['signature'], table=True)} | {g['count']} | {md_text(g['class'] or '')}"
+            f" | {md_text(g['title'] or '')} | {files} |"
         )
     bad = [d for d in summary["dumps"] if d["status"] != OK]
     if bad:
         lines += ["", "## Not analyzed", "", "| file | status | reason |", "|---|---|---|"]
         lines += [
-            f"| `{d['path']}` | {d['status']} | {(d['reason'] or '').replace('|', '/')} |"
+            f"| {md_code(d['path'], table=True)} | {d['status']} | {md_text(d['reason'] or '')} |"
             for d in bad
         ]
     degraded = [d for d in summary["dumps"] if d["status"] == OK and d["degraded"]]
     if degraded:
         lines += ["", "## Analyzed with skipped steps", ""]
-        lines += [f"- `{d['path']}`: {'; '.join(d['degraded'])}" for d in degraded]
+        lines += [f"- {md_code(d['path'])}: {md_text('; '.join(d['degraded']))}" for d in degraded]
     return "\n".join(lines) + "\n"
 
 
 def write_summary(out_dir: str, summary: dict[str, Any]) -> None:
-    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    Path(out_dir, "summary.md").write_text(summary_markdown(summary))
+    """``summary.json`` (exact names; C1/bidi as ``\\u``) and ``summary.md``, as fresh files."""
+    write_new(os.path.join(out_dir, "summary.json"), json_dumps(summary, indent=2) + "\n")
+    write_new(os.path.join(out_dir, "summary.md"), summary_markdown(summary))

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import KcrashError
+from .errors import PARTIAL_EXIT, KcrashError
+from .textsafe import visible
 
 TARGET_OPTIONS_HELP = """\
 target options (any position):
@@ -109,16 +110,23 @@ def _run_crash_command(name: str, argv: list[str]) -> int:
     if not sys.stdout.isatty():
         target.prog.config["crash_scroll"] = False  # no pager into pipes and files
     line = " ".join([name, *(_quote(a) for a in rest)])
+    from .commands._render import READ_ERRORS, mode_note, unreadable
+
     try:
         registry.run(target, line)
     except CommandError as e:
-        print(f"kcrash: {e}", file=sys.stderr)
+        print(f"kcrash: {visible(e)}", file=sys.stderr)
         return 1
-    from .commands._render import mode_note
-
+    except READ_ERRORS as e:  # a damaged dump: what was printed stands, the rest is listed
+        sys.stdout.flush()
+        unreadable(target, name, e)
     note = mode_note(target)
     if note:  # every command says which mode it ran in and what that lacks
-        print(note, file=sys.stderr)
+        print(visible(note), file=sys.stderr)
+    if target.unreadable:
+        for what in target.unreadable:
+            print(f"kcrash: partial: {visible(what)}", file=sys.stderr)
+        return PARTIAL_EXIT
     return 0
 
 
@@ -206,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `kcrash log … | head` stays quiet
     try:
         return _dispatch(argv)
-    except KcrashError as e:
-        print(f"kcrash: {e}", file=sys.stderr)
+    except KcrashError as e:  # messages name files and quote dumps: shown, never emitted raw
+        print(f"kcrash: {visible(e)}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
         print("kcrash: interrupted", file=sys.stderr)
@@ -215,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: still one line unless asked for more
         if os.environ.get("KCRASH_DEBUG"):
             raise
-        first = str(e).splitlines()[0] if str(e) else ""
+        first = visible(str(e).splitlines()[0]) if str(e) else ""
         print(
             f"kcrash: internal error: {type(e).__name__}: {first} (KCRASH_DEBUG=1 for details)",
             file=sys.stderr,

@@ -6,6 +6,10 @@ that belongs to another kernel.  The CLI prints ``kcrash: <message>`` and
 exits 2; anything else is a bug and is reported as such, still in one line.
 """
 
+#: Exit status of a crash command that printed what it could read of a damaged dump
+#: and listed, on stderr, each fact it could not read (``kcrash: partial: …``).
+PARTIAL_EXIT = 4
+
 
 class KcrashError(Exception):
     """A problem with the user's input or environment, worth one line."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from typing import Any
 
+import drgn
 from drgn.commands import argument
+
+from ..textsafe import json_dumps, write_trusted
 
 JSON_ARG = argument("--json", action="store_true", help="print JSON instead of crash's text")
 
@@ -19,8 +20,19 @@ def _default(o: Any) -> Any:
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=_default, ensure_ascii=False)
-    sys.stdout.write("\n")
+    # exact values; C1 and bidi controls written as \uXXXX (kcrash.textsafe)
+    write_trusted(json_dumps(obj, indent=2, default=_default) + "\n")
+
+
+#: What reading a damaged dump raises: a missing page, a missing symbol, garbage values.
+READ_ERRORS = (drgn.FaultError, LookupError, ValueError, OverflowError)
+
+
+def unreadable(target: Any, what: str, e: BaseException) -> None:
+    """Record a fact the command could not read; the CLI lists them and exits partial."""
+    from ..facts.system import read_error
+
+    target.unreadable.append(f"{what}: {read_error(e)}")
 
 
 def mode_note(target: Any) -> str | None:

@@ -11,6 +11,7 @@ from drgn.commands import argument
 
 from ..report.labels import LANGS
 from ..report.render import FORMATS
+from ..textsafe import write_trusted
 from .registry import kcrash_command, target_of
 
 
@@ -25,4 +26,5 @@ def _kcrash_cmd_analyze(prog: Program, name: str, args: argparse.Namespace, **kw
     from ..analyze import analyze_target, render_to_string
 
     report = analyze_target(target_of(prog), lang=args.lang)
-    sys.stdout.write(render_to_string(report, args.format, color=sys.stdout.isatty()))
+    # the renderers made every value visible; the colour codes are ours
+    write_trusted(render_to_string(report, args.format, color=sys.stdout.isatty()))

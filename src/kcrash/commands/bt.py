@@ -20,7 +20,8 @@ from drgn.helpers.linux.sched import cpu_curr
 from ..errors import KcrashError
 from ..facts.model import Frame, Stack
 from ..facts.stacks import panic_task, task_stack
-from ._render import JSON_ARG, print_json
+from ..textsafe import visible
+from ._render import JSON_ARG, print_json, unreadable
 from .registry import kcrash_command, target_of
 
 _REG_ROWS = (
@@ -65,7 +66,8 @@ def format_stack(st: Stack, source_lines: bool = False) -> str:
     is the stack slot holding its return address, and an exception frame is
     printed as ``[exception RIP: func+off]`` with its registers.
     """
-    out = [f'PID: {st.pid:<8} TASK: {st.task or 0:x}  CPU: {st.cpu:<4} COMMAND: "{st.comm}"']
+    comm = visible(st.comm)
+    out = [f'PID: {st.pid:<8} TASK: {st.task or 0:x}  CPU: {st.cpu:<4} COMMAND: "{comm}"']
     n = 0
     pending_inline: list[Frame] = []
     prev_stack: str | None = None
@@ -78,16 +80,16 @@ def format_stack(st: Stack, source_lines: bool = False) -> str:
         sep = f"--- <{_STACK_NAMES.get(prev_stack or '', 'exception')} stack> ---"
         prev_stack = fr.stack
         if fr.regs is not None:
-            out.append(f"    [exception RIP: {_crash_symbol(fr)}]")
+            out.append(f"    [exception RIP: {visible(_crash_symbol(fr))}]")
             out.extend(_register_lines(fr.regs))
             if switch:
                 out.append(sep)
         else:
             if switch:
                 out.append(sep)
-            mod = f" [{fr.module}]" if fr.module else ""
+            mod = f" [{visible(fr.module)}]" if fr.module else ""
             sp = f"{fr.sp - 8:016x}" if fr.sp is not None else "?" * 16
-            name = fr.function or "??"
+            name = visible(fr.function or "??")
             out.append(f"{'#' + str(n):>3} [{sp}] {name} at {fr.address or 0:x}{mod}")
             n += 1
         if source_lines:
@@ -142,8 +144,16 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
         # `set PID` in the shell stores the context task where drgn's crash
         # commands keep it; without one, the panic task, as in crash.
         t = prog.config.get("crash_context") or panic_task(prog)
-        if t is None:
-            raise KcrashError("bt: no panic task in this dump; give a PID or -a")
+        if t is None and target.dump.container in ("kcore", "qmp"):
+            raise KcrashError("bt: a running kernel has no panic task; give a PID or -a")
+        if t is None:  # a dump always has one: its CPU state notes are damaged
+            try:
+                prog.crashed_thread()
+                why: BaseException = ValueError("no crashed thread")
+            except Exception as e:
+                why = e
+            unreadable(target, "bt: the panic task (give a PID or -a)", why)
+            return
         tasks = [t]
     stacks = [task_stack(target, t) for t in tasks]
     if args.lines:  # source lines of module frames need those modules' DWARF

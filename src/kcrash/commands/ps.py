@@ -9,12 +9,14 @@ from drgn import Program
 
 from ..facts.tasks import format_ps, task_rows
 from ._render import JSON_ARG, print_json
-from .registry import kcrash_command
+from .registry import kcrash_command, target_of
 
 
 @kcrash_command(description="process status (crash's ps)", arguments=(JSON_ARG,))
 def _kcrash_cmd_ps(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
-    rows = task_rows(prog)
+    errors: list[str] = []
+    rows = task_rows(prog, errors)
+    target_of(prog).unreadable.extend(f"ps: {e}" for e in errors)
     if args.json:
         print_json(rows)
     else:

@@ -42,9 +42,10 @@ class KcrashNamespace(CrashCommandNamespace):  # type: ignore[misc]
 
     def lookup(self, prog: Program, name: str) -> Command[object]:
         try:
-            return super().lookup(prog, name)
+            cmd = super().lookup(prog, name)
         except CommandNotFoundError:
-            return CRASH_COMMAND_NAMESPACE.lookup(prog, name)
+            cmd = CRASH_COMMAND_NAMESPACE.lookup(prog, name)
+        return cmd if name in RAW_OUTPUT_COMMANDS else _VisibleOutput(cmd)
 
     def enabled(self, prog: Program):  # type: ignore[no-untyped-def]
         ours = dict(super().enabled(prog))
@@ -53,6 +54,31 @@ class KcrashNamespace(CrashCommandNamespace):  # type: ignore[misc]
 
     def own_names(self) -> list[str]:
         return sorted(self._commands)
+
+
+#: Commands whose output is the operator's own, not the dump's: not sanitised.
+RAW_OUTPUT_COMMANDS = frozenset({"py", "sh", "!"})
+
+
+class _VisibleOutput:
+    """A command whose stdout goes through :func:`kcrash.textsafe.visible_stdout`.
+
+    Every command prints text from the dump (a ``comm``, a module name, a log
+    record), ours and drgn's alike: wrapping at lookup covers all of them, and
+    inside drgn's pipe/redirection set-up, so ``log | less`` is covered too.
+    """
+
+    def __init__(self, inner: Command[object]) -> None:
+        self._inner = inner
+
+    def run(self, prog: Program, name: str, args: Any, /, **kwargs: Any) -> Any:
+        from ..textsafe import visible_stdout
+
+        with visible_stdout():
+            return self._inner.run(prog, name, args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # description, parse, enabled, format_help …
+        return getattr(self._inner, name)
 
 
 KCRASH_NAMESPACE = KcrashNamespace()

@@ -9,14 +9,22 @@ from drgn import Program
 
 from ..facts.log import target_log
 from ..facts.system import format_sys, system_info
-from ._render import JSON_ARG, print_json
+from ._render import JSON_ARG, READ_ERRORS, print_json, unreadable
 from .registry import kcrash_command, target_of
 
 
 @kcrash_command(description="system data (crash's sys)", arguments=(JSON_ARG,))
 def _kcrash_cmd_sys(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
     target = target_of(prog)
-    info = system_info(target, target_log(target))
+    try:
+        log = target_log(target)
+    except READ_ERRORS as e:  # PANIC comes from the log: unknown, the rest still printed
+        unreadable(target, "log (PANIC is read from it)", e)
+        log = []
+    info = system_info(target, log)
+    target.unreadable += [
+        f"sys {k.upper().replace('_', ' ')}: {why}" for k, why in info.unknown.items()
+    ]
     if args.json:
         data = info.crash_fields()
         data.update(

@@ -144,6 +144,8 @@ class SystemInfo:
     taint: str | None = None
     build_id: str | None = None
     dump_format: str | None = None  # "kdump-compressed (zlib)", "ELF", ...
+    #: fields that could not be read (a damaged dump): field -> why; shown as unknown
+    unknown: dict[str, str] = field(default_factory=dict)
 
     def crash_fields(self) -> dict[str, Any]:
         """The seed's 18 fields in crash's order, keys in lower case."""

@@ -8,13 +8,24 @@ pre-6.4 ``core_layout`` and the 6.4+ ``mem[]`` layouts.
 from __future__ import annotations
 
 import drgn
-from drgn.helpers.linux.module import for_each_module, module_address_regions, module_taints
+from drgn.helpers.linux.module import module_address_regions, module_taints
 
+from ..target.kallsyms import modules
 from .model import ModuleInfo
 
 
-def loaded_modules(prog: drgn.Program) -> list[ModuleInfo]:
-    """Modules in load order, as crash's ``mod`` lists them (sorted by address there)."""
+def _why(e: BaseException) -> str:
+    from .system import read_error
+
+    return read_error(e)
+
+
+def loaded_modules(prog: drgn.Program, errors: list[str] | None = None) -> list[ModuleInfo]:
+    """Modules in load order, as crash's ``mod`` lists them (sorted by address there).
+
+    With ``errors``, a module that cannot be read (or a list cut short) is noted
+    there and the rest is listed: a damaged dump still shows what it can.
+    """
     out = []
     debug_files: dict[str, str] = {}
     try:
@@ -23,8 +34,9 @@ def loaded_modules(prog: drgn.Program) -> list[ModuleInfo]:
                 debug_files[m.name] = m.debug_file_path
     except Exception:
         pass
-    for mod in for_each_module(prog):
-        name = mod.name.string_().decode()
+
+    def one(mod: drgn.Object) -> ModuleInfo:
+        name = mod.name.string_().decode("utf-8", "replace")
         regions = module_address_regions(mod)
         base = min((r[0] for r in regions if r[1]), default=None)
         size = sum(r[1] for r in regions)
@@ -32,8 +44,20 @@ def loaded_modules(prog: drgn.Program) -> list[ModuleInfo]:
             taints = module_taints(mod)
         except Exception:
             taints = ""
-        out.append(
-            ModuleInfo(name, base, size, taints.strip(), debug_files.get(name), mod.value_())
-        )
+        return ModuleInfo(name, base, size, taints.strip(), debug_files.get(name), mod.value_())
+
+    read = (drgn.FaultError, LookupError, ValueError)
+    try:
+        for mod in modules(prog):  # bounded: a damaged list that loops ends in ValueError
+            try:
+                out.append(one(mod))
+            except read as e:
+                if errors is None:
+                    raise
+                errors.append(f"module at {mod.value_():#x}: {_why(e)}")
+    except read as e:
+        if errors is None:
+            raise
+        errors.append(f"the module list is cut short: {_why(e)}")
     out.sort(key=lambda m: m.address or 0)  # crash lists by struct module address
     return out

@@ -24,6 +24,7 @@ from drgn.helpers.linux.sched import loadavg, task_cpu
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds
 
 from ..notes import Note
+from ..textsafe import visible
 from .model import LogLine, SystemInfo
 from .panic import panic_message
 from .tasks import all_tasks, crash_state
@@ -44,6 +45,16 @@ _STATE_NAMES = {
     "WA": "TASK_WAKING",
     "NE": "TASK_NEW",
 }
+
+
+def read_error(e: BaseException) -> str:
+    """Why a fact could not be read, in one line (drgn's fault messages are long)."""
+    msg = str(e).splitlines()[0] if str(e) else ""
+    if isinstance(e, drgn.FaultError):
+        return f"could not read memory ({msg[:160]})"
+    if isinstance(e, LookupError):
+        return f"not found in this dump ({msg[:160]})"
+    return f"{type(e).__name__}: {msg[:160]}" if msg else type(e).__name__
 
 
 def format_duration(seconds: int) -> str:
@@ -79,6 +90,8 @@ def present_memory(prog: drgn.Program) -> int:
     from drgn.helpers.linux.mmzone import for_each_online_pgdat
 
     pages = sum(pgdat.node_present_pages.value_() for pgdat in for_each_online_pgdat(prog))
+    if pages <= 0:  # a zeroed or damaged pg_data_t: unknown, never "0 bytes"
+        raise ValueError("no present pages in the node data (damaged dump?)")
     return pages * prog["PAGE_SIZE"].value_()
 
 
@@ -108,14 +121,17 @@ def crash_date(seconds: int) -> str:
 
 
 def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
-    """Every ``sys`` field; a field that cannot be read stays None."""
+    """Every ``sys`` field; a field that cannot be read stays None, its reason in
+    ``info.unknown`` (a damaged dump shows which facts are missing and why)."""
     prog = target.prog
     info = SystemInfo(dump_format=target.dump.description, build_id=target.dump.build_id)
 
-    def get(fn, default=None):  # type: ignore[no-untyped-def]
+    def get(fn, default=None, field=None):  # type: ignore[no-untyped-def]
         try:
             return fn()
-        except Exception:
+        except Exception as e:
+            if field is not None and field not in info.unknown:
+                info.unknown[field] = read_error(e)
             return default
 
     taint = get(lambda: tainted(prog), "")
@@ -126,31 +142,41 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
     else:  # a sentence of kcrash's, not a path: reports render it in their language
         info.kernel = Note(f"system.kernel_{target.mode}", tainted=marker)
     info.dumpfile = target.dump.path + ("  [PARTIAL DUMP]" if target.dump.partial else "")
-    info.cpus = get(lambda: num_present_cpus(prog))
+    if target.dump.truncated:
+        info.dumpfile += "  [TRUNCATED]"
+    info.cpus = get(lambda: num_present_cpus(prog), field="cpus")
     online = get(lambda: num_online_cpus(prog))
     if info.cpus is not None and online is not None:
         info.cpus_offline = info.cpus - online
-    info.date = get(lambda: crash_date(ktime_get_real_seconds(prog).value_()))
-    info.uptime = get(lambda: format_duration(uptime_seconds(prog)))
-    info.load_average = get(lambda: ", ".join(f"{v:.2f}" for v in loadavg(prog)))
-    info.tasks = get(lambda: len(all_tasks(prog)))
-    uts = get(lambda: prog["init_uts_ns"].name)
-    if uts is not None:
+    info.date = get(lambda: crash_date(ktime_get_real_seconds(prog).value_()), field="date")
+    info.uptime = get(lambda: format_duration(uptime_seconds(prog)), field="uptime")
+    info.load_average = get(
+        lambda: ", ".join(f"{v:.2f}" for v in loadavg(prog)), field="load_average"
+    )
+    info.tasks = get(lambda: len(all_tasks(prog)), field="tasks")
+    uts = get(lambda: prog["init_uts_ns"].name, field="nodename")
+    if uts is None and "nodename" in info.unknown:
+        for f in ("release", "version", "machine"):
+            info.unknown[f] = info.unknown["nodename"]
+    else:
         for f in ("nodename", "release", "version", "machine"):
-            setattr(info, f, get(lambda f=f: getattr(uts, f).string_().decode()))
+            setattr(info, f, get(lambda f=f: getattr(uts, f).string_().decode(), field=f))
     info.release = info.release or target.dump.release
+    if info.release:
+        info.unknown.pop("release", None)
     mhz = get(lambda: prog["cpu_khz"].value_() // 1000)
     if info.machine and mhz:
         info.machine += f"  ({mhz} Mhz)"  # crash appends the CPU clock
-    info.memory = get(lambda: format_memory(present_memory(prog)))
+    info.memory = get(lambda: format_memory(present_memory(prog)), field="memory")
     info.panic = panic_message(log)
-    task = get(lambda: prog.crashed_thread().object)
+    live = target.dump.container in ("kcore", "qmp")  # a running kernel has no panic task
+    task = get(lambda: prog.crashed_thread().object, field=None if live else "pid")
     if task is not None:
-        info.pid = get(lambda: task.pid.value_())
-        info.command = get(lambda: task.comm.string_().decode())
-        info.task = get(lambda: task.value_())
-        info.cpu = get(lambda: task_cpu(task))
-        st = get(lambda: crash_state(task))
+        info.pid = get(lambda: task.pid.value_(), field="pid")
+        info.command = get(lambda: task.comm.string_().decode(), field="command")
+        info.task = get(lambda: task.value_(), field="task")
+        info.cpu = get(lambda: task_cpu(task), field="cpu")
+        st = get(lambda: crash_state(task), field="state")
         if st is not None:
             info.state = f"{_STATE_NAMES.get(st, st)} (PANIC)"
     return info
@@ -182,4 +208,10 @@ def format_sys(info: SystemInfo) -> str:
         ("CPU", info.cpu),
         ("STATE", info.state),
     ]
-    return "\n".join(f"{k:>12}: {v}" for k, v in rows if v is not None)
+    # one line per field whatever a hostile dump holds (a newline in a comm or the panic string)
+    unknown = {k.upper().replace("_", " "): why for k, why in info.unknown.items()}
+    return "\n".join(
+        f"{k:>12}: {visible(v)}" if v is not None else f"{k:>12}: (unknown: {visible(unknown[k])})"
+        for k, v in rows
+        if v is not None or k in unknown
+    )

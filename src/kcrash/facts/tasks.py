@@ -9,11 +9,14 @@ renamed from ``state`` in 5.14: both handled).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import drgn
 from drgn.helpers.linux.mm import task_rss, task_vsize, totalram_pages, virt_to_pfn
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import task_cpu, task_on_cpu
 
+from ..textsafe import visible
 from .model import TaskInfo
 
 _TASK_STATE_BITS = (  # (mask, crash letters), most specific first
@@ -60,11 +63,28 @@ def all_tasks(prog: drgn.Program) -> list[drgn.Object]:
     only; after ``panic()`` stopped the other CPUs (``smp_send_stop``, QEMU
     captures) they are offline, yet crash still lists their ``swapper/N``.
     """
+    return list(iter_tasks(prog))
+
+
+def iter_tasks(prog: drgn.Program) -> Iterator[drgn.Object]:
+    """:func:`all_tasks` one by one (a walk that faults mid-way has yielded the rest).
+
+    A damaged PID table can list a task twice (or, through a loop, forever): a task
+    seen twice ends the walk with an error.
+    """
     from drgn.helpers.linux.cpumask import for_each_present_cpu
     from drgn.helpers.linux.sched import idle_task
 
-    idle = [idle_task(prog, cpu) for cpu in for_each_present_cpu(prog)]
-    return idle + list(for_each_task(prog))
+    seen: set[int] = set()
+    for task in [idle_task(prog, cpu) for cpu in for_each_present_cpu(prog)]:
+        seen.add(task.value_())
+        yield task
+    for task in for_each_task(prog):
+        addr = task.value_()
+        if addr in seen:
+            raise ValueError(f"task {addr:#x} is listed twice (a damaged PID table)")
+        seen.add(addr)
+        yield task
 
 
 def physical_pages(prog: drgn.Program) -> int:
@@ -82,38 +102,64 @@ def physical_pages(prog: drgn.Program) -> int:
         return totalram_pages(prog)  # the same question, asked of the page allocator
 
 
-def task_rows(prog: drgn.Program) -> list[TaskInfo]:
-    """Every task including each CPU's idle task, sorted like crash (pid, then cpu)."""
+def _tasks_readable(prog: drgn.Program, errors: list[str] | None) -> Iterator[drgn.Object]:
+    """:func:`all_tasks`, but a task list broken mid-way (a damaged dump) ends the
+    walk with what was read, and the reason goes to ``errors``."""
+    try:
+        yield from iter_tasks(prog)
+    except (drgn.FaultError, LookupError, ValueError) as e:
+        if errors is None:
+            raise
+        from .system import read_error
+
+        errors.append(f"the task list is cut short: {read_error(e)}")
+
+
+def task_rows(prog: drgn.Program, errors: list[str] | None = None) -> list[TaskInfo]:
+    """Every task including each CPU's idle task, sorted like crash (pid, then cpu).
+
+    With ``errors``, a task that cannot be read is left out and the reason noted
+    there (a damaged dump lists the rest), instead of ending the table.
+    """
     try:
         total = physical_pages(prog)
     except Exception:
         total = 0
     page_size = prog["PAGE_SIZE"].value_()
     rows = []
-    for task in all_tasks(prog):
-        comm = task.comm.string_().decode("utf-8", "replace")
-        kthread = is_kthread(task)
+    for task in _tasks_readable(prog, errors):
         try:
-            rss = 0 if kthread else task_rss(task).total
-            vsz = 0 if kthread else task_vsize(task) // 1024
-        except Exception:
-            rss, vsz = 0, 0
-        rows.append(
-            TaskInfo(
-                pid=task.pid.value_(),
-                ppid=task.parent.pid.value_(),
-                cpu=task_cpu(task),
-                task=task.value_(),
-                state=crash_state(task),
-                comm=f"[{comm}]" if kthread else comm,
-                active=task_on_cpu(task),
-                mem_percent=(100.0 * rss / total) if total else 0.0,
-                vsz_kb=vsz,
-                rss_kb=rss * page_size // 1024,
-            )
-        )
+            rows.append(_task_row(task, total, page_size))
+        except (drgn.FaultError, LookupError, ValueError) as e:
+            if errors is None:
+                raise
+            from .system import read_error
+
+            errors.append(f"task at {task.value_():#x}: {read_error(e)}")
     rows.sort(key=lambda r: (r.pid, r.cpu))
     return rows
+
+
+def _task_row(task: drgn.Object, total: int, page_size: int) -> TaskInfo:
+    comm = task.comm.string_().decode("utf-8", "replace")
+    kthread = is_kthread(task)
+    try:
+        rss = 0 if kthread else task_rss(task).total
+        vsz = 0 if kthread else task_vsize(task) // 1024
+    except Exception:
+        rss, vsz = 0, 0
+    return TaskInfo(
+        pid=task.pid.value_(),
+        ppid=task.parent.pid.value_(),
+        cpu=task_cpu(task),
+        task=task.value_(),
+        state=crash_state(task),
+        comm=f"[{comm}]" if kthread else comm,
+        active=task_on_cpu(task),
+        mem_percent=(100.0 * rss / total) if total else 0.0,
+        vsz_kb=vsz,
+        rss_kb=rss * page_size // 1024,
+    )
 
 
 def format_ps(rows: list[TaskInfo]) -> str:
@@ -123,6 +169,6 @@ def format_ps(rows: list[TaskInfo]) -> str:
         mark = ">" if r.active else " "
         out.append(
             f"{mark}{r.pid:>8} {r.ppid:>7} {r.cpu:>3}  {r.task:016x}  {r.state}  "
-            f"{r.mem_percent or 0:>4.1f} {r.vsz_kb or 0:>8} {r.rss_kb or 0:>8}  {r.comm}"
+            f"{r.mem_percent or 0:>4.1f} {r.vsz_kb or 0:>8} {r.rss_kb or 0:>8}  {visible(r.comm)}"
         )
     return "\n".join(out)

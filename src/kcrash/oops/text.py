@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from kcrash.errors import KcrashError
 from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack, SystemInfo
+from kcrash.inputs import BoundedReader, ReadLimits, open_regular
 from kcrash.notes import Note
 from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader
@@ -182,24 +183,33 @@ _COMPRESSED = (
 )
 
 
-def read_path(path: str) -> TextInput:
+def read_path(path: str, limits: ReadLimits | None = None) -> TextInput:
     """Read a log file (``-`` = stdin), decompressing gzip/xz/bz2/zstd on the fly.
 
     Rotated logs (``kern.log.2.gz``) and sosreport archives' members are often
-    compressed; decompression is streamed like the text itself.
+    compressed; decompression is streamed like the text itself, and bounded by
+    ``limits`` (a decompression bomb is cut short; the report says where).
     """
     import sys
 
+    limits = limits or ReadLimits()
     try:
         if path == "-":
-            return read_text(_maybe_decompress(sys.stdin.buffer, "stdin"), "stdin")
-        with open(path, "rb") as raw:
-            return read_text(_maybe_decompress(raw, path), path)
+            return read_text(_maybe_decompress(sys.stdin.buffer, "stdin", limits), "stdin")
+        with open_regular(path, "log or vmcore") as raw:  # a FIFO is refused, not waited on
+            return read_text(_maybe_decompress(raw, path, limits), path)
     except OSError as e:
         raise KcrashError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
-def _maybe_decompress(raw: Any, label: str) -> Any:
+def _maybe_decompress(raw: Any, label: str, limits: ReadLimits) -> Any:
+    stream = _decompressor(raw, label)
+    if stream is raw:
+        return raw
+    return io.BufferedReader(BoundedReader(stream, raw, limits, label))
+
+
+def _decompressor(raw: Any, label: str) -> Any:
     peek = getattr(raw, "peek", None)
     head = peek(8)[:8] if peek is not None else b""
     for magic, kind in _COMPRESSED:

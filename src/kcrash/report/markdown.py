@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..textsafe import md_block, md_code, md_text
 from .common import (
     context_sections,
     crash_site_line,
@@ -17,34 +18,44 @@ from .labels import labels
 
 
 def _code(lines: list[str]) -> list[str]:
-    return ["```", *lines, "```", ""]
+    return md_block(lines)
 
 
 def render(report: dict[str, Any]) -> str:
     lb = labels(report.get("lang", "en"))
     v = report["verdict"]
     sig = report["signature"]
-    out = [f"# {lb['title']}: {v.get('title') or v['class']}", ""]
+    # Every value below came from the dump or the log: md_text/md_code/_code
+    # escape Markdown and HTML in it (the labels are ours).
+    out = [f"# {lb['title']}: {md_text(v.get('title') or v['class'])}", ""]
+    mode = report["input"]["mode"]
     out += [
-        f"- **{lb['verdict']}:** `{v['class']}` — {v.get('summary') or ''}".rstrip(" —"),
-        f"- **{lb['culprit']}:** {culprit_line(v.get('culprit'), lb)}",
-        *([f"- **{lb['crash_site']}:** {site}"] if (site := crash_site_line(v, lb)) else []),
-        f"- **{lb['signature']}:** `{sig.get('id')}` ({sig.get('title')})",
-        f"- **{lb['mode']}:** {lb.get('mode_' + report['input']['mode'], report['input']['mode'])}",
+        f"- **{lb['verdict']}:** {md_code(v['class'])} — {md_text(v.get('summary') or '')}".rstrip(
+            " —"
+        ),
+        f"- **{lb['culprit']}:** {md_text(culprit_line(v.get('culprit'), lb))}",
+        *(
+            [f"- **{lb['crash_site']}:** {md_text(site)}"]
+            if (site := crash_site_line(v, lb))
+            else []
+        ),
+        f"- **{lb['signature']}:** {md_code(sig.get('id'))} ({md_text(sig.get('title'))})",
+        f"- **{lb['mode']}:** {md_text(lb.get('mode_' + mode, mode))}",
         "",
     ]
     if report.get("explanation"):
-        out += [f"## {lb['explanation']}", "", *report["explanation"], ""]
+        out += [f"## {lb['explanation']}", "", *map(md_text, report["explanation"]), ""]
     if report.get("next_steps"):
-        out += [f"## {lb['next_steps']}", "", *(f"1. {s}" for s in report["next_steps"]), ""]
+        out += [f"## {lb['next_steps']}", "", *(f"1. {md_text(s)}" for s in report["next_steps"])]
+        out.append("")
     ev = report.get("evidence", {})
     out += [f"## {lb['evidence']}", ""]
     for key in ("panic_message", "header"):
         if ev.get(key):
-            out += [f"- **{lb[key]}:** `{ev[key]}`"]
+            out += [f"- **{lb[key]}:** {md_code(ev[key])}"]
     for item in ev.get("decoded", []):
-        label = f"**{item['label']}:** " if item.get("label") else ""
-        out += [f"- {label}{item['text']}"]
+        label = f"**{md_text(item['label'])}:** " if item.get("label") else ""
+        out += [f"- {label}{md_text(item['text'])}"]
     out.append("")
     if ev.get("code"):
         out += [f"### {lb['code']}", "", *_code(ev["code"])]
@@ -56,19 +67,24 @@ def render(report: dict[str, Any]) -> str:
         out += [f"## {heading}", "", *_code(lines)]
     if report.get("system"):
         out += [f"## {lb['system']}", "", "| | |", "|---|---|"]
-        out += [f"| {k} | {val} |" for k, val in system_rows(report["system"])]
+        out += [f"| {k} | {md_text(val)} |" for k, val in system_rows(report["system"])]
         out.append("")
     if report.get("input", {}).get("lacks"):
-        out += [f"## {lb['lacks']}", "", *(f"- {x}" for x in report["input"]["lacks"]), ""]
+        out += [f"## {lb['lacks']}", "", *(f"- {md_text(x)}" for x in report["input"]["lacks"])]
+        out.append("")
     cols = f"| {lb['col_step']} | {lb['col_status']} | {lb['col_seconds']} | |"
     out += [f"## {lb['steps']}", "", cols, "|---|---|---|---|"]
     for s in report.get("steps", []):
+        status = lb.get("status_" + s["status"], s["status"])
         out.append(
-            f"| {step_name(s['name'], lb)} | {lb.get('status_' + s['status'], s['status'])} | "
-            f"{s['seconds']:.3f} | {s.get('reason') or ''} |"
+            f"| {md_text(step_name(s['name'], lb))} | {status} | "
+            f"{s['seconds']:.3f} | {md_text(s.get('reason') or '')} |"
         )
     others = report.get("other_reports") or []
     if others:
         out += ["", f"## {lb['other_reports']}", ""]
-        out += [f"- `{o['verdict']['class']}`: {o['verdict'].get('title')}" for o in others]
+        out += [
+            f"- {md_code(o['verdict']['class'])}: {md_text(o['verdict'].get('title') or '')}"
+            for o in others
+        ]
     return "\n".join(out) + "\n"

@@ -29,7 +29,12 @@ from .labels import labels
 def render(report: dict[str, Any], color: bool | None = None, width: int = 100) -> str:
     buf = io.StringIO()
     console = Console(
-        file=buf, force_terminal=bool(color), no_color=not color, width=width, soft_wrap=False
+        file=buf,
+        force_terminal=bool(color),
+        no_color=not color,
+        width=width,
+        soft_wrap=False,
+        emoji=False,  # ":name:" in a log is text, not an emoji
     )
     lb = labels(report.get("lang", "en"))
     v = report["verdict"]

@@ -29,6 +29,7 @@ from drgn.commands import (
 from .. import __version__
 from ..commands import registry
 from ..errors import KcrashError
+from ..textsafe import visible
 from . import builtins, pager, pymode
 from .reader import LineReader, PlainReader, PromptReader, interactive_terminal
 
@@ -169,7 +170,7 @@ class Session:
         msg = describe_error(e, name)
         if isinstance(e, CommandArgumentError) and (usage := self._usage(name)):
             msg += f"; usage: {usage}"
-        print(f"kcrash: {msg}", file=sys.stderr)
+        print(f"kcrash: {visible(msg)}", file=sys.stderr)
         if os.environ.get("KCRASH_DEBUG"):
             traceback.print_exception(e)
 
@@ -215,9 +216,10 @@ class Session:
     def banner(self) -> None:
         t = self.target
         where = t.dump.path if hasattr(t, "dump") else ""
-        print(f"kcrash {__version__}: {where} ({t.release or 'unknown release'}, {t.mode} mode)")
+        release = visible(t.release or "unknown release")
+        print(f"kcrash {__version__}: {visible(where)} ({release}, {t.mode} mode)")
         for lack in getattr(t, "lacks", []):
-            print(f"note: {lack}", file=sys.stderr)
+            print(f"note: {visible(lack)}", file=sys.stderr)
         print('Type "help" for commands, "py" for Python, "q" to leave.\n')
 
 
@@ -262,6 +264,11 @@ def run_session(
     # `log | head` must end `head`'s reader with EPIPE, not kill the shell.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     interactive = interactive_terminal() and not commands
+    if interactive:
+        # Ctrl-C must stop a command even when kcrash was started with SIGINT ignored (a
+        # script's background job, nohup, some CI runners): Python installs its
+        # KeyboardInterrupt handler only when SIGINT is at its default at start-up.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     pager.configure(target.prog)
     session = Session(target, interactive=interactive)
     try:

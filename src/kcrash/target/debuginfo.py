@@ -18,6 +18,7 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 
 from ..errors import DebuginfoMismatchError, KcrashError
+from ..inputs import require_regular
 
 #: Where distributions install kernel debuginfo, ``{r}`` = release.
 #: Debian/Ubuntu (-dbg/-dbgsym), RHEL/CentOS/Fedora (kernel-debuginfo),
@@ -159,8 +160,7 @@ def check_given(
     vmlinux: str, release: str | None, build_id: str | None, dirs: list[str]
 ) -> DebugInfo:
     """Validate a vmlinux the user named; refuse a wrong one in one line."""
-    if not os.path.isfile(vmlinux):
-        raise KcrashError(f"{vmlinux}: no such file")
+    require_regular(vmlinux, "vmlinux")  # a FIFO would block the ELF reader
     bid = elf_build_id(vmlinux)
     if bid is None:
         raise KcrashError(f"{vmlinux}: not an ELF file with a build id; is it a vmlinux?")

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 from elftools.elf.elffile import ELFFile
 
-from ..errors import KcrashError, NotADumpError, TruncatedDumpError
+from ..errors import NotADumpError, TruncatedDumpError
+from ..inputs import open_regular
 
 KDUMP_SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 FLAT_SIGNATURE = b"makedumpfile"
@@ -45,6 +46,9 @@ class DumpFile:
     dump_level: int | None = None  # makedumpfile -d N (None: unknown/ELF)
     partial: bool = False
     incomplete: bool = False  # makedumpfile ran out of space while writing
+    #: the file is cut short but its headers and page table are whole: what is missing
+    #: (read as far as it goes, as crash does; reads of the lost pages fail)
+    truncated: str | None = None
     machine: str = ""  # utsname.machine in the kdump header ("" from QEMU)
     vmcoreinfo: dict[str, str] = field(default_factory=dict)
     size: int = 0
@@ -77,6 +81,8 @@ class DumpFile:
             s += ", partial"
         if self.incomplete:
             s += ", INCOMPLETE"
+        if self.truncated:
+            s += ", TRUNCATED"
         return s
 
 
@@ -214,13 +220,15 @@ def _covered_bytes(intervals: list[tuple[int, int]]) -> int:
     return total
 
 
-def _check_kdump_complete(f, h: dict[str, int], size: int, path: str) -> None:  # type: ignore[no-untyped-def]
-    """Check that the last page descriptor's data lies inside the file.
+def _check_kdump_complete(f, h: dict[str, int], size: int, path: str) -> str | None:  # type: ignore[no-untyped-def]
+    """Check that the page table is whole; say what is missing when the page data is cut.
 
     The page-descriptor table follows the header, sub-header and the two
     bitmaps; the number of dumped pages is the popcount of the second bitmap
-    (1 bit per page frame, 32 KiB per GiB of RAM: cheap).  A dump cut short
-    by a full disk or a broken copy fails here instead of mid-analysis.
+    (1 bit per page frame, 32 KiB per GiB of RAM: cheap).  A dump whose page
+    table is cut is refused (no page can be found); one cut in its page data (a
+    full disk, a broken copy) is read as far as it goes, like crash does, and the
+    returned sentence says how many pages are lost.
     """
     bs = h["block_size"]
     bitmap_off = bs * (1 + h["sub_hdr_size"])
@@ -230,7 +238,7 @@ def _check_kdump_complete(f, h: dict[str, int], size: int, path: str) -> None:  
         raise TruncatedDumpError(f"{path}: truncated: the file ends inside its page bitmap")
     npages = int.from_bytes(bitmap2, "little").bit_count()
     if npages == 0:
-        return
+        return None
     desc_off = bitmap_off + h["bitmap_blocks"] * bs
     last = _read_at(f, desc_off + (npages - 1) * 24, 24)
     if len(last) < 24:
@@ -238,12 +246,26 @@ def _check_kdump_complete(f, h: dict[str, int], size: int, path: str) -> None:  
             f"{path}: truncated: {size} bytes, but its page table needs more "
             f"({npages} pages recorded)"
         )
-    offset, data_size, _flags, _ = struct.unpack("<qIIQ", last)
-    if offset + data_size > size:
-        raise TruncatedDumpError(
-            f"{path}: truncated: page data runs to byte {offset + data_size}, "
-            f"the file has {size} (was the copy or the dump target cut short?)"
-        )
+
+    def end_of(i: int) -> int:
+        offset, data_size, _flags, _ = struct.unpack("<qIIQ", _read_at(f, desc_off + i * 24, 24))
+        return offset + data_size
+
+    if end_of(npages - 1) <= size:
+        return None
+    # Page data is written in descriptor order: find the first page past the end.
+    lo, hi = 0, npages - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if end_of(mid) > size:
+            hi = mid
+        else:
+            lo = mid + 1
+    return (
+        f"truncated: the file has {size} bytes, its page data runs to {end_of(npages - 1)}; "
+        f"{npages - lo} of {npages} pages are missing (was the copy or the dump target cut "
+        "short?); reads of them fail"
+    )
 
 
 def inspect(path: str) -> DumpFile:
@@ -252,17 +274,9 @@ def inspect(path: str) -> DumpFile:
         return DumpFile(path=path, container="kcore")
     if path.startswith("qmp:"):  # a running QEMU guest, read over QMP (live)
         return DumpFile(path=path[4:], container="qmp")
-    try:
-        size = os.stat(path).st_size
-        f = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise KcrashError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise KcrashError(f"{path}: is a directory, not a vmcore") from None
-    except PermissionError:
-        raise KcrashError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise KcrashError(f"{path}: cannot open: {e.strerror}") from None
+    # A FIFO, socket, device or directory is refused before open() could block.
+    f = open_regular(path, "vmcore")
+    size = os.fstat(f.fileno()).st_size
     with f:
         magic = f.read(16)
         if size == 0:
@@ -274,11 +288,16 @@ def inspect(path: str) -> DumpFile:
                 raise
             except Exception as e:  # pyelftools raises many types on garbage
                 raise NotADumpError(f"{path}: corrupt ELF core ({e})") from None
-            if end > size:
-                raise TruncatedDumpError(
-                    f"{path}: truncated: its segments run to byte {end}, the file has {size}"
+            truncated = None
+            if end > size:  # notes come first: read as far as it goes, like crash
+                truncated = (
+                    f"truncated: the file has {size} bytes, its segments run to {end}; "
+                    f"the memory in the last {end - size} bytes is missing (was the copy or "
+                    "the dump target cut short?); reads of it fail"
                 )
-            return DumpFile(path=path, container="elf", vmcoreinfo=info, size=size)
+            return DumpFile(
+                path=path, container="elf", vmcoreinfo=info, size=size, truncated=truncated
+            )
         if magic[:8] in KDUMP_SIGNATURES:
             hdr = _read_at(f, 0, 4096)
             h, machine = _kdump_header(hdr, path)
@@ -293,10 +312,8 @@ def inspect(path: str) -> DumpFile:
             if struct.unpack(">qq", tail) != (-1, -1):
                 raise TruncatedDumpError(f"{path}: truncated: flattened dump has no end marker")
             return _kdump_dumpfile(path, size, h, machine, flat.read, None, container="flattened")
-    raise NotADumpError(
-        f"{path}: not a vmcore (no ELF, kdump-compressed or flattened signature; "
-        f"starts with {magic[:8]!r})"
-    )
+    # Never quote the file's bytes: it may be any file (a planted link to /etc/shadow).
+    raise NotADumpError(f"{path}: not a vmcore (no ELF, kdump-compressed or flattened signature)")
 
 
 def _kdump_dumpfile(  # type: ignore[no-untyped-def]
@@ -314,9 +331,9 @@ def _kdump_dumpfile(  # type: ignore[no-untyped-def]
             if 0 < vsize < 1 << 20 and off < size:
                 info = parse_vmcoreinfo(read(off, vsize))
     compression = next((n for bit, n in _COMPRESSION_BITS if h["status"] & bit), None)
-    if f is not None:
-        _check_kdump_complete(f, h, size, path)
+    truncated = _check_kdump_complete(f, h, size, path) if f is not None else None
     return DumpFile(
+        truncated=truncated,
         path=path,
         container=container,
         compression=compression,

@@ -17,9 +17,10 @@ import json
 import logging
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
-from drgn import Program, SymbolIndex
+from drgn import Object, Program, SymbolIndex
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,35 @@ def load_modules(prog: Program) -> SymbolIndex:
     """
     from drgn.helpers.linux.kallsyms import load_module_kallsyms
 
+    check_module_list(prog)
     return load_module_kallsyms(prog)
+
+
+#: More modules than any kernel loads (the list of a damaged dump may never end).
+MAX_MODULES = 65536
+
+
+def modules(prog: Program) -> Iterator[Object]:
+    """drgn's ``for_each_module``, bounded: raise ValueError when the list loops.
+
+    drgn's helper follows the list until it is back at its head: in a damaged
+    dump whose list loops elsewhere it never returns (``kcrash mod``, ``bt`` and
+    every open in BTF mode hung).  kcrash walks the module list only through this.
+    """
+    from drgn.helpers.linux.module import for_each_module
+
+    seen: set[int] = set()
+    for mod in for_each_module(prog):
+        addr = mod.value_()
+        if addr in seen or len(seen) >= MAX_MODULES:
+            raise ValueError(f"the module list loops back to {addr:#x} (damaged dump)")
+        seen.add(addr)
+        yield mod
+
+
+def check_module_list(prog: Program) -> int:
+    """Walk the module list once (before drgn's helpers, which walk it unbounded)."""
+    return sum(1 for _ in modules(prog))
 
 
 def symbolize(prog: Program, pc: int, return_address: bool = False) -> tuple[str | None, int, int]:
@@ -325,10 +354,12 @@ def symbol_address(prog: Program, name: str) -> int | None:
 
 
 __all__ = [
+    "check_module_list",
     "has_builtin_kallsyms",
     "load_core",
     "load_modules",
     "locate_tables",
+    "modules",
     "symbol_address",
     "symbolize",
     "vmcoreinfo_symbols",

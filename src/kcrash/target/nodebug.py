@@ -537,9 +537,7 @@ def _module_orc_tables(prog: Program, st: _State) -> list[OrcTable]:
     """ORC of each loaded module (``struct module.arch``, sorted at load)."""
     out: list[OrcTable] = []
     try:
-        from drgn.helpers.linux.module import for_each_module
-
-        for mod in for_each_module(prog):
+        for mod in kallsyms.modules(prog):
             try:
                 arch = mod.arch
                 n = arch.num_orcs.value_()
@@ -558,8 +556,8 @@ def _module_orc_tables(prog: Program, st: _State) -> list[OrcTable]:
                 )
             except (AttributeError, LookupError, drgn.FaultError):
                 continue
-    except (LookupError, drgn.FaultError):
-        pass
+    except (LookupError, ValueError, drgn.FaultError):
+        pass  # a damaged list: the modules read so far
     return out
 
 

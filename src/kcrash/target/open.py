@@ -43,6 +43,8 @@ class Target:
     lacks: list[str] = field(default_factory=list)
     looked: list[str] = field(default_factory=list)  # where debuginfo was searched
     missing_debuginfo: str | None = None  # why there is no DWARF, in one sentence
+    #: facts a command could not read (a damaged dump): "what: why", printed as partial
+    unreadable: list[str] = field(default_factory=list)
     _modules_missing: set[str] = field(default_factory=set)
 
     @property
@@ -164,6 +166,7 @@ def open_target(
 
     if found is not None:
         _load_dwarf(prog, found, target)
+        _note_truncated(target)
         return target
 
     from . import nodebug
@@ -176,11 +179,19 @@ def open_target(
     else:
         target.missing_debuginfo = _not_found_message(dump, target.looked)
         target.lacks.append(target.missing_debuginfo)
+    _note_truncated(target)
     return target
 
 
 def _dbg_package(dump: DumpFile) -> str:
     return f"linux-image-{dump.release}-dbg" if dump.release else Note("lack.dbg_package")
+
+
+def _note_truncated(target: Target) -> None:
+    """A dump cut in its page data is read as far as it goes; every output says so."""
+    if target.dump.truncated:
+        target.lacks.insert(0, f"dump {target.dump.truncated}")
+        target.unreadable.append(f"dump {target.dump.truncated}")
 
 
 def _not_found_message(dump: DumpFile, looked: list[str]) -> str:
@@ -215,9 +226,9 @@ def _load_dwarf(prog: drgn.Program, found: di.DebugInfo, target: Target) -> None
         if prog.main_module().wants_debug_file():
             raise KcrashError(f"{found.vmlinux}: could not load its debuginfo: {e}") from None
     try:
-        from drgn.helpers.linux.kallsyms import load_module_kallsyms
+        from .kallsyms import load_modules
 
-        prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=-1)
+        prog.register_symbol_finder("module_kallsyms", load_modules(prog), enable_index=-1)
     except (LookupError, ValueError, drgn.FaultError):
         pass  # no module symbols: module frames show addresses
     target.mode = "dwarf"

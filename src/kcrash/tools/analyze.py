@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from ..inputs import ReadLimits, parse_size
 from ..report.labels import LANGS
 from ..report.render import FORMATS
 from . import tool
@@ -27,6 +28,30 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
         help="download matching debuginfo (debuginfod / distribution archive) if missing",
     )
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    lim = ReadLimits()
+    g = p.add_argument_group("compressed logs (gzip/xz/bz2/zstd are read up to these bounds)")
+    g.add_argument(
+        "--max-log-bytes",
+        type=parse_size,
+        default=lim.max_bytes,
+        metavar="SIZE",
+        help="decompressed bytes read at most (default: 1G; e.g. 4G)",
+    )
+    g.add_argument(
+        "--max-log-seconds",
+        type=float,
+        default=lim.max_seconds,
+        metavar="S",
+        help=f"seconds of decompression at most (default: {lim.max_seconds:g})",
+    )
+    g.add_argument(
+        "--max-log-ratio",
+        type=float,
+        default=lim.max_ratio,
+        metavar="N",
+        help=f"stop when the data expands more than N:1 (default: {lim.max_ratio:g}; "
+        "real logs are 5-20:1, decompression bombs 1000:1)",
+    )
     return run
 
 
@@ -43,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
         debuginfo_dirs=args.debuginfo,
         no_debuginfo=args.no_debuginfo,
         fetch_debuginfo=args.fetch_debuginfo,
+        limits=ReadLimits(
+            max_bytes=args.max_log_bytes,
+            max_seconds=args.max_log_seconds,
+            max_ratio=args.max_log_ratio,
+        ),
     )
     to_tty = args.output is None and sys.stdout.isatty()
     color = {"always": True, "never": False}.get(

@@ -38,6 +38,11 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
     p.add_argument("--no-debuginfo", action="store_true", help="ignore DWARF; use BTF+ORC")
     p.add_argument("--lang", default=os.environ.get("KCRASH_LANG", "en"))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="analyze the targets of symlinks in the inputs (default: listed as refused)",
+    )
     return run
 
 
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..batch import OK, Options, find_inputs, run_batch, summary_dict, write_summary
     from ..errors import KcrashError
+    from ..textsafe import visible
 
     if args.jobs < 1:
         raise KcrashError("--jobs must be at least 1")
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         debuginfo_dirs=list(args.debuginfo),
         no_debuginfo=args.no_debuginfo,
         lang=args.lang,
+        follow_symlinks=args.follow_symlinks,
     )
     err = Console(stderr=True)
     progress = Progress(
@@ -81,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
     def on_done(o) -> None:  # type: ignore[no-untyped-def]
         progress.advance(task)
         mark = "[green]ok" if o.status == OK else f"[red]{o.status}"
-        progress.update(task, last=f"{mark}[/] {escape(o.name)}")
-        if o.status != OK:
+        progress.update(task, last=f"{mark}[/] {escape(visible(o.name))}")
+        if o.status != OK:  # names and reasons come from the inputs: shown, never emitted
             progress.console.print(
-                f"[red]{o.status}[/] {escape(o.path)}: {escape(o.reason or '')}", highlight=False
+                f"[red]{o.status}[/] {escape(visible(o.path))}: {escape(visible(o.reason or ''))}",
+                highlight=False,
             )
 
     start = time.monotonic()
@@ -107,14 +115,19 @@ def _print_summary(summary: dict, out_dir: str) -> None:  # type: ignore[type-ar
     """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ..batch import summary_markdown
+    from ..textsafe import visible
+
+    def cell(s: object) -> Text:  # input text: no markup, no control character
+        return Text(visible(s or ""))
 
     if not sys.stdout.isatty():
         sys.stdout.write(summary_markdown(summary))
-        print(f"\nreports in {out_dir} (summary.md, summary.json)")
+        print(f"\nreports in {visible(out_dir)} (summary.md, summary.json)")
         return
-    con = Console(file=sys.stdout, soft_wrap=False, no_color="NO_COLOR" in os.environ)
+    con = Console(file=sys.stdout, soft_wrap=False, no_color="NO_COLOR" in os.environ, emoji=False)
     t = Table(
         title=f"{summary['analyzed']} of {summary['total']} analyzed "
         f"in {summary['seconds']:.1f} s ({summary['jobs']} jobs)",
@@ -125,7 +138,7 @@ def _print_summary(summary: dict, out_dir: str) -> None:  # type: ignore[type-ar
     t.add_column("class")
     t.add_column("title")
     for g in summary["groups"]:
-        t.add_row(g["signature"], str(g["count"]), g["class"] or "", g["title"] or "")
+        t.add_row(cell(g["signature"]), str(g["count"]), cell(g["class"]), cell(g["title"]))
     con.print(t)
     bad = [d for d in summary["dumps"] if d["status"] != "ok"]
     if bad:
@@ -134,6 +147,6 @@ def _print_summary(summary: dict, out_dir: str) -> None:  # type: ignore[type-ar
         b.add_column("status")
         b.add_column("reason")
         for d in bad:
-            b.add_row(d["path"], d["status"], d["reason"] or "")
+            b.add_row(cell(d["path"]), d["status"], cell(d["reason"]))
         con.print(b)
-    con.print(f"reports in {out_dir} (summary.md, summary.json)", highlight=False)
+    con.print(Text(f"reports in {visible(out_dir)} (summary.md, summary.json)"))

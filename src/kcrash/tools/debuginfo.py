@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from ..errors import KcrashError
+from ..textsafe import visible
 from . import tool
 
 
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise KcrashError("give a VMCORE, --release R or --build-id ID")
     if args.with_modules and not args.vmcore:
         raise KcrashError("--with-modules needs the VMCORE (its module list)")
-    who = f"{release or 'unknown release'} (build id {build_id or 'unknown'})"
+    # release and build id are the dump's text: shown, never emitted raw (kcrash.textsafe)
+    who = visible(f"{release or 'unknown release'} (build id {build_id or 'unknown'})")
     if not args.fetch:
         path = find_local(release, build_id, args.debuginfo)
         if path:
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if where:
             print("kcrash: with --fetch, kcrash would try:", file=sys.stderr)
             for line in where:
-                print(f"  {line}", file=sys.stderr)
+                print(f"  {visible(line)}", file=sys.stderr)
         return 1
     path = fetch_debuginfo(
         release,
@@ -107,10 +109,10 @@ def _modules(
         mods,
         allow_network=args.fetch,
         progress=not args.no_progress,
-        say=lambda m: print(f"kcrash: {m}", file=sys.stderr),
+        say=lambda m: print(f"kcrash: {visible(m)}", file=sys.stderr),
         local_dirs=args.debuginfo,
     )
     missing = sorted(set(mods) - set(found))
     print(f"kcrash: module debug files: {len(found)} of {len(mods)}", file=sys.stderr)
     if missing:
-        print(f"kcrash: no debug file for: {', '.join(missing)}", file=sys.stderr)
+        print(f"kcrash: no debug file for: {visible(', '.join(missing))}", file=sys.stderr)
