@@ -52,20 +52,31 @@ def _labels(prog: drgn.Program) -> tuple[list[int], list[str]]:
     return got
 
 
+def _has_vmlinux(prog: drgn.Program) -> bool:
+    try:
+        return prog.main_module().debug_file_path is not None
+    except (LookupError, ValueError, AttributeError):
+        return False
+
+
 def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, int, int]:
     """(name, address, size) of ``pc`` as kallsyms names it, given drgn's ``sym``.
 
-    The label nearest below ``pc`` inside ``sym`` wins (C functions,
-    ``STT_FUNC``, hold none).  The size is kallsyms's: up to the next symbol,
+    The label nearest below ``pc`` inside ``sym`` wins, also one at ``sym``'s
+    own address (5.10's ``asm_call_on_stack`` starts with the labels
+    ``asm_call_irq_on_stack`` and ``asm_call_sysvec_on_stack``: of such
+    equals the last by name, the one crash and drgn's kallsyms pick; the
+    kernel's own trace may print the other).  The size is kallsyms's: up to
+    the next symbol,
     alignment padding included (the kernel prints ``+0x5/0x10`` for a
     13-byte function followed by 3 bytes of padding), where the ELF symbol's
     size stops at its last instruction.
     """
     name, addr, end = sym.name, sym.address, sym.address + sym.size
-    if sym.kind != drgn.SymbolKind.FUNC and sym.size:
+    if sym.size and _has_vmlinux(prog):  # without it symbols come from kallsyms already
         addrs, names = _labels(prog)
         i = bisect.bisect_right(addrs, pc) - 1
-        if i >= 0 and sym.address < addrs[i] < end:
+        if i >= 0 and sym.address <= addrs[i] < end:
             name, addr = names[i], addrs[i]
             j = bisect.bisect_right(addrs, addr)
             if j < len(addrs) and addrs[j] < end:
