@@ -40,12 +40,19 @@ from .tables import (
 from .util import BuildError, progress, rm_rf
 
 QEMU = "qemu-system-x86_64"
+#: In the initramfs of a kernel with its own suite's userland: the host's makedumpfile, run
+#: through the host's loader and libraries (kernel.py puts it there).
+HOST_MAKEDUMPFILE = "/opt/host/makedumpfile"
 
 
-def guest_formats(formats: tuple[str, ...]) -> list[str]:
-    """Formats written inside the capture kernel (derived ones need the zlib dump)."""
-    wanted = [f for f in GUEST_KDUMP_FORMATS if f in formats]
-    if set(formats) & set(DERIVED_FORMATS) and "kdump-zlib" not in wanted:
+def guest_formats(
+    formats: tuple[str, ...], derived: tuple[str, ...] = DERIVED_FORMATS
+) -> list[str]:
+    """Formats written inside the capture kernel (`derived` ones are re-encoded on the host
+    from the zlib dump, so that one is always written then)."""
+    order = GUEST_KDUMP_FORMATS + tuple(f for f in DERIVED_FORMATS if f not in derived)
+    wanted = [f for f in order if f in formats]
+    if set(formats) & set(derived) and "kdump-zlib" not in wanted:
         wanted.insert(0, "kdump-zlib")
     return wanted
 
@@ -99,10 +106,12 @@ def capture_script(formats: list[str]) -> str:
         flag = str(FORMATS[fmt]["flag"])
         out = f"vmcore.{fmt}"
         log = f"makedumpfile.{fmt}.log"
+        # The host's (Debian 12) makedumpfile beside a newer suite's one: see kernel.py.
+        tool = HOST_MAKEDUMPFILE if FORMATS[fmt].get("makedumpfile") == "host" else "makedumpfile"
         if fmt == "flattened":
-            cmd = f"makedumpfile {flag} -d 31 /proc/vmcore > {out}.part 2> {log}"
+            cmd = f"{tool} {flag} -d 31 /proc/vmcore > {out}.part 2> {log}"
         else:
-            cmd = f"makedumpfile {flag} -d 31 /proc/vmcore {out}.part > {log} 2>&1"
+            cmd = f"{tool} {flag} -d 31 /proc/vmcore {out}.part > {log} 2>&1"
         lines += [
             f"echo 'KCRASH-MAKEDUMPFILE {fmt}' > /dev/console",
             f"{cmd} || fail 'makedumpfile {fmt}'",
@@ -213,6 +222,7 @@ def run_boot(
     boot_id: str,
     out_dir: Path,
     hosts_tree: str | None = None,
+    derived: tuple[str, ...] = DERIVED_FORMATS,
 ) -> dict[str, Path]:
     """Boot, crash, capture. Returns format -> dump path (in `out_dir`), plus the keys
     "console" and, for kdump, "dmesg". Raises BuildError naming the boot on any failure."""
@@ -228,7 +238,7 @@ def run_boot(
             os.link(src, share / name)
         except OSError:
             shutil.copy2(src, share / name)
-    gformats = guest_formats(formats) if capture == "kdump" else []
+    gformats = guest_formats(formats, derived) if capture == "kdump" else []
     (share / "job.sh").write_text(job_script(sc, capture, boot_id, hosts_tree))
     (share / "capture.sh").write_text(capture_script(gformats))
     qmp_path = out_dir / "qmp.sock" if capture == "qemu" else None
