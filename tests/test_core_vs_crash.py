@@ -15,6 +15,13 @@ asserts the right value and says why:
   ``do_syscall_64`` and the syscall entry frame (``do_fault``,
   ``handle_mm_fault``…); ORC proves the real caller of ``do_syscall_64`` is
   the entry code.  Every other frame must match, by address.
+- ``bt`` of CPU 0's idle task: crash sometimes drops the frames at the bottom
+  of its stack (``arch_call_rest_init``, ``start_kernel``): their return
+  addresses point into init text that the kernel freed after boot and
+  poisoned with 0xcc, so a check against the dump's memory finds no call
+  before them. They are real (ORC unwinds them, and vmlinux has the call):
+  every frame we show beyond crash's must follow a call in the kernel's code,
+  checked in vmlinux for freed init text (issue 12).
 """
 
 from __future__ import annotations
@@ -113,11 +120,51 @@ def _subsequence(small: list[int | None], big: list[int | None]) -> bool:
 _CS = Cs(CS_ARCH_X86, CS_MODE_64)
 
 
-def _follows_a_call(target: Any, addr: int) -> bool:
-    """True when the instruction just before ``addr`` is a call: a real return address."""
+#: free_initmem() poisons the freed init sections with this byte (POISON_FREE_INITMEM).
+_POISON_FREE_INITMEM = b"\xcc"
+_INIT_TEXT: dict[str, tuple[int, int, int, Any]] = {}
+
+
+def _init_text(target: Any, vmlinux: str) -> tuple[int, int, int, Any]:
+    """(start, end, KASLR offset, ELF) of the kernel's init text, read from vmlinux."""
+    if vmlinux not in _INIT_TEXT:
+        from elftools.elf.elffile import ELFFile
+
+        elf = ELFFile(open(vmlinux, "rb"))  # noqa: SIM115 - kept open for the session
+        link = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()
+                if s.name in ("_stext", "_sinittext", "_einittext")}  # fmt: skip
+        slide = target.prog.symbol("_stext").address - link["_stext"]
+        _INIT_TEXT[vmlinux] = (link["_sinittext"] + slide, link["_einittext"] + slide, slide, elf)
+    return _INIT_TEXT[vmlinux]
+
+
+def _code_before(target: Any, vmlinux: str, addr: int, n: int) -> bytes | None:
+    """The n bytes of kernel code before ``addr``, as the kernel was built.
+
+    Why not always the dump's memory: after boot the kernel frees its init text
+    (``free_initmem()``) and poisons it with 0xcc, yet the idle task of CPU 0 still
+    holds real return addresses into it at the bottom of its stack
+    (``rest_init`` <- ``arch_call_rest_init`` <- ``start_kernel``). Those bytes are
+    read from vmlinux; everything else from the dump."""
+    lo, hi, slide, elf = _init_text(target, vmlinux)
+    if lo <= addr - n and addr <= hi:
+        link = addr - n - slide
+        for sec in elf.iter_sections():
+            start = sec["sh_addr"]
+            if sec["sh_type"] == "SHT_PROGBITS" and start <= link < start + sec["sh_size"]:
+                data = sec.data()
+                return data[link - start : link - start + n]
+        return None
     try:
-        code = target.prog.read(addr - 8, 8)
+        return target.prog.read(addr - n, n)
     except Exception:
+        return None
+
+
+def _follows_a_call(target: Any, vmlinux: str, addr: int) -> bool:
+    """True when the instruction just before ``addr`` is a call: a real return address."""
+    code = _code_before(target, vmlinux, addr, 8)
+    if code is None:
         return False
     for start in range(8):
         insns = list(_CS.disasm(code[start:], addr - 8 + start))
@@ -175,7 +222,7 @@ def _compare_stack(e: dict[str, Any], crash: list[Any], ours: dict[str, Any]) ->
     # its "return address" is pushed by hand, not by a call.
     for f in frames[1:-1]:
         if f["address"] not in crash_addrs and not f["regs"]:
-            assert _follows_a_call(target, f["address"]), (f["function"], detail)
+            assert _follows_a_call(target, e["vmlinux"], f["address"]), (f["function"], detail)
 
 
 def test_panic_task_bt_equals_crash(entries: list[dict[str, Any]]) -> None:

@@ -14,7 +14,7 @@ import kcrash_corpus
 import pytest
 from kcrash_corpus.build import plan
 from kcrash_corpus.tables import ALL_FORMATS, FORMATS, HOST_FILES, KERNELS, ORACLE_COMMANDS
-from kcrash_corpus.util import sha256_file
+from kcrash_corpus.util import BuildError, sha256_file
 
 ENTRY_KEYS = {
     "id", "boot", "scenario", "kernel", "release", "build_id", "format", "compression",
@@ -163,3 +163,47 @@ def test_same_boot_same_reading() -> None:
         for key in keys:
             texts = {e["id"]: Path(e["oracle"][key]).read_text(errors="replace") for e in es}
             assert len(set(texts.values())) == 1, f"{boot}: crash '{key}' differs: {list(texts)}"
+
+
+def test_every_kernel_is_pinned_and_built_at_its_pin() -> None:
+    """Each KERNELS row names an exact ABI and version, and the built kernel is that build:
+    a fresh build must reproduce the corpus the tests were written on (issue 12)."""
+    manifest = kcrash_corpus.load_manifest()
+    for k in KERNELS:
+        assert k.abi and k.version, k
+        state = manifest["kernels"].get(k.name)
+        assert state is not None, f"kernel {k.name} was not built"
+        assert state["release"] == k.release
+        assert state["packages"][f"linux-image-{k.release}"] == k.version
+        assert state["packages"][f"linux-image-{k.release}-dbg"] == k.version
+
+
+def test_bump_rewrites_exactly_one_pin() -> None:
+    from kcrash_corpus.bump import TABLES, rewrite_pin
+
+    text = TABLES.read_text()
+    k = KERNELS[-1]
+    new = rewrite_pin(text, k.name, "9.9.9-99", "9.9.9-1")
+    changed = [(a, b) for a, b in zip(text.splitlines(), new.splitlines(), strict=True) if a != b]
+    assert len(changed) in (1, 2), changed  # the ABI and version (one line or two)
+    assert k.abi not in "".join(b for _, b in changed) and "9.9.9-99" in new
+    with pytest.raises(BuildError):
+        rewrite_pin(text, "no-such-kernel", "1", "1")
+
+
+def test_a_pin_debian_no_longer_serves_is_one_clear_error(tmp_path: Path) -> None:
+    """Asks Debian's real archive (the corpus build does too) for a version that never
+    existed: the build must stop with one line that names the pin and the way out."""
+    from kcrash_corpus.kernel import KernelBuilder
+    from kcrash_corpus.tables import Kernel
+
+    k = KERNELS[0]
+    gone = Kernel(k.name, k.suite, k.abi, "0.0-never")
+    root = kcrash_corpus.cache_root()  # reuses the build's apt lists
+    with pytest.raises(BuildError) as err:
+        KernelBuilder(root, gone).resolve()
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert f"linux-image-{k.release} 0.0-never" in msg and "no longer serves" in msg
+    assert k.version in msg  # what Debian serves instead
+    assert f"kcrash_corpus bump {k.name}" in msg

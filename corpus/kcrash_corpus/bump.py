@@ -42,9 +42,9 @@ def newest(root: Path, name: str) -> tuple[str, str]:
 def rewrite_pin(text: str, name: str, abi: str, version: str) -> str:
     """`tables.py` with the row of kernel `name` pinned to `abi` / `version`."""
     row = re.compile(
-        r'(Kernel\(\s*"' + re.escape(name) + r'",\s*"[^"]+",\s*)"[^"]+",\s*"[^"]+"', re.S
+        r'(Kernel\(\s*"' + re.escape(name) + r'",\s*"[^"]+",\s*)"[^"]+"(,\s*)"[^"]+"', re.S
     )
-    new, n = row.subn(lambda m: f'{m.group(1)}"{abi}", "{version}"', text)
+    new, n = row.subn(lambda m: f'{m.group(1)}"{abi}"{m.group(2)}"{version}"', text)
     if n != 1:
         raise BuildError("bump", f"found {n} rows for kernel {name!r} in {TABLES}")
     return new

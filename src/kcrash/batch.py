@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import drgn_private
 from .errors import KcrashError
 
 #: Imported once in the fork server so that every per-dump child starts warm.
@@ -38,9 +39,7 @@ PRELOAD = [
     "drgn.helpers.linux",
     # drgn 0.3.0 imports its plugins (every crash command) at the first set_core_dump:
     # ~0.2 s per dump unless the fork server has them already.
-    "_drgn_util.plugins",
-    "drgn.commands._builtin",
-    "drgn.commands._crash",
+    *drgn_private.modules(),
     "kcrash.analyze",
     "kcrash.target.open",
     "kcrash.facts.log",

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from drgn import Program
 from drgn.commands import Command, CommandNotFoundError, command
-from drgn.commands._crash import CRASH_COMMAND_NAMESPACE  # registers drgn's commands
-from drgn.commands._crash.common import _CrashCommandNamespace
+
+from ..drgn_private import CRASH_COMMAND_NAMESPACE, CrashCommandNamespace
 
 if TYPE_CHECKING:
     from ..target.open import Target
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _TARGET_KEY = "kcrash.target"
 
 
-class KcrashNamespace(_CrashCommandNamespace):
+class KcrashNamespace(CrashCommandNamespace):  # type: ignore[misc]
     """Crash's command syntax; our commands shadow drgn's of the same name.
 
     (Subclasses a private drgn class on purpose: drgn is pinned to 0.3.0 in

@@ -14,11 +14,12 @@ from typing import Any
 
 from kcrash.diagnosis import decode
 from kcrash.diagnosis.classify import Classified, classify_events, select
-from kcrash.diagnosis.culprit import Pick, base_name, pick_culprit
+from kcrash.diagnosis.culprit import Pick, base_name, blame
 from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
 from kcrash.facts.model import CrashFacts, Frame, ModuleInfo, OopsEvent
+from kcrash.oops.lines import parse_frame
 
 _PF_CLASSES = ("null-deref", "bad-paging")
 _ADDRESS_CLASSES = ("null-deref", "bad-paging", "gpf", "double-fault", "oops")
@@ -163,12 +164,20 @@ def _build(
     qualifier = groups.get(rule.qualifier) if rule is not None and rule.qualifier else None
 
     rip, trace = _stack_for(c, chain, facts, primary)
-    pick: Pick | None = None
-    if rule is not None:
-        pick = pick_culprit(rule.culprit, rip, trace, rule.skip, groups.get("sym"))
-    else:
-        pick = pick_culprit("first", rip, trace)
+    b = blame(
+        rule.culprit if rule is not None else "first",
+        rip,
+        trace,
+        class_id=class_id,
+        extra_skip=rule.skip if rule is not None else (),
+        message_symbol=groups.get("sym"),
+        header_symbol=_header_symbol(ev),
+        lead=_lock_sites(ev) if rule is not None and rule.culprit == "lock" else None,
+        double_fault=any("PANIC: double fault" in ln for ln in ev.lines[:5]),
+    )
+    pick = b.culprit
     culprit = _culprit(pick, ev, facts) if pick is not None else None
+    site = _culprit(Pick(b.site, 0, "crash_site"), ev, facts) if b.site is not None else None
 
     evidence = _evidence(class_id, ev, facts)
     release = ev.release or facts.system.release
@@ -192,6 +201,8 @@ def _build(
     frames = ([rip] if rip is not None and (not trace or trace[0] is not rip) else []) + list(trace)
     if culprit is not None and pick is not None:
         culprit.frame_index = next((i for i, f in enumerate(frames) if f is pick.frame), None)
+    if site is not None and b.site is not None:
+        site.frame_index = next((i for i, f in enumerate(frames) if f is b.site), None)
     return Diagnosis(
         class_id=class_id,
         title=sig.title,
@@ -201,6 +212,7 @@ def _build(
         culprit=culprit,
         evidence=evidence,
         signature=sig,
+        crash_site=site,
         frames=frames,
         event=ev,
         primary=primary,
@@ -210,6 +222,80 @@ def _build(
         comm=ev.comm,
         related=related,
     )
+
+
+_SYM = r"[A-Za-z_][\w.]*\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?(?: \[[\w-]+\])?"
+#: Report headers that name the function where the report fired (no RIP line needed).
+_HEADER_SYMBOL_RES = (
+    # lib/bug.c / kernel/panic.c __warn(): "WARNING: CPU: 0 PID: 1 at f.c:12 f+0x1/0x2"
+    re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ )?at \S+ (?P<s>" + _SYM + r")"),
+    # 6.19+: "WARNING: [cond] f.c:12 at f+0x1/0x2, CPU#0: comm/pid"
+    re.compile(r"WARNING: (?:\[.*\] )?\S+:\d+ at (?P<s>" + _SYM + r"), CPU#"),
+    # mm/kasan/report.c, mm/kfence/report.c, mm/kmsan/report.c: "... in f+0x1/0x2"
+    re.compile(r"BUG: (?:KASAN|KFENCE|KMSAN): [\w -]+? in (?P<s>" + _SYM + r")"),
+    # kernel/kcsan/report.c: "BUG: KCSAN: data-race in f / g" (first access)
+    re.compile(r"BUG: KCSAN: [\w -:]+? in (?P<s>[A-Za-z_][\w.]*(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?)"),
+)
+
+
+def _header_symbol(ev: OopsEvent) -> str | None:
+    """The ``f+0x1/0x2`` a report header names (WARNING, KASAN, KFENCE, KMSAN, KCSAN)."""
+    for ln in ev.lines[:3] or [ev.header]:
+        for rx in _HEADER_SYMBOL_RES:
+            m = rx.search(ln)
+            if m:
+                s = m.group("s")
+                return s if "+0x" in s else s + "+0x0"
+    return None
+
+
+# kernel/locking/lockdep.c: the line after which an "at: f+0x1/0x2" says where the
+# offending lock is taken (print_circular_bug, print_usage_bug, print_irq_inversion_bug,
+# print_unlock_imbalance_bug, debug_check_no_locks_freed, lockdep_print_held_locks)
+_LOCK_MARK_RE = re.compile(
+    r"is trying to acquire lock|is trying to release lock|\btakes:|just changed the state of"
+    r"|held lock freed|still has locks held|is leaving the kernel with locks still held"
+    r"|which became \S+ at:"
+)
+_LOCK_AT_RE = re.compile(r"\bat: (?:\[<[0-9a-f]+>\] )?(?P<s>" + _SYM + r")")
+# the held-lock list and the scenario are context, not where the bad lock is taken
+_LOCK_STOP_RE = re.compile(r"\d+ locks? held by|other info that might help|no locks held by")
+# "is trying to release lock (x) at:" puts the symbol on the next line (< 4.15)
+_LOCK_NEXT_RE = re.compile(r"^\s*(?:\[<[0-9a-f]+>\] )?(?P<s>" + _SYM + r")\s*$")
+
+
+def _lock_sites(ev: OopsEvent) -> list[Frame]:
+    """Functions of lockdep's ``at:`` lines after the first marker, in order."""
+    out: list[Frame] = []
+    marked = False
+    held_matter = False
+    in_stack = False
+    prev = ""
+    for ln in ev.lines[:80]:
+        if ln.strip() in ("Call Trace:", "Call trace:", "stack backtrace:"):
+            break
+        if marked and not held_matter and _LOCK_STOP_RE.search(ln):
+            break
+        if not marked:
+            mark = _LOCK_MARK_RE.search(ln)
+            marked = mark is not None
+            # "still has locks held" / "leaving the kernel with locks": the held list is the bug
+            held_matter = mark is not None and "held" in mark.group(0)
+            prev = ln
+            if not marked:
+                continue
+        m = _LOCK_AT_RE.search(ln)
+        if m is None and (prev.rstrip().endswith(" at:") or (out and in_stack)):
+            m = _LOCK_NEXT_RE.match(ln)
+            in_stack = m is not None  # "which became ... at:" is followed by a whole stack
+        else:
+            in_stack = False
+        prev = ln
+        if m:
+            fr = parse_frame(m.group("s"))
+            if fr is not None and fr.function:
+                out.append(fr)
+    return out
 
 
 def _module_taints(name: str, ev: OopsEvent, modules: list[ModuleInfo]) -> str:

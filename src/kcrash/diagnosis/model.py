@@ -88,6 +88,9 @@ class Diagnosis:
     comm: str | None = None
     related: list[str] = field(default_factory=list)  # headers of folded events
     source: str = "log"  # "log" (an event of the kernel log) | "panic_stack" | "none"
+    #: the function at RIP/pc (or the exception frame / header function): where the CPU
+    #: was; the culprit is the frame blamed, which skips generic infrastructure
+    crash_site: Culprit | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -45,9 +45,11 @@ class Rule:
     qualifier: str | None = None
     #: show the qualifier in the title ("sanitizer: slab-use-after-free in f")
     qualifier_in_title: bool = False
-    #: "first" | "anchor" (lockups, stalls) | "sleeping" (hung tasks) | "message"
+    #: "first" | "access" (sanitizers) | "anchor" (lockups, stalls) | "sleeping" (hung
+    #: tasks) | "message" (see :mod:`kcrash.diagnosis.culprit`)
     culprit: str = "first"
-    #: extra function-name regexes to skip for this class
+    #: extra function-name regexes to skip for this class (the reasoned tables are
+    #: CLASS_SKIPS in :mod:`kcrash.diagnosis.culprit`)
     skip: tuple[str, ...] = ()
     #: a consequence of an earlier event, never the cause (see TRAILER_TARGETS)
     trailer: bool = False
@@ -93,6 +95,10 @@ _ROWS: tuple[Rule, ...] = (
             _NOT_SYNCING + r"(?P<q>softlockup: hung tasks)",
             _NOT_SYNCING + r"(?P<q>hung_task: blocked tasks)",
             _NOT_SYNCING + r"(?P<q>panic_on_oops|Aiee, killing interrupt handler!)",
+            # kernel/sched/core.c __schedule_bug() with panic_on_warn
+            _NOT_SYNCING + r"(?P<q>scheduling while atomic)",
+            # arch/x86/kernel/traps.c exc_double_fault(): die() then panic()
+            _NOT_SYNCING + r"(?P<q>Machine halted\.)",
         ),
         trailer=True,
         severity="info",
@@ -102,40 +108,23 @@ _ROWS: tuple[Rule, ...] = (
         "sanitizer",
         (
             r"BUG: (?P<q>(?:KASAN|KFENCE|KMSAN): [a-z-]+(?: (?:read|write|Read|Write))?)",
+            # kernel/kcsan/report.c: "BUG: KCSAN: data-race in f / g", "assert: race in f"
+            r"BUG: (?P<q>KCSAN: [a-z-]+(?:: [a-z-]+)?) in ",
             r"(?P<q>UBSAN: [a-z-]+) in ",
             # slub_debug (mm/slub.c): "BUG kmalloc-64 (Not tainted): Poison overwritten"
             r"^BUG [\w.:-]+ \([^)]*\): (?P<q>Poison overwritten|Redzone overwritten|"
             r"Object already free|Freepointer corrupt|Left Redzone overwritten|"
             r"Object padding overwritten|Alignment padding overwritten|Invalid object pointer)",
         ),
+        legacy=(
+            # UBSAN before 5.7 (lib/ubsan.c ubsan_prologue): "UBSAN: Undefined behaviour in f.c:1"
+            r"(?P<q>UBSAN: Undefined behaviour) in ",
+            # slub_debug print_track() lines of a report whose "BUG cache" header was lost
+            r"^INFO: (?:Freed|Allocated) in \S+ age=\d+",
+        ),
         qualifier="q",
         qualifier_in_title=True,
-        skip=(
-            r"kasan_\w+",
-            r"__kasan_\w+",
-            r"__asan_\w+",
-            r"kfence_\w+",
-            r"__ubsan_\w+",
-            r"ubsan_\w+",
-            r"kmsan_\w+",
-            r"__msan_\w+",
-            r"check_memory_region\w*",
-            r"print_address_description\w*",
-            r"print_report",
-            r"end_report",
-            # slub_debug's own checkers
-            r"check_bytes_and_report",
-            r"check_object",
-            r"check_slab",
-            r"on_freelist",
-            r"\w*_debug_processing",
-            r"object_err",
-            r"slab_err",
-            r"slab_bug",
-            r"print_trailer",
-            r"slab_fix",
-            r"free_consistency_checks",
-        ),
+        culprit="access",
         next_steps=2,
     ),
     Rule(
@@ -146,29 +135,41 @@ _ROWS: tuple[Rule, ...] = (
             r"WARNING: (?P<q>inconsistent lock state)",
             r"WARNING: (?P<q>possible irq lock inversion dependency) detected",
             r"WARNING: (?P<q>bad unlock balance) detected",
+            # kernel/locking/lockdep.c: the other reports (4.x-6.x "WARNING:"/"BUG:")
+            r"(?:WARNING|BUG): (?P<q>\S+-safe -> \S+-unsafe lock order) detected",
+            r"(?:WARNING|BUG): (?P<q>held lock freed)!",
+            r"(?:WARNING|BUG): \S+ (?P<q>still has locks held)!",
+            r"(?:WARNING|BUG): (?P<q>lock held when returning to user space)!",
+            r"(?:WARNING|BUG): (?P<q>Invalid wait context)",
+            r"(?:WARNING|BUG): (?P<q>Nested lock was not taken)",
+            r"(?:WARNING|INFO): (?P<q>suspicious RCU usage)",  # lockdep_rcu_suspicious()
+            r"INFO: (?P<q>trying to register non-static key)",
+            r"BUG: (?P<q>MAX_(?:STACK_TRACE_ENTRIES|LOCKDEP_\w+) too low)!",
+            # kernel/locking/spinlock_debug.c (CONFIG_DEBUG_SPINLOCK) spin_bug()/rwlock_bug()
+            r"BUG: (?P<q>(?:spin|rw)lock (?:lockup suspected|recursion|bad magic|already unlocked"
+            r"|wrong owner|wrong CPU|cpu recursion))",
+        ),
+        # < 4.15 ("[ INFO: possible circular locking dependency detected ]")
+        legacy=(
+            r"^\[ INFO: (?P<q>possible \w+ locking(?: dependency)?) detected",
+            r"^\[ INFO: (?P<q>inconsistent lock state) \]",
+            r"^\[ INFO: (?P<q>possible irq lock inversion dependency) detected",
+            r"^\[ INFO: (?P<q>\S+-safe -> \S+-unsafe lock order) detected",
+            r"^\[ INFO: (?P<q>suspicious RCU usage)\. \]",
+            r"^\[ BUG: (?P<q>bad unlock balance) detected",
+            r"^\[ BUG: (?P<q>held lock freed)! \]",
+            r"^\[ BUG: \S+ (?P<q>still has locks held)! \]",
+            r"^\[ BUG: (?P<q>lock held when returning to user space)! \]",
+            r"^\[ BUG: (?P<q>Invalid wait context) \]",
         ),
         qualifier="q",
         severity="warning",
-        # lockdep's own machinery and the lock primitives it instruments
-        skip=(
-            r"check_\w+",
-            r"validate_chain",
-            r"print_\w+",
-            r"mark_\w+",
-            r"\w+_nested",
-            r"mutex_lock\w*",
-            r"__mutex_lock\w*",
-            r"down_\w+",
-            r"__down_\w+",
-            r"lock_is_held\w*",
-            r"debug_\w+",
-        ),
+        culprit="lock",
     ),
     Rule(
         "list-corruption",
         (r"(?P<q>list_(?:add|del)(?:_rcu)?) corruption",),
         qualifier="q",
-        skip=(r"__list_\w+", r"list_\w+", r"hlist_\w+", r"__hlist_\w+"),
     ),
     Rule(
         "double-fault",
@@ -178,8 +179,12 @@ _ROWS: tuple[Rule, ...] = (
             r"kernel stack overflow",
             _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
             r"^double fault: [0-9a-f]{4} \[#",
+            # kernel/sched/core.c schedule_debug(): the stack's end canary is overwritten
+            _NOT_SYNCING + r"corrupted stack end detected inside scheduler",
         ),
-        skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
+        # a stack overflow is blamed like a stall (the recursion's entry, see culprit.py);
+        # a real "PANIC: double fault" on the RIP
+        culprit="overflow",
     ),
     Rule(
         "stack-protector",
@@ -212,6 +217,10 @@ _ROWS: tuple[Rule, ...] = (
         legacy=(
             r"BUG: unable to handle kernel paging request at (?P<addr>[0-9a-f]+)",
             r"Unable to handle kernel paging request at virtual address (?P<addr2>[0-9a-f]+)",
+            # arch/powerpc/mm/fault.c bad_kernel_fault(), arch/riscv/mm/fault.c
+            r"BUG: Unable to handle kernel (?:data|instruction) access(?: on (?:read|write))? at "
+            r"0x(?P<addr3>[0-9a-f]+)",
+            r"Unable to handle kernel access to user memory",
         ),
     ),
     Rule(
@@ -229,6 +238,8 @@ _ROWS: tuple[Rule, ...] = (
         (
             r"BUG: soft lockup - CPU#(?P<cpu>\d+) stuck for (?P<secs>\d+)s! "
             r"\[(?P<comm>.+):(?P<pid>\d+)\]",
+            # kernel/workqueue.c wq_watchdog_timer_fn(): a worker pool made no progress
+            r"BUG: workqueue lockup - pool",
         ),
         culprit="anchor",
         folds=("soft-lockup",),
@@ -251,7 +262,12 @@ _ROWS: tuple[Rule, ...] = (
     ),
     Rule(
         "hung-task",
-        (r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than (?P<secs>\d+) seconds",),
+        (
+            r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked (?:in I/O wait )?for more than "
+            r"(?P<secs>\d+) seconds",
+            # kernel/hung_task.c with a fatal signal pending (Android/ChromeOS backports)
+            r"INFO: task (?P<comm>.+):(?P<pid>\d+) can't die for more than (?P<secs>\d+) seconds",
+        ),
         culprit="sleeping",
         folds=("hung-task",),
     ),
@@ -266,31 +282,42 @@ _ROWS: tuple[Rule, ...] = (
         severity="warning",
         # the sleeping call itself (schedule, mutex_lock, msleep) is not the bug: its caller is
         culprit="sleeping",
-        skip=(
-            r"__schedule_bug",
-            r"__might_sleep",
-            r"___might_sleep",
-            r"__might_resched",
-            r"__might_fault",
-            r"might_fault",
-            r"__cant_sleep",
-            r"schedule_debug\w*",
+    ),
+    Rule(
+        "percpu-preemptible",
+        (
+            # lib/smp_processor_id.c check_preemption_disabled()
+            r"BUG: using (?P<q>smp_processor_id\(\)|__this_cpu_\w+\(\)|this_cpu_\w+\(\)) in "
+            r"preemptible",
         ),
+        qualifier="q",
+        severity="warning",
+    ),
+    Rule(
+        "vfs-refcount",
+        (
+            # fs/super.c generic_shutdown_super(): inodes still referenced after umount
+            r"VFS: (?P<q>Busy inodes after unmount)",
+            # fs/open.c filp_close() (3.x-4.x): closing a file nobody holds
+            r"VFS: (?P<q>Close: file count is 0)",
+        ),
+        qualifier="q",
+        severity="warning",
+    ),
+    Rule(
+        "memory-leak",
+        # mm/kmemleak.c print_unreferenced() (the debugfs file, which test bots print)
+        (r"unreferenced object(?: 0x[0-9a-f]+ \(size (?P<size>\d+)\))?",),
+        severity="warning",
+        folds=("memory-leak",),
     ),
     Rule(
         "bad-page",
-        (r"BUG: (?P<q>Bad page (?:state|map|cache))",),
-        qualifier="q",
-        skip=(
-            r"bad_page",
-            r"free_pages_check\w*",
-            r"free_page_is_bad\w*",
-            r"check_new_page\w*",
-            r"print_bad_pte",
-            r"free_pcp_prepare",
-            r"free_unref_page\w*",
-            r"free_pages_prepare",
+        (
+            r"BUG: (?P<q>Bad page (?:state|map|cache))",
+            r"BUG: (?P<q>Bad rss-counter state)",  # kernel/fork.c check_mm()
         ),
+        qualifier="q",
     ),
     Rule(
         "oom-panic",
@@ -335,45 +362,43 @@ _ROWS: tuple[Rule, ...] = (
         ),
         legacy=(r"SysRq : Trigger a crash", r"SysRq : Crash"),
         folds=("sysrq",),
-        skip=(r"__handle_sysrq", r"write_sysrq_trigger", r"sysrq_handle_\w*reboot"),
     ),
     Rule(
         "init-killed",
         (_NOT_SYNCING + r"Attempted to kill init! exitcode=0x(?P<exit>[0-9a-f]+)",),
         weak=True,
-        skip=(
-            r"do_exit",
-            r"do_group_exit",
-            r"__x64_sys_exit_group",
-            r"__do_sys_exit_group",
-            r"get_signal",
-            r"arch_do_signal_or_restart",
-            r"do_signal",
-            r"exit_to_user_mode_loop",
-            r"make_task_dead",
-        ),
     ),
     Rule(
         "no-rootfs",
         (_NOT_SYNCING + r"VFS: Unable to mount root fs on (?P<dev>.+)",),
-        skip=(
-            r"mount_block_root",
-            r"mount_root\w*",
-            r"prepare_namespace",
-            r"kernel_init\w*",
-            r"do_basic_setup",
-        ),
     ),
     Rule(
         "warn",
-        (r"WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+)",),
-        legacy=(r"WARNING: at (?P<file>\S+)",),
+        (
+            r"WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+)",
+            # 6.19+ __warn(): "WARNING: [cond] f.c:12 at f+0x1/0x2, CPU#0: comm/pid"
+            r"WARNING: (?:\[.*\] )?(?P<file>\S+:\d+) at \S+, CPU#\d+",
+        ),
+        legacy=(
+            r"WARNING: at (?P<file>\S+)",
+            # arch/x86/kernel/unwind_frame.c: the unwinder found a corrupt stack frame
+            r"^WARNING: (?P<file>kernel stack (?:regs|frame pointer)) at ",
+        ),
         severity="warning",
     ),
     Rule("panic", (_NOT_SYNCING + r"(?P<msg>.*)$", r"^Kernel panic: (?P<msg>.*)$")),
     # Last resort for an "Oops: ..." or "... [#N]" line that matched nothing above.
     Rule(
-        "oops", (r"^(?:Oops|Internal error): [0-9a-f]{4}", r": [0-9a-f]{4} \[#\d+\]"), next_steps=1
+        "oops",
+        (
+            r"^(?:Oops|Internal error): [0-9a-f]{4}",
+            r": [0-9a-f]{4} \[#\d+\]",
+            # arm64/arm die(): "Internal error: <what>: 96000010 [#1]", "Internal error: : 1b [#1]"
+            r"^Internal error: .*: [0-9a-f]{1,8} \[#\d+\]",
+            r"^Oops \[#\d+\]",  # riscv die()
+            r"^BUG: unable to handle kernel\s*$",  # x86 #PF header cut short
+        ),
+        next_steps=1,
     ),
 )
 
@@ -384,6 +409,8 @@ _ROWS: tuple[Rule, ...] = (
 TRAILER_TARGETS: dict[str, tuple[str, ...]] = {
     "softlockup: hung tasks": ("soft-lockup",),
     "hung_task: blocked tasks": ("hung-task",),
+    "scheduling while atomic": ("atomic-sleep",),
+    "Machine halted.": ("double-fault",),
     "panic_on_warn set": (
         "warn",
         "lockdep",

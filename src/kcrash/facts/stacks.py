@@ -150,11 +150,11 @@ def _unwind_from_slot(
 def _stack_ranges(prog: drgn.Program, task: drgn.Object) -> list[tuple[int, int, str]]:
     """(start, end, kind) of the CPU's exception/NMI/IRQ stacks (drgn's x86-64 table)."""
     try:
-        from drgn.helpers.linux.stack import _x86_64_stack_ranges
+        from .. import drgn_private
 
         return [
             (lo, hi, kind.name)
-            for lo, hi, kind in _x86_64_stack_ranges(task, task_cpu(task))
+            for lo, hi, kind in drgn_private.x86_64_stack_ranges(task, task_cpu(task))
             if kind.name != "USER"
         ]
     except Exception:  # other architectures, or kernels drgn's table does not know

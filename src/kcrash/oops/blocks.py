@@ -55,9 +55,11 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pre", re.compile(r"^\s*(?:\w+: )?INFO: rcu_\w+ (?:self-)?detected|^\s*rcu: INFO: ")),
     ("pre", re.compile(r"Watchdog detected hard LOCKUP on cpu")),
     ("start", L.PANIC_RE),
+    # mm/kmemleak.c: one leaked object (printed with or without "BUG: memory leak" first)
+    ("pre", re.compile(r"^\s*BUG: memory leak\s*$|^\s*unreferenced object\b")),
     ("start", re.compile(r"^\s*(?:[\w ]+: )?BUG: ")),  # soft lockup, scheduling while atomic,...
     ("start", re.compile(r"^\s*WARNING: ")),
-    ("start", re.compile(r"^\s*(?:\w+: )?INFO: task \S.* blocked for more than")),
+    ("start", re.compile(r"^\s*(?:\w+: )?INFO: task \S.* (?:blocked .*for more than|can't die)")),
     # other INFO: reports (not "INFO: lockdep is turned off" or slub_debug's INFO: lines)
     ("start", re.compile(r"^\s*(?:\w+: )?INFO: (?:.* detected stalls?|possible |trying to )")),
     # slub_debug (mm/slub.c slab_bug): "BUG kmalloc-64 (Tainted: G B): Poison overwritten"
@@ -75,6 +77,12 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("start", re.compile(r"^\s*stack-protector: ")),
     ("start", re.compile(r"^\s*Kernel panic: |^\s*Kernel BUG ")),
     ("start", re.compile(r"^\s*(?:\w+: )?possible (?:circular|recursive) locking")),
+    # lockdep < 4.15: "[ INFO: possible circular locking dependency detected ]", "[ BUG: ... ]"
+    ("start", re.compile(r"^\s*\[ (?:INFO|BUG): ")),
+    ("start", re.compile(r"^\s*INFO: suspicious RCU usage")),
+    ("start", re.compile(r"^\s*VFS: (?:Busy inodes after unmount|Close: file count is 0)")),
+    ("start", re.compile(r"^\s*INFO: (?:Freed|Allocated) in \S+ age=")),  # slub_debug track
+    ("start", re.compile(r"^\s*Unable to handle kernel access to user memory|^\s*Oops \[#\d+\]")),
     ("start", re.compile(r"^\s*(?:Bad mode in |Internal error: )")),
     ("nmi", L.NMI_BT_RE),
     # one task of a sysrq-w / sysrq-t dump (or of a stall's "Task dump for CPU")
@@ -101,13 +109,25 @@ _HEAD_OK_RE = re.compile(
 )
 
 
+_STALL_RE = re.compile(r"stall|LOCKUP")
+_GP_DUMP_RE = re.compile(r"RCU grace-period kthread stack dump:")
+# The body of lockdep and RCU-lockdep reports (kernel/locking/lockdep.c): lock chains,
+# held-lock lists, the unsafe scenario; long (100+ lines) before "stack backtrace:".
+_LOCKDEP_OK_RE = re.compile(
+    r"^\s*(?:-{6,}|\(|#\d+:|-> #\d+|\S+/\d+ (?:\[\S+\] )?is |but |which lock|the existing|"
+    r"other info|Possible (?:unsafe|interrupt)|CPU0|-{4}|lock\(|unlock\(|<Interrupt>|"
+    r"\*\*\* DEADLOCK|stack backtrace:|\d+ locks? held by|no locks held by|"
+    r"\w+-(?:safe|unsafe|irq)|to a \w+-|rcu_scheduler_active|RCU used illegally|"
+    r"lockdep_|the shortest|and interrupts could create|.* at: |\[<[0-9a-f]+>\] )"
+)
+
 # Cheap pre-filter: a word every start line contains (checked before ~30 regexes,
 # since nearly all lines of a log are not report lines).
 _HINT_RE = re.compile(
     r"BUG|WARNING|INFO:|Oops|panic|corruption|PANIC|Unable|\[#\d|oom|[Oo]ut of memory|"
     r"sysrq|SysRq|UBSAN|NMI|Hardware Error|[Mm]achine [Cc]heck|Attempted to kill|VFS: Unable|"
     r"stack-protector|locking|Bad mode|Internal error|LOCKUP|NX-protected|SMEP|double fault|"
-    r"task:"
+    r"task:|unreferenced object|VFS: "
 )
 
 
@@ -134,6 +154,7 @@ class _Block:
     trace_frames: int = 0
     ended_trace: bool = False
     noise: int = 0
+    nmi_joined: bool = False
 
     def add(self, line: LogLine) -> None:
         if len(self.records) < MAX_BLOCK_LINES:
@@ -192,6 +213,11 @@ class BlockScanner:
             return
         if block is None:
             return
+        if line.timestamp is None and block.records[0].timestamp is not None and text.strip():
+            # a console with printk timestamps: a line without one is not the kernel's
+            # (user space writing to the same serial console, e.g. a fuzzer's program
+            # log); it neither continues nor ends the report
+            return
         if not self._continues(block, text):
             self._close(key)
             return
@@ -201,6 +227,15 @@ class BlockScanner:
 
     def _joins(self, block: _Block, kind: str, text: str) -> bool:
         """Does a new start line continue ``block`` (a preamble and its oops)?"""
+        if block.kind == "pre" and _STALL_RE.search(block.records[0].text):
+            # a stall report: the grace-period kthread's task line and stack
+            # (kernel/rcu/tree_stall.h), then the first CPU backtrace it asked for
+            if kind == "task" and _GP_DUMP_RE.search(block.records[-1].text):
+                return True
+            if kind == "nmi" and not block.nmi_joined and len(block.records) < 200:
+                block.nmi_joined = True
+                block.in_trace = False
+                return True
         if block.in_trace or (
             block.kind != "pre" and not (kind == "task" and block.kind == "start")
         ):
@@ -211,9 +246,10 @@ class BlockScanner:
         if kind == "die":
             return not block.has_die
         if kind == "nmi":
-            return bool(re.search(r"stall|LOCKUP", header))
+            block.nmi_joined = bool(_STALL_RE.search(header))
+            return block.nmi_joined
         if kind == "task":  # the hung task's own sched_show_task() line
-            return "blocked for more than" in header
+            return "blocked for more than" in header or "blocked in I/O wait" in header
         if kind == "pre":
             # list_del corruption -> kernel BUG at lib/list_debug.c; NX -> BUG: unable
             return not block.has_die and not re.search(r"KASAN|KFENCE|rcu|LOCKUP", text)
@@ -241,7 +277,7 @@ class BlockScanner:
             block.noise = 0
             return True
         if block.in_trace:
-            if L.FRAME_RE.match(text):
+            if L.FRAME_RE.match(text) or L.ARM_FRAME_RE.match(text):
                 block.trace_frames += 1
                 block.noise = 0
                 return True
@@ -253,6 +289,8 @@ class BlockScanner:
             return _tolerate(block, MAX_TRACE_NOISE)
         if (
             _HEAD_OK_RE.match(text)
+            or _LOCKDEP_OK_RE.match(text)
+            or (L.FRAME_RE.match(text) and "/0x" in text)  # KMSAN/KCSAN: no "Call Trace:"
             or L.REG_LINE_RE.match(text)
             or L.CPU_RE.match(text)
             or L.TAINT_LINE_RE.match(text)

@@ -25,9 +25,18 @@ _LONE_CR2_RE = re.compile(r"^\s*CR2: ([0-9a-f]{8,16})\s*$")
 
 _AUX_STACK_RE = re.compile(
     r"^(?:Allocated by task|Freed by task|Last potentially related work creation|"
+    r"Uninit was (?:stored to memory at|created at)|Local variable .* created at|"
     r"Second to last potentially related|The buggy address|allocated by task|freed by task|"
     r"kfence-#\d+)"
 )
+
+# kernel/rcu/tree_stall.h rcu_check_gp_kthread_starvation(): the grace-period kthread's
+# stack, printed inside a stall report before the stalled CPU's NMI backtrace; it is the
+# victim's view, never the stalled code
+_GP_KTHREAD_RE = re.compile(r"RCU grace-period kthread stack dump:")
+
+# reports whose first stack has no "Call Trace:" line (mm/kmsan/report.c, kernel/kcsan/report.c)
+_HEADLESS_STACK_RE = re.compile(r"BUG: (?:KMSAN|KCSAN): ")
 
 _CONTEXTS = {
     "IRQ": "irq",
@@ -62,6 +71,13 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
         if not s:
             continue
         _head_facts(ev, s)
+        if _GP_KTHREAD_RE.search(s) and section in ("head", "trace"):
+            section = "gp-kthread"
+            continue
+        if section == "gp-kthread":
+            if L.NMI_BT_RE.search(s):
+                section = "head"  # the stalled CPU's own backtrace follows
+            continue
         if L.END_TRACE_RE.match(s):
             section = "summary"
             continue
@@ -85,6 +101,13 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
             code = L.parse_code(s)
             if code is not None and ev.code is None:
                 ev.code, ev.code_ip_index = code
+                continue
+            if _HEADLESS_STACK_RE.search(head.text) and t[:1] in (" ", "\t"):
+                # KMSAN/KCSAN print the stack right after the header, with no "Call Trace:"
+                fr = L.parse_frame(s)
+                if fr is not None and fr.function and fr.size is not None:
+                    section = "trace"
+                    ev.call_trace.append(fr)
             continue
         if section == "trace" and _AUX_STACK_RE.match(s):
             # KASAN/KFENCE/kmemleak print more stacks after the faulting one

@@ -80,6 +80,10 @@ _KMSG_RE = re.compile(
     r"^(?P<prio>\d{1,4}),(?P<seq>\d+),(?P<usec>\d+),[^;,]*(?:,caller=(?P<caller>[TC]\d+))?"
     r"[^;]*;(?P<text>.*)$"
 )
+# A kernel record glued to the end of another line of a serial console: a login
+# prompt or a message without its newline ("syzkaller login: [  16.3] INFO: ...",
+# "** 93 printk messages dropped ** [  322.9] BUG: KASAN: ...").
+_GLUED_DMESG_RE = re.compile(r"\S.*?(?P<rec>\[\s*\d{1,10}\.\d{6}\](?:\[\s*[TC]\d{1,10}\])? .*)$")
 # journalctl decorations that are not records.
 _JOURNAL_NOISE_RE = re.compile(r"^-- (?:Logs begin|Journal begins|Boot |No entries|Reboot)")
 
@@ -153,6 +157,19 @@ def parse_line(raw: str) -> ParsedLine:
         return ParsedLine(None, "journal")
     if c == "{" and '"MESSAGE"' in text:
         return _journal_json(text)
+    if "] " in text:
+        g = _GLUED_DMESG_RE.match(text)
+        if g:
+            m = _DMESG_RE.match(g.group("rec"))
+            if m:
+                return ParsedLine(
+                    LogLine(
+                        text=m.group("text"),
+                        timestamp=float(m.group("ts")),
+                        caller=m.group("caller"),
+                    ),
+                    "console" if m.group("caller") else "dmesg",
+                )
     return ParsedLine(LogLine(text=text), "plain")
 
 

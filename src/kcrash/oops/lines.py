@@ -25,13 +25,15 @@ from kcrash.facts.model import Frame
 _SYM = r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)(?:/0x(?P<size>[0-9a-fA-F]+))?"
 _MOD = r"(?:\s+\[(?P<mod>[\w-]+)(?:\s+[0-9a-f]{8,})?\])?"
 
+# powerpc show_stack(): "[c000000049a87a10] [c0000000005f7dc8] exit_aio+0x188/0x2a0" (SP, LR)
 FRAME_RE = re.compile(
-    r"^\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)?(?P<q>\?\s+)?"
+    r"^\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*|\[[0-9a-f]{8,16}\] \[[0-9a-f]{8,16}\]\s+)?(?P<q>\?\s+)?"
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]{6,16}))"
     r"(?P<rest>\s.*)?$"
 )
+# arm (32-bit) __show_regs(): "PC is at memset+0x30/0xa8"
 RIP_RE = re.compile(
-    r"^\s*(?:R?IP:|pc :)\s*(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)*"
+    r"^\s*(?:R?IP:|pc :|PC is at)\s*(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)*"
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]+))"
 )
 REG_LINE_RE = re.compile(
@@ -43,7 +45,10 @@ _REG_PAIR_RE = re.compile(
 )
 CODE_RE = re.compile(r"^\s*Code:\s*(?P<body>.*)$")
 CONTEXT_RE = re.compile(r"^\s*<(?P<end>/?)(?P<name>IRQ|TASK|NMI|SOFTIRQ|EOI|EOE|#?[A-Z]{2,3})>\s*$")
-CALL_TRACE_RE = re.compile(r"^\s*(?:Call Trace|Call trace|Backtrace):\s*$")
+# kmemleak: "backtrace:" (< 6.7), "backtrace (crc 5d0b5d3c):" (>= 6.7)
+CALL_TRACE_RE = re.compile(
+    r"^\s*(?:Call Trace|Call trace|Backtrace|backtrace(?: \(crc [0-9a-f]+\))?):\s*$"
+)
 END_TRACE_RE = re.compile(r"^\s*---\[ end trace")
 END_PANIC_RE = re.compile(r"^\s*---\[ end Kernel panic - not syncing: ?(?P<msg>.*?)\s*\]---")
 PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<msg>.*?)\s*$")
@@ -75,7 +80,9 @@ FAULT_ADDR_RES = (
 )
 PF_ERROR_RE = re.compile(r"#PF: error_code\(0x(?P<e>[0-9a-f]+)\)")
 SOFTLOCKUP_RE = re.compile(r"CPU#(?P<cpu>\d+) stuck for \d+s! \[(?P<comm>.+):(?P<pid>\d+)\]")
-HUNG_RE = re.compile(r"INFO: task (?P<comm>.+):(?P<pid>\d+) blocked for more than")
+HUNG_RE = re.compile(
+    r"INFO: task (?P<comm>.+):(?P<pid>\d+) (?:blocked (?:in I/O wait )?for more than|can't die)"
+)
 WARN_RE = re.compile(r"WARNING: CPU: (?P<cpu>\d+) PID: (?P<pid>\d+) at ")
 BY_TASK_RE = re.compile(r" by task (?P<comm>.+)/(?P<pid>\d+)\s*$")
 NMI_BT_RE = re.compile(r"NMI backtrace for cpu (?P<cpu>\d+)")
@@ -83,8 +90,25 @@ NMI_BT_RE = re.compile(r"NMI backtrace for cpu (?P<cpu>\d+)")
 TASK_LINE_RE = re.compile(r"^\s*task:(?P<comm>.+?)\s+state:(?P<state>\S)\b.*?\bpid:\s*(?P<pid>\d+)")
 
 
+# arm (32-bit) dump_backtrace_entry(): "[<80b10c70>] (memset) from [<8062eec8>] (f+0x1/0x2 [m])":
+# the frame is the caller, after "from" (the callee is the line before, or the PC)
+ARM_FRAME_RE = re.compile(
+    r"^\s*\[<[0-9a-f]+>\] \([\w.]+\) from \[<(?P<addr>[0-9a-f]+)>\] \(" + _SYM + _MOD + r"\)"
+)
+
+
 def parse_frame(text: str, context: str | None = None) -> Frame | None:
     """One ``Call Trace:`` line, or ``None`` when it is not a frame."""
+    a = ARM_FRAME_RE.match(text) if "from [<" in text else None
+    if a:
+        return Frame(
+            function=a.group("func"),
+            offset=int(a.group("off"), 16),
+            size=int(a.group("size"), 16) if a.group("size") else None,
+            module=a.group("mod"),
+            address=int(a.group("addr"), 16),
+            context=context,
+        )
     m = FRAME_RE.match(text)
     if not m:
         return None

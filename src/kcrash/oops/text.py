@@ -46,9 +46,26 @@ SNIFF_BYTES = 8192
 
 _BANNER_RE = re.compile(r"^Linux version (?P<release>\S+) (?P<rest>.*)$")
 _CMDLINE_RE = re.compile(r"^(?:Kernel )?[Cc]ommand line: (?P<cmd>.*)$")
-_HUNG_RE = re.compile(r"INFO: task .+:\d+ blocked for more than")
+_HUNG_RE = re.compile(r"INFO: task .+:\d+ (?:blocked (?:in I/O wait )?for more than|can't die)")
 _NMI_BT_RE = re.compile(r"NMI backtrace for cpu \d+")
 _TASK_D_RE = re.compile(r"^task:.+?\s+state:D\b")  # a D-state task of sysrq-w / -t
+
+
+# A second printk record glued to the end of the first (a message printed without its
+# newline, then the next record): "[ 76.470085] ... bytes[ 76.471107] BUG: unable to ..."
+_GLUED_RE = re.compile(r"(?<=\S)(?=\[\s*\d{1,10}\.\d{6}\](?:\[\s*[TC]\d{1,10}\])? \S)")
+_RECORD_START_RE = re.compile(r"^(?:<\d{1,3}>)?\[\s*\d{1,10}\.\d{1,9}\]")
+
+
+def _unglue(lines: Iterable[str]) -> Iterator[str]:
+    """Split timestamped console lines that hold two printk records."""
+    for raw in lines:
+        if raw[:1] in ("[", "<") and _RECORD_START_RE.match(raw) and "] " in raw[15:]:
+            parts = _GLUED_RE.split(raw)
+            if len(parts) > 1:
+                yield from (p if p.endswith("\n") else p + "\n" for p in parts)
+                continue
+        yield raw
 
 
 class NotKernelTextError(KcrashError):
@@ -222,7 +239,7 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     cmdline: str | None = None
     truncated_input: str | None = None
     try:
-        for raw in lines:
+        for raw in _unglue(lines):
             if raw.startswith(_TRUNCATED_MARK):
                 truncated_input = raw[len(_TRUNCATED_MARK) :]
                 break

@@ -16,7 +16,8 @@ from ..facts.model import CrashFacts, Frame, Stack
 from ..steps import Steps
 from .labels import labels
 
-SCHEMA_VERSION = "1.0"
+#: 1.1: ``verdict.crash_site`` (the function at RIP/pc) beside ``verdict.culprit``
+SCHEMA_VERSION = "1.1"
 
 
 def _frame(f: Frame) -> dict[str, Any]:
@@ -54,11 +55,16 @@ def _verdict(diag: Any, msgs: dict[str, Any]) -> dict[str, Any]:
             "proprietary": c.proprietary,
             "reason": msgs["culprit_reason"],
         }
+    s = getattr(diag, "crash_site", None)
+    site = None
+    if s is not None:
+        site = {"function": s.function, "module": s.module, "symbol": s.symbol, "source": s.source}
     return {
         "class": diag.class_id,
         "class_name": msgs["class_name"],
         "title": diag.title,
         "summary": msgs["meaning"],
+        "crash_site": site,
         "culprit": culprit,
         "cpu": diag.cpu,
         "pid": diag.pid,
@@ -148,6 +154,7 @@ def _no_verdict(facts: CrashFacts) -> dict[str, Any]:
             "class_name": "unknown",
             "title": facts.system.panic or "no crash report found",
             "summary": None,
+            "crash_site": None,
             "culprit": None,
         },
         "signature": {"scheme": "v1", "id": None, "title": None, "attributes": {}, "key": []},

@@ -24,6 +24,19 @@ def culprit_line(c: dict[str, Any] | None, lb: dict[str, str]) -> str:
     return s
 
 
+def crash_site_line(v: dict[str, Any], lb: dict[str, str]) -> str | None:
+    """``func [module]`` of the crash site, only when it is not the culprit's function."""
+    site, c = v.get("crash_site"), v.get("culprit")
+    if not site or not site.get("function"):
+        return None
+    if c and c.get("function") == site["function"] and c.get("module") == site.get("module"):
+        return None
+    s = site["function"] + f" [{site.get('module') or 'vmlinux'}]"
+    if site.get("source"):
+        s += f" — {site['source']}"
+    return s
+
+
 def frame_line(f: dict[str, Any]) -> str:
     name = f.get("function") or (f"{f['address']:#x}" if f.get("address") is not None else "?")
     if f.get("offset") is not None:

@@ -8,6 +8,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .common import (
     context_sections,
+    crash_site_line,
     culprit_line,
     frame_line,
     registers_lines,
@@ -30,6 +31,7 @@ def render(report: dict[str, Any]) -> str:
         r=report,
         lb=lb,
         culprit=culprit_line(report["verdict"].get("culprit"), lb),
+        crash_site=crash_site_line(report["verdict"], lb),
         registers=registers_lines(ev["registers"]) if ev.get("registers") else [],
         trace=[frame_line(f) for f in ev.get("call_trace", [])],
         system=system_rows(report.get("system") or {}),

@@ -6,6 +6,7 @@ from typing import Any
 
 from .common import (
     context_sections,
+    crash_site_line,
     culprit_line,
     frame_line,
     registers_lines,
@@ -26,6 +27,7 @@ def render(report: dict[str, Any]) -> str:
     out += [
         f"- **{lb['verdict']}:** `{v['class']}` — {v.get('summary') or ''}".rstrip(" —"),
         f"- **{lb['culprit']}:** {culprit_line(v.get('culprit'), lb)}",
+        *([f"- **{lb['crash_site']}:** {site}"] if (site := crash_site_line(v, lb)) else []),
         f"- **{lb['signature']}:** `{sig.get('id')}` ({sig.get('title')})",
         f"- **{lb['mode']}:** {lb.get('mode_' + report['input']['mode'], report['input']['mode'])}",
         "",

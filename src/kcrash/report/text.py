@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .common import (
     context_sections,
+    crash_site_line,
     culprit_line,
     frame_line,
     registers_lines,
@@ -39,6 +40,10 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
         head.append(v["summary"] + "\n")
     head.append(f"{lb['culprit']}: ", style="bold")
     head.append(culprit_line(v.get("culprit"), lb) + "\n", style="yellow")
+    site = crash_site_line(v, lb)
+    if site:
+        head.append(f"{lb['crash_site']}: ", style="bold")
+        head.append(site + "\n")
     head.append(f"{lb['signature']}: ", style="bold")
     head.append(f"{sig.get('id')}  {sig.get('title')}\n")
     mode = report["input"]["mode"]

@@ -14,21 +14,21 @@ import types
 from typing import TYPE_CHECKING, Any
 
 import drgn
-import drgn.commands._builtin  # registers "sh", which crash's "!cmd" runs
 from drgn.commands import (
     Command,
     CommandError,
     CommandNamespace,
     CommandNotFoundError,
-    _parse_py_command,
     argument,
     command,
     custom_command,
 )
-from drgn.commands._crash.common import _get_pager
 
+from .. import drgn_private
 from ..commands import registry
 from . import pymode
+
+drgn_private.builtin_commands  # noqa: B018  (importing it registers "sh", which "!cmd" runs)
 
 if TYPE_CHECKING:
     from .session import Session
@@ -45,7 +45,7 @@ class ShellNamespace(CommandNamespace):
         self, prog: drgn.Program, line: str, kwargs: dict[str, Any]
     ) -> tuple[str, str, Command[object], str | None]:
         name, tail, cmd, _ = super()._resolve(prog, line, kwargs)
-        return name, tail, cmd, None if name in PY_NAMES else _get_pager(prog)
+        return name, tail, cmd, None if name in PY_NAMES else drgn_private.get_pager(prog)
 
 
 SHELL_NAMESPACE = ShellNamespace(func_name_prefix="_shell_cmd_")
@@ -165,7 +165,7 @@ def _register_py(name: str) -> None:
         helper are defined; Ctrl-D or exit() returns to kcrash and the
         variables stay for the next visit.
         """,
-        parse=_parse_py_command,
+        parse=drgn_private.parse_py_command,
         namespace=SHELL_NAMESPACE,
     )
     def _py(

@@ -54,10 +54,10 @@ def default_namespace(prog: drgn.Program) -> dict[str, Any]:
 
 def current_task(prog: drgn.Program) -> drgn.Object | None:
     """The crash context task (``set PID`` changes it), or None on a bare program."""
-    from drgn.commands._crash.common import crash_get_context
+    from .. import drgn_private
 
     try:
-        return crash_get_context(prog)
+        return drgn_private.crash_get_context(prog)
     except Exception:
         return None
 
@@ -94,9 +94,9 @@ def run_code(ns: dict[str, Any], prog: drgn.Program, code_obj: types.CodeType) -
         except KeyboardInterrupt:
             print("KeyboardInterrupt", file=sys.stderr)
         except Exception as e:
-            from drgn.commands import _print_py_command_exception
+            from .. import drgn_private
 
-            _print_py_command_exception(e)
+            drgn_private.print_py_command_exception(e)
 
 
 def interact(ns: dict[str, Any], prog: drgn.Program, reader: LineReader, quiet: bool) -> None:

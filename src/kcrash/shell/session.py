@@ -228,11 +228,10 @@ def _fold_argparse_usage() -> None:
     Patches drgn 0.3.0's private parser class, in the shell's process only:
     one-shot ``kcrash bt …`` keeps argparse's usual two lines.
     """
-    import drgn.commands as dc
+    from .. import drgn_private
 
-    parser_class = getattr(dc, "_DrgnCommandArgumentParser", None)
-    if parser_class is not None:
-        parser_class.print_usage = lambda self, file=None: None  # type: ignore[method-assign]
+    parser_class = drgn_private.DrgnCommandArgumentParser
+    parser_class.print_usage = lambda self, file=None: None
 
 
 def _isatty(f: Any) -> bool:

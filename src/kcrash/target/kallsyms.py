@@ -128,10 +128,10 @@ def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
 def _decode(prog: Program, tables: dict[str, int], stext: int, uts: int) -> SymbolIndex | None:
     """drgn's decoder over candidate tables, kept only if ``init_uts_ns`` lands
     where VMCOREINFO says."""
-    from _drgn import _linux_helper_load_builtin_kallsyms
+    from .. import drgn_private
 
     try:
-        index = _linux_helper_load_builtin_kallsyms(
+        index = drgn_private.load_builtin_kallsyms(
             prog,
             tables["names"],
             tables["token_table"],
