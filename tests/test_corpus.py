@@ -83,7 +83,12 @@ def test_entry_schema(param: Any) -> None:
     )
     assert e["partial"] is (e["capture"] == "kdump")
     assert set(ORACLE_COMMANDS) <= set(e["oracle"])
-    assert set(e["expected"]) == {"class", "panic_substring", "culprit_function", "culprit_module"}
+    assert set(e["expected"]) == {
+        "class", "panic_substring", "culprit_function", "culprit_module", "crash_incomplete"
+    }  # fmt: skip
+    # Debian 13's kernel is read by the crash of its own release; 8.0.2 predates 6.12.
+    want = "crash 8.0.6 (Debian 13)" if e["kernel"] == "deb13" else "crash 8.0.2 (Debian 12)"
+    assert e["oracle_crash"] == want
     assert len(e["build_id"]) == 40
     assert Path(e["vmlinux"]).is_file()
     assert (Path(e["modules_debug_dir"]) / "kcrash_crash.ko").is_file()
@@ -152,7 +157,8 @@ def test_same_boot_same_reading() -> None:
         pytest.fail(str(exc))
     by_boot: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
-        by_boot.setdefault(e["boot"], []).append(e)
+        if not e["expected"]["crash_incomplete"]:  # crash stumbles on that one, by design
+            by_boot.setdefault(e["boot"], []).append(e)
     multi = {b: es for b, es in by_boot.items() if len(es) > 1}
     assert multi, "no boot has several formats"
     for boot, es in multi.items():

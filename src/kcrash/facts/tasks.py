@@ -67,8 +67,13 @@ def all_tasks(prog: drgn.Program) -> list[drgn.Object]:
     return idle + list(for_each_task(prog))
 
 
-def task_rows(prog: drgn.Program) -> list[TaskInfo]:
-    """Every task including each CPU's idle task, sorted like crash (pid, then cpu)."""
+def task_rows(prog: drgn.Program, unreadable: list[int] | None = None) -> list[TaskInfo]:
+    """Every task including each CPU's idle task, sorted like crash (pid, then cpu).
+
+    A task whose ``task_struct`` lies partly in a page the dump left out (a makedumpfile
+    older than the kernel excludes pages the kernel still uses) is left out of the rows and
+    its address appended to `unreadable`, so the caller can say so; one such task does not
+    cost the whole table."""
     try:
         total = totalram_pages(prog)
     except Exception:
@@ -76,29 +81,36 @@ def task_rows(prog: drgn.Program) -> list[TaskInfo]:
     page_size = prog["PAGE_SIZE"].value_()
     rows = []
     for task in all_tasks(prog):
-        comm = task.comm.string_().decode("utf-8", "replace")
-        kthread = is_kthread(task)
         try:
-            rss = 0 if kthread else task_rss(task).total
-            vsz = 0 if kthread else task_vsize(task) // 1024
-        except Exception:
-            rss, vsz = 0, 0
-        rows.append(
-            TaskInfo(
-                pid=task.pid.value_(),
-                ppid=task.parent.pid.value_(),
-                cpu=task_cpu(task),
-                task=task.value_(),
-                state=crash_state(task),
-                comm=f"[{comm}]" if kthread else comm,
-                active=task_on_cpu(task),
-                mem_percent=(100.0 * rss / total) if total else 0.0,
-                vsz_kb=vsz,
-                rss_kb=rss * page_size // 1024,
-            )
-        )
+            rows.append(_task_row(task, total, page_size))
+        except drgn.FaultError:
+            if unreadable is not None:
+                unreadable.append(task.value_())
     rows.sort(key=lambda r: (r.pid, r.cpu))
     return rows
+
+
+def _task_row(task: drgn.Object, total: int, page_size: int) -> TaskInfo:
+    """One ``ps`` row; raises drgn.FaultError when the task cannot be read."""
+    comm = task.comm.string_().decode("utf-8", "replace")
+    kthread = is_kthread(task)
+    try:
+        rss = 0 if kthread else task_rss(task).total
+        vsz = 0 if kthread else task_vsize(task) // 1024
+    except Exception:
+        rss, vsz = 0, 0
+    return TaskInfo(
+        pid=task.pid.value_(),
+        ppid=task.parent.pid.value_(),
+        cpu=task_cpu(task),
+        task=task.value_(),
+        state=crash_state(task),
+        comm=f"[{comm}]" if kthread else comm,
+        active=task_on_cpu(task),
+        mem_percent=(100.0 * rss / total) if total else 0.0,
+        vsz_kb=vsz,
+        rss_kb=rss * page_size // 1024,
+    )
 
 
 def format_ps(rows: list[TaskInfo]) -> str:
