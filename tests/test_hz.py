@@ -9,6 +9,7 @@ corpus tests check every method, alone and without debuginfo, against crash's UP
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,7 +101,8 @@ def test_every_method_gives_crash_uptime_without_debuginfo(
         target = open_target(e["path"], None, no_debuginfo=True)
         prog = target.prog
         log = target_log(target)
-        crash_uptime = parse_sys(open(e["oracle"]["sys"], errors="replace").read())["UPTIME"]
+        sys_text = Path(e["oracle"]["sys"]).read_text(errors="replace")
+        crash_uptime = parse_sys(sys_text)["UPTIME"]
         hz, source = kernel_hz_and_source(prog, log)
         assert (hz, source) == (250, "tick_nsec"), (hz, source)
         stamps = [ln.timestamp for ln in log if ln.timestamp]
