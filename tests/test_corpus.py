@@ -82,7 +82,10 @@ def test_entry_schema(param: Any) -> None:
         fmt["capture"],
     )
     assert e["partial"] is (e["capture"] == "kdump")
-    assert set(ORACLE_COMMANDS) <= set(e["oracle"])
+    if e["expected"].get("crash_incomplete"):
+        assert "page-excluded" in e["oracle"]  # crash's complaints, not an oracle
+    else:
+        assert set(ORACLE_COMMANDS) <= set(e["oracle"])
     assert set(e["expected"]) == {
         "class", "panic_substring", "culprit_function", "culprit_module", "crash_incomplete"
     }  # fmt: skip
@@ -108,8 +111,9 @@ def test_dump_present_and_unchanged(param: Any) -> None:
 @pytest.mark.parametrize("param", ENTRIES)
 def test_crash_log_has_panic_message(param: Any) -> None:
     e = _entry(param)
-    log = Path(e["oracle"]["log"]).read_text(errors="replace")
-    assert e["expected"]["panic_substring"] in log
+    if not e["expected"].get("crash_incomplete"):  # crash may stop early on that one
+        log = Path(e["oracle"]["log"]).read_text(errors="replace")
+        assert e["expected"]["panic_substring"] in log
     console = Path(e["console"]).read_text(errors="replace")
     assert e["expected"]["panic_substring"] in console
     if e["dmesg"]:
@@ -120,6 +124,10 @@ def test_crash_log_has_panic_message(param: Any) -> None:
 @pytest.mark.parametrize("param", ENTRIES)
 def test_crash_bt_not_empty(param: Any) -> None:
     e = _entry(param)
+    if e["expected"].get("crash_incomplete"):
+        excluded = Path(e["oracle"]["page-excluded"]).read_text(errors="replace")
+        assert "page excluded" in excluded, excluded
+        return
     bt = Path(e["oracle"]["bt"]).read_text(errors="replace")
     assert "PID:" in bt and " #0 " in bt, bt[:500]
     sys_out = Path(e["oracle"]["sys"]).read_text(errors="replace")
@@ -157,7 +165,7 @@ def test_same_boot_same_reading() -> None:
         pytest.fail(str(exc))
     by_boot: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
-        if not e["expected"]["crash_incomplete"]:  # crash stumbles on that one, by design
+        if not e["expected"].get("crash_incomplete"):  # crash stumbles on that one, by design
             by_boot.setdefault(e["boot"], []).append(e)
     multi = {b: es for b, es in by_boot.items() if len(es) > 1}
     assert multi, "no boot has several formats"

@@ -75,9 +75,18 @@ def record_incomplete(
     longer test anything."""
     step = f"oracle {entry_id} (crash expected to stumble)"
     progress(step, "crash " + "; ".join(ORACLE_COMMANDS.values()))
-    oracle = run_crash(crash, vmlinux, vmcore, out_dir, ORACLE_COMMANDS, step)
+    try:
+        oracle = run_crash(crash, vmlinux, vmcore, out_dir, ORACLE_COMMANDS, step)
+    except BuildError:  # crash gave up before some command: keep what it wrote
+        oracle = {
+            key: str(out_dir / oracle_file_name(key))
+            for key in ORACLE_COMMANDS
+            if (out_dir / oracle_file_name(key)).exists()
+        }
     said = "".join(
-        (out_dir / f).read_text(errors="replace") for f in ("crash.stdout", "crash.stderr")
+        (out_dir / f).read_text(errors="replace")
+        for f in ("crash.stdout", "crash.stderr")
+        if (out_dir / f).exists()
     )
     excluded = [line for line in said.splitlines() if "page excluded" in line]
     if not excluded:
