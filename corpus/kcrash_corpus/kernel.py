@@ -163,7 +163,7 @@ class KernelBuilder:
         for n in pinned:
             if n != image and k.version not in self.apt.versions(n):
                 raise BuildError(self.step, f"{n} {k.version} is not served by Debian's mirror")
-        userland = {n: self.apt.version(n) for n in USERLAND_PACKAGES} if k.userland else {}
+        userland = self.apt.candidates(list(USERLAND_PACKAGES)) if k.userland else {}
         return k.release, {
             **pinned,
             **{n: self.apt.version(n) for n in ("base-files", "kdump-tools")},
