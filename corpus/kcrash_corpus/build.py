@@ -192,14 +192,9 @@ class Builder:
             assert self.trixie is not None
             if FORMATS[fmt].get("crash_incomplete"):
                 return record_incomplete(self.trixie.crash, state.vmlinux, dump, tmp, entry_id)
-            oracle = run_crash(
-                self.trixie.crash,
-                state.vmlinux,
-                dump,
-                tmp,
-                ORACLE_COMMANDS,
-                f"oracle {entry_id} (crash 8.0.6)",
-            )
+            step = f"oracle {entry_id} (crash 8.0.6)"
+            progress(step, "crash " + "; ".join(ORACLE_COMMANDS.values()))
+            oracle = run_crash(self.trixie.crash, state.vmlinux, dump, tmp, ORACLE_COMMANDS, step)
             # The same crash 8.0.6 session: its ps is the "ps-trixie" the tests compare with.
             oracle["ps-trixie"] = oracle["ps"]
             return oracle
