@@ -45,6 +45,12 @@ How each class picks (``Rule.culprit`` in :mod:`kcrash.diagnosis.rules`):
 Whatever the class, when a crash happens inside a core helper called from a
 module (a driver, a filesystem), the helper is the crash site and the
 module's frame the culprit: the helper is infrastructure in these tables.
+A RIP inside a retpoline thunk (a call through a corrupt function pointer)
+blames the caller; a crash in interrupt context is blamed within the
+interrupt's frames first; a stack that is infrastructure all the way down is
+blamed on its first frame that is not reporting or exception plumbing rather
+than on nothing.  Hung tasks waiting for ``rtnl_lock``, an RCU grace period or
+``netdev_run_todo`` name that wait (``HUNG_ANCHORS``).
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"show_stack\w*",
             r"show_trace_log_lvl",
             r"dump_backtrace\w*",
+            r"unwind_backtrace",
             r"walk_stackframe",
             r"arch_stack_walk",
             r"stack_trace_save\w*",
@@ -91,8 +98,15 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"hex_dump_to_buffer",
         ),
         *_rows(
+            "linker section markers an unwinder resolved a bad address to: not functions",
+            r"_stext",
+            r"_etext",
+            r"__(?:rela_dyn|bss|init|data|sched_text|irqentry_text|entry_text|kprobes_text|"
+            r"per_cpu)_(?:start|end)",
+        ),
+        *_rows(
             "panic and die: what the kernel does after deciding to stop",
-            r"(?:v|nmi_)?panic",
+            r"(?:__)?(?:v|nmi_)?panic(?:_saved_regs|_smp_self_stop)?",
             r"__die\w*",
             r"die(?:_addr|_kernel_fault)?",
             r"oops_(?:begin|end|exit|enter)",
@@ -438,6 +452,8 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"consume_skb",
             r"skb_release_\w+",
             r"pcpu_alloc",
+            r"put_cpu_partial",
+            r"unfreeze_partials\w*",
             r"(?:__)?memcg_slab_\w+",
             r"\w*slab_(?:post|pre)_alloc_hook",
             r"(?:__)?memcg_kmem_\w+",
@@ -559,7 +575,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
         *_rows(
             "kobject, sysfs, kernfs and device-model core: register/unregister on behalf of"
             " the driver that called them",
-            r"kobject_\w+",
+            r"(?:__)?kobject_\w+",
             r"add_uevent_var",
             r"get_device_parent",
             r"device_(?:add|del|register|unregister|destroy|release|remove_file|create_file|"
@@ -576,6 +592,10 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"driver_(?:register|unregister|attach|detach)\w*",
             r"bus_(?:add|remove|probe)_\w+",
             r"really_probe",
+            r"driver_bound",
+            r"bus_for_each_(?:drv|dev)",
+            r"bus_probe_device",
+            r"device_initial_probe",
             r"(?:__)?driver_probe_device",
             r"driver_probe_device",
             r"(?:__)?device_attach\w*",
@@ -605,6 +625,16 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"usb_(?:control|bulk|interrupt)_msg\w*",
             r"usb_start_wait_urb",
             r"usb_hcd_submit_urb",
+        ),
+        *_rows(
+            "USB core enumeration: it probes the driver, whose code runs above it",
+            r"usb_new_device",
+            r"hub_event",
+            r"hub_port_connect\w*",
+            r"usb_set_configuration",
+            r"usb_probe_(?:interface|device)",
+            r"usb_generic_driver_probe",
+            r"generic_probe",
         ),
         *_rows(
             "network-device core: (un)registers on behalf of the driver",
@@ -659,7 +689,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"dev_vprintk\w*",
             r"vprintk_\w+",
             r"printk_\w+",
-            r"console_\w+",
+            r"console_(?:unlock|lock|trylock|flush\w*|emit\w*|conditional_schedule|callback)",
             r"call_console_\w+",
             r"dev_(?:printk|emerg|alert|crit|err|warn|notice|info|dbg)\w*",
             r"_dev_(?:emerg|alert|crit|err|warn|notice|info)\w*",
@@ -704,6 +734,12 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"smp_call_function\w*",
             r"on_each_cpu\w*",
             r"stop_(?:one_cpu|machine)\w*",
+        ),
+        *_rows(
+            "busy-wait delays (udelay/mdelay/ndelay): the caller chose to spin there",
+            r"delay_(?:tsc|loop|halt\w*)",
+            r"__(?:const_)?[umn]?delay",
+            r"cpu_relax",
         ),
     ),
     "reclaim": (
@@ -751,6 +787,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"ret_from_intr",
             r"common_interrupt",
             r"irq_exit\w*",
+            r"(?:entering|exiting)_irq",
             r"__irq_exit\w*",
             r"__do_softirq",
             r"do_softirq\w*",
@@ -770,6 +807,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"handle_irq_event\w*",
             r"generic_handle_\w+",
             r"gic_handle_irq",
+            r"(?:__)?handle_domain_irq",
+            r"handle_percpu_devid_irq",
+            r"__irq_(?:svc|usr)",
             r"el1_irq",
             r"el1h_64_irq\w*",
             r"call_on_irq_stack",
@@ -789,7 +829,6 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"start_secondary",
             r"secondary_startup_64\w*",
             r"rest_init",
-            r"start_kernel",
             r"x86_64_start_\w+",
         ),
         *_rows(
@@ -891,6 +930,9 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"(?:__)?page_pool_\w+",
         r"skb_release_\w+",
         r"\w*skb\w*_(?:drop|free)\w*",
+        r"(?:__)?folio_add_lru\w*",
+        r"(?:__)?netif_receive_skb\w*",
+        r"xdp_return_\w+",
         r"__mmput",
         r"mmput",
     ),
@@ -958,6 +1000,8 @@ SLEEPING: tuple[Skip, ...] = (
         r"(?:__)?filemap_fdatawait\w*",
         r"filemap_write_and_wait\w*",
         r"do_read_cache_\w+",
+        r"tty_ldisc_lock\w*",
+        r"tty_ldisc_ref_wait",
         r"(?:__)?filemap_get_folio\w*",
         r"io_schedule\w*",
         r"\w*wait_for_\w+",
@@ -974,6 +1018,11 @@ HUNG_ANCHORS: tuple[Skip, ...] = (
     Skip(
         r"synchronize_(?:rcu|srcu|sched|net)\w*",
         "waits for an RCU grace period: a CPU that does not pass a quiescent state stalls it",
+    ),
+    Skip(
+        r"netdev_run_todo|netdev_wait_allrefs\w*",
+        "waits for every reference to a network device to be dropped: a leaked dev_hold()"
+        " elsewhere keeps it",
     ),
 )
 
@@ -1094,6 +1143,8 @@ _HARD = _compile(
     ]
     + [r"__x86_indirect_thunk_\w+", r"__x86_return_thunk"]
 )
+_LOCKING = _compile([r.pattern for r in INFRASTRUCTURE["locking"]])
+_THUNK = re.compile(r"^__x86_indirect_thunk_\w+$|^__x86_indirect_call_thunk_\w+$")
 _CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in CLASS_SKIPS.items()}
 _SLEEPING = _compile(_patterns(SLEEPING))
 _HUNG_ANCHORS = _compile(_patterns(HUNG_ANCHORS))
@@ -1174,6 +1225,7 @@ def crash_site(
     trace: list[Frame],
     header_symbol: str | None = None,
     prefer_header: bool = False,
+    interrupted: bool = False,
 ) -> tuple[Frame | None, list[Frame]]:
     """The crash site and the frames from it outward (callers), innermost first.
 
@@ -1189,6 +1241,9 @@ def crash_site(
 
     ``prefer_header``: sanitizers name the access site in their header; a RIP in
     the same block belongs to another report (a GPF that followed).
+    ``interrupted``: lockups and stalls: a register dump after an interrupt entry
+    is the code the watchdog interrupted, the site (for other classes it is only
+    what an interrupt happened to find running).
     """
     frames = _reliable(trace)
     if prefer_header and header_symbol:
@@ -1198,11 +1253,22 @@ def crash_site(
             for i, f in enumerate(trace):
                 if f.function and base_name(f.function) == want:
                     return f, _reliable(trace[i + 1 :])
+            # not in the stack: inlined into the RIP's function (memcmp in find_uprobe)
+            return hf, ([rip] if rip is not None and rip.function else []) + frames
     if rip is not None and rip.function is not None:
         return rip, frames
     for i, f in enumerate(trace):
-        if f.regs is not None and f.function:
-            return f, _reliable(trace[i + 1 :])
+        if f.regs is not None and f.function and i > 0:
+            before = next((g for g in reversed(trace[:i]) if g.reliable and g.function), None)
+            # an exception frame (after invalid_op, asm_exc_*): the report's own RIP; after
+            # an interrupt entry it is only the code the interrupt found running
+            if interrupted or (
+                before is not None
+                and before.function is not None
+                and _HARD is not None
+                and _HARD.match(base_name(before.function))
+            ):
+                return f, _reliable(trace[i + 1 :])
     if header_symbol:
         hf = parse_frame(header_symbol)
         if hf is not None and hf.function:
@@ -1237,8 +1303,6 @@ def _anchor(
     cands: list[Frame], site: Frame | None, extra: re.Pattern[str] | None, class_id: str | None
 ) -> Pick | None:
     site_ctx = site.context if site is not None else None
-    if site_ctx is None and len(cands) > 1 and cands[0] is site:
-        site_ctx = cands[1].context  # a RIP whose callers are on the IRQ stack ran there too
     if site_ctx not in _INTERRUPT_CONTEXTS:
         kept = [f for f in cands if f.context not in _INTERRUPT_CONTEXTS]
         cands = kept or cands
@@ -1263,9 +1327,13 @@ def _anchor(
             f = cands[i]
             if not is_skipped(f.function, extra, class_id=class_id):
                 return Pick(f, i, "above_anchor")
-        if first_anchor > 0:
-            return Pick(cands[first_anchor - 1], first_anchor - 1, "above_anchor")
-        return None
+        # everything inside the loop is infrastructure: the first caller that is not
+        outer = [
+            f
+            for f in cands[first_anchor:]
+            if not (f.function and _ANCHORS is not None and _ANCHORS.match(base_name(f.function)))
+        ]
+        return _first(outer, site, extra, class_id, "first_non_skipped")
     return _first(cands, site, extra, class_id, "first_non_skipped")
 
 
@@ -1273,9 +1341,27 @@ def _sleeping(
     cands: list[Frame], site: Frame | None, extra: re.Pattern[str] | None, class_id: str | None
 ) -> Pick | None:
     for i, f in enumerate(cands):
-        if f.function and _HUNG_ANCHORS is not None and _HUNG_ANCHORS.match(base_name(f.function)):
+        if (
+            class_id == "hung-task"
+            and f.function
+            and _HUNG_ANCHORS is not None
+            and _HUNG_ANCHORS.match(base_name(f.function))
+        ):
             return Pick(f, i, "waits_for")
         if not is_skipped(f.function, extra, True, class_id):
+            return Pick(f, i, "first_non_sleeping")
+    # only sleeping and entry frames (a task that scheduled on its way back to user
+    # space): the first frame that is neither reporting nor scheduling
+    for i, f in enumerate(cands):
+        name = base_name(f.function) if f.function else None
+        if (
+            name
+            and _HARD is not None
+            and not _HARD.match(name)
+            and not (_SLEEPING is not None and _SLEEPING.match(name))
+            and not any(re.fullmatch(r.pattern, name) for r in INFRASTRUCTURE["scheduler"])
+            and not (class_id in _CLASS_SKIP and _CLASS_SKIP[class_id].match(name))
+        ):
             return Pick(f, i, "first_non_sleeping")
     return None
 
@@ -1298,7 +1384,13 @@ def blame(
     tried first by the ``lock`` strategy.
     """
     extra = _compile(extra_skip)
-    site, frames = crash_site(rip, trace, header_symbol, prefer_header=strategy == "access")
+    site, frames = crash_site(
+        rip,
+        trace,
+        header_symbol,
+        prefer_header=strategy == "access",
+        interrupted=strategy in ("anchor", "overflow"),
+    )
     if strategy == "message" and message_symbol:
         fr = parse_frame(message_symbol)
         if fr is not None and fr.function:
@@ -1311,30 +1403,62 @@ def blame(
             if not is_skipped(f.function, extra, class_id=class_id):
                 return Blame(site, Pick(f, i, "lock_site"))
     if strategy == "anchor":
-        return Blame(site, _anchor(cands, site, extra, class_id))
+        return _with_site(Blame(site, _anchor(cands, site, extra, class_id)), cands)
     if strategy == "sleeping":
-        return Blame(site, _sleeping(cands, site, extra, class_id))
+        return _with_site(Blame(site, _sleeping(cands, site, extra, class_id)), cands)
     reason = "access_site" if strategy == "access" else "first_non_skipped"
+    if (
+        site is not None
+        and site.function
+        and _THUNK.match(base_name(site.function))
+        and len(cands) > 1
+        and cands[1].function
+    ):
+        # RIP in a retpoline thunk: a call through a corrupt function pointer; the
+        # function that made the call is the only code the report can name
+        return _with_site(Blame(site, Pick(cands[1], 1, "indirect_call")), cands)
+    if len(cands) > 1 and cands[0] is site and cands[1].context in ("irq", "softirq", "nmi"):
+        # the site ran in interrupt context: blame within the interrupt's own frames
+        # before crossing into the task the interrupt happened to find running
+        irq = [cands[0]] + [
+            f for f in cands[1:] if f.context in ("irq", "softirq", "nmi", "exception")
+        ]
+        pick = _first(irq, site, extra, class_id, reason)
+        if pick is not None:
+            return _with_site(Blame(site, pick), cands)
     pick = _first(cands, site, extra, class_id, reason)
     if pick is None:
         # every frame is infrastructure (a bad function pointer called from a timer
         # dispatcher, a fault in the idle loop): blame the first frame that is not
         # pure reporting or exception plumbing rather than nothing
+        cls = _CLASS_SKIP.get(class_id or "")
         for i, f in enumerate(cands):
-            if f.function and _HARD is not None and not _HARD.match(base_name(f.function)):
+            name = base_name(f.function) if f.function else None
+            if (
+                name
+                and _HARD is not None
+                and not _HARD.match(name)
+                and not (_LOCKING is not None and _LOCKING.match(name))
+                and not (cls is not None and cls.match(name))
+            ):
                 pick = Pick(f, i, "rip" if f is site else "first_non_skipped")
                 break
     if pick is not None and strategy == "access" and pick.frame is site:
         pick.reason = "access_site"
-    return Blame(site, pick)
+    return _with_site(Blame(site, pick), cands)
 
 
-def pick_culprit(
-    strategy: str,
-    rip: Frame | None,
-    trace: list[Frame],
-    extra_skip: tuple[str, ...] = (),
-    message_symbol: str | None = None,
-) -> Pick | None:
-    """The culprit alone (kept for callers that do not need the crash site)."""
-    return blame(strategy, rip, trace, extra_skip=extra_skip, message_symbol=message_symbol).culprit
+def _with_site(b: Blame, cands: list[Frame]) -> Blame:
+    """No RIP, exception frame or header function (a panic() or a hung task's stack):
+    the crash site is the innermost frame that is not reporting or exception plumbing,
+    i.e. the function that called panic()/BUG() or that was sleeping."""
+    if b.site is None:
+        b.site = next(
+            (
+                f
+                for f in cands
+                if f.function and _HARD is not None and not _HARD.match(base_name(f.function))
+            ),
+            None,
+        )
+    return b

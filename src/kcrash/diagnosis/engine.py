@@ -14,7 +14,7 @@ from typing import Any
 
 from kcrash.diagnosis import decode
 from kcrash.diagnosis.classify import Classified, classify_events, select
-from kcrash.diagnosis.culprit import Pick, base_name, blame
+from kcrash.diagnosis.culprit import Pick, base_name, blame, skip_reason
 from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
@@ -164,8 +164,12 @@ def _build(
     qualifier = groups.get(rule.qualifier) if rule is not None and rule.qualifier else None
 
     rip, trace = _stack_for(c, chain, facts, primary)
+    strategy = rule.culprit if rule is not None else "first"
+    last_fn = _last_function(ev)
+    if last_fn is not None:
+        strategy, groups["sym"] = "message", last_fn
     b = blame(
-        rule.culprit if rule is not None else "first",
+        strategy,
         rip,
         trace,
         class_id=class_id,
@@ -195,6 +199,20 @@ def _build(
     params = _params(ev, groups, culprit, evidence, qualifier)
     explanation = [Message(rule.explanation_id if rule else "rule.unknown.explanation", params)]
     explanation.extend(_evidence_explanations(evidence, params))
+    if (
+        site is not None
+        and culprit is not None
+        and site.function
+        and culprit.function
+        and (site.function, site.module) != (culprit.function, culprit.module)
+    ):
+        why = skip_reason(site.function, class_id)
+        explanation.append(
+            Message(
+                "explain.crash_site" if why else "explain.crash_site_other",
+                params | {"site": site.function, "site_module": site.module, "why": why or ""},
+            )
+        )
     step_ids = rule.next_step_ids if rule is not None else ("rule.unknown.next.1",)
     next_steps = [Message(i, params) for i in step_ids]
     next_steps.extend(_extra_steps(class_id, culprit, evidence, params))
@@ -296,6 +314,21 @@ def _lock_sites(ev: OopsEvent) -> list[Frame]:
             if fr is not None and fr.function:
                 out.append(fr)
     return out
+
+
+# kernel/workqueue.c process_one_work(): "BUG: workqueue leaked lock or atomic: ..." then
+# "    last function: f": the work function that leaked, named by the report itself
+_LAST_FUNCTION_RE = re.compile(r"^\s*last function: (?P<f>[A-Za-z_][\w.]*)")
+
+
+def _last_function(ev: OopsEvent) -> str | None:
+    if "workqueue leaked lock" not in ev.header:
+        return None
+    for ln in ev.lines[1:6]:
+        m = _LAST_FUNCTION_RE.match(ln)
+        if m:
+            return m.group("f") + "+0x0"
+    return None
 
 
 def _module_taints(name: str, ev: OopsEvent, modules: list[ModuleInfo]) -> str:

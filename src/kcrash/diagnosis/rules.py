@@ -294,6 +294,17 @@ _ROWS: tuple[Rule, ...] = (
         severity="warning",
     ),
     Rule(
+        "netdev-leak",
+        # net/core/dev.c netdev_wait_allrefs(): printed every 10 s while unregistering waits
+        (
+            r"unregister_netdevice: waiting for (?P<q>\S+) to become free\. "
+            r"Usage count = (?P<count>-?\d+)",
+        ),
+        qualifier="q",
+        severity="warning",
+        folds=("netdev-leak",),
+    ),
+    Rule(
         "vfs-refcount",
         (
             # fs/super.c generic_shutdown_super(): inodes still referenced after umount

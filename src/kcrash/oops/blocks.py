@@ -81,6 +81,8 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("start", re.compile(r"^\s*\[ (?:INFO|BUG): ")),
     ("start", re.compile(r"^\s*INFO: suspicious RCU usage")),
     ("start", re.compile(r"^\s*VFS: (?:Busy inodes after unmount|Close: file count is 0)")),
+    # printed every 10 s by another task: an "aside" that never cuts a stack dump in two
+    ("aside", re.compile(r"^\s*unregister_netdevice: waiting for \S+ to become free")),
     ("start", re.compile(r"^\s*INFO: (?:Freed|Allocated) in \S+ age=")),  # slub_debug track
     ("start", re.compile(r"^\s*Unable to handle kernel access to user memory|^\s*Oops \[#\d+\]")),
     ("start", re.compile(r"^\s*(?:Bad mode in |Internal error: )")),
@@ -127,7 +129,7 @@ _HINT_RE = re.compile(
     r"BUG|WARNING|INFO:|Oops|panic|corruption|PANIC|Unable|\[#\d|oom|[Oo]ut of memory|"
     r"sysrq|SysRq|UBSAN|NMI|Hardware Error|[Mm]achine [Cc]heck|Attempted to kill|VFS: Unable|"
     r"stack-protector|locking|Bad mode|Internal error|LOCKUP|NX-protected|SMEP|double fault|"
-    r"task:|unreferenced object|VFS: "
+    r"task:|unreferenced object|VFS: |unregister_netdevice"
 )
 
 
@@ -190,6 +192,10 @@ class BlockScanner:
         kind = start_kind(text)
         key = caller
         block = self._open.get(key)
+        if kind == "aside":
+            if block is not None and block.in_trace:
+                return
+            kind = "start"
         if block is None and caller is not None and kind is None:
             # continuation lines printed by the CPU whose caller id a block did not
             # record (interrupt context switches T<pid> to C<cpu>) go nowhere.

@@ -150,6 +150,13 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
             fr = L.parse_frame(s, context)
             if fr is not None:
                 nested = None
+                if not ev.call_trace and "from [<" in s:
+                    # arm: the first line's callee is the PC's function, or (PC 0x0, a
+                    # call through a NULL pointer) the function that made the call
+                    a = L.ARM_FRAME_RE.match(s)
+                    pc_fn = ev.rip.function if ev.rip is not None else None
+                    if a and a.group("callee") != pc_fn:
+                        ev.call_trace.append(Frame(function=a.group("callee"), context=context))
                 ev.call_trace.append(fr)
             continue
         if section == "summary":

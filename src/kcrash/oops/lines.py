@@ -93,7 +93,10 @@ TASK_LINE_RE = re.compile(r"^\s*task:(?P<comm>.+?)\s+state:(?P<state>\S)\b.*?\bp
 # arm (32-bit) dump_backtrace_entry(): "[<80b10c70>] (memset) from [<8062eec8>] (f+0x1/0x2 [m])":
 # the frame is the caller, after "from" (the callee is the line before, or the PC)
 ARM_FRAME_RE = re.compile(
-    r"^\s*\[<[0-9a-f]+>\] \([\w.]+\) from \[<(?P<addr>[0-9a-f]+)>\] \(" + _SYM + _MOD + r"\)"
+    r"^\s*\[<[0-9a-f]+>\] \((?P<callee>[\w.]+)\) from \[<(?P<addr>[0-9a-f]+)>\] \("
+    + _SYM
+    + _MOD
+    + r"\)"
 )
 
 
