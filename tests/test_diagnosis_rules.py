@@ -180,7 +180,7 @@ SAMPLES = {
         "stack guard page: 0000 [#1] PREEMPT SMP NOPTI\n"
         "CPU: 0 PID: 9 Comm: sh Not tainted 6.1.0 #1\n"
         "RIP: 0010:recurse+0x10/0x20 [deep]\n",
-        "double-fault",
+        "stack-overflow",
         "recurse",
     ),
     "oom kill only": (
@@ -313,6 +313,8 @@ def test_table_and_catalogues_are_complete() -> None:
         "invalid-opcode",
         "divide-error",
         "double-fault",
+        "stack-overflow",
+        "memory-leak",
         "stack-protector",
         "soft-lockup",
         "hard-lockup",
@@ -535,5 +537,5 @@ def test_stack_overflow_by_recursion() -> None:
         + "Kernel panic - not syncing: TASK stack guard hit\n"
     )
     d = _diag(text)[0]
-    assert d.title == "double-fault in recurse [deep]"
+    assert d.title == "stack-overflow in recurse [deep]"
     assert any(m.id == "evidence.recursion" and m.params["count"] == 6 for m in d.evidence.messages)

@@ -316,6 +316,9 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"native_queued_spin_lock_slowpath",
             r"__pv_queued_spin_lock_slowpath",
             r"queued_\w+_slowpath",
+            # paravirt unlock slow path (4.x-6.x KVM guests); its "__raw_callee_save_"
+            # thunk is matched by __raw_\w+ below
+            r"__pv_queued_spin_unlock\w*",
             r"_raw_(?:read|write)_\w+",
             r"do_raw_(?:read|write)_\w+",
             r"(?:read|write)_(?:lock|unlock|trylock)\w*",
@@ -1145,6 +1148,8 @@ _HARD = _compile(
 )
 _LOCKING = _compile([r.pattern for r in INFRASTRUCTURE["locking"]])
 _THUNK = re.compile(r"^__x86_indirect_thunk_\w+$|^__x86_indirect_call_thunk_\w+$")
+# a stack overflow (its own class since issue 13) is reported by the same handlers
+CLASS_SKIPS["stack-overflow"] = CLASS_SKIPS["double-fault"]
 _CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in CLASS_SKIPS.items()}
 _SLEEPING = _compile(_patterns(SLEEPING))
 _HUNG_ANCHORS = _compile(_patterns(HUNG_ANCHORS))
@@ -1193,6 +1198,8 @@ def is_skipped(
     if function is None:
         return True
     name = base_name(function)
+    if not name:  # a bare local label (".slowpath" of a paravirt thunk), not a function
+        return True
     if _SKIP_ALL is not None and _SKIP_ALL.match(name):
         return True
     cls = _CLASS_SKIP.get(class_id or "")

@@ -411,3 +411,125 @@ def effective_address(decode: CodeDecode | None, regs: dict[str, int]) -> int | 
         total += val * mult
     total += decode.mem_disp or 0
     return total & ((1 << 64) - 1)
+
+
+# --- hardware error records (APEI/GHES CPER, x86 MCE) --------------------------
+#
+# drivers/firmware/efi/cper.c prints a memory error section as
+#   "{1}[Hardware Error]:   physical_address: 0x00000046fe735000"
+#   "{1}[Hardware Error]:   node: 2 card: 0 module: 0 rank: 0 bank: 1 device: 0 row: ..."
+#   "{1}[Hardware Error]:   DIMM location: CPU 1 DIMM 4"
+# and drivers/acpi/apei/ghes.c heads it with "event severity: fatal" and
+# "section_type: memory error" / "PCIe error"; arch/x86/kernel/cpu/mce/core.c
+# prints "Machine Check Exception: 5 Bank 4: b200000000070f0f" and
+# "[Hardware Error]: ... ADDR 17fe30000".  Table: (field, regex on one line).
+_HW_FIELDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("severity", re.compile(r"\[Hardware Error\]: event severity: (\w+)")),
+    ("section", re.compile(r"\[Hardware Error\]:\s+section_type: (.+?)\s*$")),
+    ("address", re.compile(r"\[Hardware Error\]:\s+physical_address: (0x[0-9a-f]+)")),
+    ("location", re.compile(r"\[Hardware Error\]:\s+(node: ?\d+.*?)\s*$")),
+    ("dimm", re.compile(r"\[Hardware Error\]:\s+DIMM location: (.+?)\s*$")),
+    ("fru", re.compile(r"\[Hardware Error\]:\s+fru_text: (.+?)\s*$")),
+    ("device", re.compile(r"\[Hardware Error\]:\s+device_id: ([0-9a-f:.]+)")),
+    ("ids", re.compile(r"\[Hardware Error\]:\s+vendor_id: (0x[0-9a-f]+, device_id: 0x[0-9a-f]+)")),
+    ("mce", re.compile(r"(Machine Check Exception: .+?|CPU \d+: Machine Check: .+?)\s*$")),
+    ("mce_addr", re.compile(r"\[Hardware Error\]: .*\bADDR ([0-9a-f]+)")),
+)
+
+
+def decode_hardware_error(lines: list[str]) -> list[Fact]:
+    """What an APEI/GHES or MCE record says failed, and where (the first record)."""
+    got: dict[str, str] = {}
+    for ln in lines:
+        for key, rx in _HW_FIELDS:
+            if key not in got:
+                m = rx.search(ln)
+                if m:
+                    got[key] = m.group(1).strip()
+    out: list[Fact] = []
+    if "section" in got or "severity" in got:
+        out.append(
+            Fact(
+                "hw.source",
+                {"severity": got.get("severity", ""), "section": got.get("section", "error")},
+            )
+        )
+    where = [v for v in (got.get("dimm"), got.get("location"), got.get("fru")) if v]
+    if where:
+        out.append(Fact("hw.memory", {"location": "; ".join(where)}))
+    addr = got.get("address") or (f"0x{got['mce_addr']}" if "mce_addr" in got else None)
+    if addr:
+        out.append(Fact("hw.physical_address", {"address": addr}))
+    if "device" in got:
+        out.append(Fact("hw.pcie", {"device": got["device"], "ids": got.get("ids", "")}))
+    if "mce" in got:
+        out.append(Fact("hw.mce", {"detail": got["mce"]}))
+    return out
+
+
+# --- arm64 ESR_EL1 (the "Oops: 96000004" of "Internal error: Oops: ...") -------
+#
+# arch/arm64/include/asm/esr.h: EC = ESR[31:26], IL = ESR[25], ISS = ESR[24:0];
+# for data/instruction aborts ISS holds WnR (bit 6, data aborts only), S1PTW
+# (bit 7), CM (bit 8) and the fault status code DFSC/IFSC (bits 5:0).
+# arm64 prints the ESR with 8 hex digits before 5.x-6.x and 16 since.
+ESR_EC: dict[int, str] = {
+    0x00: "unknown",
+    0x01: "wfx",
+    0x07: "fp_access",
+    0x0E: "illegal_state",
+    0x15: "svc64",
+    0x18: "sys64",
+    0x20: "iabt_lower",
+    0x21: "iabt_current",
+    0x22: "pc_alignment",
+    0x24: "dabt_lower",
+    0x25: "dabt_current",
+    0x26: "sp_alignment",
+    0x2C: "fp_exception",
+    0x2F: "serror",
+    0x30: "breakpoint_lower",
+    0x31: "breakpoint_current",
+    0x32: "step_lower",
+    0x33: "step_current",
+    0x34: "watchpoint_lower",
+    0x35: "watchpoint_current",
+    0x3C: "brk64",
+}
+_ABORT_ECS = (0x20, 0x21, 0x24, 0x25)
+# fault status code -> kind (the level is the low two bits for the first four kinds)
+ESR_FSC: tuple[tuple[int, int, str], ...] = (
+    (0x00, 0x3C, "address_size"),
+    (0x04, 0x3C, "translation"),
+    (0x08, 0x3C, "access_flag"),
+    (0x0C, 0x3C, "permission"),
+    (0x10, 0x3F, "external"),
+    (0x11, 0x3F, "tag_check"),
+    (0x14, 0x3C, "external_walk"),
+    (0x21, 0x3F, "alignment"),
+    (0x30, 0x3F, "tlb_conflict"),
+)
+
+
+def decode_esr(esr: int) -> list[Fact]:
+    """Exception class, fault status (and level) and access direction of an arm64 ESR."""
+    ec = (esr >> 26) & 0x3F
+    out = [
+        Fact(
+            "esr.summary",
+            {"esr": f"{esr:#010x}", "ec": f"{ec:#04x}", "kind": ESR_EC.get(ec, "other")},
+        )
+    ]
+    if ec not in _ABORT_ECS:
+        return out
+    fsc = esr & 0x3F
+    for value, mask, kind in ESR_FSC:
+        if fsc & mask == value:
+            params: dict[str, Any] = {"fsc": f"{fsc:#04x}", "kind": kind}
+            if mask == 0x3C:
+                params["level"] = fsc & 3
+            out.append(Fact("esr.fsc." + ("level" if mask == 0x3C else "plain"), params))
+            break
+    if ec in (0x24, 0x25):
+        out.append(Fact("esr.write" if esr & (1 << 6) else "esr.read", {}))
+    return out

@@ -14,12 +14,12 @@ from typing import Any
 
 from kcrash.diagnosis import decode
 from kcrash.diagnosis.classify import Classified, classify_events, select
-from kcrash.diagnosis.culprit import Pick, base_name, blame, skip_reason
+from kcrash.diagnosis.culprit import Pick, base_name, blame, is_skipped, skip_reason
 from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
 from kcrash.facts.model import CrashFacts, Frame, ModuleInfo, OopsEvent
-from kcrash.oops.lines import parse_frame
+from kcrash.oops.lines import FAULT_ADDR_RES, parse_frame
 
 _PF_CLASSES = ("null-deref", "bad-paging")
 _ADDRESS_CLASSES = ("null-deref", "bad-paging", "gpf", "double-fault", "oops")
@@ -79,7 +79,16 @@ def diagnose(facts: CrashFacts) -> list[Diagnosis]:
             continue
         seen.add(d.signature.id)
         out.append(d)
+    if len(out) > 1 and sel.primary is not None:
+        # say which report stopped the kernel (a panic, or a fatal oops), else which led
+        stopped = sel.panic is not None or _fatal_rule(sel.primary.rule)
+        mid = "explain.primary_of_several" + ("" if stopped else "~warning")
+        out[0].explanation.append(Message(mid, {"count": len(out)}))
     return out
+
+
+def _fatal_rule(rule: Rule | None) -> bool:
+    return rule is not None and rule.severity == "fatal"
 
 
 _TRAILER_KEYS = {
@@ -106,8 +115,17 @@ def _from_panic_string(facts: CrashFacts) -> Diagnosis:
     ev = OopsEvent(header=text, lines=[text] if text else [], call_trace=frames)
     if "not syncing:" in text:
         ev.panic_message = text.split("not syncing:", 1)[1].strip()
+    for rx in FAULT_ADDR_RES:  # crash's PANIC: "BUG: unable to handle ... at (null)"
+        m = rx.search(text)
+        if m:
+            a = m.group("a")
+            ev.fault_address = 0 if a == "(null)" else int(a, 16)
+            break
     got = classify_lines(ev.lines) if text else None
     rip = _exception_frame(frames)
+    if got is None and rip is not None:
+        # no panic line, but bt shows an exception frame: the kernel oopsed there
+        got = (RULES_BY_ID["oops"], None)  # type: ignore[assignment]
     if rip is not None:
         ev.rip = rip
         ev.registers = {k.upper(): v for k, v in (rip.regs or {}).items()}
@@ -180,10 +198,28 @@ def _build(
         double_fault=any("PANIC: double fault" in ln for ln in ev.lines[:5]),
     )
     pick = b.culprit
+    if rule is not None and rule.culprit == "none":
+        pick = None  # hardware errors: the code that ran is not to blame
+    elif rule is not None and rule.id == "stack-overflow" and _dominant_recursion(trace):
+        # a stack overflow is almost always unbounded recursion: blame the function
+        # that repeats, not the one that happened to touch the guard page
+        name = _recursion(trace, True)[0]  # type: ignore[index]
+        fr = next(f for f in trace if f.function and base_name(f.function) == name)
+        pick = Pick(fr, trace.index(fr), "recursion")
     culprit = _culprit(pick, ev, facts) if pick is not None else None
     site = _culprit(Pick(b.site, 0, "crash_site"), ev, facts) if b.site is not None else None
 
     evidence = _evidence(class_id, ev, facts)
+    hw_kind: str | None = None
+    if class_id == "machine-check":
+        # the GHES/MCE record is often its own block before the panic: read the chain
+        lines = [ln for c2 in chain for ln in c2.event.lines]
+        for f in decode.decode_hardware_error(lines):
+            evidence.messages.append(Message("evidence." + f.id, f.params))
+            if f.id == "hw.source":
+                hw_kind = " ".join(v for v in (f.params["severity"], f.params["section"]) if v)
+            elif f.id == "hw.mce" and hw_kind is None:
+                hw_kind = "machine check"
     release = ev.release or facts.system.release
     taint = ev.taint or facts.system.taint
     sig = make_signature(
@@ -197,7 +233,10 @@ def _build(
         taint=taint.strip() if taint else None,
     )
     params = _params(ev, groups, culprit, evidence, qualifier)
-    explanation = [Message(rule.explanation_id if rule else "rule.unknown.explanation", params)]
+    expl_id = rule.explanation_id if rule else "rule.unknown.explanation"
+    if hw_kind:
+        expl_id, params = expl_id + "~hardware", params | {"hw_kind": hw_kind}
+    explanation = [Message(expl_id, params)]
     explanation.extend(_evidence_explanations(evidence, params))
     if (
         site is not None
@@ -387,7 +426,11 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         e.taint_flags.append({"letter": f.params["letter"], "bit": f.params["bit"], "id": f.id})
         e.messages.append(Message("evidence." + f.id, f.params))
     is_pf = class_id in _PF_CLASSES or any(ln.lstrip().startswith("#PF:") for ln in ev.lines[:12])
-    if ev.error_code is not None and is_pf:
+    esr = _arm64_esr(ev)
+    if esr is not None:
+        # arm64: the number of "Internal error: Oops: 96000004" is the ESR, not #PF bits
+        e.messages.extend(Message("evidence." + f.id, f.params) for f in decode.decode_esr(esr))
+    elif ev.error_code is not None and is_pf:
         facts_pf = decode.decode_pf(ev.error_code)
         e.page_fault = {"error_code": f"{ev.error_code:#x}", "facts": [f.id for f in facts_pf]}
         e.messages.append(Message("evidence.pf.summary", {"error_code": f"{ev.error_code:#06x}"}))
@@ -442,17 +485,41 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         e.messages.append(Message("evidence.recursion", {"function": rec[0], "count": rec[1]}))
     ctx = _rip_context(ev)
     if ctx is not None:
-        e.messages.append(Message(f"evidence.context.{ctx}", {"comm": ev.comm or "?"}))
+        e.messages.append(Message(f"evidence.context.{ctx}", {"comm": ev.comm}))
     e.registers = {k: f"{v:#x}" for k, v in ev.registers.items()}
     return e
 
 
-def _recursion(trace: list[Frame]) -> tuple[str, int] | None:
+_ESR_RE = re.compile(
+    r"^\s*(?:ESR = 0x(?P<esr>[0-9a-f]+)|Internal error: Oops: (?P<die>[0-9a-f]{8,16}) )"
+)
+
+
+def _arm64_esr(ev: OopsEvent) -> int | None:
+    """The ESR of an arm64 oops (the ``ESR = 0x...`` line, else the die line's number)."""
+    for ln in ev.lines[:40]:
+        m = _ESR_RE.match(ln)
+        if m:
+            return int(m.group("esr") or m.group("die"), 16)
+    return None
+
+
+def _dominant_recursion(trace: list[Frame]) -> bool:
+    """One function fills the stack (``f`` calling itself): it is the overflow's
+    culprit.  A cycle through several functions (a bond over a bond) is left to the
+    culprit strategy, since no single repeated frame is the story."""
+    rec = _recursion(trace, True)
+    named = [f for f in trace if f.function and f.reliable and not is_skipped(f.function)]
+    return rec is not None and rec[1] >= max(8, len(named) // 2)
+
+
+def _recursion(trace: list[Frame], code_only: bool = False) -> tuple[str, int] | None:
     """The function repeated most in a call trace, when it looks like recursion
-    (the usual cause of a kernel stack overflow)."""
+    (the usual cause of a kernel stack overflow); ``code_only`` leaves out the
+    plumbing the culprit tables skip (notifier chains, locks)."""
     counts: dict[str, int] = {}
     for f in trace:
-        if f.function and f.reliable:
+        if f.function and f.reliable and not (code_only and is_skipped(f.function)):
             name = base_name(f.function)
             counts[name] = counts.get(name, 0) + 1
     if not counts:
@@ -481,20 +548,26 @@ def _params(
     evidence: Evidence,
     qualifier: str | None,
 ) -> dict[str, Any]:
-    """Parameters every rule message may use (missing ones render as "?")."""
+    """Parameters every rule message may use.
+
+    An unknown value is ``None`` (never a "?" placeholder): the i18n layer then
+    uses the sentence's ``~unknown`` variant or says that the log lacks it.
+    """
     p: dict[str, Any] = {k: v for k, v in groups.items() if isinstance(v, str)}
+    if p.get("addr") == "(null)":  # < 4.15 "... dereference at           (null)"
+        p["addr"] = "0x0"
     p.update(
         {
-            "function": culprit.function if culprit and culprit.function else "?",
-            "module": culprit.module if culprit else "?",
-            "symbol": culprit.symbol if culprit and culprit.symbol else "?",
+            "function": culprit.function if culprit and culprit.function else None,
+            "module": culprit.module if culprit else None,
+            "symbol": culprit.symbol if culprit and culprit.symbol else None,
             "header": ev.header,
             "panic_message": ev.panic_message or "",
-            "comm": ev.comm or groups.get("comm") or "?",
-            "pid": ev.pid if ev.pid is not None else groups.get("pid", "?"),
-            "cpu": ev.cpu if ev.cpu is not None else groups.get("cpu", "?"),
+            "comm": ev.comm or groups.get("comm"),
+            "pid": ev.pid if ev.pid is not None else groups.get("pid"),
+            "cpu": ev.cpu if ev.cpu is not None else groups.get("cpu"),
             "qualifier": qualifier or "",
-            "address": evidence.fault_address or "?",
+            "address": evidence.fault_address,
         }
     )
     if ev.fault_address is not None and ev.fault_address < decode.PAGE_SIZE:
@@ -507,7 +580,7 @@ def _params(
         except ValueError:
             pass
     if evidence.fault_register:
-        p["register"] = evidence.fault_register.get("register", "?")
+        p["register"] = evidence.fault_register.get("register")
     return p
 
 

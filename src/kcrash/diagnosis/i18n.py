@@ -4,7 +4,11 @@ The catalogues are package data: ``kcrash/report/i18n/rules.<lang>.json``,
 a flat object ``{message id: format string}`` with ``{param}`` placeholders.
 Languages are data: adding one is adding a file.  A message id missing from
 a language falls back to English; a parameter missing from a message's
-values renders as ``?`` (never a KeyError in front of the operator).
+values never renders as a placeholder: the catalogue's ``<id>~unknown``
+variant (the sentence written without the unknown values) is used when
+there is one; otherwise an optional `` [{module}]`` is left out and every
+other unknown value is said to be unknown (``unknown.<param>``: "code the
+log does not name").  A report never prints "?" or "None".
 """
 
 from __future__ import annotations
@@ -31,23 +35,48 @@ def catalogue(lang: str) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(v, str) and not k.startswith("_")}
 
 
-class _Safe(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
 _FORMATTER = string.Formatter()
+_UNKNOWN = ("", "?", None)
+
+
+def _lookup(message_id: str, lang: str) -> str | None:
+    return catalogue(lang).get(message_id) or catalogue(DEFAULT_LANG).get(message_id)
+
+
+def _fields(fmt: str) -> set[str]:
+    try:
+        return {f for _, f, _, _ in _FORMATTER.parse(fmt) if f}
+    except ValueError:
+        return set()
+
+
+def _missing(fmt: str, params: dict[str, Any]) -> set[str]:
+    return {f for f in _fields(fmt) if params.get(f) in _UNKNOWN}
 
 
 def render(message_id: str, params: dict[str, Any] | None = None, lang: str = DEFAULT_LANG) -> str:
     """One sentence: the catalogue's format string with ``params`` filled in."""
-    fmt = catalogue(lang).get(message_id) or catalogue(DEFAULT_LANG).get(message_id)
+    fmt = _lookup(message_id, lang)
     if fmt is None:
         return message_id
+    values = dict(params or {})
+    missing = _missing(fmt, values)
+    if missing:
+        alt = _lookup(message_id + "~unknown", lang)
+        if alt is not None and not _missing(alt, values):
+            fmt, missing = alt, set()
+    if "module" in missing:  # "f [mod]": the module is an aside, leave it out
+        fmt = fmt.replace(" [{module}]", "").replace("[{module}]", "")
+        missing.discard("module")
+    for name in missing:
+        values[name] = _lookup(f"unknown.{name}", lang) or _lookup("unknown.other", lang) or ""
     try:
-        return _FORMATTER.vformat(fmt, (), _Safe(params or {}))
-    except (ValueError, IndexError, AttributeError, TypeError):
+        out = _FORMATTER.vformat(fmt, (), values)
+    except (KeyError, ValueError, IndexError, AttributeError, TypeError):
         return fmt
+    if missing and out[:1].islower() and any(fmt.startswith("{" + n) for n in missing):
+        out = out[0].upper() + out[1:]  # "Code the log does not name executed ..."
+    return out
 
 
 def render_message(msg: Message, lang: str = DEFAULT_LANG) -> str:

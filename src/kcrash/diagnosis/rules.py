@@ -90,11 +90,15 @@ _ROWS: tuple[Rule, ...] = (
     Rule(
         "trailer",
         (
-            _NOT_SYNCING + r"(?P<q>Fatal exception(?: in interrupt)?)\s*$",
+            # >= 6.x s390/arm64 add the reason: "Fatal exception: panic_on_oops"
+            # arm64/riscv die(): panic("%s: Fatal exception", "Oops" | "Oops - BUG" | ...)
+            _NOT_SYNCING + r"(?:Oops(?: - \w+)?: )?"
+            r"(?P<q>Fatal exception(?: in interrupt)?)(?:: panic_on_oops)?\s*$",
             _NOT_SYNCING + r"(?:\w+: )?(?P<q>panic_on_warn set)",  # 6.1: "kernel: panic_on_warn"
             _NOT_SYNCING + r"(?P<q>softlockup: hung tasks)",
             _NOT_SYNCING + r"(?P<q>hung_task: blocked tasks)",
             _NOT_SYNCING + r"(?P<q>panic_on_oops|Aiee, killing interrupt handler!)",
+            _NOT_SYNCING + r"(?P<q>panic_on_kmsan set)",  # mm/kmsan/report.c
             # kernel/sched/core.c __schedule_bug() with panic_on_warn
             _NOT_SYNCING + r"(?P<q>scheduling while atomic)",
             # arch/x86/kernel/traps.c exc_double_fault(): die() then panic()
@@ -171,19 +175,35 @@ _ROWS: tuple[Rule, ...] = (
         (r"(?P<q>list_(?:add|del)(?:_rcu)?) corruption",),
         qualifier="q",
     ),
+    # A kernel stack overflow reaches the guard page below the stack; the
+    # #PF then cannot be delivered and becomes a double fault, which the
+    # kernel recognises (arch/x86/kernel/traps.c handle_stack_overflow) and
+    # names.  Only a double fault *without* that wording is a real one.
+    Rule(
+        "stack-overflow",
+        (
+            r"BUG: (?:\w+ )?stack guard page was hit",  # 5.x: "BUG: TASK stack guard page ..."
+            r"kernel stack overflow \(double-fault\)",  # 4.x-5.x die() wording
+            _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
+            r"^(?:Oops: )?stack guard page: [0-9a-f]{4} \[#",
+            # kernel/sched/core.c schedule_debug(): the stack's end canary is overwritten
+            _NOT_SYNCING + r"corrupted stack end detected inside scheduler",
+            # arm64 (arch/arm64/kernel/traps.c panic_bad_stack)
+            r"Insufficient stack space to handle exception",
+            _NOT_SYNCING + r"kernel stack overflow",
+        ),
+        skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
+        # the function that recurses (engine.py), else blamed like a stall: the
+        # recursion's entry (culprit.py "overflow")
+        culprit="overflow",
+    ),
     Rule(
         "double-fault",
         (
             r"PANIC: double fault",
-            r"BUG: (?:\w+ )?stack guard page was hit",
-            r"kernel stack overflow",
-            _NOT_SYNCING + r"\w+ stack guard hit",  # 5.x-6.x handle_stack_overflow()
-            r"^double fault: [0-9a-f]{4} \[#",
-            # kernel/sched/core.c schedule_debug(): the stack's end canary is overwritten
-            _NOT_SYNCING + r"corrupted stack end detected inside scheduler",
+            r"^(?:Oops: )?double fault: [0-9a-f]{4} \[#",
         ),
-        # a stack overflow is blamed like a stall (the recursion's entry, see culprit.py);
-        # a real "PANIC: double fault" on the RIP
+        # a real "PANIC: double fault" on the RIP (culprit.py "overflow" with double_fault)
         culprit="overflow",
     ),
     Rule(
@@ -201,7 +221,9 @@ _ROWS: tuple[Rule, ...] = (
         "null-deref",
         (r"BUG: kernel NULL pointer dereference, address: (?P<addr>[0-9a-f]+)",),
         legacy=(
-            r"BUG: unable to handle kernel NULL pointer dereference at (?P<addr>[0-9a-f]+)",
+            # < 4.15 printed a NULL address with %p: "at           (null)"
+            r"BUG: unable to handle kernel NULL pointer dereference at\s+"
+            r"(?P<addr>[0-9a-f]+|\(null\))",
             # arm64 (arch/arm64/mm/fault.c), for pasted logs of other machines
             r"Unable to handle kernel NULL pointer dereference at virtual address "
             r"(?P<addr2>[0-9a-f]+)",
@@ -218,9 +240,14 @@ _ROWS: tuple[Rule, ...] = (
             r"BUG: unable to handle kernel paging request at (?P<addr>[0-9a-f]+)",
             r"Unable to handle kernel paging request at virtual address (?P<addr2>[0-9a-f]+)",
             # arch/powerpc/mm/fault.c bad_kernel_fault(), arch/riscv/mm/fault.c
-            r"BUG: Unable to handle kernel (?:data|instruction) access(?: on (?:read|write))? at "
-            r"0x(?P<addr3>[0-9a-f]+)",
+            r"BUG: Unable to handle kernel (?:data|instruction) (?:access|fetch)"
+            r"(?: on (?:read|write))? at 0x(?P<addr3>[0-9a-f]+)",
             r"Unable to handle kernel access to user memory",
+            # s390 (arch/s390/mm/fault.c)
+            r"Unable to handle kernel pointer dereference in virtual kernel address space",
+            # arm64 >= 5.x permission faults (arch/arm64/mm/fault.c __do_kernel_fault)
+            r"Unable to handle kernel (?:read from unreadable memory|write to read-only memory|"
+            r"execute from non-executable memory) at virtual address (?P<addr4>[0-9a-f]+)",
         ),
     ),
     Rule(
@@ -228,7 +255,7 @@ _ROWS: tuple[Rule, ...] = (
         (
             r"general protection fault(?:, probably for non-canonical address 0x(?P<addr>[0-9a-f]+)"
             r"|, maybe for address 0x(?P<addr2>[0-9a-f]+))?: [0-9a-f]{4}",
-            r"^stack segment: [0-9a-f]{4} \[#",
+            r"^(?:Oops: )?stack segment: [0-9a-f]{4} \[#",  # >= 6.10 prefixes "Oops: "
         ),
     ),
     Rule("invalid-opcode", (r"invalid opcode: [0-9a-f]{4} \[#",)),
@@ -347,14 +374,20 @@ _ROWS: tuple[Rule, ...] = (
         ),
         severity="info",
     ),
+    # Hardware reported an uncorrectable error: no code is to blame.  x86 MCE
+    # (arch/x86/kernel/cpu/mce/core.c) and firmware-first APEI/GHES records
+    # (drivers/acpi/apei/ghes.c __ghes_panic: "Fatal hardware error!").
     Rule(
         "machine-check",
         (
             r"Machine Check(?: Exception)?:",
             r"\[Hardware Error\]: (?!Machine check events logged)",  # not corrected errors
             _NOT_SYNCING + r".*[Mm]achine [Cc]heck",
+            _NOT_SYNCING + r"Fatal hardware error",
+            _NOT_SYNCING + r"Fatal [Mm]achine check",
         ),
         folds=("machine-check",),
+        culprit="none",
     ),
     Rule(
         "nmi",
@@ -420,8 +453,9 @@ _ROWS: tuple[Rule, ...] = (
 TRAILER_TARGETS: dict[str, tuple[str, ...]] = {
     "softlockup: hung tasks": ("soft-lockup",),
     "hung_task: blocked tasks": ("hung-task",),
+    "panic_on_kmsan set": ("sanitizer",),
     "scheduling while atomic": ("atomic-sleep",),
-    "Machine halted.": ("double-fault",),
+    "Machine halted.": ("double-fault", "stack-overflow"),
     "panic_on_warn set": (
         "warn",
         "lockdep",

@@ -51,6 +51,11 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pre", re.compile(r"^\s*list_(?:add|del)(?:_rcu)? corruption")),
     ("pre", re.compile(r"^\s*PANIC: double fault")),
     ("pre", re.compile(r"^\s*Unable to handle kernel (?:NULL pointer dereference|paging request)")),
+    ("pre", re.compile(r"^\s*Unable to handle kernel .{4,60} at virtual address ")),  # arm64
+    # ppc64 "BUG: Unable to handle kernel data access at 0x..." then "Oops: ... [#1]";
+    # s390 "Unable to handle kernel pointer dereference in virtual kernel address space"
+    ("pre", re.compile(r"^\s*BUG: Unable to handle kernel (?:data access|instruction fetch)")),
+    ("pre", re.compile(r"^\s*Unable to handle kernel pointer dereference in virtual kernel")),
     ("pre", re.compile(r"^\s*(?:\w+: )?BUG: KASAN: |^\s*BUG: KFENCE: |^\s*BUG: KMSAN: ")),
     ("pre", re.compile(r"^\s*(?:\w+: )?INFO: rcu_\w+ (?:self-)?detected|^\s*rcu: INFO: ")),
     ("pre", re.compile(r"Watchdog detected hard LOCKUP on cpu")),
@@ -72,7 +77,16 @@ START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("start", re.compile(r"^\s*(?:sysrq|SysRq) ?: ")),
     ("start", re.compile(r"^\s*UBSAN: ")),
     ("start", re.compile(r"Uhhuh\. NMI received|^\s*NMI: (?:PCI system error|IOCK error)")),
-    ("start", re.compile(r"\[Hardware Error\]: |^\s*(?:mce: )?Machine [Cc]heck")),
+    # an APEI/GHES record is many "[Hardware Error]:" lines: its first line opens the block
+    (
+        "start",
+        re.compile(
+            r"\[Hardware Error\]: (?:Hardware error from|CPU \d+: Machine Check)"
+            r"|^\s*(?:mce: )?Machine [Cc]heck"
+        ),
+    ),
+    # < 4.9 lockdep headers in brackets: "[ INFO: possible circular locking dependency ... ]"
+    ("start", re.compile(r"^\s*\[ INFO: (?:possible|inconsistent|suspicious|bad unlock)")),
     ("start", re.compile(r"^\s*Attempted to kill init!|VFS: Unable to mount root fs")),
     ("start", re.compile(r"^\s*stack-protector: ")),
     ("start", re.compile(r"^\s*Kernel panic: |^\s*Kernel BUG ")),
@@ -107,7 +121,9 @@ _HEAD_OK_RE = re.compile(
     r"Preemption disabled|RCU nest depth|irq event|hardirqs|softirqs|Kernel Offset|"
     r"------------\[ cut here \]|invalid opcode|general protection|divide error|stack segment|"
     r"double fault|KASAN: |\t|rcu:|\(detected by|\(t=|NMI backtrace|Sending NMI|"
-    r"Showing busy|Mem-Info|Node \d|Tasks state|\[\s*pid\s*\]|oom-kill:)"
+    r"Showing busy|Mem-Info|Node \d|Tasks state|\[\s*pid\s*\]|oom-kill:|"
+    r"(?:mce: )?(?:\{\d+\})?\[Hardware Error\]|unreferenced object|Krnl |NIP |LR |Mem abort|"
+    r"Data abort|ESR |Faulting instruction|pc :|lr :|sp :|pstate:)"
 )
 
 

@@ -27,7 +27,7 @@ _AUX_STACK_RE = re.compile(
     r"^(?:Allocated by task|Freed by task|Last potentially related work creation|"
     r"Uninit was (?:stored to memory at|created at)|Local variable .* created at|"
     r"Second to last potentially related|The buggy address|allocated by task|freed by task|"
-    r"kfence-#\d+)"
+    r"kfence-#\d+|Uninit was (?:created|stored)|Local variable|Reported by Kernel Concurrency)"
 )
 
 # kernel/rcu/tree_stall.h rcu_check_gp_kthread_starvation(): the grace-period kthread's
@@ -37,6 +37,7 @@ _GP_KTHREAD_RE = re.compile(r"RCU grace-period kthread stack dump:")
 
 # reports whose first stack has no "Call Trace:" line (mm/kmsan/report.c, kernel/kcsan/report.c)
 _HEADLESS_STACK_RE = re.compile(r"BUG: (?:KMSAN|KCSAN): ")
+_AFTER_TRACE_RIP_RE = re.compile(r"^\s*EIP: \[<[0-9a-f]+>\] .* SS:ESP ")
 
 _CONTEXTS = {
     "IRQ": "irq",
@@ -125,6 +126,11 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
                     context = _CONTEXTS.get(name, "exception")
                 nested = None
                 continue
+            if _AFTER_TRACE_RIP_RE.match(s):
+                # i386 < 4.x repeats "EIP: [<addr>] f SS:ESP ..." after the trace: a
+                # summary of the crash site, not a nested exception frame
+                section = "summary"
+                continue
             rip = L.parse_rip(s)
             if rip is not None:
                 nested_user = L.is_user_segment(rip[0])
@@ -181,6 +187,15 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
         ev.code, ev.code_ip_index = summary_code
     if ev.rip is not None and ev.registers:
         ev.rip.regs = {k.lower(): v for k, v in ev.registers.items()}
+    if ev.rip is not None and ev.rip.function is None and ev.rip.address == 0 and ev.call_trace:
+        # A call through a NULL function pointer: RIP is 0 and the word at RSP is
+        # the return address into the caller, which the unwinder prints as the
+        # first, "?"-marked frame (3.x-4.x frame-pointer unwinder).  That frame is
+        # where the call happened, not a stale guess.
+        first = ev.call_trace[0]
+        if not first.reliable and first.function:
+            first.reliable = True
+
     if ev.fault_address is None and _is_page_fault(ev):
         # the lone "CR2: ..." line __die() prints holds the faulting address; the
         # register dump's CR2 may already be overwritten by the failed read of
@@ -215,8 +230,9 @@ def _head_facts(ev: OopsEvent, s: str) -> None:
         for rx in L.FAULT_ADDR_RES:
             m = rx.search(s)
             if m:
+                a = m.group("a")
                 with contextlib.suppress(ValueError):
-                    ev.fault_address = int(m.group("a"), 16)
+                    ev.fault_address = 0 if a == "(null)" else int(a, 16)
                 return
     if ev.cpu is None or ev.release is None:
         m = L.CPU_RE.match(s)
@@ -224,6 +240,12 @@ def _head_facts(ev: OopsEvent, s: str) -> None:
             ev.cpu = ev.cpu if ev.cpu is not None else int(m.group("cpu"))
             ev.pid = ev.pid if ev.pid is not None else int(m.group("pid"))
             ev.comm = ev.comm or m.group("comm")
+            _taint(ev, m.group("taint"), m.group("release"), m.group("version"))
+            return
+    if ev.pid is None and ev.release is None:
+        m = L.OLD_PID_RE.match(s)
+        if m:
+            ev.pid, ev.comm = int(m.group("pid")), m.group("comm")
             _taint(ev, m.group("taint"), m.group("release"), m.group("version"))
             return
     if ev.release is None:

@@ -27,18 +27,25 @@ Formats recognised (names used in :attr:`TextInput.format`):
 ``journal-json``
     ``journalctl -k -o json`` (one object per line, ``MESSAGE`` and
     ``_SOURCE_MONOTONIC_TIMESTAMP``).
+``golog``
+    ``2018/01/09 14:28:48 text`` (Go's log package: syzkaller's syz-manager).
 ``plain``
     bare kernel text without any prefix (``dmesg -t``, pasted fragments).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
 
 from kcrash.facts.model import LogLine
 
+_ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|apos|nbsp|#\d{1,5}|#x[0-9a-fA-F]{1,4});")
+# mail quoting: "> ", ">> ", "> > " (not a "<4>" syslog level, not "->")
+_QUOTE_RE = re.compile(r"^(?:> ?)+(?=\S|\s+\S)")
+_INDENTED_STAMP_RE = re.compile(r"^\s+(?:<\d{1,3}>)?\[\s*\d{1,10}\.\d{1,9}\]")
 # Control characters other than TAB are noise from serial lines and terminals.
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 _CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -80,6 +87,8 @@ _KMSG_RE = re.compile(
     r"^(?P<prio>\d{1,4}),(?P<seq>\d+),(?P<usec>\d+),[^;,]*(?:,caller=(?P<caller>[TC]\d+))?"
     r"[^;]*;(?P<text>.*)$"
 )
+# Go's log package (syzkaller's syz-manager, other test harnesses): "2018/01/09 14:28:48 text"
+_GOLOG_RE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(?:\.\d+)? (?P<text>.*)$")
 # A kernel record glued to the end of another line of a serial console: a login
 # prompt or a message without its newline ("syzkaller login: [  16.3] INFO: ...",
 # "** 93 printk messages dropped ** [  322.9] BUG: KASAN: ...").
@@ -97,12 +106,27 @@ class ParsedLine:
 
 
 def clean(raw: str) -> str:
-    """Drop ANSI escapes, CR and other control characters; keep TABs."""
+    """Drop ANSI escapes, CR and other control characters; keep TABs.
+
+    Text copied out of a web page or a mail keeps traces of its transport:
+    HTML entities (``&lt;IRQ&gt;``, ``&#39;``) are decoded, and mail quote
+    marks (``> ``, ``>> ``) in front of a kernel record are dropped.
+    """
     if "\x1b" in raw:
         raw = _ANSI_RE.sub("", raw)
     raw = raw.rstrip("\r\n")
     if _CTRL_RE.search(raw):
         raw = _CTRL_RE.sub("", raw)
+    if "&" in raw and _ENTITY_RE.search(raw):
+        raw = html.unescape(raw)
+    if raw.startswith(">"):
+        m = _QUOTE_RE.match(raw)
+        if m:
+            raw = raw[m.end() :]
+            if _INDENTED_STAMP_RE.match(raw):  # ">    [  877.1] ..." indented in a mail
+                raw = raw.lstrip()
+        elif not raw.strip("> "):  # an empty quoted line
+            raw = ""
     return raw
 
 
@@ -149,6 +173,9 @@ def parse_line(raw: str) -> ParsedLine:
         m = _JOURNAL_ISO_RE.match(text)
         if m:
             return _journal(m)
+        m = _GOLOG_RE.match(text)
+        if m:
+            return ParsedLine(LogLine(text=m.group("text")), "golog")
     elif c.isupper():
         m = _JOURNAL_RE.match(text)
         if m:

@@ -25,16 +25,30 @@ from kcrash.facts.model import Frame
 _SYM = r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)(?:/0x(?P<size>[0-9a-fA-F]+))?"
 _MOD = r"(?:\s+\[(?P<mod>[\w-]+)(?:\s+[0-9a-f]{8,})?\])?"
 
-# powerpc show_stack(): "[c000000049a87a10] [c0000000005f7dc8] exit_aio+0x188/0x2a0" (SP, LR)
+# One frame line.  Besides x86's `` [<addr>] ? f+0x1/0x2 [mod]``:
+# ppc64 ``[c0000000fff3fa20] [c00000000030a060] f+0x7b0/0x13a0`` (stack pointer,
+# then address), s390 ``([<addr>] f+0x194/0x1a0)`` (an unreliable caller in
+# parentheses), and arm64's 6.x tags after the offset (`` f+0x18/0x24 (C)``:
+# C = pc of the frame record, P = the exception's pc, L = its lr).
 FRAME_RE = re.compile(
-    r"^\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*|\[[0-9a-f]{8,16}\] \[[0-9a-f]{8,16}\]\s+)?(?P<q>\?\s+)?"
+    r"^\s*(?P<paren>\()?(?:\[(?P<sp>[0-9a-f]{8,16})\]\s+(?=\[[0-9a-f]))?"
+    r"(?:\[<?(?P<addr>[0-9a-f]+)>?\]\s*)?(?P<q>\?\s+)?"
     r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]{6,16}))"
-    r"(?P<rest>\s.*)?$"
+    r"(?P<rest>\s.*|\))?$"
 )
-# arm (32-bit) __show_regs(): "PC is at memset+0x30/0xa8"
+# Where the CPU was (the crash site), by architecture and era:
+#   x86-64 ``RIP: 0010:f+0x1a/0x40 [mod]`` (>= 4.10), ``RIP: 0010:[<addr>]  [<addr>] f+...``
+#   (3.x-4.9), ``IP: [<addr>] f+...`` (#PF preamble < 4.17), ``RIP: 0010:0x0``;
+#   NULL in 3.x-4.x: ``IP: [<          (null)>]           (null)``;
+#   i386 ``EIP: f+0x3/0x5 [mod]`` (>= 4.x), ``EIP is at f+...`` and, after the trace,
+#   ``EIP: [<f8e40765>] f+0x3/0x5 [mod] SS:ESP 0068:...`` (< 4.x);
+#   arm64 ``pc : f+0x24/0xa0`` (>= 4.x), ``PC is at f+0x184/0x2b0`` (arm64 3.x, 32-bit arm);
+#   ppc64 ``NIP [c00000000022d79c] f+0x1ac/0x5f0``;
+#   s390 ``Krnl PSW : 0704d00180000000 0000021761df6538 (f+0x198/0x1a0)``.
 RIP_RE = re.compile(
-    r"^\s*(?:R?IP:|pc :|PC is at)\s*(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<(?P<addr>[0-9a-f]+)>\]\s*)*"
-    r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]+))"
+    r"^\s*(?:R?IP:|EIP:|EIP is at|pc :|PC is at|NIP|Krnl PSW :(?: [0-9a-f]{16}){2} \(?)\s*"
+    r"(?:(?P<cs>[0-9a-f]{4}):)?\s*(?:\[<?(?P<addr>[0-9a-f]+|\s*\(null\))>?\]\s*)*"
+    r"(?:" + _SYM + _MOD + r"|(?P<bare>0x[0-9a-f]+)|(?P<null>\(null\)))"
 )
 REG_LINE_RE = re.compile(
     r"^\s*(?:RAX|RBX|RCX|RDX|RSI|RDI|RBP|RSP|R0[89]|R1[0-5]|FS|CS|CR2|DR[0-7]|PKRU|"
@@ -45,22 +59,41 @@ _REG_PAIR_RE = re.compile(
 )
 CODE_RE = re.compile(r"^\s*Code:\s*(?P<body>.*)$")
 CONTEXT_RE = re.compile(r"^\s*<(?P<end>/?)(?P<name>IRQ|TASK|NMI|SOFTIRQ|EOI|EOE|#?[A-Z]{2,3})>\s*$")
-# kmemleak: "backtrace:" (< 6.7), "backtrace (crc 5d0b5d3c):" (>= 6.7)
+# The start of the stack dump.  kmemleak prints "backtrace:" (">= 6.6: backtrace (crc 1a2b):");
+# KCSAN has no "Call Trace:" - its first access line ("read to 0x... of 8 bytes by task 1 on
+# cpu 0:") heads the stack of the racing access.
 CALL_TRACE_RE = re.compile(
     r"^\s*(?:Call Trace|Call trace|Backtrace|backtrace(?: \(crc [0-9a-f]+\))?):\s*$"
+    r"|^\s*(?:race at unknown origin, with )?(?:read|write)(?:-write)?(?: \(marked\))? to "
+    r"0x[0-9a-f]+ of \d+ bytes by (?:task \d+|interrupt) on cpu \d+:\s*$"
 )
 END_TRACE_RE = re.compile(r"^\s*---\[ end trace")
 END_PANIC_RE = re.compile(r"^\s*---\[ end Kernel panic - not syncing: ?(?P<msg>.*?)\s*\]---")
 PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(?P<msg>.*?)\s*$")
-DIE_RE = re.compile(r"^\s*(?P<what>\S.*?): (?P<err>[0-9a-f]{4,8}) \[#(?P<n>\d+)\]")
+# ``<what>: <error> [#N]``: x86 4 hex digits, arm64 8 (ESR, < 5.x) or 16 (>= 6.x),
+# s390 ``monitor event: 0040 ilc:2 [#1]``, ppc ``Oops: Kernel access of bad area, sig: 11 [#1]``.
+DIE_RE = re.compile(
+    r"^\s*(?P<what>\S.*?): (?:(?P<err>[0-9a-f]{4,16})(?: ilc:\d)?|sig: \d+) ?\[#(?P<n>\d+)\]"
+)
+# RHEL/CentOS put vendor dash groups (and flags) between taint and release:
+# ``Tainted: G  OE  ------------ T 3.10.0-1160.el7.x86_64`` (RHEL 7),
+# ``--------- -  - 4.18.0-305.el8.x86_64`` (RHEL 8).
+_VENDOR_DASHES = r"(?:-+(?:\s+[A-Z])?\s+)*"
 CPU_RE = re.compile(
     r"^\s*CPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>.+?) "
-    r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+(?:-+\s+)?"
-    r"(?P<release>\d\S*)(?: (?P<version>#.*))?$"
+    r"(?:Kdump: loaded )?(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+"
+    + _VENDOR_DASHES
+    + r"(?P<release>\d\S*)(?: (?P<version>#.*))?$"
+)
+# Before 3.x (RHEL 6's 2.6.32, i386 2.6.3x): "Pid: 3062, comm: modprobe Not tainted 2.6.33 #7 ..."
+OLD_PID_RE = re.compile(
+    r"^\s*Pid: (?P<pid>\d+), comm: (?P<comm>.+?) (?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+"
+    + _VENDOR_DASHES
+    + r"(?P<release>\d\S*)(?: (?P<version>#\S+))?"
 )
 # Hung-task reports print taint and release on their own line (5.x, 6.x).
 TAINT_LINE_RE = re.compile(
-    r"^\s*(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+(?:-+\s+)?(?P<release>\d\S*)"
+    r"^\s*(?:Not tainted|Tainted: (?P<taint>[A-Z ]+?))\s+" + _VENDOR_DASHES + r"(?P<release>\d\S*)"
     r"(?: (?P<version>#.*))?$"
 )
 HARDWARE_RE = re.compile(r"^\s*Hardware name: (?P<hw>.*)$")
@@ -70,13 +103,23 @@ FAULT_ADDR_RES = (
     re.compile(r"BUG: kernel NULL pointer dereference, address: (?:0x)?(?P<a>[0-9a-f]+)"),
     re.compile(r"BUG: unable to handle page fault for address: (?:0x)?(?P<a>[0-9a-f]+)"),
     # < 5.1
-    re.compile(r"BUG: unable to handle kernel NULL pointer dereference at (?:0x)?(?P<a>[0-9a-f]+)"),
+    # < 4.15 printed a NULL address with %p: "at           (null)"
+    re.compile(
+        r"BUG: unable to handle kernel NULL pointer dereference at\s+"
+        r"(?:0x)?(?P<a>[0-9a-f]+|\(null\))"
+    ),
     re.compile(r"BUG: unable to handle kernel paging request at (?:0x)?(?P<a>[0-9a-f]+)"),
     # GPF with a decoded address (>= 5.5)
     re.compile(r"general protection fault, probably for non-canonical address 0x(?P<a>[0-9a-f]+)"),
     re.compile(r"general protection fault, maybe for address 0x(?P<a>[0-9a-f]+)"),
     # other architectures' wording, kept for pasted logs
     re.compile(r"Unable to handle kernel .* at virtual address (?:0x)?(?P<a>[0-9a-f]+)"),
+    # ppc64: "BUG: Unable to handle kernel data access at 0x8000000041a25f20"
+    re.compile(
+        r"Unable to handle kernel (?:data access|instruction fetch).* at 0x(?P<a>[0-9a-f]+)"
+    ),
+    # s390: "Failing address: 000000000133b000 TEID: ..."
+    re.compile(r"^\s*Failing address: (?P<a>[0-9a-f]+)"),
 )
 PF_ERROR_RE = re.compile(r"#PF: error_code\(0x(?P<e>[0-9a-f]+)\)")
 SOFTLOCKUP_RE = re.compile(r"CPU#(?P<cpu>\d+) stuck for \d+s! \[(?P<comm>.+):(?P<pid>\d+)\]")
@@ -116,7 +159,9 @@ def parse_frame(text: str, context: str | None = None) -> Frame | None:
     if not m:
         return None
     addr = int(m.group("addr"), 16) if m.group("addr") else None
-    reliable = m.group("q") is None
+    rest = m.group("rest") or ""
+    # "? f" (x86), "(f)" (s390) and "f (unreliable)" (ppc) are guesses from the stack
+    reliable = m.group("q") is None and m.group("paren") is None and "(unreliable)" not in rest
     if m.group("bare"):
         return Frame(
             function=None, address=int(m.group("bare"), 16), reliable=reliable, context=context
@@ -137,7 +182,10 @@ def parse_rip(text: str) -> tuple[str | None, Frame] | None:
     m = RIP_RE.match(text)
     if not m:
         return None
-    addr = int(m.group("addr"), 16) if m.group("addr") else None
+    raw = m.group("addr")
+    addr = int(raw, 16) if raw and "null" not in raw else None
+    if m.group("null"):  # a call through a NULL function pointer (3.x-4.x wording)
+        return m.group("cs"), Frame(function=None, address=0)
     if m.group("bare"):
         return m.group("cs"), Frame(function=None, address=int(m.group("bare"), 16))
     return m.group("cs"), Frame(

@@ -29,6 +29,7 @@ from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack
 from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader
 from kcrash.oops.formats import parse_line
+from kcrash.oops.unflatten import split_collapsed
 
 __all__ = [
     "NotKernelTextError",
@@ -132,7 +133,8 @@ def _decode_lines(stream: IO[Any] | Iterable[Any]) -> Iterator[str]:
         first = False
         if len(text) > MAX_LINE:
             text = text[:MAX_LINE]
-        yield text
+        # a paste whose line breaks became spaces: cut it back into records
+        yield from split_collapsed(text.rstrip("\r\n"))
 
 
 def _sniff_binary(stream: Any) -> bool:
@@ -168,7 +170,7 @@ def read_text(stream: IO[Any] | Iterable[Any], name: str | None = None) -> TextI
             f"{label}: this is a binary file, not kernel log text "
             "(for a vmcore, run `kcrash analyze VMCORE`)"
         )
-    return read_lines(_decode_lines(stream), label)
+    return read_lines(join_wrapped(_decode_lines(stream)), label)
 
 
 _COMPRESSED = (
@@ -221,6 +223,84 @@ def _maybe_decompress(raw: Any, label: str) -> Any:
                 ) from None
             return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
     return raw
+
+
+_QUOTED_RE = re.compile(r"^\s*>[> ]*")
+_STAMPED_RE = re.compile(r"^(?:<\d{1,3}>)?\[\s*\d{1,10}\.\d{1,9}\](?:\[\s*[TC]\d+\])?")
+# Unquoted wraps are only joined where the cut is certain (a table: what the record
+# ends with, what the next line starts with, and the separator to put back):
+_UNQUOTED_WRAPS: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
+    # a console cut inside a number: "CPU: 1 PID: 1" | "88243 Comm: ..."
+    (re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: \d+$"), re.compile(r"^\d*\s?Comm: "), ""),
+    # a register name whose value went to the next line: "x27:" | "ffffa2457df24008"
+    (re.compile(r"\b[A-Za-z][A-Za-z0-9]{0,3} ?:$"), re.compile(r"^[0-9a-f]{4,16}\b"), " "),
+    # "Unable to handle kernel paging request at virtual" | "address ffff5dbb8189f000"
+    (re.compile(r"\bat(?: virtual)?$"), re.compile(r"^(?:address )?(?:0x)?[0-9a-f]{4,}"), " "),
+    # "Modules linked in: a b" | "c d [last" | "unloaded: e]"
+    (
+        re.compile(r"Modules linked in:.*[\w\]]$"),
+        re.compile(r"^(?:[\w-]+(?:\([A-Z_]+\))?\s*)+(?:\[last)?$|^unloaded: [\w-]*\]"),
+        " ",
+    ),
+    # the end banner: "---[ end Kernel panic - not syncing: Oops: Fatal" | "exception ... ]---"
+    (re.compile(r"^---\[ end (?!.*\]---)"), re.compile(r".*\]---$"), " "),
+    # an open parenthesis: "pstate: 824000c9 (Nzcv daIF +PAN" | "-SSBS BTYPE=--)"
+    (re.compile(r"\([^)]*$"), re.compile(r"^[^:(]*\)$"), " "),
+)
+
+
+def _unquote(line: str) -> tuple[bool, str]:
+    m = _QUOTED_RE.match(line)
+    return (True, line[m.end() :]) if m else (False, line)
+
+
+def _continuation(prev: str, cur: str) -> str | None:
+    """``prev`` joined with ``cur`` when ``cur`` is the wrapped rest of ``prev``, else None.
+
+    Mail clients wrap long lines at a space and quote them (``> ``): inside
+    quoted text, a line without a printk timestamp that follows a stamped
+    record (not a blank line) is the rest of that record.  A console wraps
+    at a fixed width, even inside a number; unquoted text also interleaves
+    user-space lines, which must stay lines of their own: there only the
+    cuts of :data:`_UNQUOTED_WRAPS` are joined.
+    """
+    c0 = cur[:1]
+    if not c0 or c0 == "[" or (c0 == "<" and cur[1:2].isdigit()):
+        return None  # a stamped record (the common case) never continues another
+    pq, ptext = _unquote(prev)
+    cq, ctext = _unquote(cur)
+    if not ctext.strip() or _STAMPED_RE.match(ctext.lstrip()):
+        return None
+    if pq and cq and ptext.strip() and _STAMPED_RE.match(ptext.lstrip()):
+        if _STAMPED_RE.fullmatch(ptext.strip()):  # the wrapped line was only the timestamp
+            return prev.rstrip() + " " + ctext
+        return prev.rstrip() + " " + ctext.strip()
+    if pq or cq:
+        return None
+    stamp = _STAMPED_RE.match(ptext.lstrip())
+    if stamp is None:
+        return None
+    record = ptext.lstrip()[stamp.end() :].strip()
+    for ends, starts, sep in _UNQUOTED_WRAPS:
+        if ends.search(record) and starts.match(ctext.strip()):
+            return prev.rstrip() + sep + ctext.strip()
+    return None
+
+
+def join_wrapped(lines: Iterable[str]) -> Iterator[str]:
+    """Lines with wrapped records joined back (see :func:`_continuation`)."""
+    prev: str | None = None
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if prev is not None:
+            joined = _continuation(prev, line)
+            if joined is not None:
+                prev = joined
+                continue
+            yield prev
+        prev = line
+    if prev is not None:
+        yield prev
 
 
 def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:

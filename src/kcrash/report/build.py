@@ -132,7 +132,7 @@ def _one(diag: Any, lang: str, access: dict[str, Any] | None = None) -> dict[str
             expression=access["expression"],
             variable=variable,
             struct=access["struct"],
-            function=(diag.culprit.function if diag.culprit else "?"),
+            function=(diag.culprit.function if diag.culprit else variable),
         )
         msgs["next_steps"] = [
             step if m.id == "next.null_register" else text
@@ -194,6 +194,14 @@ def build_report(
             "memory": facts.memory or None,
         },
         "steps": [asdict(r) for r in steps.records],
-        "other_reports": [_one(d, lang) for d in diags[1:]],
+        "other_reports": [{**_one(d, lang), "position": _position(d, diags[0])} for d in diags[1:]],
     }
     return report
+
+
+def _position(other: Any, primary: Any) -> str | None:
+    """ "before" or "after" the primary crash in the log (None when unknown)."""
+    a, b = getattr(other, "event", None), getattr(primary, "event", None)
+    if a is None or b is None:
+        return None
+    return "before" if a.line_index < b.line_index else "after"

@@ -114,8 +114,9 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
         )
     console.print(t)
     for o in report.get("other_reports") or []:
+        label = lb["other_reports_before"] if o.get("position") == "before" else lb["other_reports"]
         console.print(
-            f"{lb['other_reports']}: {o['verdict']['class']}: {o['verdict'].get('title')}",
+            f"{label}: {o['verdict']['class']}: {o['verdict'].get('title')}",
             markup=False,
             highlight=False,
         )
