@@ -262,6 +262,11 @@ def run_session(
     # `log | head` must end `head`'s reader with EPIPE, not kill the shell.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     interactive = interactive_terminal() and not commands
+    if interactive:
+        # Ctrl-C must stop a command even when kcrash was started with SIGINT ignored (a
+        # script's background job, nohup, some CI runners): Python installs its
+        # KeyboardInterrupt handler only when SIGINT is at its default at start-up.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     pager.configure(target.prog)
     session = Session(target, interactive=interactive)
     try:
