@@ -24,6 +24,7 @@ import drgn
 from ..errors import DebuginfoNotFoundError, KcrashError, NotADumpError
 from . import debuginfo as di
 from .dumpfile import DumpFile, inspect, parse_vmcoreinfo
+from .fetch.distro import debuginfo_package
 
 X86_64 = drgn.Platform(
     drgn.Architecture.X86_64,
@@ -176,7 +177,7 @@ def open_target(
     target.mode = setup.mode
     target.lacks = list(setup.lacks)
     if no_debuginfo:
-        pkg = f"linux-image-{dump.release}-dbg" if dump.release else "the kernel's -dbg package"
+        pkg = debuginfo_package(dump.release)
         target.missing_debuginfo = (
             f"no vmlinux used (--no-debuginfo); for source lines pass VMLINUX or install {pkg}"
         )
@@ -196,11 +197,11 @@ def _note_truncated(target: Target) -> None:
 
 def _not_found_message(dump: DumpFile, looked: list[str]) -> str:
     where = ", ".join(looked[:6]) + (f" and {len(looked) - 6} more" if len(looked) > 6 else "")
-    pkg = f"linux-image-{dump.release}-dbg" if dump.release else "the kernel's -dbg package"
+    pkg = debuginfo_package(dump.release)
     return (
         f"no vmlinux with debuginfo for {dump.release or 'this kernel'}"
         f" (build id {dump.build_id or 'unknown'}); looked in {where}; "
-        f"install {pkg} (Debian/Ubuntu) or kernel-debuginfo (RHEL/Fedora), "
+        f"install {pkg}, "
         "or pass VMLINUX / --debuginfo DIR"
     )
 
