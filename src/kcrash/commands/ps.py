@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from drgn import Program
@@ -22,10 +21,3 @@ def _kcrash_cmd_ps(prog: Program, name: str, args: argparse.Namespace, **kwargs:
         print_json(rows)
     else:
         print(format_ps(rows))
-    if unreadable:
-        where = ", ".join(f"{a:016x}" for a in unreadable)
-        print(
-            f"kcrash: {len(unreadable)} task(s) not listed: task_struct at {where} lies in "
-            "a page the dump does not hold (excluded or missing)",
-            file=sys.stderr,
-        )
