@@ -31,7 +31,7 @@ class CrashFrame:
     exception: bool = False
     after_bogus: bool = False  # follows crash's "possibly bogus exception frame"
     bogus: bool = False  # the frame crash warned about
-    slot: int | None = None  # the stack slot crash read the return address from
+    sp: int | None = None  # the stack slot crash read the return address from
     rsp: int | None = None  # an exception frame's RSP
 
 
@@ -50,9 +50,16 @@ def parse_bt(text: str) -> list[list[CrashFrame]]:
             continue
         m = _FRAME_RE.match(line)
         if m and tasks:
-            slot = int(m.group(2), 16)
-            frame = CrashFrame(m.group(3), int(m.group(4), 16), m.group(5), False, bogus, slot=slot)
-            tasks[-1].append(frame)
+            tasks[-1].append(
+                CrashFrame(
+                    m.group(3),
+                    int(m.group(4), 16),
+                    m.group(5),
+                    False,
+                    bogus,
+                    sp=int(m.group(2), 16),
+                )
+            )
             bogus = False
             continue
         m = _EXC_RE.match(line)

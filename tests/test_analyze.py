@@ -215,3 +215,30 @@ def test_readme_example_without_debuginfo() -> None:
     assert r["verdict"]["class"] == "null-deref"
     assert r["verdict"]["culprit"]["function"] == "kcrash_get_refcount"
     assert any("install linux-image-" in x for x in r["input"]["lacks"])
+
+
+def _readme_example() -> tuple[list[str], list[str]]:
+    """The README's example block: (command argv after `kcrash`, the lines it shows)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("```\n$ kcrash ", 1)[1].split("\n```", 1)[0]
+    command, *shown = block.splitlines()
+    if shown and shown[-1] == "…":  # the README shows the first lines only
+        shown.pop()
+    return command.split(), shown
+
+
+def test_readme_example_output_is_what_the_command_prints() -> None:
+    """The output at the top of the README is the real output of the command shown there
+    (its first lines, verbatim), run as a new user would: the shipped example dump, no
+    debuginfo, an 100-column terminal."""
+    argv, shown = _readme_example()
+    assert argv[0] == "analyze" and argv[1] == "src/kcrash/examples/null-deref.vmcore"
+    p = subprocess.run(
+        [sys.executable, "-m", "kcrash", *argv],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1],
+        env={**os.environ, "KCRASH_DEBUGINFO_PATH": "", "COLUMNS": "100", "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    out = [line.rstrip() for line in p.stdout.splitlines()]
+    assert len(shown) >= 10
+    assert [line.rstrip() for line in shown] == out[: len(shown)]

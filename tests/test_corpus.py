@@ -64,8 +64,16 @@ def test_plan_covers_issue_2() -> None:
             if b.kernel.name == "deb12" and b.scenario.id == scenario
             for f in b.formats
         }
-        assert formats == set(ALL_FORMATS), scenario
+        assert formats == set(ALL_FORMATS) - {"kdump-zlib-mismatch"}, scenario
     assert all("kdump-zlib" in b.formats for b in boots if b.capture == "kdump")
+    # Debian 13: every scenario of deb12 but its size/QEMU variants, every format but QEMU's
+    # once between null-deref and sysrq, and the dump of Debian 12's makedumpfile.
+    deb13 = [b for b in boots if b.kernel.name == "deb13"]
+    assert {b.scenario.id for b in deb13} == REQUIRED_SCENARIOS - {"null-deref-4g"}
+    assert {f for b in deb13 for f in b.formats} == set(ALL_FORMATS) - {"qemu-elf", "qemu-kdump"}
+    assert [b.formats for b in deb13 if "kdump-zlib-mismatch" in b.formats] == [
+        ("kdump-zlib", "elf", "kdump-zstd", "kdump-zlib-mismatch")
+    ]
 
 
 # -- every manifest entry -----------------------------------------------------------------------
@@ -82,8 +90,16 @@ def test_entry_schema(param: Any) -> None:
         fmt["capture"],
     )
     assert e["partial"] is (e["capture"] == "kdump")
-    assert set(ORACLE_COMMANDS) <= set(e["oracle"])
-    assert set(e["expected"]) == {"class", "panic_substring", "culprit_function", "culprit_module"}
+    if e["expected"].get("crash_incomplete"):
+        assert "page-excluded" in e["oracle"]  # crash's complaints, not an oracle
+    else:
+        assert set(ORACLE_COMMANDS) <= set(e["oracle"])
+    assert set(e["expected"]) == {
+        "class", "panic_substring", "culprit_function", "culprit_module", "crash_incomplete"
+    }  # fmt: skip
+    # Debian 13's kernel is read by the crash of its own release; 8.0.2 predates 6.12.
+    want = "crash 8.0.6 (Debian 13)" if e["kernel"] == "deb13" else "crash 8.0.2 (Debian 12)"
+    assert e["oracle_crash"] == want
     assert len(e["build_id"]) == 40
     assert Path(e["vmlinux"]).is_file()
     assert (Path(e["modules_debug_dir"]) / "kcrash_crash.ko").is_file()
@@ -103,8 +119,9 @@ def test_dump_present_and_unchanged(param: Any) -> None:
 @pytest.mark.parametrize("param", ENTRIES)
 def test_crash_log_has_panic_message(param: Any) -> None:
     e = _entry(param)
-    log = Path(e["oracle"]["log"]).read_text(errors="replace")
-    assert e["expected"]["panic_substring"] in log
+    if not e["expected"].get("crash_incomplete"):  # crash may stop early on that one
+        log = Path(e["oracle"]["log"]).read_text(errors="replace")
+        assert e["expected"]["panic_substring"] in log
     console = Path(e["console"]).read_text(errors="replace")
     assert e["expected"]["panic_substring"] in console
     if e["dmesg"]:
@@ -115,6 +132,10 @@ def test_crash_log_has_panic_message(param: Any) -> None:
 @pytest.mark.parametrize("param", ENTRIES)
 def test_crash_bt_not_empty(param: Any) -> None:
     e = _entry(param)
+    if e["expected"].get("crash_incomplete"):
+        excluded = Path(e["oracle"]["page-excluded"]).read_text(errors="replace")
+        assert "page excluded" in excluded, excluded
+        return
     bt = Path(e["oracle"]["bt"]).read_text(errors="replace")
     assert "PID:" in bt and " #0 " in bt, bt[:500]
     sys_out = Path(e["oracle"]["sys"]).read_text(errors="replace")
@@ -152,7 +173,8 @@ def test_same_boot_same_reading() -> None:
         pytest.fail(str(exc))
     by_boot: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
-        by_boot.setdefault(e["boot"], []).append(e)
+        if not e["expected"].get("crash_incomplete"):  # crash stumbles on that one, by design
+            by_boot.setdefault(e["boot"], []).append(e)
     multi = {b: es for b, es in by_boot.items() if len(es) > 1}
     assert multi, "no boot has several formats"
     for boot, es in multi.items():

@@ -30,7 +30,7 @@ from kcrash.target.fetch import fetch_debuginfo, find_local, plan
 from kcrash.target.fetch.cache import gnu_build_id
 from kcrash.target.fetch.deb import package_names
 from kcrash.target.fetch.debuginfod import server_urls
-from kcrash.target.fetch.distro import is_ubuntu_release, release_family
+from kcrash.target.fetch.distro import debuginfo_package, is_ubuntu_release, release_family
 from kcrash.target.fetch.rpm import rhel_package, suse_package
 
 
@@ -318,6 +318,10 @@ def test_release_families_and_package_names() -> None:
     assert release_family("6.5.6-300.fc39.x86_64") == "rhel"
     assert release_family("5.14.21-150500.55.39-default") == "suse"
     assert release_family("6.18.44-custom") is None
+    # Debian 13 names its ABI after the upstream version (the corpus's deb13 kernel).
+    assert release_family("6.12.117+deb13-amd64") == "debian"
+    assert not is_ubuntu_release("6.12.117+deb13-amd64")
+    assert package_names("6.12.117+deb13-amd64") == ["linux-image-6.12.117+deb13-amd64-dbg"]
     assert package_names("6.1.0-56-amd64") == ["linux-image-6.1.0-56-amd64-dbg"]
     assert package_names("5.15.0-91-generic")[0] == "linux-image-unsigned-5.15.0-91-generic-dbgsym"
     assert rhel_package("5.14.0-362.8.1.el9_3.x86_64") == (
@@ -328,6 +332,13 @@ def test_release_families_and_package_names() -> None:
         "5.14.21-150500.55.39",
     )
     assert server_urls("https://a/ http://b") == ["https://a", "http://b"]
+    # Messages name the package of the family that built the kernel, not always Debian's.
+    assert debuginfo_package("5.14.0-362.8.1.el9_3.x86_64") == rhel_package(
+        "5.14.0-362.8.1.el9_3.x86_64"
+    )
+    assert debuginfo_package("5.14.21-150500.55.39-default").startswith("kernel-default-debuginfo")
+    assert debuginfo_package("6.12.117+deb13-amd64") == "linux-image-6.12.117+deb13-amd64-dbg"
+    assert "linux-image" not in debuginfo_package("6.18.44-custom")
 
 
 def test_rhel_release_prints_the_package_and_command(tmp_path: Path) -> None:

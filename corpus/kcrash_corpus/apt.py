@@ -85,6 +85,23 @@ class Apt:
             raise BuildError(f"apt {self.suite}", f"no candidate for {package}")
         return m.group(1)
 
+    def candidates(self, packages: list[str]) -> dict[str, str]:
+        """Candidate version of each of `packages`, from one apt-cache run (a run costs
+        seconds on a loaded machine; a kernel's userland is two dozen packages)."""
+        out = run(["apt-cache", *self._opts(), "policy", *packages], f"apt {self.suite}", 120)
+        found: dict[str, str] = {}
+        name = None
+        for line in out.stdout.splitlines():
+            if line and not line.startswith(" ") and line.endswith(":"):
+                name = line[:-1]
+            m = re.match(r"\s+Candidate: (\S+)", line)
+            if m and name and m.group(1) != "(none)":
+                found[name] = m.group(1)
+        missing = [p for p in packages if p not in found]
+        if missing:
+            raise BuildError(f"apt {self.suite}", f"no candidate for {', '.join(missing)}")
+        return {p: found[p] for p in packages}  # in the caller's order (recipes hash it)
+
     def versions(self, package: str) -> list[str]:
         """Every version of `package` the suite's pockets serve now (newest first)."""
         out = run(["apt-cache", *self._opts(), "madison", package], f"apt {self.suite}", 60)

@@ -24,20 +24,21 @@ from typing import Any
 from . import MANIFEST_NAME, SCHEMA_VERSION
 from .guest import capture_script, guest_formats, job_script, run_boot
 from .kernel import KernelBuilder, KernelState
-from .oracle import record_oracle, run_crash
+from .oracle import record_incomplete, record_oracle, run_crash
 from .reencode import REENCODER_VERSION, reencode
 from .tables import (
     CAPTURE_CMDLINE,
     CRASHKERNEL,
-    DERIVED_FORMATS,
     FORMATS,
     KERNELS,
     ORACLE_COMMANDS,
+    PANIC_WORDING,
     RECIPE_VERSION,
     SCENARIOS,
     Kernel,
     Scenario,
 )
+from .trixie import SUITE as TRIXIE_SUITE
 from .trixie import TrixieTools
 from .trixie import prepare as prepare_trixie
 from .util import (
@@ -51,6 +52,9 @@ from .util import (
     sha256_file,
     write_json,
 )
+
+#: Manifest `oracle_crash`: which crash wrote an entry's sys/bt/log/ps/mod files.
+ORACLE_CRASH = {False: "crash 8.0.2 (Debian 12)", True: "crash 8.0.6 (Debian 13)"}
 
 #: Boots built first: other work is blocked until these exist.
 PRIORITY = ("deb12/null-deref/kdump", "deb12/sysrq/kdump")
@@ -84,7 +88,7 @@ def plan() -> list[Boot]:
                 continue
             if sc.kernels is not None and kernel.name not in sc.kernels:
                 continue
-            formats = tuple(f for f in sc.formats if kernel.formats is None or f in kernel.formats)
+            formats = kernel.formats_of(sc)
             if not formats:
                 continue
             captures = {FORMATS[f]["capture"] for f in formats}
@@ -159,20 +163,58 @@ class Builder:
             boot.capture,
             boot.formats,
             job_script(sc, boot.capture, boot.id, boot.hosts_tree),
-            capture_script(guest_formats(boot.formats)),
+            capture_script(guest_formats(boot.formats, boot.kernel.derived_formats())),
             CAPTURE_CMDLINE,
             CRASHKERNEL,
             self.tools.get("qemu-system-x86"),
-            REENCODER_VERSION if set(boot.formats) & set(DERIVED_FORMATS) else None,
+            REENCODER_VERSION if set(boot.formats) & set(boot.kernel.derived_formats()) else None,
         )
 
-    def oracle_recipe(self, guest_recipe: str) -> str:
+    def oracle_recipe(self, guest_recipe: str, kernel: Kernel) -> str:
+        if kernel.userland == TRIXIE_SUITE:
+            # crash 8.0.6 is this kernel's one oracle (8.0.2 predates 6.12).
+            assert self.trixie is not None
+            return recipe_hash(guest_recipe, ORACLE_COMMANDS, self.trixie.versions, "trixie")
         return recipe_hash(
             guest_recipe,
             ORACLE_COMMANDS,
             self.tools.get("crash"),
             self.trixie.versions if self.trixie and self.ps_trixie else None,
         )
+
+    def _oracle(
+        self, boot: Boot, state: KernelState, dump: Path, tmp: Path, entry_id: str, fmt: str
+    ) -> dict[str, str]:
+        """crash's reading of one dump: Debian 12's crash 8.0.2 plus 8.0.6's `ps` for the
+        Debian 12/11 kernels; trixie's crash 8.0.6 alone for a trixie-userland kernel.
+        A format crash is known to read only in part adds crash's complaints."""
+        if boot.kernel.userland == TRIXIE_SUITE:
+            assert self.trixie is not None
+            if FORMATS[fmt].get("crash_incomplete"):
+                return record_incomplete(self.trixie.crash, state.vmlinux, dump, tmp, entry_id)
+            step = f"oracle {entry_id} (crash 8.0.6)"
+            progress(step, "crash " + "; ".join(ORACLE_COMMANDS.values()))
+            oracle = run_crash(self.trixie.crash, state.vmlinux, dump, tmp, ORACLE_COMMANDS, step)
+            # The same crash 8.0.6 session: its ps is the "ps-trixie" the tests compare with.
+            oracle["ps-trixie"] = oracle["ps"]
+            return oracle
+        oracle = record_oracle(state.vmlinux, dump, tmp, entry_id)
+        if self.ps_trixie and self.trixie:
+            # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right. Best
+            # effort: the entry stands without it.
+            try:
+                extra = run_crash(
+                    self.trixie.crash,
+                    state.vmlinux,
+                    dump,
+                    tmp,
+                    {"ps-trixie": "ps"},
+                    f"oracle {entry_id} (crash 8.0.6)",
+                )
+                oracle.update(extra)
+            except BuildError as exc:
+                progress("warning", str(exc))
+        return oracle
 
     # -- one boot -----------------------------------------------------------------------------
     def do_boot(self, boot: Boot, state_f: Future[KernelState]) -> None:
@@ -193,7 +235,7 @@ class Builder:
             result = self._capture(boot, state, bdir, grecipe)
             fresh = True
             write_json(rfile, result)
-        orecipe = self.oracle_recipe(grecipe)
+        orecipe = self.oracle_recipe(grecipe, boot.kernel)
         for fmt, dump in result["dumps"].items():
             if dump.get("oracle_recipe") == orecipe and all(
                 Path(p).exists() for p in dump.get("oracle", {}).values()
@@ -204,22 +246,7 @@ class Builder:
             odir = bdir / "oracle" / fmt
             tmp = bdir / "oracle" / f".{fmt}.tmp"
             rm_rf(tmp)
-            oracle = record_oracle(state.vmlinux, Path(dump["path"]), tmp, entry_id)
-            if self.ps_trixie and self.trixie:
-                # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right. Best
-                # effort: the entry stands without it.
-                try:
-                    extra = run_crash(
-                        self.trixie.crash,
-                        state.vmlinux,
-                        Path(dump["path"]),
-                        tmp,
-                        {"ps-trixie": "ps"},
-                        f"oracle {entry_id} (crash 8.0.6)",
-                    )
-                    oracle.update(extra)
-                except BuildError as exc:
-                    progress("warning", str(exc))
+            oracle = self._oracle(boot, state, Path(dump["path"]), tmp, entry_id, fmt)
             rm_rf(odir)
             tmp.replace(odir)
             dump["oracle"] = {k: str(odir / Path(p).name) for k, p in oracle.items()}
@@ -249,15 +276,23 @@ class Builder:
             state,
             boot.scenario,
             boot.capture,
-            tuple(f for f in boot.formats if f not in DERIVED_FORMATS),
+            tuple(f for f in boot.formats if f not in boot.kernel.derived_formats()),
             boot.id,
             bdir,
             boot.hosts_tree,
+            boot.kernel.derived_formats(),
         )
         dumps: dict[str, dict[str, Any]] = {}
-        mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture kernel"
+        host_mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture"
+        host_mdf += " kernel"
+        mdf = host_mdf
+        if boot.kernel.userland:
+            mdf = (
+                f"makedumpfile {state.packages.get('makedumpfile')} (Debian {boot.kernel.suite}) "
+                "in the capture kernel"
+            )
         for fmt in boot.formats:
-            if fmt in DERIVED_FORMATS:
+            if fmt in boot.kernel.derived_formats():
                 path = self._derive(boot, fmt, files["kdump-zlib"])
                 written_by = (
                     f"kcrash_corpus.reencode {REENCODER_VERSION}: this boot's kdump-zlib dump "
@@ -271,7 +306,8 @@ class Builder:
                 flags = f"format={FORMATS[fmt]['qmp']} paging=false"
             else:
                 path = files[fmt]
-                written_by, flags = mdf, f"{FORMATS[fmt]['flag']} -d 31"
+                by = host_mdf if FORMATS[fmt].get("makedumpfile") == "host" else mdf
+                written_by, flags = by, f"{FORMATS[fmt]['flag']} -d 31"
             dumps[fmt] = {
                 "path": str(path),
                 "size": path.stat().st_size,
@@ -333,9 +369,13 @@ class Builder:
                     "dmesg": result["dmesg"],
                     "console": result["console"],
                     "oracle": dump["oracle"],
+                    "oracle_crash": ORACLE_CRASH[boot.kernel.userland == TRIXIE_SUITE],
                     "expected": {
                         "class": sc.klass,
-                        "panic_substring": sc.panic_substring,
+                        "panic_substring": PANIC_WORDING.get(
+                            (boot.kernel.name, sc.id), sc.panic_substring
+                        ),
+                        "crash_incomplete": bool(f.get("crash_incomplete")),
                         "culprit_function": sc.culprit_function,
                         "culprit_module": sc.culprit_module,
                     },
@@ -443,7 +483,7 @@ class Builder:
         if not boots:
             raise BuildError("plan", f"no boot matches {self.only}")
         progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
-        if self.ps_trixie:
+        if self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
             self.trixie = prepare_trixie(self.root)
         kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
         first = next(k for k in KERNELS if k.name == kernel_names[0])

@@ -27,6 +27,22 @@ MODULE_SRC = PKG_DIR / "module"
 INIT_SCRIPT = PKG_DIR / "guest" / "init.sh"
 #: Host tools copied into the initramfs (they run in both kernels of a kdump boot).
 GUEST_BINARIES = ("/bin/busybox", "/sbin/kexec", "/sbin/vmcore-dmesg", "/usr/bin/makedumpfile")
+#: A kernel with its own suite's userland (`Kernel.userland`): these of that suite's binaries
+#: replace the host's in the initramfs (busybox stays the host's static one), as a server of
+#: that release runs them; pahole gives the test module its BTF as on such a server (6.12's
+#: kbuild runs it for `BTF [M]`).
+USERLAND_BINARIES = ("/usr/sbin/kexec", "/usr/sbin/vmcore-dmesg", "/usr/bin/makedumpfile")
+#: The suite's packages unpacked for that: the tools, then the libraries their ELF files load
+#: (the build checks with the suite's loader that each one resolves inside this tree).
+USERLAND_PACKAGES = (
+    "kexec-tools", "makedumpfile", "pahole",
+    "libc6", "libgcc-s1", "zlib1g", "libzstd1", "liblzo2-2", "liblzma5", "libbz2-1.0",
+    "libelf1t64", "libdw1t64", "libbpf1",
+    # kexec-tools links libxenctrl (libxenmisc) for Xen dom0 support.
+    "libxenmisc4.20", "libxencall1", "libxendevicemodel1", "libxenevtchn1",
+    "libxenforeignmemory1", "libxengnttab1", "libxentoolcore1", "libxentoollog1",
+)  # fmt: skip
+LOADER = "ld-linux-x86-64.so.2"
 
 
 @dataclass
@@ -82,7 +98,9 @@ def build_id(elf: Path) -> str:
     return m.group(1)
 
 
-def _extract_members(deb: Path, dest: Path, members: list[str], step: str, timeout: int) -> None:
+def _extract_members(
+    deb: Path, dest: Path, members: list[str], step: str, timeout: int, check: bool = True
+) -> None:
     """Extract a few members of a .deb's data tarball; tar stops once it has them all.
 
     ``--occurrence`` makes GNU tar stop reading after the last requested member, so pulling
@@ -98,6 +116,7 @@ def _extract_members(deb: Path, dest: Path, members: list[str], step: str, timeo
                 step,
                 timeout,
                 stdin=feeder.stdout,
+                check=check,
             )
         finally:
             feeder.kill()
@@ -144,9 +163,11 @@ class KernelBuilder:
         for n in pinned:
             if n != image and k.version not in self.apt.versions(n):
                 raise BuildError(self.step, f"{n} {k.version} is not served by Debian's mirror")
+        userland = self.apt.candidates(list(USERLAND_PACKAGES)) if k.userland else {}
         return k.release, {
             **pinned,
             **{n: self.apt.version(n) for n in ("base-files", "kdump-tools")},
+            **userland,
         }
 
     # -- main entry -------------------------------------------------------------------------
@@ -178,16 +199,20 @@ class KernelBuilder:
         small = {p: v for p, v in packages.items() if not p.endswith("-dbg")}
         debs = self.apt.download(small)
         image = debs[f"linux-image-{release}"]
+        userland = None
+        if self.kernel.userland:
+            userland = self._extract_userland([debs[p] for p in USERLAND_PACKAGES])
         vmlinuz, guest_mods = self._extract_image(image, release)
         headers = self._extract_headers(
             [debs[p] for p in packages if p.startswith(("linux-headers-", "linux-kbuild-"))],
             release,
+            userland,
         )
         debug_dir = self.dir / "debug-modules"
         debug_dir.mkdir()
-        self._build_module(headers, guest_mods, debug_dir)
+        self._build_module(headers, guest_mods, debug_dir, userland)
         etc = self._extract_etc(debs["base-files"], debs["kdump-tools"])
-        initrd = self._initramfs(guest_mods, etc)
+        initrd = self._initramfs(guest_mods, etc, userland)
         vmlinux = self._extract_vmlinux(release)
         state = KernelState(
             name=self.kernel.name, suite=self.kernel.suite, release=release,
@@ -200,6 +225,7 @@ class KernelBuilder:
         # extracted headers are big and only needed to build what is now built.
         rm_rf(image)
         rm_rf(self.dir / "headers")
+        rm_rf(self.dir / "userland")
         return state
 
     # -- steps --------------------------------------------------------------------------------
@@ -215,8 +241,13 @@ class KernelBuilder:
             shutil.copy2(boot / f"vmlinuz-{release}", vmlinuz)
             shutil.copy2(boot / f"config-{release}", self.dir / f"config-{release}")
             shutil.copy2(boot / f"System.map-{release}", self.dir / f"System.map-{release}")
+            # Debian 13 (merged /usr) ships the modules under /usr/lib/modules.
             moddir = Path(tmp) / "lib" / "modules" / release
+            if not moddir.is_dir():
+                moddir = Path(tmp) / "usr" / "lib" / "modules" / release
             by_name = {p.name.split(".ko")[0].replace("-", "_"): p for p in moddir.rglob("*.ko*")}
+            # Since Debian 13 the modules ship xz-compressed (`.ko.xz`); busybox insmod wants
+            # them plain, and the -dbg package keeps the debug files as plain `.ko`.
             order: list[str] = []
 
             def visit(name: str) -> None:
@@ -235,17 +266,67 @@ class KernelBuilder:
                 visit(name)
             for name in order:
                 src = by_name[name]
-                if src.suffix != ".ko":
+                if src.suffix == ".xz":
+                    with (out / f"{name}.ko").open("wb") as fh:
+                        run(["xz", "-dc", src], self.step, 60, stdout=fh)
+                elif src.suffix == ".ko":
+                    shutil.copy2(src, out / f"{name}.ko")
+                else:
                     raise BuildError(self.step, f"compressed module {src.name} not supported")
-                shutil.copy2(src, out / f"{name}.ko")
             (out / "modules.order").write_text("\n".join(order) + "\n")
             (self.dir / "guest-modules.paths").write_text(
-                "\n".join(str(by_name[n].relative_to(tmp)) for n in order) + "\n"
+                "\n".join(str(by_name[n].relative_to(tmp)).removesuffix(".xz") for n in order)
+                + "\n"
             )
         return vmlinuz, out
 
-    def _extract_headers(self, debs: list[Path], release: str) -> Path:
-        """linux-headers + kbuild in a private tree; its Makefile points at /usr/src, fix it."""
+    def _extract_userland(self, debs: list[Path]) -> Path:
+        """The kernel's suite's kdump userland and libraries, unpacked (nothing installed)."""
+        progress(self.step, f"unpacking {self.kernel.userland}'s kexec-tools and makedumpfile")
+        root = self.dir / "userland"
+        rm_rf(root)
+        for deb in debs:
+            run(["dpkg-deb", "-x", deb, root], self.step, 120)
+        return root
+
+    def _libs(self, userland: Path, binary: Path) -> list[Path]:
+        """The shared libraries `binary` loads, resolved by the suite's own loader inside
+        the unpacked tree; one resolved elsewhere (the host's) or not at all is an error."""
+        libdir = userland / "usr/lib/x86_64-linux-gnu"
+        out = run(
+            [libdir / LOADER, "--library-path", libdir, "--list", binary], self.step, 30
+        ).stdout
+        libs = []
+        for line in out.splitlines():
+            if "not found" in line:
+                raise BuildError(self.step, f"{binary.name}: {line.strip()}")
+            m = re.search(r"=> (/\S+)", line)
+            if m:
+                lib = Path(m.group(1))
+                if not lib.is_relative_to(userland):
+                    raise BuildError(
+                        self.step, f"{binary.name} loads {lib} from outside {userland}"
+                    )
+                libs.append(lib)
+        return libs
+
+    def _wrap(self, userland: Path, binary: Path, wrapper: Path) -> None:
+        """A shell script at `wrapper` that runs the suite's `binary` through the suite's
+        loader; --argv0 keeps the name (kbuild's modpost and objtool pick their real binary
+        from it)."""
+        libdir = userland / "usr/lib/x86_64-linux-gnu"
+        wrapper.write_text(
+            f'#!/bin/sh\nexec {libdir / LOADER} --library-path {libdir} --argv0 "$0" '
+            f'{binary} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+
+    def _extract_headers(self, debs: list[Path], release: str, userland: Path | None) -> Path:
+        """linux-headers + kbuild in a private tree; its Makefile points at /usr/src, fix it.
+
+        A newer suite's kbuild binaries (fixdep, modpost, objtool …) need that suite's glibc:
+        each is renamed `*.elf` and replaced by a wrapper that runs it through the suite's
+        loader (`userland`)."""
         progress(self.step, "extracting headers")
         root = self.dir / "headers"
         for deb in debs:
@@ -253,15 +334,51 @@ class KernelBuilder:
         tree = root / "usr" / "src" / f"linux-headers-{release}"
         mk = tree / "Makefile"
         mk.write_text(mk.read_text().replace("include /usr/src/", f"include {root}/usr/src/"))
+        if userland is not None:
+            for kbuild in (root / "usr/lib").glob("linux-kbuild-*"):
+                for f in sorted(kbuild.rglob("*")):
+                    if f.is_file() and os.access(f, os.X_OK) and f.read_bytes()[:4] == b"\x7fELF":
+                        real = f.with_name(f.name + ".elf")
+                        f.replace(real)
+                        self._wrap(userland, real, f)
         return tree
 
-    def _build_module(self, headers: Path, guest_mods: Path, debug_dir: Path) -> None:
+    def _make_overrides(self, headers: Path, userland: Path | None) -> list[str]:
+        """make variables that let the host gcc 12 build for a kernel built by a newer gcc.
+
+        Linux 6.9 uses gcc 14's `-fmin-function-alignment=N` when the compiler has it
+        (CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT) and falls back to `-falign-functions=N`, the
+        same alignment for a module's functions; gcc 12 lacks the former, so the kernel's
+        own fallback is selected. pahole (the module's BTF) is the suite's, wrapped."""
+        out = []
+        config = (headers / ".config").read_text()
+        if "CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=y" in config:
+            probe = run(
+                ["gcc", "-fmin-function-alignment=16", "-x", "c", "-c", "-o", "/dev/null",
+                 "/dev/null"],
+                self.step, 60, check=False,
+            )  # fmt: skip
+            if probe.returncode != 0:
+                out.append("CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=")
+        if userland is not None:
+            pahole = self.dir / "pahole"
+            self._wrap(userland, userland / "usr/bin/pahole", pahole)
+            out.append(f"PAHOLE={pahole}")
+        return out
+
+    def _build_module(
+        self, headers: Path, guest_mods: Path, debug_dir: Path, userland: Path | None
+    ) -> None:
         """Build the test module with the host gcc (Debian's headers name a versioned gcc)."""
         progress(self.step, "building kcrash_crash.ko")
         build = self.dir / "module-build"
         shutil.copytree(MODULE_SRC, build)
         env = dict(os.environ, DEBIAN_KERNEL_NO_CC_VERSION_CHECK="y")
-        run(["make", "-C", headers, f"M={build}", "CC=gcc", "modules"], self.step, 300, env=env)
+        run(
+            ["make", "-C", headers, f"M={build}", "CC=gcc",
+             *self._make_overrides(headers, userland), "modules"],
+            self.step, 300, env=env,
+        )  # fmt: skip
         ko = build / "kcrash_crash.ko"
         shutil.copy2(ko, debug_dir / "kcrash_crash.ko")
         # The guest loads a stripped copy, as distributions ship modules; same build id.
@@ -283,7 +400,7 @@ class KernelBuilder:
             )
         return etc
 
-    def _initramfs(self, guest_mods: Path, etc: Path) -> Path:
+    def _initramfs(self, guest_mods: Path, etc: Path, userland: Path | None) -> Path:
         """An uncompressed cpio (TCG decompresses slowly): busybox, kdump tools, modules."""
         progress(self.step, "packing initramfs")
         stage = self.dir / "initramfs"
@@ -303,16 +420,11 @@ class KernelBuilder:
             "etc/default",
         ):
             (stage / d).mkdir(parents=True, exist_ok=True)
-        libs: set[str] = set()
-        for binary in GUEST_BINARIES:
-            real = Path(binary).resolve()
-            shutil.copy2(real, stage / binary.lstrip("/"))
-            ldd = run(["ldd", real], self.step, 30, check=False).stdout
-            libs.update(re.findall(r"(/\S+\.so[.\d]*)", ldd))
-        for lib in sorted(libs):
-            dest = stage / lib.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(lib).resolve(), dest)
+        if userland is None:
+            self._host_binaries(stage, GUEST_BINARIES)
+        else:
+            self._host_binaries(stage, ("/bin/busybox",))
+            self._userland_binaries(stage, userland)
         shutil.copytree(guest_mods, stage / "lib/modules/kcrash")
         shutil.copy2(etc / "os-release", stage / "etc/os-release")
         shutil.copy2(etc / "default/kdump-tools", stage / "etc/default/kdump-tools")
@@ -331,6 +443,52 @@ class KernelBuilder:
             )
         rm_rf(stage)
         return initrd
+
+    def _host_binaries(self, stage: Path, binaries: tuple[str, ...]) -> None:
+        """Host binaries at their paths, with the libraries ldd names."""
+        libs: set[str] = set()
+        for binary in binaries:
+            real = Path(binary).resolve()
+            shutil.copy2(real, stage / binary.lstrip("/"))
+            ldd = run(["ldd", real], self.step, 30, check=False).stdout
+            libs.update(re.findall(r"(/\S+\.so[.\d]*)", ldd))
+        for lib in sorted(libs):
+            dest = stage / lib.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(lib).resolve(), dest)
+
+    def _userland_binaries(self, stage: Path, userland: Path) -> None:
+        """The suite's kexec, vmcore-dmesg and makedumpfile at their paths with the suite's
+        libraries and loader; the host's makedumpfile under /opt/host (its own loader and
+        libraries, started by a wrapper) for the dump a stale makedumpfile writes."""
+        libs: set[Path] = set()
+        for binary in USERLAND_BINARIES:
+            src = userland / binary.lstrip("/")
+            dest = stage / binary.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+            libs.update(self._libs(userland, src))
+        libdir = stage / "usr/lib/x86_64-linux-gnu"
+        libdir.mkdir(parents=True, exist_ok=True)
+        for lib in sorted(libs):
+            shutil.copy2(lib.resolve(), libdir / lib.name)
+        (stage / "lib64").mkdir(exist_ok=True)
+        shutil.copy2(
+            (userland / "usr/lib/x86_64-linux-gnu" / LOADER).resolve(), stage / "lib64" / LOADER
+        )
+        host = stage / "opt/host"
+        (host / "lib").mkdir(parents=True)
+        real = Path("/usr/bin/makedumpfile").resolve()
+        shutil.copy2(real, host / "makedumpfile.bin")
+        ldd = run(["ldd", real], self.step, 30, check=False).stdout
+        for lib in re.findall(r"(/\S+\.so[.\d]*)", ldd):
+            shutil.copy2(Path(lib).resolve(), host / "lib" / Path(lib).name)
+        wrapper = host / "makedumpfile"
+        wrapper.write_text(
+            f"#!/bin/sh\nexec /opt/host/lib/{LOADER} --library-path /opt/host/lib "
+            '/opt/host/makedumpfile.bin "$@"\n'
+        )
+        wrapper.chmod(0o755)
 
     def _dbg_deb(self, release: str) -> Path:
         name = f"linux-image-{release}-dbg"
@@ -353,15 +511,21 @@ class KernelBuilder:
         if state.module_debug_done:
             return state
         paths = (self.dir / "guest-modules.paths").read_text().split()
-        members = [f"./usr/lib/debug/{p}" for p in paths]
+        # A module at usr/lib/modules (Debian 13) may have its debug file under either
+        # usr/lib/debug/usr/lib/modules or usr/lib/debug/lib/modules: ask tar for both
+        # (one is missing, so tar exits non-zero) and check what came out.
+        variants = {p: [p] if p.startswith("lib/") else [p, p.removeprefix("usr/")] for p in paths}
+        members = [f"./usr/lib/debug/{v}" for vs in variants.values() for v in vs]
         deb = self._dbg_deb(state.release)
-        progress(self.step, f"extracting {len(members)} module debug files")
+        progress(self.step, f"extracting {len(paths)} module debug files")
         with tempfile.TemporaryDirectory(dir=self.root) as tmp:
-            _extract_members(deb, Path(tmp), members, self.step, 900)
-            for m in members:
-                src = Path(tmp) / m
-                if src.exists():
-                    shutil.copy2(src, Path(state.modules_debug_dir) / src.name)
+            _extract_members(deb, Path(tmp), members, self.step, 900, check=False)
+            for p, vs in variants.items():
+                found = [Path(tmp) / f"usr/lib/debug/{v}" for v in vs]
+                found = [f for f in found if f.exists()]
+                if not found:
+                    raise BuildError(self.step, f"no debug file for {p} in {deb.name}")
+                shutil.copy2(found[0], Path(state.modules_debug_dir) / found[0].name)
         rm_rf(deb)
         state.module_debug_done = True
         write_json(self.dir / "kernel.json", asdict(state))

@@ -63,3 +63,35 @@ def record_oracle(vmlinux: str, vmcore: Path, out_dir: Path, entry_id: str) -> d
     step = f"oracle {entry_id}"
     progress(step, "crash " + "; ".join(ORACLE_COMMANDS.values()))
     return run_crash(["crash"], vmlinux, vmcore, out_dir, ORACLE_COMMANDS, step)
+
+
+def record_incomplete(
+    crash: list[str], vmlinux: str, vmcore: Path, out_dir: Path, entry_id: str
+) -> dict[str, str]:
+    """A dump crash is known to read only in part (a stale makedumpfile excluded pages the
+    kernel needed): crash's usual readings plus its `page excluded` complaints
+    (`page-excluded`), so a test can assert both that crash still stumbles on it and that
+    kcrash reads it. A crash that no longer complains is an error: the entry would no
+    longer test anything."""
+    step = f"oracle {entry_id} (crash expected to stumble)"
+    progress(step, "crash " + "; ".join(ORACLE_COMMANDS.values()))
+    try:
+        oracle = run_crash(crash, vmlinux, vmcore, out_dir, ORACLE_COMMANDS, step)
+    except BuildError:  # crash gave up before some command: keep what it wrote
+        oracle = {
+            key: str(out_dir / oracle_file_name(key))
+            for key in ORACLE_COMMANDS
+            if (out_dir / oracle_file_name(key)).exists()
+        }
+    said = "".join(
+        (out_dir / f).read_text(errors="replace")
+        for f in ("crash.stdout", "crash.stderr")
+        if (out_dir / f).exists()
+    )
+    excluded = [line for line in said.splitlines() if "page excluded" in line]
+    if not excluded:
+        raise BuildError(step, f"crash read {vmcore.name} without a 'page excluded' error")
+    path = out_dir / "page-excluded.txt"
+    path.write_text("\n".join(excluded) + "\n")
+    oracle["page-excluded"] = str(path)
+    return oracle

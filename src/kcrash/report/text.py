@@ -26,6 +26,16 @@ from .common import (
 from .labels import labels
 
 
+def _hanging(console: Console, prefix: str, text: str, indent: int = 2) -> None:
+    """One paragraph, wrapped at the console's width under its own first character (a
+    numbered step or a bullet keeps its text in one column), never at column 0."""
+    grid = Table.grid()
+    grid.add_column(width=indent + len(prefix), no_wrap=True)
+    grid.add_column()
+    grid.add_row(" " * indent + prefix, Text(text))
+    console.print(grid)
+
+
 def render(report: dict[str, Any], color: bool | None = None, width: int = 100) -> str:
     buf = io.StringIO()
     console = Console(
@@ -60,12 +70,12 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
     if report.get("explanation"):
         console.print(Text(lb["explanation"], style="bold underline"))
         for line in report["explanation"]:
-            console.print("  " + line, highlight=False, markup=False)
+            _hanging(console, "", line)
         console.print()
     if report.get("next_steps"):
         console.print(Text(lb["next_steps"], style="bold underline"))
         for i, line in enumerate(report["next_steps"], 1):
-            console.print(f"  {i}. {line}", highlight=False, markup=False)
+            _hanging(console, f"{i}. ", line)
         console.print()
 
     ev = report.get("evidence", {})
@@ -75,7 +85,7 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
             console.print(f"  {lb[key]}: {ev[key]}", highlight=False, markup=False)
     for item in ev.get("decoded", []):
         prefix = f"{item['label']}: " if item.get("label") else "- "
-        console.print(f"  {prefix}{item['text']}", highlight=False, markup=False)
+        _hanging(console, prefix, item["text"])
     for key, lines in (
         ("code", ev.get("code")),
         ("registers", registers_lines(ev["registers"]) if ev.get("registers") else None),
@@ -126,4 +136,5 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
             markup=False,
             highlight=False,
         )
-    return buf.getvalue()
+    # Tables pad their cells to the width: no trailing blanks in a ticket or a diff.
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())

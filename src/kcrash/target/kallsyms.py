@@ -91,7 +91,11 @@ def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
     6.1) is, 8-byte aligned each: ``kallsyms_offsets`` (s32 × N),
     ``kallsyms_relative_base`` (u64), ``kallsyms_num_syms`` (u32 N),
     ``kallsyms_names``, ``kallsyms_markers``, ``kallsyms_token_table`` (256
-    NUL-terminated tokens), ``kallsyms_token_index`` (u16 × 256).
+    NUL-terminated tokens), ``kallsyms_token_index`` (u16 × 256). Later
+    kernels (Debian 13's 6.12) write ``kallsyms_num_syms``, ``kallsyms_names``,
+    ``kallsyms_markers``, the token table and index, then ``kallsyms_offsets``
+    and ``kallsyms_relative_base`` *above* the token index: both orders are
+    tried.
 
     1. find the digit tokens ("0\\0" … "9\\0") in the image (below
        ``init_uts_ns``, 4 MiB reads), walk back 48 tokens to the table's
@@ -116,13 +120,11 @@ def locate_tables(prog: Program, vmcoreinfo: str) -> SymbolIndex | None:
         if index is not None:
             return index
     for hit in _digit_token_hits(prog, stext, uts):
-        tables = _tables_at_digit_tokens(prog, hit, stext)
-        if tables is None:
-            continue
-        index = _decode(prog, tables, stext, uts)
-        if index is not None:
-            cache_store(build_id, stext, tables)
-            return index
+        for tables in _tables_at_digit_tokens(prog, hit, stext):
+            index = _decode(prog, tables, stext, uts)
+            if index is not None:
+                cache_store(build_id, stext, tables)
+                return index
     return None
 
 
@@ -224,56 +226,98 @@ def _digit_token_hits(prog: Program, stext: int, data: int):  # type: ignore[no-
         end = start
 
 
-def _tables_at_digit_tokens(prog: Program, hit: int, stext: int) -> dict[str, int] | None:
-    """The table addresses around a candidate "0\\0…9\\0" hit, or None."""
+def _tables_at_digit_tokens(prog: Program, hit: int, stext: int) -> list[dict[str, int]]:
+    """Candidate table addresses around a "0\\0…9\\0" hit (both layouts), maybe none."""
     try:
         before = prog.read(hit - 4096, 4096)
     except Exception:
-        return None
+        return []
     # Walk back over tokens 0x2f … 0x00 (each NUL-terminated, non-empty).
     p = len(before)
     for _ in range(0x30):
         q = before.rfind(b"\0", 0, p - 1)
         if q < 0:
-            return None
+            return []
         p = q + 1
     token_table = hit - (len(before) - p)
     if token_table % 4:
-        return None
+        return []
     try:
         tokens = prog.read(token_table, 8192)
     except Exception:
-        return None
+        return []
     offs = []
     pos = 0
     for _ in range(256):
         offs.append(pos)
         end = tokens.find(b"\0", pos)
         if end <= pos:
-            return None
+            return []
         pos = end + 1
     token_index = token_table + ((pos + 7) & ~7)
     try:
         index = struct.unpack("<256H", prog.read(token_index, 512))
     except Exception:
-        return None
+        return []
     if list(index) != offs:
-        return None
-    # kallsyms_relative_base: the u64 _stext below the token table (offsets
-    # and names of ~100k symbols take ~1.6 MB: look 2 MB down, then 8).
+        return []
+    out = []
+    # Up to 6.1: kallsyms_relative_base, the u64 _stext below the token table
+    # (offsets and names of ~100k symbols take ~1.6 MB: look 2 MB down, then 8).
     for window in (2 << 20, 8 << 20):
         found = _relative_base_below(prog, token_table, window, stext)
         if found is not None:
             base, _n, offsets = found
-            return {
-                "names": base + 16,
-                "token_table": token_table,
-                "token_index": token_index,
-                "num_syms": base + 8,
-                "offsets": offsets,
-                "relative_base": base,
-            }
-    return None
+            out.append(
+                {
+                    "names": base + 16,
+                    "token_table": token_table,
+                    "token_index": token_index,
+                    "num_syms": base + 8,
+                    "offsets": offsets,
+                    "relative_base": base,
+                }
+            )
+            break
+    out.extend(_tables_above_token_index(prog, token_table, token_index, stext))
+    return out
+
+
+def _tables_above_token_index(
+    prog: Program, token_table: int, token_index: int, stext: int
+) -> list[dict[str, int]]:
+    """The later layout (6.12): ``kallsyms_offsets`` right after the token index (s32 × N),
+    then ``kallsyms_relative_base`` (u64 ``_stext``) 8-aligned; ``kallsyms_num_syms`` (N)
+    8-aligned somewhere below the token table, ``kallsyms_names`` 8 bytes after it."""
+    offsets = (token_index + 512 + 7) & ~7
+    window = 8 << 20
+    above = _read_sparse(prog, offsets, window)
+    below = _read_sparse(prog, token_table - window, window)
+    needle = struct.pack("<Q", stext)
+    out = []
+    i = above.find(needle, 4000)  # at least 1000 symbols
+    while i >= 0 and len(out) < 4:
+        if i % 8 == 0:
+            for n in (i // 4, i // 4 - 1):
+                if not 1000 < n < 2_000_000 or (4 * n + 7) & ~7 != i:
+                    continue
+                j = below.rfind(struct.pack("<I", n))
+                while j >= 0 and (token_table - window + j) % 8:
+                    j = below.rfind(struct.pack("<I", n), 0, j)
+                if j >= 0:
+                    num_syms = token_table - window + j
+                    out.append(
+                        {
+                            "names": num_syms + 8,
+                            "token_table": token_table,
+                            "token_index": token_index,
+                            "num_syms": num_syms,
+                            "offsets": offsets,
+                            "relative_base": offsets + i,
+                        }
+                    )
+        i = above.find(needle, i + 1)
+    return out
 
 
 def _relative_base_below(

@@ -40,6 +40,7 @@ from ..notes import Note
 from . import globals as kglobals
 from . import kallsyms
 from .btf import Btf, BtfError, BtfTypes
+from .fetch.distro import debuginfo_package
 from .orc import TYPE_UNDEFINED, OrcTable, OrcUnwinder, UnwoundFrame, orc_version
 from .vmcoreinfo_log import read_log
 
@@ -180,7 +181,7 @@ def attach(
     prog.cache[_STATE_KEY] = st
     setup = NoDebugSetup(mode="kallsyms")
     t0 = time.perf_counter()
-    pkg = f"linux-image-{release}-dbg" if release else Note("lack.dbg_package")
+    pkg = debuginfo_package(release)
 
     # 1. Core kernel symbols.
     try:

@@ -25,6 +25,7 @@ from ..errors import DebuginfoNotFoundError, KcrashError, NotADumpError
 from ..notes import Note
 from . import debuginfo as di
 from .dumpfile import DumpFile, inspect, parse_vmcoreinfo
+from .fetch.distro import debuginfo_package
 
 X86_64 = drgn.Platform(
     drgn.Architecture.X86_64,
@@ -175,16 +176,14 @@ def open_target(
     target.mode = setup.mode
     target.lacks = list(setup.lacks)
     if no_debuginfo:
-        target.missing_debuginfo = Note("lack.no_debuginfo_asked", pkg=_dbg_package(dump))
+        target.missing_debuginfo = Note(
+            "lack.no_debuginfo_asked", pkg=debuginfo_package(dump.release)
+        )
     else:
         target.missing_debuginfo = _not_found_message(dump, target.looked)
         target.lacks.append(target.missing_debuginfo)
     _note_truncated(target)
     return target
-
-
-def _dbg_package(dump: DumpFile) -> str:
-    return f"linux-image-{dump.release}-dbg" if dump.release else Note("lack.dbg_package")
 
 
 def _note_truncated(target: Target) -> None:
@@ -203,7 +202,7 @@ def _not_found_message(dump: DumpFile, looked: list[str]) -> str:
         release=dump.release or Note("lack.this_kernel"),
         build_id=dump.build_id or Note("lack.unknown_build_id"),
         where=where,
-        pkg=_dbg_package(dump),
+        pkg=debuginfo_package(dump.release),
     )
 
 

@@ -6,7 +6,8 @@ the package that built a *dump's* kernel, which may come from another
 distribution than the machine doing the analysis.  The release string
 alone tells the families apart well enough:
 
-- Debian ``6.1.0-27-amd64``, Ubuntu ``5.15.0-91-generic`` (ABI number + flavour);
+- Debian ``6.1.0-27-amd64`` (``6.12.117+deb13-amd64`` since Debian 13), Ubuntu
+  ``5.15.0-91-generic`` (ABI + flavour);
 - RHEL/CentOS/Fedora/Alma/Rocky ``5.14.0-362.8.1.el9_3.x86_64``, ``6.5.6-300.fc39.x86_64``;
 - SUSE ``5.14.21-150500.55.39-default``.
 """
@@ -71,7 +72,9 @@ def host_family(root: str = "/") -> str | None:
 
 _RHEL_RE = re.compile(r"\.(el\d+|fc\d+|amzn\d+)")
 _SUSE_RE = re.compile(r"^\d+\.\d+\.\d+-\d+(\.\d+)*-(default|azure|rt|64kb|kvmsmall)$")
-_DEBIAN_RE = re.compile(r"^\d+\.\d+\.\d+-\d+(\+\w+)?-[a-z0-9-]+$")
+#: Debian up to 12 and Ubuntu: ``6.1.0-57-amd64`` (ABI number); since Debian 13 the ABI is
+#: the upstream version and the release, ``6.12.117+deb13-amd64`` (``+bpo`` in backports).
+_DEBIAN_RE = re.compile(r"^\d+\.\d+\.\d+(-\d+(\+\w+)?|\+(deb\d+|bpo))-[a-z0-9-]+$")
 
 
 def release_family(release: str) -> str | None:
@@ -92,3 +95,27 @@ def is_ubuntu_release(release: str) -> bool:
         r"powerpc64le|s390x|marvell|rpi|loong64|riscv64|armmp-lpae)$",
         release,
     )
+
+
+def debuginfo_package(release: str | None) -> str:
+    """The package that holds ``release``'s vmlinux with DWARF, named the way the family
+    that built the kernel names it (messages must not send a RHEL user to a Debian
+    package): Debian ``linux-image-R-dbg``, Ubuntu ``linux-image-unsigned-R-dbgsym``,
+    RHEL/Fedora ``kernel-debuginfo-R``, SUSE ``kernel-FLAVOUR-debuginfo``."""
+    if not release:
+        return "the kernel's debuginfo package"
+    family = release_family(release)
+    if family == "debian":
+        from .deb import package_names
+
+        return package_names(release)[0]
+    if family == "rhel":
+        from .rpm import rhel_package
+
+        return rhel_package(release)
+    if family == "suse":
+        from .rpm import suse_package
+
+        pkg, version = suse_package(release)
+        return f"{pkg} {version}"
+    return f"the debuginfo package of {release} (-dbg, -dbgsym or -debuginfo)"
