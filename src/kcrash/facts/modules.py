@@ -21,7 +21,7 @@ def _why(e: BaseException) -> str:
 
 
 def loaded_modules(prog: drgn.Program, errors: list[str] | None = None) -> list[ModuleInfo]:
-    """Modules in load order, as crash's ``mod`` lists them (sorted by address there).
+    """Modules as crash's ``mod`` lists them: sorted by base (text) address.
 
     With ``errors``, a module that cannot be read (or a list cut short) is noted
     there and the rest is listed: a damaged dump still shows what it can.
@@ -59,5 +59,9 @@ def loaded_modules(prog: drgn.Program, errors: list[str] | None = None) -> list[
         if errors is None:
             raise
         errors.append(f"the module list is cut short: {_why(e)}")
-    out.sort(key=lambda m: m.address or 0)  # crash lists by struct module address
+    # crash lists modules by base address. Before Linux v6.4 a module's text, data and its
+    # struct module shared one allocation, so sorting by struct module address gave the
+    # same order; since v6.4 (struct module_memory) they are apart, and only the text
+    # base keeps crash's order.
+    out.sort(key=lambda m: (m.base is None, m.base or 0, m.address or 0))
     return out
