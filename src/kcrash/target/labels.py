@@ -78,9 +78,11 @@ def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, i
         i = bisect.bisect_right(addrs, pc) - 1
         if i >= 0 and sym.address <= addrs[i] < end:
             name, addr = names[i], addrs[i]
-            j = bisect.bisect_right(addrs, addr)
-            if j < len(addrs) and addrs[j] < end:
-                return name, addr, addrs[j] - addr
+        # kallsyms ends a symbol at the next label, also when pc lies before the first
+        # label inside the ELF symbol (asm_exc_nmi+0xb7, before nested_nmi at +0x100).
+        j = bisect.bisect_right(addrs, addr)
+        if j < len(addrs) and addrs[j] < end:
+            return name, addr, addrs[j] - addr
     return name, addr, _next_symbol(prog, end) - addr
 
 
