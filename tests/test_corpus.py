@@ -66,10 +66,11 @@ def test_plan_covers_issue_2() -> None:
         }
         assert formats == set(ALL_FORMATS) - {"kdump-zlib-mismatch"}, scenario
     assert all("kdump-zlib" in b.formats for b in boots if b.capture == "kdump")
-    # Debian 13: every scenario of deb12 but its size/QEMU variants, every format but QEMU's
-    # once between null-deref and sysrq, and the dump of Debian 12's makedumpfile.
+    # Debian 13: every scenario of deb12 but its size/QEMU variants and oom (left out until
+    # the no-debuginfo unwinder crosses 6.12's panic(): see tables.py), every format but
+    # QEMU's once between null-deref and sysrq, and the dump of Debian 12's makedumpfile.
     deb13 = [b for b in boots if b.kernel.name == "deb13"]
-    assert {b.scenario.id for b in deb13} == REQUIRED_SCENARIOS - {"null-deref-4g"}
+    assert {b.scenario.id for b in deb13} == REQUIRED_SCENARIOS - {"null-deref-4g", "oom"}
     assert {f for b in deb13 for f in b.formats} == set(ALL_FORMATS) - {"qemu-elf", "qemu-kdump"}
     assert [b.formats for b in deb13 if "kdump-zlib-mismatch" in b.formats] == [
         ("kdump-zlib", "elf", "kdump-zstd", "kdump-zlib-mismatch")
