@@ -108,6 +108,11 @@ def plan() -> list[Boot]:
     return sorted(boots, key=rank)
 
 
+def oracle_commands(sc: Scenario) -> dict[str, str]:
+    """crash's commands recorded for a scenario's dumps: ORACLE_COMMANDS plus its own."""
+    return {**ORACLE_COMMANDS, **dict(sc.oracle)}
+
+
 def _tool_versions() -> dict[str, str]:
     out = run(
         [
@@ -170,14 +175,16 @@ class Builder:
             REENCODER_VERSION if set(boot.formats) & set(boot.kernel.derived_formats()) else None,
         )
 
-    def oracle_recipe(self, guest_recipe: str, kernel: Kernel) -> str:
+    def oracle_recipe(self, guest_recipe: str, kernel: Kernel, sc: Scenario) -> str:
+        # A scenario without commands of its own hashes ORACLE_COMMANDS alone, as before.
+        commands = oracle_commands(sc)
         if kernel.userland == TRIXIE_SUITE:
             # crash 8.0.6 is this kernel's one oracle (8.0.2 predates 6.12).
             assert self.trixie is not None
-            return recipe_hash(guest_recipe, ORACLE_COMMANDS, self.trixie.versions, "trixie")
+            return recipe_hash(guest_recipe, commands, self.trixie.versions, "trixie")
         return recipe_hash(
             guest_recipe,
-            ORACLE_COMMANDS,
+            commands,
             self.tools.get("crash"),
             self.trixie.versions if self.trixie and self.ps_trixie else None,
         )
@@ -193,12 +200,13 @@ class Builder:
             if FORMATS[fmt].get("crash_incomplete"):
                 return record_incomplete(self.trixie.crash, state.vmlinux, dump, tmp, entry_id)
             step = f"oracle {entry_id} (crash 8.0.6)"
-            progress(step, "crash " + "; ".join(ORACLE_COMMANDS.values()))
-            oracle = run_crash(self.trixie.crash, state.vmlinux, dump, tmp, ORACLE_COMMANDS, step)
+            commands = oracle_commands(boot.scenario)
+            progress(step, "crash " + "; ".join(commands.values()))
+            oracle = run_crash(self.trixie.crash, state.vmlinux, dump, tmp, commands, step)
             # The same crash 8.0.6 session: its ps is the "ps-trixie" the tests compare with.
             oracle["ps-trixie"] = oracle["ps"]
             return oracle
-        oracle = record_oracle(state.vmlinux, dump, tmp, entry_id)
+        oracle = record_oracle(state.vmlinux, dump, tmp, entry_id, oracle_commands(boot.scenario))
         if self.ps_trixie and self.trixie:
             # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right. Best
             # effort: the entry stands without it.
@@ -235,7 +243,7 @@ class Builder:
             result = self._capture(boot, state, bdir, grecipe)
             fresh = True
             write_json(rfile, result)
-        orecipe = self.oracle_recipe(grecipe, boot.kernel)
+        orecipe = self.oracle_recipe(grecipe, boot.kernel, boot.scenario)
         for fmt, dump in result["dumps"].items():
             if dump.get("oracle_recipe") == orecipe and all(
                 Path(p).exists() for p in dump.get("oracle", {}).values()

@@ -58,11 +58,18 @@ def run_crash(
     return {k: str(p) for k, p in paths.items()}
 
 
-def record_oracle(vmlinux: str, vmcore: Path, out_dir: Path, entry_id: str) -> dict[str, str]:
-    """crash 8.0.2 (Debian 12) output of `sys`, `bt`, `bt -a`, `log`, `ps`, `mod`."""
+def record_oracle(
+    vmlinux: str,
+    vmcore: Path,
+    out_dir: Path,
+    entry_id: str,
+    commands: dict[str, str] = ORACLE_COMMANDS,
+) -> dict[str, str]:
+    """crash 8.0.2 (Debian 12) output of `sys`, `bt`, `bt -a`, `log`, `ps`, `mod` and the
+    scenario's own commands (`kmem -s` …)."""
     step = f"oracle {entry_id}"
-    progress(step, "crash " + "; ".join(ORACLE_COMMANDS.values()))
-    return run_crash(["crash"], vmlinux, vmcore, out_dir, ORACLE_COMMANDS, step)
+    progress(step, "crash " + "; ".join(commands.values()))
+    return run_crash(["crash"], vmlinux, vmcore, out_dir, commands, step)
 
 
 def record_incomplete(

@@ -135,6 +135,9 @@ class Scenario:
     hosts_tree: str | None = None  #: copy the host-readiness files as hosts/<name>/
     kernels: tuple[str, ...] | None = None  #: restrict to these kernels (None = all)
     crashkernel: str = CRASHKERNEL  #: memory reserved for the capture kernel (kdump boots)
+    #: crash commands recorded beside ORACLE_COMMANDS for this scenario only (key, command):
+    #: `kmem -s` and `kmem -S CACHE` are slow on big dumps, so only the slab scenarios ask.
+    oracle: tuple[tuple[str, str], ...] = ()
 
     def recipe(self) -> dict[str, object]:
         """The fields that differ from their defaults: adding a field with a default to this
@@ -345,6 +348,49 @@ SCENARIOS: tuple[Scenario, ...] = (
         ram_mb=4096,
         kernels=("deb12",),
     ),
+    # Issue 18, memory: the module's own cache "kcrash_leak" grows until the OOM killer
+    # panics; `kmem -s` is the oracle for the slab cache sizes kcrash reads.
+    *(
+        Scenario(
+            "slab-leak",
+            _w("slab-leak"),
+            "oom-panic",
+            "Out of memory: system-wide panic_on_oom is enabled",
+            "kcrash_leak_one",
+            "kcrash_crash",
+            {"vm/panic_on_oom": "1"},
+            formats=formats,
+            ram_mb=ram,
+            kernels=("deb12",),
+            oracle=(("kmem -s", "kmem -s"),),
+        )
+        for formats, ram in ((("kdump-zlib",), 1024), (("qemu-kdump",), 512))
+    ),
+    # Issue 18, bad pointers: a use-after-free of an object of the module's cache
+    # "kcrash_uaf" under slub_debug=PU (U: allocation and free stacks stored after each
+    # object; P: the freed object poisoned, so the stale pointer read from it faults).
+    # Debian 11 too: 5.10 stores the stacks as addrs[] arrays, 6.1 as stack depot handles.
+    # `kmem -S kcrash_uaf` lists the cache's objects, the freed one among them.
+    *(
+        Scenario(
+            "uaf-track",
+            _w("uaf-track"),
+            "gpf",
+            "general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b",
+            "kcrash_uaf_use",
+            "kcrash_crash",
+            OOPS,
+            cmdline="slub_debug=PU",
+            formats=formats,
+            ram_mb=ram,
+            kernels=kernels,
+            oracle=(("kmem -s", "kmem -s"), ("kmem -S kcrash_uaf", "kmem -S kcrash_uaf")),
+        )
+        for formats, ram, kernels in (
+            (("kdump-zlib",), 1024, ("deb12", "deb11")),
+            (("qemu-kdump",), 512, ("deb12",)),
+        )
+    ),
 )
 
 #: Pinned builds (move one with `python3 -m kcrash_corpus bump NAME`). Debian keeps a few
@@ -357,7 +403,7 @@ KERNELS: tuple[Kernel, ...] = (
         "bullseye",
         "5.10.0-46",
         "5.10.262-1",
-        ("sysrq", "null-deref", "soft-lockup"),
+        ("sysrq", "null-deref", "soft-lockup", "uaf-track"),
         ("kdump-zlib",),
     ),
     # Debian 13 (trixie), its 6.12 in the suite's main pocket (served longest). Captured with
