@@ -47,6 +47,7 @@ TERMS = {
     "sanitizer": "KASAN/KCSAN/UBSAN are 'sanitizers' in the kernel's docs",
     "slab": "the kernel's object allocator",
     "vmalloc": "the kernel's allocator",
+    "cgroup": "control groups, named as in the kernel's docs (内存 cgroup)",
     "initramfs": "the early root file system",
     "completion": "struct completion, a kernel wait primitive",
     "put": "the get/put reference-counting pair (dev_hold/dev_put)",

@@ -190,7 +190,26 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
     if cls in MEMORY_CLASSES:
         from .facts.memory import memory_summary
 
-        facts.memory = steps.run("memory", lambda: memory_summary(prog)) or {}
+        lines = [ln.text for ln in facts.log]
+        facts.memory = steps.run("memory", lambda: memory_summary(prog, lines)) or {}
+
+
+def add_bad_pointers(target: Any, facts: CrashFacts, diag: Any, steps: Steps) -> None:
+    """The fault address and the fault's registers that are poison or slab objects
+    (``kmem ADDR`` for each): needs the slab types, so not in the kallsyms mode."""
+    if target is None or target.mode == "kallsyms" or facts.panic_stack is None:
+        return
+    exc = next((f for f in facts.panic_stack.frames if f.regs), None)
+    fault = diag.evidence.fault_address
+    if exc is None and fault is None:
+        return
+    from .facts.slab import bad_pointers
+
+    addr = int(fault, 16) if isinstance(fault, str) else fault
+    regs = exc.regs if exc is not None and exc.regs else {}
+    facts.bad_pointers = (
+        steps.run("slab objects", lambda: bad_pointers(target.prog, regs, addr), seconds=20) or []
+    )
 
 
 def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any] | None:
@@ -307,6 +326,7 @@ def analyze_target(target: Any, *, lang: str = "en", steps: Steps | None = None)
     diags = steps.run("diagnose", lambda: diagnose(facts)) or []
     if diags:
         add_context(target, facts, diags[0].class_id, steps)
+        add_bad_pointers(target, facts, diags[0], steps)
     access = fault_access(target, facts, steps) if diags else None
     if diags and target.mode == "dwarf":
         steps.run("source lines", lambda: add_sources(target.prog, diags), seconds=10)

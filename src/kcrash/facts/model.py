@@ -233,6 +233,9 @@ class CrashFacts:
     modules: list[ModuleInfo] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
     lacks: list[str] = field(default_factory=list)
+    #: Fault address and registers that are poison or point into slab objects
+    #: (:func:`kcrash.facts.slab.bad_pointers`): cache, object, allocated, tracks.
+    bad_pointers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

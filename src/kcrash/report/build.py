@@ -18,7 +18,9 @@ from ..steps import Steps
 from .labels import labels
 
 #: 1.1: ``verdict.crash_site`` (the function at RIP/pc) beside ``verdict.culprit``
-SCHEMA_VERSION = "1.1"
+#: 1.2: ``objects`` (bad pointers: poison, slab cache/object/tracks) and the memory
+#: picture of an OOM in ``context.memory`` (breakdown, caches, leak suspect, cgroup)
+SCHEMA_VERSION = "1.2"
 
 
 def _frame(f: Frame) -> dict[str, Any]:
@@ -178,6 +180,12 @@ def build_report(
 ) -> dict[str, Any]:
     """The whole report: primary crash at the top level, others in ``other_reports``."""
     primary = _one(diags[0], lang, access) if diags else _no_verdict(facts, lang)
+    if facts.memory or facts.bad_pointers:
+        from .memslab import next_steps
+
+        # The dump named the cache, the cgroup or the freed object: say so first.
+        found = next_steps(facts.memory, facts.bad_pointers, labels(lang))
+        primary["next_steps"] = [*found, *primary["next_steps"]]
     # kcrash's own sentences (what a mode lacks, a step's reason, KERNEL without
     # vmlinux) are Notes: rendered here in the report's language.
     system = {
@@ -206,6 +214,7 @@ def build_report(
             for r in steps.records
         ],
         "other_reports": [{**_one(d, lang), "position": _position(d, diags[0])} for d in diags[1:]],
+        "objects": facts.bad_pointers or None,
     }
     return report
 

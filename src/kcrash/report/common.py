@@ -118,11 +118,13 @@ def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[s
         out.append((lb["blocked_tasks"], lines))
     mem = ctx.get("memory")
     if mem:
-        lines = [f"{k}: {v}" for k, v in mem.items() if k != "top_tasks"]
-        lines += [
-            f"{t['pid']:>7} {t['comm']:<16} {t['rss_kb']} kB" for t in mem.get("top_tasks", [])
-        ]
-        out.append((lb["memory"], lines))
+        from .memslab import memory_lines
+
+        out.append((lb["memory"], memory_lines(mem, lb)))
+    if report.get("objects"):
+        from .memslab import object_lines
+
+        out.append((lb["objects"], object_lines(report["objects"], lb)))
     flagged = [m for m in ctx.get("modules", []) if m.get("taints")]
     if flagged:
         out.append((lb["modules"], [f"{m['name']} ({m['taints']})" for m in flagged]))
