@@ -149,3 +149,35 @@ def register_blocks(text: str) -> list[list[tuple[str, list[str]]]]:
         fm = _FRAME_RE.match(line)
         last_frame = fm.group(3) if fm else None
     return tasks
+
+
+_KMEM_S_RE = re.compile(r"^([0-9a-f]{16})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)k\s+(\S+)\s*$")
+
+
+def parse_kmem_s(text: str) -> dict[str, dict[str, int]]:
+    """crash's ``kmem -s`` (and the first row of ``kmem -S NAME``): name -> the columns
+    CACHE, OBJSIZE, ALLOCATED, TOTAL, SLABS, SSIZE (kB)."""
+    rows: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        m = _KMEM_S_RE.match(line)
+        if m:
+            rows[m.group(7)] = {
+                "cache": int(m.group(1), 16),
+                "objsize": int(m.group(2)),
+                "allocated": int(m.group(3)),
+                "total": int(m.group(4)),
+                "slabs": int(m.group(5)),
+                "ssize_kb": int(m.group(6)),
+            }
+    return rows
+
+
+def parse_kmem_objects(text: str) -> dict[int, bool]:
+    """The ``FREE / [ALLOCATED]`` lists of crash's ``kmem -S NAME``: object address ->
+    allocated (crash brackets allocated objects, prints free ones bare)."""
+    out: dict[int, bool] = {}
+    for line in text.splitlines():
+        m = re.match(r"^\s+(\[)?([0-9a-f]{16})(\])?", line)
+        if m and (m.group(1) is None) == (m.group(3) is None) and "  " in line[:8]:
+            out[int(m.group(2), 16)] = m.group(1) is not None
+    return out

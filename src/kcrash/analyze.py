@@ -163,6 +163,12 @@ def _event_modules(events: list[Any]) -> set[str]:
 
 def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
     """Class-dependent context: other CPUs, blocked tasks, memory."""
+    if cls in MEMORY_CLASSES and (target is None or target.mode == "kallsyms"):
+        from .facts.memory import memory_from_log
+
+        # No types to walk: what the kernel's own OOM report printed.
+        lines = [ln.text for ln in facts.log]
+        facts.memory = steps.run("memory", lambda: memory_from_log(lines)) or {}
     if target is None or target.mode == "kallsyms":
         return
     from .facts.stacks import task_stack
@@ -267,6 +273,8 @@ def analyze_path(
         facts = text.facts
         steps.records.append(_record("read text", 0.0))
         diags = steps.run("diagnose", lambda: diagnose(facts)) or []
+        if diags:
+            add_context(None, facts, diags[0].class_id, steps)
         if vmlinux is not None and diags:
             symbolize_text(facts, diags, vmlinux, debuginfo_dirs or [], steps)
         info = _input_info(path, facts, None)

@@ -137,6 +137,10 @@ def leak_suspect(caches: list[dict[str, Any]], total_kb: int | None) -> dict[str
 _OOM_KILL_RE = re.compile(r"oom-kill:constraint=(?P<constraint>[A-Z_]+),(?P<rest>.*)")
 _MEMCG_USAGE_RE = re.compile(r"memory: usage (?P<usage>\d+)kB, limit (?P<limit>\d+)kB")
 _INVOKED_RE = re.compile(r"(?P<comm>.+?) invoked oom-killer: gfp_mask=(?P<gfp>\S+?),")
+# mm/slab_common.c dump_unreclaimable_slab() (4.15+): "%-17s %10luKB %10luKB" per cache,
+# printed when unreclaimable slab exceeds the pages on the LRU lists.
+_SLAB_INFO_RE = re.compile(r"^(?P<name>\S+)\s+(?P<used>\d+)KB\s+(?P<total>\d+)KB\s*$")
+_PAGES_RE = re.compile(r"^(?P<n>\d+) pages (?P<what>RAM|reserved)$")
 
 
 def oom_report(lines: list[str]) -> dict[str, Any]:
@@ -147,7 +151,23 @@ def oom_report(lines: list[str]) -> dict[str, Any]:
     ef8444ea01d7), but only when a victim is chosen: a ``panic_on_oom`` panic stops
     before it, and then the constraint is what the panic message says."""
     out: dict[str, Any] = {}
-    for line in lines:
+    slab_info: list[dict[str, Any]] | None = None
+    for raw in lines:
+        line = re.sub(r"^\[[^\]]*\]\s?", "", raw).rstrip()  # the printk time stamp
+        if line == "Unreclaimable slab info:":
+            slab_info = out.setdefault("unreclaimable_slab", [])
+            continue
+        m = _SLAB_INFO_RE.match(line)
+        if slab_info is not None and m:
+            slab_info.append(
+                {"name": m["name"], "used_kb": int(m["used"]), "total_kb": int(m["total"])}
+            )
+            continue
+        if slab_info is not None and not line.startswith("Name "):
+            slab_info = None
+        m = _PAGES_RE.match(line)
+        if m:
+            out[f"pages_{m['what'].lower()}"] = int(m["n"])
         if "invoked oom-killer:" in line and "invoked_by" not in out:
             m = _INVOKED_RE.search(line.split("] ", 1)[-1])
             if m:
@@ -171,6 +191,25 @@ def oom_report(lines: list[str]) -> dict[str, Any]:
             out.setdefault("constraint", "CONSTRAINT_NONE")
         elif "compulsory panic_on_oom is enabled" in line:
             out.setdefault("constraint", "CONSTRAINT_MEMCG")
+    return out
+
+
+def memory_from_log(lines: list[str]) -> dict[str, Any]:
+    """What the OOM report in the log alone says, for a log without a dump or a dump
+    without types: the constraint and cgroup, and the leak suspect among the caches of
+    "Unreclaimable slab info" (their Total column: objects × size) against the RAM of
+    "N pages RAM" minus "M pages reserved" (4 kB pages: x86-64's size, assumed)."""
+    oom = oom_report(lines)
+    out: dict[str, Any] = {"oom": oom, "top_tasks": [], "slab_caches": [], "lacks": []}
+    if "pages_ram" in oom:
+        out["total_kb"] = (oom["pages_ram"] - oom.get("pages_reserved", 0)) * 4
+    else:
+        out["lacks"].append("total_kb")
+    rows = [
+        {"name": r["name"], "total_kb": r["total_kb"], "allocated": None, "object_size": None}
+        for r in sorted(oom.get("unreclaimable_slab", []), key=lambda r: -r["total_kb"])
+    ]
+    out["leak_suspect"] = leak_suspect(rows, out.get("total_kb"))
     return out
 
 

@@ -68,7 +68,12 @@ def memory_lines(mem: dict[str, Any], lb: dict[str, str]) -> list[str]:
 
 
 def leak_text(leak: dict[str, Any], lb: dict[str, str]) -> str:
-    key = "leak_suspect" if leak.get("times_next") is not None else "leak_suspect_alone"
+    if leak.get("objects") is None:  # from the log's "Unreclaimable slab info" alone
+        key = "leak_suspect_log"
+    elif leak.get("times_next") is not None:
+        key = "leak_suspect"
+    else:
+        key = "leak_suspect_alone"
     return lb[key].format(
         cache=leak["cache"],
         size=size(leak["total_kb"]),
