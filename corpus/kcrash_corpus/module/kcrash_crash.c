@@ -291,37 +291,34 @@ module_exit(kcrash_exit);
 
 /*
  * Issue 18, memory: a leak that grows one slab cache until the OOM killer panics
- * (vm.panic_on_oom=1). The cache is our own, so the suspect has a name: a cache with a
- * constructor is never merged into another of the same size (SLUB's slab_unmergeable(),
- * 5.10 and 6.1 alike), so "kcrash_leak" stays its own line in /proc/slabinfo and in the
- * kernel's "Unreclaimable slab info" at the OOM.
+ * (vm.panic_on_oom=1). The cache is our own, so the suspect has a name. It is created
+ * with a usercopy region, which keeps SLUB from merging it into another cache of the same
+ * size (kmem_cache_create_usercopy() skips __kmem_cache_alias() when usersize != 0, 4.16+),
+ * so "kcrash_leak" stays its own line in /proc/slabinfo and in the kernel's
+ * "Unreclaimable slab info" at the OOM. The objects are zeroed and never written: their
+ * pages are zero pages that makedumpfile -d 31 leaves out, so the dump stays small.
  */
 struct kcrash_leak {
-	unsigned long seq;
-	char payload[1016];
+	char payload[1024];
 };
 
 static struct kmem_cache *kcrash_leak_cache;
 static unsigned long kcrash_leaked;
 
-static void kcrash_leak_ctor(void *obj)
-{
-	((struct kcrash_leak *)obj)->seq = 0;
-}
-
 static noinline struct kcrash_leak *kcrash_leak_one(void)
 {
-	struct kcrash_leak *obj = kmem_cache_alloc(kcrash_leak_cache, GFP_KERNEL);
+	struct kcrash_leak *obj = kmem_cache_zalloc(kcrash_leak_cache, GFP_KERNEL);
 
 	if (obj)
-		obj->seq = ++kcrash_leaked;
+		kcrash_leaked++;
 	return obj;
 }
 
 static noinline int kcrash_slab_leak(void)
 {
-	kcrash_leak_cache = kmem_cache_create("kcrash_leak", sizeof(struct kcrash_leak), 0, 0,
-					      kcrash_leak_ctor);
+	kcrash_leak_cache = kmem_cache_create_usercopy("kcrash_leak", sizeof(struct kcrash_leak),
+						       0, 0, 0, sizeof(struct kcrash_leak),
+						       NULL);
 	if (!kcrash_leak_cache)
 		return -ENOMEM;
 	/* Never freed: each object is lost as soon as it is counted. */

@@ -120,6 +120,13 @@ GLOBALS: tuple[Global, ...] = (
     Global("root_task_group", "struct task_group"),
     Global("saved_command_line", "char *"),
     Global("slab_caches", "struct list_head"),
+    Global(
+        "stack_slabs",
+        "void *[]",
+        (4, 6),
+        (6, 3),
+        note="lib/stackdepot.c; stack_pools since 6.3: slub_debug=U stacks (kcrash.facts.slab)",
+    ),
     Global("softirq_vec", "struct softirq_action [{NR_SOFTIRQS}]"),
     Global("swap_info", "struct swap_info_struct *[{MAX_SWAPFILES}]"),
     Global("swapper_spaces", "struct address_space *[{MAX_SWAPFILES}]", (4, 11)),
