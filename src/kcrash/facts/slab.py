@@ -159,7 +159,14 @@ def _track_stack(prog: drgn.Program, track: drgn.Object) -> list[int]:
     from drgn.helpers.linux.stackdepot import stack_depot_fetch
 
     trace = stack_depot_fetch(handle)
-    return [fr.pc for fr in trace] if trace is not None else []
+    if trace is None:
+        return []
+    # With DWARF, drgn lists a PC's inlined callers as frames of the same PC: one is enough.
+    pcs: list[int] = []
+    for fr in trace:
+        if not pcs or fr.pc != pcs[-1]:
+            pcs.append(fr.pc)
+    return pcs
 
 
 def object_tracks(cache: drgn.Object, address: int) -> dict[str, Any] | None:

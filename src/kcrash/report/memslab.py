@@ -118,8 +118,9 @@ def object_lines(items: list[dict[str, Any]], lb: dict[str, str]) -> list[str]:
             )
             continue
         obj = it["slab"]
+        past = obj["offset"] >= obj["object_size"]  # in the debug metadata after the object
         out.append(
-            lb["obj_line"].format(
+            lb["obj_line_past" if past else "obj_line"].format(
                 where=where,
                 value=value,
                 offset=obj["offset"],
@@ -217,8 +218,12 @@ def next_steps(
         tracks = obj.get("tracks") or {}
         free, alloc = tracks.get("free"), tracks.get("alloc")
         if free and alloc:
-            freer = _first_outside_allocator(free["stack"]) or free["caller"]
-            allocer = _first_outside_allocator(alloc["stack"]) or alloc["caller"]
+            # The recorded caller (the kernel's "Freed in …") is exact; the saved stack may
+            # skip it (stack depot's skip count, a tail call into kfree()).
+            freer = _first_outside_allocator([free["caller"], *free["stack"]]) or free["caller"]
+            allocer = (
+                _first_outside_allocator([alloc["caller"], *alloc["stack"]]) or alloc["caller"]
+            )
             out.append(
                 lb["uaf_step"].format(
                     where=where,
