@@ -172,12 +172,22 @@ def parse_kmem_s(text: str) -> dict[str, dict[str, int]]:
     return rows
 
 
-def parse_kmem_objects(text: str) -> dict[int, bool]:
-    """The ``FREE / [ALLOCATED]`` lists of crash's ``kmem -S NAME``: object address ->
-    allocated (crash brackets allocated objects, prints free ones bare)."""
-    out: dict[int, bool] = {}
+def parse_kmem_slabs(text: str) -> list[dict[str, int]]:
+    """The slab rows of crash's ``kmem -S NAME`` (``SLAB MEMORY NODE TOTAL ALLOCATED FREE``,
+    per CPU and per node list): crash 8.0.2 lists slabs, not each object, on 6.1."""
+    out = []
     for line in text.splitlines():
-        m = re.match(r"^\s+(\[)?([0-9a-f]{16})(\])?", line)
-        if m and (m.group(1) is None) == (m.group(3) is None) and "  " in line[:8]:
-            out[int(m.group(2), 16)] = m.group(1) is not None
+        m = re.match(
+            r"^\s+([0-9a-f]{16})\s+([0-9a-f]{16})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", line
+        )
+        if m:
+            out.append(
+                {
+                    "slab": int(m.group(1), 16),
+                    "memory": int(m.group(2), 16),
+                    "total": int(m.group(4)),
+                    "allocated": int(m.group(5)),
+                    "free": int(m.group(6)),
+                }
+            )
     return out

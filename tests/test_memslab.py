@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from checks import each
 from conftest import pick
-from crash_oracle import parse_kmem_objects, parse_kmem_s, parse_ps
+from crash_oracle import parse_kmem_s, parse_kmem_slabs, parse_ps
 
 from kcrash.analyze import analyze_path, render_to_string
 from kcrash.facts.memory import LEAK_RULE, leak_suspect, oom_report
@@ -141,9 +141,13 @@ def test_uaf_names_cache_object_and_stacks(corpus: list[dict[str, Any]], dwarf: 
         obj = it["slab"]
         assert obj["allocated"] is False
         assert obj["offset"] == 0 and obj["object_size"] == 192  # struct kcrash_uaf_obj
-        # crash agrees: the object is in kcrash_uaf and free.
-        listed = parse_kmem_objects(oracle(e, "kmem -S kcrash_uaf"))
-        assert listed.get(obj["object"]) is False, f"{obj['object']:#x} not free in crash"
+        # crash agrees: the object lies in a slab of kcrash_uaf none of whose objects is
+        # allocated, and the cache's counts are crash's.
+        text = oracle(e, "kmem -S kcrash_uaf")
+        ssize = parse_kmem_s(text)["kcrash_uaf"]["ssize_kb"] * 1024
+        slab = [s for s in parse_kmem_slabs(text) if 0 <= obj["object"] - s["memory"] < ssize]
+        assert len(slab) == 1 and slab[0]["allocated"] == 0, (hex(obj["object"]), slab)
+        assert obj["cache_address"] == parse_kmem_s(text)["kcrash_uaf"]["cache"]
         tracks = obj["tracks"]
         # kcrash_uaf_alloc() calls kmem_cache_zalloc(); kcrash_uaf_release() ends in a tail
         # call of kmem_cache_free(), so the free is recorded from its caller,

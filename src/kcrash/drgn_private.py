@@ -64,6 +64,13 @@ PRIVATE: dict[str, tuple[str, str, str]] = {
         "drgn imports its plugins at the first set_core_dump: batch's fork server imports "
         "them once so every per-dump child starts warm",
     ),
+    "slab_cpu_walk": (
+        "drgn.helpers.linux.slab",
+        "for_each_online_cpu",
+        "drgn's slab helpers walk the per-CPU slabs of the *online* CPUs, looked up in that "
+        "module: a panic takes the other CPUs offline, so kcrash rebinds it to the possible "
+        "CPUs while it reads a dump (kcrash.facts.slab.every_cpu)",
+    ),
     "x86_64_stack_ranges": (
         "drgn.helpers.linux.stack",
         "_x86_64_stack_ranges",
