@@ -166,7 +166,7 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
     if cls in MEMORY_CLASSES and (target is None or target.mode == "kallsyms"):
         from .facts.memory import memory_from_log
 
-        # No types to walk: what the kernel's own OOM report printed.
+        # No types to walk: what the kernel's own OOM report printed (lacks says so).
         lines = [ln.text for ln in facts.log]
         facts.memory = steps.run("memory", lambda: memory_from_log(lines)) or {}
     if target is None or target.mode == "kallsyms":
@@ -203,11 +203,14 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
 def add_bad_pointers(target: Any, facts: CrashFacts, diag: Any, steps: Steps) -> None:
     """The fault address and the fault's registers that are poison or slab objects
     (``kmem ADDR`` for each): needs the slab types, so not in the kallsyms mode."""
-    if target is None or target.mode == "kallsyms" or facts.panic_stack is None:
+    if target is None or facts.panic_stack is None:
         return
     exc = next((f for f in facts.panic_stack.frames if f.regs), None)
     fault = diag.evidence.fault_address
     if exc is None and fault is None:
+        return
+    if target.mode == "kallsyms":  # struct kmem_cache and struct slab are needed
+        steps.skip("slab objects", Note("step.no_types"))
         return
     from .facts.slab import bad_pointers
 

@@ -200,7 +200,13 @@ def memory_from_log(lines: list[str]) -> dict[str, Any]:
     "Unreclaimable slab info" (their Total column: objects × size) against the RAM of
     "N pages RAM" minus "M pages reserved" (4 kB pages: x86-64's size, assumed)."""
     oom = oom_report(lines)
-    out: dict[str, Any] = {"oom": oom, "top_tasks": [], "slab_caches": [], "lacks": []}
+    # Read from memory only: the breakdown, tasks by RSS and the full cache table.
+    out: dict[str, Any] = {
+        "oom": oom,
+        "top_tasks": [],
+        "slab_caches": [],
+        "lacks": ["breakdown", "top_tasks", "slab_caches"],
+    }
     if "pages_ram" in oom:
         out["total_kb"] = (oom["pages_ram"] - oom.get("pages_reserved", 0)) * 4
     else:
