@@ -2,7 +2,7 @@
 
 Why a tool of its own: after a fleet incident there are tens of vmcores, and the first
 question is "how many different bugs is this?", not one report at a time.  Each dump is
-analyzed in its own killable process (see :mod:`kcrash.batch`); the summary groups the dumps
+analyzed in its own killable process (see :mod:`kcrash.batch_runner`); the summary groups the dumps
 by crash signature and lists every file that could not be analyzed with the reason.  The exit
 status is non-zero only when nothing could be analyzed, so a script can run it over
 ``/var/crash`` and still get its reports when one dump is truncated.
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn,
     )
 
-    from ..batch import OK, Options, find_inputs, run_batch, summary_dict, write_summary
+    from ..batch_runner import OK, Options, find_inputs, run_batch, summary_dict, write_summary
     from ..errors import KcrashError
     from ..textsafe import visible
 
@@ -117,7 +117,7 @@ def _print_summary(summary: dict, out_dir: str) -> None:  # type: ignore[type-ar
     from rich.table import Table
     from rich.text import Text
 
-    from ..batch import summary_markdown
+    from ..batch_runner import summary_markdown
     from ..textsafe import visible
 
     def cell(s: object) -> Text:  # input text: no markup, no control character

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     # drgn loads its plugins (its own command sets, third-party finders) at the
     # first set_core_dump: ~0.09 s that analyze never uses.  Respect a user's own setting.
     os.environ.setdefault("DRGN_DISABLE_PLUGINS", "*")
-    from ..analyze import analyze_path, render_to_string
+    from ..pipeline import analyze_path, render_to_string
 
     report = analyze_path(
         args.input,
