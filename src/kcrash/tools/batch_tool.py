@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from ..entry import add_target_arguments
 from . import tool
 
 
@@ -34,8 +35,7 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
         "--timeout", type=float, default=300.0, help="seconds per dump before it is killed"
     )
     p.add_argument("--vmlinux", help="one vmlinux for every dump (default: found per dump)")
-    p.add_argument("--debuginfo", action="append", default=[], metavar="DIR")
-    p.add_argument("--no-debuginfo", action="store_true", help="ignore DWARF; use BTF+ORC")
+    add_target_arguments(p, live=False)  # a batch is of dump files; a live kernel is one
     p.add_argument("--lang", default=os.environ.get("KCRASH_LANG", "en"))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
