@@ -24,7 +24,7 @@ from pathlib import Path
 
 import kcrash_corpus
 
-from kcrash.analyze import analyze_path
+from kcrash.pipeline import analyze_path
 
 SCENARIOS = {
     "slab-leak": "memory",

@@ -23,9 +23,9 @@ from checks import each
 from conftest import pick
 from crash_oracle import parse_kmem_s, parse_kmem_slabs, parse_ps
 
-from kcrash.analyze import analyze_path, render_to_string
 from kcrash.facts.memory import LEAK_RULE, leak_suspect, oom_report
 from kcrash.facts.slab import poison_of
+from kcrash.pipeline import analyze_path, render_to_string
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 DATA = Path(__file__).parent / "data" / "memory"
