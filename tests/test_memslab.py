@@ -104,7 +104,7 @@ def test_caches_match_crash_kmem_s(corpus: list[dict[str, Any]], dwarf: bool) ->
 @pytest.mark.parametrize("dwarf", [True, False], ids=["dwarf", "btf"])
 def test_top_tasks_match_crash_ps_rss(corpus: list[dict[str, Any]], dwarf: bool) -> None:
     def check(e: dict[str, Any]) -> None:
-        rows = parse_ps(oracle(e, "ps-trixie" if "ps-trixie" in e["oracle"] else "ps"))
+        rows = parse_ps(oracle(e, "ps-trixie"))
         users = sorted(
             (r for r in rows if r["rss"] > 0), key=lambda r: (-int(r["rss"]), int(r["pid"]))
         )
@@ -113,7 +113,11 @@ def test_top_tasks_match_crash_ps_rss(corpus: list[dict[str, Any]], dwarf: bool)
         want = [(r["pid"], r["rss"]) for r in users[: len(ours)]]
         assert [(t["pid"], t["rss_kb"]) for t in ours] == want
 
-    each(scenario(corpus, "slab-leak"), check)
+    # crash 8.0.6's ps (crash 8.0.2 lists two tasks on 6.1), recorded best effort.
+    entries = [e for e in scenario(corpus, "slab-leak") if "ps-trixie" in e["oracle"]]
+    if not entries:
+        pytest.fail("no slab-leak dump has crash 8.0.6's ps (ps-trixie): rebuild its oracle")
+    each(entries, check)
 
 
 # -- uaf-track --------------------------------------------------------------------------
