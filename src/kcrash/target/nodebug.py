@@ -363,6 +363,15 @@ def _lookup_object(prog: Program, st: _State, name: str, flags: FindObjectFlags)
     want_fn = bool(flags & FindObjectFlags.FUNCTION)
     if not (want_var or want_fn):
         return None
+    if want_var and name == "vmemmap" and types is not None:
+        # x86-64: vmemmap is the macro (struct page *)vmemmap_base (pgtable_64_types.h,
+        # 4.8+ with KASLR). drgn derives it itself on Debian 12's 6.1 without vmlinux but
+        # not on Debian 11's 5.10, where pfn_to_page() (slab_object_info) then fails.
+        try:
+            base = prog["vmemmap_base"].value_()
+            return Object(prog, prog.pointer_type(prog.type("struct page")), value=base)
+        except (LookupError, drgn.FaultError):
+            return None
     address = kallsyms.symbol_address(prog, name)
     if address is None:
         return None
