@@ -218,9 +218,15 @@ def _compare_stack(e: dict[str, Any], crash: list[Any], ours: dict[str, Any]) ->
         # exception's own function, or the callee of that call,
         # sched_clock_idle_wakeup_event under stop_this_cpu+107): stale when ORC
         # finds the return address in another slot.
+        # A slot *below* the exception's RSP is dead stack: uaf-track's kcrash_uaf_use,
+        # reached by a tail call (jmp) from kcrash_uaf_track, faults with RSP at
+        # kcrash_write's return address, and crash reads kcrash_uaf_track's stale one
+        # from the word beneath it.
         stale_at_rsp = last_exc is not None and (
             f.function == last_exc.function.split("+")[0]
             or (f.sp == last_exc.rsp and f.sp not in our_slots)
+            or (f.sp is not None and last_exc.rsp is not None and f.sp < last_exc.rsp)
+            or _in_own_frame(f, last_exc.rsp, our_slots, our_addrs)
         )
         last_exc = None
         # QEMU's ELF dump: crash ignores a stopped CPU's saved registers and
@@ -268,6 +274,17 @@ def _compare_stack(e: dict[str, Any], crash: list[Any], ours: dict[str, Any]) ->
     for f in frames[1:-1]:
         if f["address"] not in crash_addrs and not f["regs"]:
             assert _follows_a_call(target, e["vmlinux"], f["address"]), (f["function"], detail)
+
+
+def _in_own_frame(f: Any, rsp: int | None, our_slots: Any, our_addrs: Any) -> bool:
+    """A crash frame read from the interrupted function's own frame: above the exception's
+    RSP but below the slot where ORC found that function's return address (its locals and
+    saved registers; slab-leak's QEMU dump: `update_wall_time` at RSP+8 under
+    `stop_this_cpu+107`). A return address there is stale, unless it is also ours."""
+    if f.sp is None or rsp is None or f.address in our_addrs:
+        return False
+    above = [s for s in our_slots if s is not None and s > rsp]
+    return bool(above) and rsp <= f.sp < min(above)
 
 
 def test_panic_task_bt_equals_crash(entries: list[dict[str, Any]]) -> None:
