@@ -67,7 +67,7 @@ import re
 from dataclasses import dataclass
 
 from kcrash.diagnosis.rules import RULES
-from kcrash.facts.model import Frame
+from kcrash.model import Frame
 from kcrash.oops.lines import parse_frame
 
 

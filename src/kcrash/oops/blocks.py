@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kcrash.diagnosis.rules import BLOCK_STARTS
-from kcrash.facts.model import LogLine, OopsEvent
+from kcrash.model import LogLine, OopsEvent
 from kcrash.oops import lines as L
 
 MAX_BLOCK_LINES = 1500
