@@ -37,7 +37,7 @@ from typing import Any
 
 from checks import each
 from conftest import pick
-from hostile import kdump_offsets, truncate, zero_block
+from hostile import flip_bit, kdump_offsets, truncate, zero_block
 
 from kcrash.analyze import analyze_path, render_to_string
 from kcrash.batch import OK, Options, run_batch, summary_dict, summary_markdown
@@ -137,6 +137,7 @@ def _sentences(report: dict[str, Any]) -> list[str]:
         one(o)
     out.extend(report["input"].get("lacks") or [])
     out.extend(s["reason"] for s in report.get("steps") or [] if s.get("reason"))
+    out.extend((report.get("system") or {}).get("unknown", {}).values())  # why a field is unknown
     if not report["input"].get("vmlinux") and report.get("system", {}).get("kernel"):
         out.append(report["system"]["kernel"])  # "(no vmlinux: …)" is kcrash's sentence
     return out
@@ -163,27 +164,31 @@ def _values(report: dict[str, Any]) -> set[str]:
 
 
 class _Text(HTMLParser):
-    """The text a browser shows: no markup, no <style>/<head>."""
+    """The text a browser shows: no markup, no <style>/<head>; a <code> element in
+    backquotes (a backquote inside it is part of the code, not a span of its own)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[str] = []
         self._skip = 0
+        self._code = 0
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         self._skip += tag in ("style", "head", "title")
         if tag == "code":
+            self._code += 1
             self.parts.append("`")
 
     def handle_endtag(self, tag: str) -> None:
         self._skip -= tag in ("style", "head", "title")
         if tag == "code":
+            self._code -= 1
             self.parts.append("`")
         self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
-            self.parts.append(data)
+            self.parts.append(data.replace("`", "'") if self._code else data)
 
 
 def _html_text(page: str) -> str:
@@ -265,14 +270,16 @@ def _null_deref(corpus: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _damaged(src: Path, tmp_path: Path) -> list[Path]:
-    """``src`` (kdump-compressed) cut in its page data at two points, and with page data
-    zeroed."""
+    """``src`` (kdump-compressed) cut in its page data at two points, with page data
+    zeroed, and with a page-bitmap bit flipped."""
     off = kdump_offsets(src)
     out = []
     for name, make in (
         ("cut-98", lambda d: truncate(src, d, 0.985)),
         ("cut-70", lambda d: truncate(src, d, 0.70)),
         ("zeroed", lambda d: zero_block(src, d, off["page_data"] + 4096 * 64, 1 << 20)),
+        # one page-bitmap bit off: some sys fields cannot be read ("unknown: why")
+        ("bitmap-bit", lambda d: flip_bit(src, d, off["bitmap2"] + 100, 3)),
     ):
         path = tmp_path / f"{name}.vmcore"
         make(path)
@@ -296,6 +303,9 @@ def test_chinese_report_of_a_damaged_dump(corpus: list[dict[str, Any]], tmp_path
     each(entries, check)
     cut = analyze_path(entries[0]["path"], no_debuginfo=True, lang="zh")
     assert any(x.startswith("转储已截断") for x in cut["input"]["lacks"]), cut["input"]["lacks"]
+    flipped = analyze_path(entries[3]["path"], vmlinux, lang="zh")
+    unknown = flipped["system"]["unknown"]
+    assert unknown and all(re.search(r"[\u4e00-\u9fff]", v) for v in unknown.values()), unknown
 
 
 def test_chinese_batch(corpus: list[dict[str, Any]], tmp_path: Path) -> None:

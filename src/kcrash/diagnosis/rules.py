@@ -298,7 +298,6 @@ _ROWS: tuple[Rule, ...] = (
             r"Insufficient stack space to handle exception",
             _NOT_SYNCING + r"kernel stack overflow",
         ),
-        skip=(r"handle_stack_overflow", r"exc_double_fault", r"asm_exc_double_fault"),
         # the function that recurses (engine.py), else blamed like a stall: the
         # recursion's entry (culprit.py "overflow")
         culprit="recursion",

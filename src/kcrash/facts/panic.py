@@ -20,14 +20,6 @@ from ..model import LogLine
 _PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
 
 
-def _events_from_log(log: list[LogLine]):  # type: ignore[no-untyped-def]
-    try:
-        from ..oops.text import events_from_log
-    except ImportError:  # the parser's public module is being split up
-        from ..oops.blocks import events_from_log
-    return events_from_log(log)
-
-
 def panic_message(log: list[LogLine]) -> str | None:
     """The line an operator should read first, or None if the log shows no crash.
 
@@ -46,7 +38,9 @@ def panic_message(log: list[LogLine]) -> str | None:
         if not PANIC_AFTER_REPORT_RE.match(msg):
             return line[line.index("Kernel panic") :].strip()
     before = log[:panic_idx] if panic_idx is not None else log
-    events = [e for e in _events_from_log(before) if not _PANIC_RE.search(e.header)]
+    from ..oops.text import events_from_log  # the log parser, also used for console logs
+
+    events = [e for e in events_from_log(before) if not _PANIC_RE.search(e.header)]
     if events:
         first = next((e for e in events if e.oops_number == 1), events[0])
         return first.header.strip()
