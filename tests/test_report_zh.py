@@ -39,9 +39,9 @@ from checks import each
 from conftest import pick
 from hostile import flip_bit, kdump_offsets, truncate, zero_block
 
-from kcrash.analyze import analyze_path, render_to_string
-from kcrash.batch import OK, Options, run_batch, summary_dict, summary_markdown
-from kcrash.report.text import render as render_text
+from kcrash.batch_runner import OK, Options, run_batch, summary_dict, summary_markdown
+from kcrash.pipeline import analyze_path, render_to_string
+from kcrash.report.render_text import render as render_text
 
 #: Words kept in English by Chinese kernel writing (and by kcrash's zh catalogue).
 TERMS = {
