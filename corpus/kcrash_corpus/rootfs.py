@@ -28,8 +28,11 @@ from .apt import Apt
 from .util import BuildError, progress, read_json, recipe_hash, rm_rf, run, write_json
 
 SUITE = "bookworm"
-#: python3, and the C++ runtime capstone's wheel links against (not bundled in it).
-PACKAGES = ("python3", "libstdc++6")
+#: python3; the C++ runtime capstone's wheel links against (not bundled in it); and what
+#: crash runs on a live kernel: `/usr/bin/strings` on the vmlinux through popen() (/bin/sh)
+#: to match its banner with /proc/version (without them: "vmlinux and /proc/version do not
+#: match!").
+PACKAGES = ("python3", "libstdc++6", "dash", "binutils")
 #: Dependencies of python3 that running it does not need (package tools, perl, dbm modules).
 SKIP_PREFIXES = (
     "dpkg",
@@ -40,6 +43,7 @@ SKIP_PREFIXES = (
     "libdb5",
     "libgdbm",
     "mailcap",
+    "debianutils",
 )
 #: Mount points the guest's job fills (proc, sys, dev, a tmpfs; corpus kernel, kcrash's
 #: source, trixie's crash and the output share over 9p).
@@ -103,6 +107,9 @@ def prepare(cache: Path) -> dict[str, Any]:
         run(["dpkg-deb", "-x", deb, tmp], step, 120)
     for d in MOUNT_POINTS:
         (tmp / d).mkdir(parents=True, exist_ok=True)
+    # dash's postinst makes /bin/sh (dpkg-deb -x runs no maintainer script).
+    if not (tmp / "bin/sh").exists():
+        (tmp / "bin/sh").symlink_to("dash")
     progress(step, f"pip install --target {SITE}: {' '.join(reqs)}")
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     pip += ["--no-cache-dir", "--only-binary=:all:", "--implementation", "cp"]
