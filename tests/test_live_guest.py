@@ -231,6 +231,8 @@ STABLE_COLUMNS = ("pid", "ppid", "comm", "%mem", "vsz", "rss")
 #: init is the job's shell: between the two reads it forks `cut`, `printf` and `chroot`, so
 #: it ran (its CPU may differ) and its RSS may grow by a page or two.
 INIT_RSS_SLACK_KB = 16
+#: How far a tool's TASKS may be from its own ps's row count (see test_ps_equals_crash_live).
+TASKS_SLACK = 4
 
 
 def test_ps_equals_crash_live(live: dict[str, Any]) -> None:
@@ -240,8 +242,12 @@ def test_ps_equals_crash_live(live: dict[str, Any]) -> None:
         # Each reader sees itself running: its row is the one ps marks active on its CPU.
         mine = [r for r in rows if r["comm"] in READERS[who]]
         assert any(r["active"] and r["state"] == "RU" for r in mine), (who, mine)
-        # A tool's TASKS is its own ps's row count (both read seconds apart in one session).
-        assert int(parse_sys(live[f"{who}-sys.txt"])["TASKS"]) == len(rows), who
+        # A tool's TASKS is about its own ps's row count: both are read in one session, but
+        # seconds apart, while the reader's own threads come and go (drgn's DWARF indexing
+        # threads, gdb's workers: 3 more threads in kcrash's `sys` than in its `ps` once) and
+        # the pool manager starts and stops kworkers.
+        tasks = int(parse_sys(live[f"{who}-sys.txt"])["TASKS"])
+        assert abs(tasks - len(rows)) <= TASKS_SLACK, (who, tasks, len(rows))
     ours = {r["task"]: r for r in ours_rows if r["comm"] not in READERS["kcrash"]}
     crash = {r["task"]: r for r in crash_rows if r["comm"] not in READERS["crash"]}
     # Tasks present in one read only: the workqueue pool manager starts and stops kworkers
@@ -268,18 +274,24 @@ def test_ps_equals_crash_live(live: dict[str, Any]) -> None:
 
 def test_bt_a_live(live: dict[str, Any]) -> None:
     """crash refuses `bt -a` on a live system (the running tasks' stacks change under it);
-    kcrash shows each CPU's current task and says, for each, why it gives no frames, rather
-    than unwinding a stack that is being rewritten. One of them is kcrash's own process."""
+    kcrash shows each CPU's current task and, for one still running when its stack is read,
+    says why it gives no frames rather than unwinding a stack that is being rewritten. One of
+    them is kcrash's own process. Another CPU's current task may have gone to sleep between
+    kcrash reading the runqueue and reading its stack (rcu_preempt once): then its saved stack
+    is shown, and it starts in __schedule."""
     assert "-a option not supported on a live system" in (
         live["crash-bt-a.txt"] + live["crash.stdout"] + live["crash.stderr"]
     )
     ncpus = int(parse_sys(live["kcrash-sys.txt"])["CPUS"])
-    blocks = live["kcrash-bt-a.txt"].split("\n\n")
+    blocks = live["kcrash-bt-a.txt"].strip().split("\n\n")
     assert len(blocks) == ncpus, live["kcrash-bt-a.txt"]
+    running = "(unwinding stopped: cannot unwind stack of running task)"
     for cpu, block in enumerate(blocks):
         assert f"CPU: {cpu} " in block.splitlines()[0], block
-        assert "(unwinding stopped: cannot unwind stack of running task)" in block, block
-    assert any('COMMAND: "python3"' in b for b in blocks), blocks
+        frames = parse_bt(block)[0]
+        assert running in block or frames[0].function == "__schedule", block
+    reader = [b for b in blocks if 'COMMAND: "python3"' in b]
+    assert len(reader) == 1 and running in reader[0], blocks
 
 
 def test_bt_of_sleeping_tasks_equals_crash_live(live: dict[str, Any]) -> None:
