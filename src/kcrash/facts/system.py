@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import drgn
 from drgn.helpers.linux.cpumask import num_online_cpus, num_present_cpus
 from drgn.helpers.linux.panic import tainted
-from drgn.helpers.linux.sched import loadavg, task_cpu
+from drgn.helpers.linux.sched import task_cpu
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds
 
 from ..model import LogLine, SystemInfo
@@ -218,6 +218,19 @@ def kernel_hz(prog: drgn.Program, log: list[LogLine] | None = None) -> int | Non
     return kernel_hz_and_source(prog, log)[0]
 
 
+def crash_loadavg(prog: drgn.Program) -> str:
+    """``avenrun[]`` as crash (and /proc/loadavg) print it: fixed point with FSHIFT 11,
+    FIXED_1/200 (10, an integer division) added, then the fraction truncated to two
+    digits. Rounding the exact value instead differs in the last digit when the
+    fraction lies within 0.0002 of a half hundredth (0.395 + 0.0049 stays 0.39)."""
+    fshift, fixed_1 = 11, 1 << 11
+    out = []
+    for x in prog["avenrun"]:
+        a = x.value_() + fixed_1 // 200
+        out.append(f"{a >> fshift}.{((a & (fixed_1 - 1)) * 100) >> fshift:02d}")
+    return ", ".join(out)
+
+
 def crash_date(seconds: int) -> str:
     """crash's DATE format, in the local time zone as crash prints it."""
     dt = datetime.datetime.fromtimestamp(seconds).astimezone()
@@ -254,9 +267,7 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
         info.cpus_offline = info.cpus - online
     info.date = get(lambda: crash_date(ktime_get_real_seconds(prog).value_()), field="date")
     info.uptime = get(lambda: format_duration(uptime_seconds(prog, log)), field="uptime")
-    info.load_average = get(
-        lambda: ", ".join(f"{v:.2f}" for v in loadavg(prog)), field="load_average"
-    )
+    info.load_average = get(lambda: crash_loadavg(prog), field="load_average")
     info.tasks = get(lambda: len(all_tasks(prog)), field="tasks")
     uts = get(lambda: prog["init_uts_ns"].name, field="nodename")
     if uts is None and "nodename" in info.unknown:
