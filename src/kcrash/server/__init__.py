@@ -1,0 +1,1 @@
+"""kcrash server: collect, bucket and track kernel crashes from a fleet (issue 16)."""
