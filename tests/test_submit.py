@@ -267,10 +267,17 @@ def test_journal_real_journalctl_without_that_boot(tmp_path: Path) -> None:
 
 
 def test_journal_crash_detection_on_real_logs() -> None:
-    """The corpus-independent oops samples all contain a crash start; a clean boot log not."""
-    for f in sorted((DATA / "oops").glob("*.txt")):
-        assert journal.has_crash(f.read_text(errors="replace")), f.name
-    assert not journal.has_crash("[    0.000000] Linux version 6.1.0-57-amd64\n")
+    """Real reports in journal, dmesg and console formats start a crash; a banner does not."""
+    for name in (
+        "journal/systemd-378-kdbus.txt",
+        "oops/arm64-rcu-usage-dump-backtrace.txt",
+        "oops/x86-oops-gpf-6.x.txt",
+        "oops/s390x-bug-on.txt",
+    ):
+        assert journal.has_crash((DATA / name).read_text()), name
+    text = (DATA / "journal/systemd-378-kdbus.txt").read_text()
+    assert hostfacts.release_from_log(text) == "4.1.0-1.fc23.x86_64"
+    assert not journal.has_crash("Jun 26 01:37:55 ank kernel: Linux version 4.1.0-1.fc23.x86_64\n")
 
 
 def test_host_facts_from_a_root(tmp_path: Path) -> None:
