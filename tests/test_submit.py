@@ -117,7 +117,8 @@ def test_upload_is_the_file_exactly_with_host_facts(receiver: Receiver, tmp_path
     assert headers["Authorization"] == "Bearer tok-123"
     assert headers["Content-Encoding"] == "zstd"
     assert headers["Transfer-Encoding"] == "chunked", "streamed, never read whole"
-    assert headers["X-Kcrash-Hostname"] == "web-17"
+    assert headers["X-Kcrash-Host"] == "web-17"
+    assert headers["X-Kcrash-Sha256"] == hashlib.sha256(log.read_bytes()).hexdigest()
     assert headers["X-Kcrash-Kernel-Release"] == "6.1.0-57-amd64"
     assert headers["X-Kcrash-Machine-Id"] == Path("/etc/machine-id").read_text().strip()
     assert headers["X-Kcrash-Distro"] == hostfacts.distro_from("/")
@@ -294,3 +295,18 @@ def test_host_facts_from_a_root(tmp_path: Path) -> None:
         and f.distro == hostfacts.os_release(Path("/etc/os-release").read_text())["PRETTY_NAME"]
     )
     assert hostfacts.clean("a\x1b[2Jb" + "x" * 300) == "a [2Jb" + "x" * 250
+
+
+def test_release_of_file_on_corpus_dumps(corpus: list[dict]) -> None:
+    """The crashed kernel, never the running one: from the kdump header's utsname and from
+    vmcore-dmesg.txt; an ELF vmcore does not say it in its first bytes (the server reads it)."""
+    seen = set()
+    for e in corpus:
+        if e["format"] == "kdump":
+            assert hostfacts.release_of_file(e["path"]) == e["release"], e["id"]
+            seen.add(e["kernel"])
+        if e.get("dmesg") and os.path.exists(e["dmesg"]):
+            assert hostfacts.release_of_file(e["dmesg"]) == e["release"], e["id"]
+        if e["format"] == "elf":
+            assert hostfacts.release_of_file(e["path"]) is None
+    assert seen == {"deb11", "deb12", "deb13"}

@@ -112,17 +112,52 @@ def collect(
 ) -> HostFacts:
     """Every fact of the host whose root directory is ``root``.
 
-    ``kernel_release`` is the crashed kernel when the caller knows it (from the log); the
-    running kernel otherwise — the same one after kdump (which boots the crashed host's
-    kernel), possibly a newer one after a reboot, so callers pass what the crash says.
+    ``kernel_release`` is the CRASHED kernel, which only the crash itself tells
+    (:func:`release_of_file`) or the operator (``--kernel-release``); the running kernel is
+    never sent in its place: after a reboot into an update it is another kernel, and a wrong
+    release would put the crash on the wrong side of a regression.
     """
     return HostFacts(
         hostname=clean(hostname or hostname_from(root)),
         machine_id=clean(machine_id_from(root)),
-        kernel_release=clean(kernel_release or os.uname().release),
+        kernel_release=clean(kernel_release),
         distro=clean(distro_from(root)),
         hardware=clean(hardware_from(root)),
     )
+
+
+#: makedumpfile's kdump-compressed header (``struct disk_dump_header``): an 8-byte signature,
+#: an int version, then the crashed kernel's ``struct new_utsname`` (six 65-byte strings:
+#: sysname, nodename, release, version, machine, domainname).
+KDUMP_SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
+UTS_LEN = 65
+UTS_RELEASE_OFFSET = 8 + 4 + 2 * UTS_LEN
+
+
+def release_of_file(path: str) -> str | None:
+    """The crashed kernel's release as the file says it: the kdump header's utsname, a
+    report JSON's ``system.release``, or a log's banner/oops line; None when it does not say
+    (an ELF vmcore: the server reads it from the dump's VMCOREINFO)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return None
+    if head[:8] in KDUMP_SIGNATURES:
+        raw = head[UTS_RELEASE_OFFSET : UTS_RELEASE_OFFSET + UTS_LEN].split(b"\0", 1)[0]
+        return raw.decode("ascii", "replace") or None
+    if head[:4] == b"\x7fELF" or b"\0" in head[:4096]:
+        return None
+    text = head.decode("utf-8", "replace")
+    if text.lstrip().startswith("{"):
+        import json
+
+        try:
+            release = (json.loads(text).get("system") or {}).get("release")
+        except (ValueError, AttributeError):
+            return None
+        return str(release) if release else None
+    return release_from_log(text)
 
 
 # The kernel release a log names: the boot banner, or the "CPU: … Comm: … <release> #N" line

@@ -13,6 +13,7 @@ uploads.  Standard input is first copied to a private temporary file so it can b
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -34,7 +35,7 @@ DEFAULT_MAX_BYTES = 8 << 30
 
 #: Host facts travel as request headers (the body is the crash file itself, unmodified).
 HOST_HEADERS = {
-    "hostname": "X-Kcrash-Hostname",
+    "hostname": "X-Kcrash-Host",
     "machine_id": "X-Kcrash-Machine-Id",
     "kernel_release": "X-Kcrash-Kernel-Release",
     "distro": "X-Kcrash-Distro",
@@ -130,6 +131,16 @@ class Accepted:
     body: dict
 
 
+def _sha256(path: str) -> str:
+    """Sent ahead of the body: a server that has this content already answers at once, so
+    a restarted submission (or a second host's copy) does not send the dump again."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _one_attempt(
     server: Server, path: str, headers: dict[str, str], encoding: str, make: Callable
 ) -> tuple[int, dict[str, str], bytes]:
@@ -192,6 +203,7 @@ def submit_file(
         headers["X-Kcrash-Kind"] = kind
     for key, value in facts.as_dict().items():
         headers[HOST_HEADERS[key]] = value
+    headers["X-Kcrash-Sha256"] = _sha256(path)
     encoding, make = _encoder()
     delay = server.backoff
     last = ""

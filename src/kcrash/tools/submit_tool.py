@@ -138,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     try:
         for path, label, rel, _tmp in jobs:
+            if rel is None and not _tmp:
+                rel = hostfacts.release_of_file(path)
             facts = hostfacts.collect(args.root, args.host, args.kernel_release or rel)
             try:
                 got = submit_file(
