@@ -1,4 +1,5 @@
-"""``kcrash server`` end to end on SQLite: a real server process, real uploads, real analyses.
+"""``kcrash server`` end to end on SQLite and PostgreSQL: a real server process, real uploads,
+real analyses.
 
 Inputs are real: oops logs from tests/data/oops (each with its source recorded there) and a
 report JSON made by ``kcrash analyze`` from one of them.
@@ -14,15 +15,22 @@ from pathlib import Path
 
 import pytest
 from server_process import ServerProcess, kcrash_env, make_token
+from services import create_database, postgres_server  # noqa: F401 (fixture)
 
 OOPS = Path(__file__).parent / "data" / "oops"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The embedded default, and the same server on a real PostgreSQL (tests/services.py)."""
     data = tmp_path_factory.mktemp("server") / "data"
-    srv = ServerProcess(data, extra=["--workers", "2"])
-    srv.tokens = {r: make_token(data, r) for r in ("submit", "read", "admin")}  # type: ignore[attr-defined]
+    url = None
+    if request.param == "postgresql":
+        url = create_database(request.getfixturevalue("postgres_server"), "kcrash_api")
+    srv = ServerProcess(data, database=url, extra=["--workers", "2"])
+    srv.tokens = {r: make_token(data, r, url) for r in ("submit", "read", "admin")}  # type: ignore[attr-defined]
     srv.start()
     yield srv
     srv.stop()
