@@ -83,6 +83,15 @@ def test_log_and_report_end_in_buckets(
     status, one = server.json("GET", f"/api/v1/buckets/{a['bucket']}", t["read"])
     assert status == 200 and one["host_names"] == [{"value": "web-1", "count": 1}]
     assert one["representative"]["report"]["verdict"]["class"] == "gpf"
+    status, body, headers = server.request("GET", "/api/v1/buckets?format=csv", t["read"])
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    lines = body.decode().splitlines()
+    assert lines[0].startswith("signature,title,class,") and len(lines) == 1 + page["total"]
+    status, body, _h = server.request("GET", "/metrics", t["read"])
+    assert status == 200
+    text = body.decode()
+    assert f'kcrash_crashes{{bucket="{a["bucket"]}",kernel="6.14.0"}} 1.0' in text
+    assert 'kcrash_queue_depth{status="queued"}' in text and "kcrash_crashes_failed 0.0" in text
 
 
 def test_same_upload_twice_is_one_crash(server: ServerProcess) -> None:

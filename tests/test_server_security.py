@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,31 @@ def test_files_are_private_and_dumps_admin_only(server: ServerProcess) -> None:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
         assert stat.S_IMODE(p.parent.stat().st_mode) == 0o700, p.parent
     assert stat.S_IMODE((server.data / "kcrash.db").stat().st_mode) == 0o600
+
+
+def test_retention_at_start_deletes_rows_and_files(tmp_path: Path) -> None:
+    """``--retention-days`` runs at start: an expired crash leaves no row and no file."""
+    data = tmp_path / "data"
+    admin = make_token(data, "admin")
+    srv = ServerProcess(data).start()
+    try:
+        log = (OOPS / "x86-suspicious-rcu.txt").read_bytes()
+        status, sub = srv.submit(admin, log, host="old-host")
+        assert status == 202
+        assert srv.wait_done(admin, sub["id"])["status"] == "done"
+        files = [p for p in (data / "blobs").rglob("*") if p.is_file()]
+        assert len(files) == 1
+    finally:
+        srv.stop()
+    srv = ServerProcess(data, extra=["--retention-days", "0"]).start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, _crash = srv.json("GET", f"/api/v1/crashes/{sub['id']}", admin)
+            if status == 404:
+                break
+            time.sleep(0.2)
+        assert status == 404
+        assert not files[0].exists() and not files[0].parent.exists()
+    finally:
+        srv.stop()
