@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -32,7 +32,7 @@ from .analysis import AnalysisError, load_report
 from .config import Settings
 from .db import Database, open_database
 from .jobs import JobQueue, make_queue
-from .models import DONE, FAILED, KINDS, QUEUED, Crash, Token
+from .models import KINDS, QUEUED, Crash, Token
 from .store import BlobStore, Rejected
 
 #: Host facts as request headers (raw body uploads) and their form-field names (multipart).
@@ -141,6 +141,8 @@ def filters_dep(
 
 def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     db: Database = open_database(settings)
+    with db.session() as s:
+        ingest.regroup_if_rules_changed(s)
     store = BlobStore(settings.blob_dir, settings.limits)
     jobs: JobQueue = queue or make_queue(db, settings)
 
@@ -568,6 +570,4 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
 def requeue_all(db: Database) -> list[int]:
     """Mark every analyzed or failed crash for analysis again (rules changed); their ids."""
     with db.session() as s:
-        ids = list(s.scalars(select(Crash.id).where(Crash.status.in_((DONE, FAILED)))))
-        s.execute(update(Crash).where(Crash.id.in_(ids)).values(status=QUEUED))
-    return ids
+        return ingest.requeue_all(s)
