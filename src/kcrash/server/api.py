@@ -78,6 +78,12 @@ def _parse_time(s: str | None, name: str) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
+def _found(row: dict[str, Any] | None, missing: str) -> dict[str, Any]:
+    if row is None:
+        raise HTTPException(404, missing)
+    return row
+
+
 class Body:
     """The request body as an async iterator of chunks that remembers whether it ended
     (Starlette's ``request.stream()`` cannot be resumed after a refusal to drain it)."""
@@ -431,10 +437,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/crashes/{crash_id}", tags=["crashes"])
     def crash(crash_id: int, who: Principal = reader) -> dict[str, Any]:
         with db.session() as s:
-            row = queries.get_crash(s, crash_id)
-        if row is None:
-            raise HTTPException(404, f"no crash {crash_id}")
-        return row
+            return _found(queries.get_crash(s, crash_id), f"no crash {crash_id}")
 
     @app.get("/api/v1/crashes/{crash_id}/report", tags=["crashes"])
     def crash_report(crash_id: int, who: Principal = reader) -> JSONResponse:
@@ -490,10 +493,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/buckets/{signature}", tags=["buckets"])
     def bucket(signature: str, who: Principal = reader) -> dict[str, Any]:
         with db.session() as s:
-            row = queries.get_bucket(s, signature)
-        if row is None:
-            raise HTTPException(404, f"no bucket {signature[:100]}")
-        return row
+            return _found(queries.get_bucket(s, signature), f"no bucket {signature[:100]}")
 
     def _bucket_op(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
         try:
@@ -549,9 +549,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         with db.session() as s:
             row = queries.host_history(s, name, limit=limit, offset=offset)
-        if row is None:
-            raise HTTPException(404, f"no host {name[:100]}")
-        return row
+        return _found(row, f"no host {name[:100]}")
 
     @app.get("/metrics", tags=["metrics"])
     def prometheus(who: Principal = reader) -> Response:
