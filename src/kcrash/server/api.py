@@ -362,7 +362,8 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
         finally:
             store.discard(rec)
         if new:
-            jobs.enqueue(crash_id)
+            # Celery's send is network I/O: not on the event loop.
+            await run_in_threadpool(jobs.enqueue, crash_id)
         metrics.UPLOADS.labels(outcome="accepted" if new else "duplicate").inc()
         with db.session() as s:
             crash = s.get(Crash, crash_id)
