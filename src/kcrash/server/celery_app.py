@@ -61,6 +61,18 @@ def visibility_timeout(settings: Settings) -> float:
     return settings.limits.analysis_timeout + 300.0
 
 
+def _transport_options(visibility: float) -> dict[str, float]:
+    """kombu's Redis transport sweeps for expired unacknowledged messages every
+    ``interval × throttle`` seconds (10 × 10 by default): scaled to the visibility timeout so
+    that a dead worker's analysis is redelivered soon after it expires, not minutes later."""
+    interval = max(1.0, min(10.0, visibility / 5))
+    return {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": interval,
+        "unacked_restore_throttle": 1,
+    }
+
+
 def make_app(settings: Settings) -> Celery:
     if not settings.broker_url:
         raise ValueError("the Celery queue needs a broker URL (redis://…)")
@@ -73,7 +85,7 @@ def make_app(settings: Settings) -> Celery:
         task_default_queue=QUEUE,
         task_ignore_result=True,
         task_time_limit=settings.limits.analysis_timeout + 120,
-        broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
+        broker_transport_options=_transport_options(visibility_timeout(settings)),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
