@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from conftest import pick
 from server_process import ServerProcess, kcrash_env, make_token
-from services import postgres_server, postgres_url, redis_url  # noqa: F401  (fixtures)
+from services import create_database, postgres_server, redis_url  # noqa: F401  (fixtures)
 
 OOPS = Path(__file__).parent / "data" / "oops"
 #: Redis hands an unacknowledged analysis to another worker after this many seconds (the
@@ -58,24 +58,36 @@ class Worker:
                 self.kill9()
 
 
-@pytest.fixture
-def fleet(
-    tmp_path: Path,
-    postgres_url: str,  # noqa: F811
+@pytest.fixture(scope="module")
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: str,  # noqa: F811
     redis_url: str,  # noqa: F811
 ) -> Iterator[dict[str, Any]]:
-    data = tmp_path / "data"
-    srv = ServerProcess(data, database=postgres_url, extra=["--broker", redis_url])
-    tokens = {r: make_token(data, r, database=postgres_url) for r in ("submit", "read")}
+    """One API server on PostgreSQL + Redis for the module (tests use distinct crashes)."""
+    base = tmp_path_factory.mktemp("fleet")
+    database = create_database(postgres_server, "fleet")
+    data = base / "data"
+    srv = ServerProcess(data, database=database, extra=["--broker", redis_url])
+    tokens = {r: make_token(data, r, database=database) for r in ("submit", "read")}
     srv.start()
+    yield {"data": data, "server": srv, "tokens": tokens, "database": database, "broker": redis_url}
+    srv.stop()
+
+
+@pytest.fixture
+def fleet(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The deployment plus this test's workers (stopped after it, so no test's workers take
+    another test's crashes)."""
     workers: list[Worker] = []
-    env = {"data": data, "server": srv, "tokens": tokens, "workers": workers}
-    env["database"] = postgres_url
-    env["spawn"] = lambda: workers.append(Worker(data, postgres_url, redis_url, len(workers)))
+    d = deployment
+    env = {**d, "workers": workers}
+    env["spawn"] = lambda: workers.append(
+        Worker(d["data"], d["database"], d["broker"], len(workers))
+    )
     yield env
     for w in workers:
         w.stop()
-    srv.stop()
 
 
 def _submit(srv: ServerProcess, token: str, *args: str, timeout: float = 120) -> str:
@@ -93,7 +105,7 @@ def _submit(srv: ServerProcess, token: str, *args: str, timeout: float = 120) ->
 def host_root(base: Path, name: str) -> str:
     """A host of the fleet as `kcrash submit --root` reads it: its own name and machine-id
     (the hosts of this test all run on one machine, whose /etc/machine-id is one)."""
-    root = base / f"root-{name}" / "etc"
+    root = base / name / "etc"
     root.mkdir(parents=True)
     (root / "hostname").write_text(name + "\n")
     (root / "machine-id").write_text(uuid.uuid4().hex + "\n")
@@ -116,7 +128,7 @@ def test_corpus_ingest_ends_in_the_right_buckets(
     nd12_lzo = pick(corpus, id="deb12/null-deref/kdump-lzo")[0]
     nd11 = pick(corpus, id="deb11/null-deref/kdump-zlib")[0]
     sysrq = pick(corpus, id="deb12/sysrq/kdump-zlib")[0]
-    base = fleet["data"].parent
+    base = fleet["data"].parent / "roots"
     web1, web2, db1, db2 = (host_root(base, n) for n in ("web-1", "web-2", "db-1", "db-2"))
     out = _submit(srv, tok["submit"], "--root", web1, nd12["path"], nd12_lzo["path"], nd12["dmesg"])
     out += _submit(srv, tok["submit"], "--root", web2, nd11["dmesg"], sysrq["dmesg"])
@@ -199,6 +211,7 @@ def test_kill9_server_mid_upload_loses_nothing(fleet: dict[str, Any], corpus: li
     srv, tok = fleet["server"], fleet["tokens"]
     entry = pick(corpus, id="deb12/bug-on/kdump-zlib")[0]
     blob = Path(entry["path"]).read_bytes()
+    _status, before = srv.json("GET", "/api/v1/crashes?limit=1", tok["read"])
     sock = _stall_upload(srv, tok["submit"], blob)
     tmp = fleet["data"] / "blobs" / "tmp"
     deadline = time.monotonic() + 60
@@ -230,6 +243,6 @@ def test_kill9_server_mid_upload_loses_nothing(fleet: dict[str, Any], corpus: li
     c = srv.wait_done(tok["read"], crash_id, timeout=240)
     assert c["status"] == "done" and c["class"] == entry["expected"]["class"], c["error"]
     assert c["sha256"] == hashlib.sha256(blob).hexdigest()
-    status, page = srv.json("GET", "/api/v1/crashes?limit=100", tok["read"])
-    assert status == 200 and page["total"] == 1, "the half upload is no crash"
+    status, page = srv.json("GET", "/api/v1/crashes?limit=1", tok["read"])
+    assert status == 200 and page["total"] == before["total"] + 1, "the half upload is no crash"
     assert [p for p in tmp.iterdir()] == [], "the half upload's file was removed at start"
