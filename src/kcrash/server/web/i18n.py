@@ -22,12 +22,28 @@ def _catalogue(package: str, name: str) -> dict[str, Any]:
     return json.loads(resources.files(package).joinpath(name).read_text("utf-8"))
 
 
-class Words(dict[str, str]):
-    """Labels for one language; ``class_name`` and ``fmt`` cover the parametrized ones."""
+class Words:
+    """Labels for one language, as ``w.key`` or ``w["key"]`` in templates.
 
-    lang: str
-    rules: dict[str, str]
-    report: dict[str, str]
+    Not a ``dict`` subclass on purpose: Jinja2 looks attributes up before items, so a
+    label named like a dict method (``clear``, ``items``) would print the method.
+    """
+
+    def __init__(self, lang: str, table: dict[str, str], rules: dict[str, str]) -> None:
+        self.lang, self._table, self.rules = lang, table, rules
+        self.report_labels = report_labels(lang)
+
+    def __getitem__(self, key: str) -> str:
+        return self._table[key]
+
+    def __getattr__(self, key: str) -> str:
+        try:
+            return self.__dict__["_table"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def get(self, key: str, default: str) -> str:
+        return self._table.get(key, default)
 
     def class_name(self, class_id: str | None) -> str:
         if not class_id:
@@ -37,7 +53,7 @@ class Words(dict[str, str]):
     def fmt(self, key: str, **params: Any) -> str:
         return self[key].format(**params)
 
-    def state(self, state: str | None, fixed_in: str | None = None) -> str:
+    def state_label(self, state: str | None, fixed_in: str | None = None) -> str:
         if state == "fixed":
             return self.fmt("state_fixed", release=fixed_in or self["unknown"])
         return self.get("state_" + (state or "open"), state or "")
@@ -48,13 +64,12 @@ def words(lang: str) -> Words:
     """The dashboard's labels in ``lang`` (English for a missing key, as the report does)."""
     if lang not in LANGS:
         lang = "en"
-    w = Words(_catalogue(__package__, "i18n/web.en.json"))
+    table = _catalogue(__package__, "i18n/web.en.json")
     rules = _catalogue("kcrash.report", "i18n/rules.en.json")
     if lang != "en":
-        w.update(_catalogue(__package__, f"i18n/web.{lang}.json"))
+        table.update(_catalogue(__package__, f"i18n/web.{lang}.json"))
         rules.update(_catalogue("kcrash.report", f"i18n/rules.{lang}.json"))
-    w.lang, w.rules, w.report = lang, rules, report_labels(lang)
-    return w
+    return Words(lang, table, rules)
 
 
 def pick_lang(query: str | None, cookie: str | None, accept: str | None) -> str:
