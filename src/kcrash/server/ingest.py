@@ -153,7 +153,7 @@ def process_crash(
             max_report_bytes=lim.max_report_bytes,
         )
     except AnalysisError as e:
-        crash = session.get(Crash, crash_id)
+        crash = session.get(Crash, crash_id, with_for_update=True, populate_existing=True)
         if crash is None:  # deleted meanwhile (retention)
             return None
         crash.status = FAILED
@@ -162,9 +162,14 @@ def process_crash(
         session.commit()
         metrics.ANALYSES.labels(outcome="failed").inc()
         return crash
-    crash = session.get(Crash, crash_id)
+    # Read the row again, locked (PostgreSQL): a redelivered task may have finished this
+    # crash meanwhile, and its bucket must not be counted twice.
+    crash = session.get(Crash, crash_id, with_for_update=True, populate_existing=True)
     if crash is None:
         return None
+    if crash.status == DONE and not again:
+        session.commit()
+        return crash
     apply_report(crash, report)
     crash.analysis_seconds = time.monotonic() - started
     buckets.assign(session, crash, reason="regroup" if crash.bucket_id else "analysis")
