@@ -1,11 +1,10 @@
 """initial schema
 
 Revision ID: 0001
-Revises: (none)
+Revises:
 Create Date: 2026-11-30
 
-Hosts, crashes and their reports, buckets (with merges and split pins), their history,
-hashed tokens, meta.
+Hosts, crashes, buckets (with merges and split pins), their history, hashed tokens, meta.
 """
 
 from __future__ import annotations
@@ -91,6 +90,7 @@ def upgrade() -> None:
         sa.Column("kernel_release", sa.String(length=300), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("report", sa.JSON(), nullable=True),
         sa.Column("signature", sa.String(length=100), nullable=True),
         sa.Column("bucket_id", sa.Integer(), nullable=True),
         sa.Column("pinned_bucket_id", sa.Integer(), nullable=True),
@@ -118,11 +118,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("sha256"),
     )
     with op.batch_alter_table("crashes", schema=None) as batch_op:
-        batch_op.create_index("ix_crashes_bucket_host", ["bucket_id", "host_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_crashes_bucket_id"), ["bucket_id"], unique=False)
-        batch_op.create_index(
-            "ix_crashes_bucket_kernel", ["bucket_id", "kernel_release"], unique=False
-        )
         batch_op.create_index(
             "ix_crashes_bucket_received", ["bucket_id", "received_at"], unique=False
         )
@@ -131,7 +127,6 @@ def upgrade() -> None:
             batch_op.f("ix_crashes_culprit_module"), ["culprit_module"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_crashes_host_id"), ["host_id"], unique=False)
-        batch_op.create_index("ix_crashes_host_received", ["host_id", "received_at"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_crashes_kernel_release"), ["kernel_release"], unique=False
         )
@@ -153,17 +148,8 @@ def upgrade() -> None:
     with op.batch_alter_table("bucket_history", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bucket_history_crash_id"), ["crash_id"], unique=False)
 
-    op.create_table(
-        "crash_reports",
-        sa.Column("crash_id", sa.Integer(), nullable=False),
-        sa.Column("report", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(["crash_id"], ["crashes.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("crash_id"),
-    )
-
 
 def downgrade() -> None:
-    op.drop_table("crash_reports")
     with op.batch_alter_table("bucket_history", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bucket_history_crash_id"))
 
@@ -173,14 +159,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_crashes_signature"))
         batch_op.drop_index(batch_op.f("ix_crashes_received_at"))
         batch_op.drop_index(batch_op.f("ix_crashes_kernel_release"))
-        batch_op.drop_index("ix_crashes_host_received")
         batch_op.drop_index(batch_op.f("ix_crashes_host_id"))
         batch_op.drop_index(batch_op.f("ix_crashes_culprit_module"))
         batch_op.drop_index(batch_op.f("ix_crashes_class"))
         batch_op.drop_index("ix_crashes_bucket_received")
-        batch_op.drop_index("ix_crashes_bucket_kernel")
         batch_op.drop_index(batch_op.f("ix_crashes_bucket_id"))
-        batch_op.drop_index("ix_crashes_bucket_host")
 
     op.drop_table("crashes")
     op.drop_table("tokens")
