@@ -25,7 +25,7 @@ from kcrash.diagnosis.culprit import (
     blame,
     skip_reason,
 )
-from kcrash.facts.model import Frame
+from kcrash.model import Frame
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 

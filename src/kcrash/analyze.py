@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .errors import NotADumpError
-from .facts.model import CrashFacts, Stack
+from .model import CrashFacts, Stack
 from .notes import Note
 from .steps import Steps, time_limit
 

@@ -9,6 +9,8 @@ address space is capped with RLIMIT_AS and it may not write a core file of its o
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -30,10 +32,22 @@ class AnalysisError(Exception):
     """The analysis did not produce a report; the message says why in one line."""
 
 
+#: prctl(2) option: a signal the child gets when the thread that started it dies.
+PR_SET_PDEATHSIG = 1
+#: Looked up before any fork: a child of a threaded process must not dlopen.
+_prctl = None
+with contextlib.suppress(OSError, AttributeError):
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
 def _limits(mem_bytes: int):  # type: ignore[no-untyped-def]
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # A server or worker killed with -9 takes its analyses with it (the crash is
+        # analyzed again at the next start) instead of leaving orphans burning CPU.
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     return apply
 
@@ -122,5 +136,6 @@ def analyze_file(
             )
         if not out.exists() or rc not in (0, 4):
             last = tail.splitlines()[-1] if tail else f"exit status {rc}"
-            raise AnalysisError(last.removeprefix("kcrash: "))
+            # The blob's path means nothing to the submitter and reveals the store layout.
+            raise AnalysisError(last.removeprefix("kcrash: ").replace(os.fspath(path), "upload"))
         return load_report(out, max_report_bytes)

@@ -10,8 +10,10 @@ vmcore, log or report with a 4xx that leaves nothing behind, answers 202 with th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,16 +22,17 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from . import auth, buckets, ingest, metrics, queries
+from . import auth, buckets, ingest, metrics, queries, retention
+from .analysis import AnalysisError, load_report
 from .config import Settings
 from .db import Database, open_database
 from .jobs import JobQueue, make_queue
-from .models import DONE, FAILED, KINDS, QUEUED, Crash, Token
+from .models import KINDS, QUEUED, Crash, Token
 from .store import BlobStore, Rejected
 
 #: Host facts as request headers (raw body uploads) and their form-field names (multipart).
@@ -45,6 +48,9 @@ FORM_FIELDS = set(FACT_HEADERS.values())
 #: A fact is printable text: no control characters (they would reach terminals and CSV).
 FACT_RE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+log = logging.getLogger("kcrash.server")
+#: Bytes of a refused upload still read so the client gets the answer (beyond: reset).
+DRAIN_BYTES = 256 * 1024 * 1024
 
 
 class Principal:
@@ -70,6 +76,35 @@ def _parse_time(s: str | None, name: str) -> dt.datetime | None:
     except ValueError:
         raise HTTPException(400, f"{name}: not an ISO 8601 time ({s[:40]!r})") from None
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _found(row: dict[str, Any] | None, missing: str) -> dict[str, Any]:
+    if row is None:
+        raise HTTPException(404, missing)
+    return row
+
+
+class Body:
+    """The request body as an async iterator of chunks that remembers whether it ended
+    (Starlette's ``request.stream()`` cannot be resumed after a refusal to drain it)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.done = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while not self.done:
+            msg = await self.request.receive()
+            if msg["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if not msg.get("more_body"):
+                self.done = True
+            chunk = msg.get("body", b"")
+            if chunk:
+                yield chunk
 
 
 class StateIn(BaseModel):
@@ -112,6 +147,8 @@ def filters_dep(
 
 def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     db: Database = open_database(settings)
+    with db.session() as s:
+        ingest.regroup_if_rules_changed(s)
     store = BlobStore(settings.blob_dir, settings.limits)
     jobs: JobQueue = queue or make_queue(db, settings)
 
@@ -119,10 +156,36 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.clean_tmp()
         jobs.start()
+        sweeper = asyncio.create_task(_retention_loop())
         try:
             yield
         finally:
+            sweeper.cancel()
             jobs.stop()
+
+    def _retention_once() -> retention.RetentionResult:
+        with db.session() as s:
+            return retention.apply(
+                s,
+                store,
+                max_age_days=settings.retention_days,
+                max_bytes=settings.retention_bytes,
+            )
+
+    async def _retention_loop() -> None:
+        while True:
+            try:
+                res = await run_in_threadpool(_retention_once)
+                if res.files_deleted or res.crashes_deleted:
+                    log.info(
+                        "retention: %d crashes and %d files deleted, %d bytes freed",
+                        res.crashes_deleted,
+                        res.files_deleted,
+                        res.bytes_freed,
+                    )
+            except Exception:  # a database hiccup must not end the server
+                log.exception("retention failed")
+            await asyncio.sleep(settings.retention_interval)
 
     app = FastAPI(
         title="kcrash server",
@@ -166,7 +229,9 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    async def _multipart(request: Request, facts: dict[str, str]) -> AsyncIterator[bytes]:
+    async def _multipart(
+        request: Request, body: Body, facts: dict[str, str]
+    ) -> AsyncIterator[bytes]:
         """The file part's bytes as they arrive; small fields go into ``facts``."""
         from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -233,7 +298,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
                 "on_part_end": on_part_end,
             },
         )
-        async for chunk in request.stream():
+        async for chunk in body:
             try:
                 parser.write(chunk)
             except Rejected:
@@ -268,10 +333,11 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
                 metrics.UPLOADS.labels(outcome="duplicate").inc()
                 return _accepted(known, duplicate=True)
         ctype = request.headers.get("content-type", "")
+        body = Body(request)
         if ctype.startswith("multipart/form-data"):
-            chunks = _multipart(request, facts)
+            chunks = _multipart(request, body, facts)
         else:
-            chunks = request.stream()
+            chunks = body
         try:
             rec = await store.receive(
                 chunks,
@@ -280,17 +346,39 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
             )
         except ClientDisconnect:
             raise Rejected(400, "the client disconnected before the upload ended") from None
+        except Rejected:
+            await _drain(body)
+            raise
+        if rec.kind == "report":
+            # A report is checked now, not at analysis: a JSON that is not kcrash's report
+            # is refused with a 4xx like any other garbage.
+            try:
+                await run_in_threadpool(load_report, rec.tmp_path, settings.limits.max_report_bytes)
+            except AnalysisError as e:
+                store.discard(rec)
+                raise Rejected(422, f"report refused: {e}") from None
         try:
             crash_id, new = await run_in_threadpool(_record, rec, facts)
         finally:
             store.discard(rec)
         if new:
-            jobs.enqueue(crash_id)
+            # Celery's send is network I/O: not on the event loop.
+            await run_in_threadpool(jobs.enqueue, crash_id)
         metrics.UPLOADS.labels(outcome="accepted" if new else "duplicate").inc()
         with db.session() as s:
             crash = s.get(Crash, crash_id)
             assert crash is not None
             return _accepted(crash, duplicate=not new)
+
+    async def _drain(body: Body) -> None:
+        """Read (and drop) what is left of a refused body, up to DRAIN_BYTES, so that a
+        plain HTTP client still reads the 4xx instead of a connection reset."""
+        left = DRAIN_BYTES
+        with contextlib.suppress(Exception):
+            async for chunk in body:
+                left -= len(chunk)
+                if left <= 0:
+                    return
 
     def _known(sha: str) -> Crash | None:
         with db.session() as s:
@@ -350,10 +438,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/crashes/{crash_id}", tags=["crashes"])
     def crash(crash_id: int, who: Principal = reader) -> dict[str, Any]:
         with db.session() as s:
-            row = queries.get_crash(s, crash_id)
-        if row is None:
-            raise HTTPException(404, f"no crash {crash_id}")
-        return row
+            return _found(queries.get_crash(s, crash_id), f"no crash {crash_id}")
 
     @app.get("/api/v1/crashes/{crash_id}/report", tags=["crashes"])
     def crash_report(crash_id: int, who: Principal = reader) -> JSONResponse:
@@ -409,10 +494,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/buckets/{signature}", tags=["buckets"])
     def bucket(signature: str, who: Principal = reader) -> dict[str, Any]:
         with db.session() as s:
-            row = queries.get_bucket(s, signature)
-        if row is None:
-            raise HTTPException(404, f"no bucket {signature[:100]}")
-        return row
+            return _found(queries.get_bucket(s, signature), f"no bucket {signature[:100]}")
 
     def _bucket_op(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
         try:
@@ -468,9 +550,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         with db.session() as s:
             row = queries.host_history(s, name, limit=limit, offset=offset)
-        if row is None:
-            raise HTTPException(404, f"no host {name[:100]}")
-        return row
+        return _found(row, f"no host {name[:100]}")
 
     @app.get("/metrics", tags=["metrics"])
     def prometheus(who: Principal = reader) -> Response:
@@ -489,6 +569,4 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
 def requeue_all(db: Database) -> list[int]:
     """Mark every analyzed or failed crash for analysis again (rules changed); their ids."""
     with db.session() as s:
-        ids = list(s.scalars(select(Crash.id).where(Crash.status.in_((DONE, FAILED)))))
-        s.execute(update(Crash).where(Crash.id.in_(ids)).values(status=QUEUED))
-    return ids
+        return ingest.requeue_all(s)

@@ -155,7 +155,8 @@ def refresh_stats(session: Session, bucket_ids: Iterable[int]) -> None:
             )
         ).one()
         b.count, b.first_seen, b.last_seen = row[0], row[1], row[2]
-        if b.representative_id is None or b.count == 0:
+        rep = session.get(Crash, b.representative_id) if b.representative_id else None
+        if rep is None or rep.bucket_id != bid:
             b.representative_id = row[3]
     session.flush()
 
@@ -185,10 +186,10 @@ def merge(session: Session, source_sig: str, into_sig: str) -> Bucket:
     src, dst = by_signature(session, source_sig), by_signature(session, into_sig)
     if src is None or dst is None:
         raise BucketError(f"no bucket {source_sig if src is None else into_sig}")
-    dst = resolve(session, dst)
     if dst.id == src.id:
         raise BucketError("a bucket cannot be merged into itself")
-    if resolve(session, dst).id == src.id:
+    dst = resolve(session, dst)
+    if dst.id == src.id:
         raise BucketError(f"{into_sig} is already merged into {source_sig}")
     src.merged_into = dst.id
     session.flush()
@@ -210,9 +211,9 @@ def unmerge(session: Session, signature: str) -> Bucket:
     old_target = b.merged_into
     b.merged_into = None
     session.flush()
-    crashes = session.scalars(
-        select(Crash).where(Crash.bucket_id == old_target, Crash.signature == signature)
-    ).all()
+    # Every crash of the old target is placed again: the bucket's own, and those of
+    # buckets merged into it earlier, follow their signatures and pins.
+    crashes = session.scalars(select(Crash).where(Crash.bucket_id == old_target)).all()
     for crash in crashes:
         move(session, crash, target_bucket(session, crash), "unmerge")
     refresh_stats(session, {b.id, old_target})

@@ -56,6 +56,8 @@ class Settings:
     retention_days: float | None = None
     #: Retention: blobs beyond this many bytes in total are deleted oldest first (None: no cap).
     retention_bytes: int | None = None
+    #: Seconds between retention runs (one also runs at start).
+    retention_interval: float = 3600.0
     limits: Limits = field(default_factory=Limits)
 
     @property

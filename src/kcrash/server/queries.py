@@ -74,13 +74,30 @@ def _like(s: str) -> str:
     return "%" + s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+#: Filters that are one column equal to the value, per table: (Filters field, column).
+CRASH_EQUAL = (
+    ("class_", Crash.class_),
+    ("module", Crash.culprit_module),  # the culprit's module, as bucketed
+    ("kernel", Crash.kernel_release),
+    ("status", Crash.status),
+)
+BUCKET_EQUAL = (
+    ("class_", Bucket.class_),
+    ("state", Bucket.state),
+    ("module", Bucket.culprit_module),
+)
+
+
+def _equal(q: Select[Any], f: Filters, table: tuple[tuple[str, Any], ...]) -> Select[Any]:
+    for field, col in table:
+        value = getattr(f, field)
+        if value:
+            q = q.where(col == value)
+    return q
+
+
 def _crash_filter(q: Select[Any], f: Filters) -> Select[Any]:
-    if f.class_:
-        q = q.where(Crash.class_ == f.class_)
-    if f.module:
-        q = q.where(Crash.culprit_module == f.module)
-    if f.kernel:
-        q = q.where(Crash.kernel_release == f.kernel)
+    q = _equal(q, f, CRASH_EQUAL)
     if f.host:
         q = q.where(Crash.host_id.in_(select(Host.id).where(Host.name == f.host)))
     seen = func.coalesce(Crash.crashed_at, Crash.received_at)
@@ -90,8 +107,6 @@ def _crash_filter(q: Select[Any], f: Filters) -> Select[Any]:
         q = q.where(seen < f.until)
     if f.text:
         q = q.where(func.lower(Crash.panic).like(_like(f.text.lower()), escape="\\"))
-    if f.status:
-        q = q.where(Crash.status == f.status)
     return q
 
 
@@ -142,13 +157,9 @@ def list_buckets(
 ) -> Page:
     """Buckets holding crashes (merged-away buckets are not listed), filtered and paged."""
     f = f or Filters()
-    q = select(Bucket).where(Bucket.merged_into.is_(None), Bucket.count > 0)
-    if f.class_:
-        q = q.where(Bucket.class_ == f.class_)
-    if f.state:
-        q = q.where(Bucket.state == f.state)
-    if f.module:
-        q = q.where(Bucket.culprit_module == f.module)
+    q = _equal(
+        select(Bucket).where(Bucket.merged_into.is_(None), Bucket.count > 0), f, BUCKET_EQUAL
+    )
     if f.text:
         q = q.where(
             or_(

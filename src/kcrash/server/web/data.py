@@ -1,0 +1,193 @@
+"""What the dashboard shows beyond the server's queries: the overview's aggregates.
+
+Lists, filters, pagination, one bucket, one crash and one host come from
+:mod:`kcrash.server.queries` (the API's own SQL); this module adds only what no API
+answers: crashes per day by class, the buckets that need attention (new, regressed,
+spiking), the top buckets by hosts and the kernels with their crash rates.  Each is one
+grouped query over indexed columns, so the overview stays within its time budget at
+100,000 crashes (bench/dashboard_pages.py measures it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from ..models import Bucket, Crash
+from ..queries import bucket_row, iso
+
+#: A bucket is "new" when its first crash is this recent.
+NEW_DAYS = 7
+#: Spiking: at least this many crashes in the last day …
+SPIKE_MIN = 3
+#: … and this many times the bucket's daily average over the week before.
+SPIKE_FACTOR = 3.0
+#: Rows in each overview table (the full lists are paginated pages of their own).
+TOP_N = 10
+
+
+def _day(v: Any) -> dt.date:
+    """SQLite's date() is text, PostgreSQL's is a date: one type for the chart."""
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    return dt.date.fromisoformat(str(v)[:10])
+
+
+def release_key(release: str) -> tuple[tuple[int, int | str], ...]:
+    """Order kernel releases numerically part by part ("6.1.10" after "6.1.9").
+
+    The fleet helper's ``server.kversion`` knows distribution suffixes and backports;
+    this is the plain fallback used when that module is not there.
+    """
+    parts = re.findall(r"\d+|[A-Za-z]+", release)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)  # type: ignore[misc]
+
+
+def _release_after_or_same(release: str, fixed_in: str) -> bool:
+    try:
+        from ..kversion import compare  # type: ignore[attr-defined]  # branch fleet
+    except ImportError:
+        return release_key(release) >= release_key(fixed_in)
+    return bool(compare(release, fixed_in) >= 0)
+
+
+def per_day_by_class(session: Session, since: dt.datetime) -> dict[tuple[dt.date, str | None], int]:
+    """Crashes received per (day, class) since ``since`` (days in UTC)."""
+    day = func.date(Crash.received_at)
+    rows = session.execute(
+        select(day, Crash.class_, func.count(Crash.id))
+        .where(Crash.received_at >= since)
+        .group_by(day, Crash.class_)
+    )
+    return {(_day(d), c): n for d, c, n in rows}
+
+
+@dataclass
+class Attention:
+    """Buckets a person should look at first, each with why."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, b: Bucket, hosts: int, why: str, detail: str = "") -> None:
+        if any(r["signature"] == b.signature for r in self.rows):
+            for r in self.rows:
+                if r["signature"] == b.signature and why not in r["why"]:
+                    r["why"].append(why)
+            return
+        self.rows.append(bucket_row(b, hosts) | {"why": [why], "detail": detail})
+
+
+def _hosts(session: Session, ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Crash.bucket_id, func.count(func.distinct(Crash.host_id)))
+        .where(Crash.bucket_id.in_(ids))
+        .group_by(Crash.bucket_id)
+    )
+    return dict(rows.tuples().all())
+
+
+def attention(session: Session, now: dt.datetime) -> Attention:
+    """Regressed first (a fix did not hold), then spiking, then new buckets."""
+    out = Attention()
+    live = (Bucket.merged_into.is_(None), Bucket.count > 0, Bucket.state != "ignored")
+    # Regressed: a bucket marked fixed in release X crashed again on X or later.
+    fixed = session.scalars(select(Bucket).where(*live[:2], Bucket.state == "fixed")).all()
+    regressed: list[tuple[Bucket, str]] = []
+    for b in fixed:
+        releases = session.scalars(
+            select(Crash.kernel_release)
+            .where(Crash.bucket_id == b.id, Crash.kernel_release.is_not(None))
+            .distinct()
+        ).all()
+        late = [r for r in releases if b.fixed_in and _release_after_or_same(r, b.fixed_in)]
+        if late:
+            regressed.append((b, max(late, key=release_key)))
+    # Spiking: the last day against the daily average of the seven days before it.
+    day_ago, week_ago = now - dt.timedelta(days=1), now - dt.timedelta(days=1 + 7)
+    recent = func.sum(case((Crash.received_at >= day_ago, 1), else_=0))
+    rows = session.execute(
+        select(Crash.bucket_id, recent, func.count(Crash.id))
+        .where(Crash.received_at >= week_ago, Crash.bucket_id.is_not(None))
+        .group_by(Crash.bucket_id)
+        .having(recent >= SPIKE_MIN)
+    ).all()
+    spikes = {
+        bid: (int(r), (n - int(r)) / 7)
+        for bid, r, n in rows
+        if int(r) >= SPIKE_FACTOR * max((n - int(r)) / 7, 1 / 7)
+    }
+    new = session.scalars(
+        select(Bucket)
+        .where(*live, Bucket.first_seen >= now - dt.timedelta(days=NEW_DAYS))
+        .order_by(Bucket.first_seen.desc())
+        .limit(TOP_N)
+    ).all()
+    spiking = session.scalars(select(Bucket).where(Bucket.id.in_(list(spikes)), *live)).all()
+    hosts = _hosts(session, [b.id for b in [*new, *spiking]] + [b.id for b, _ in regressed])
+    for b, release in regressed:
+        out.add(b, hosts.get(b.id, 0), "regressed", release)
+    for b in sorted(spiking, key=lambda b: -spikes[b.id][0])[:TOP_N]:
+        out.add(b, hosts.get(b.id, 0), "spiking", str(spikes[b.id][0]))
+    for b in new:
+        out.add(b, hosts.get(b.id, 0), "new")
+    return out
+
+
+def top_by_hosts(session: Session, since: dt.datetime) -> list[dict[str, Any]]:
+    """Buckets by distinct hosts that crashed in them since ``since``."""
+    hosts = func.count(func.distinct(Crash.host_id))
+    rows = session.execute(
+        select(Crash.bucket_id, hosts)
+        .where(Crash.received_at >= since, Crash.bucket_id.is_not(None))
+        .group_by(Crash.bucket_id)
+        .order_by(hosts.desc())
+        .limit(TOP_N * 3)
+    ).all()
+    by_id = {
+        b.id: b for b in session.scalars(select(Bucket).where(Bucket.id.in_([r[0] for r in rows])))
+    }
+    out = []
+    for bid, n in rows:
+        b = by_id.get(bid)
+        if b is not None and b.merged_into is None:
+            out.append(bucket_row(b, n))
+    return out[:TOP_N]
+
+
+def kernels(session: Session, since: dt.datetime) -> list[dict[str, Any]]:
+    """Kernel releases that crashed since ``since``: crashes, hosts, crashes per host.
+
+    The server knows only hosts that sent a crash, so the rate is crashes per crashing
+    host on that release — enough to see that a rollout made one release worse.
+    """
+    rows = session.execute(
+        select(
+            Crash.kernel_release,
+            func.count(Crash.id),
+            func.count(func.distinct(Crash.host_id)),
+            func.max(Crash.received_at),
+        )
+        .where(Crash.received_at >= since, Crash.kernel_release.is_not(None))
+        .group_by(Crash.kernel_release)
+    ).all()
+    out = [
+        {
+            "kernel_release": k,
+            "crashes": n,
+            "hosts": h,
+            "rate": n / h if h else float(n),
+            "last": iso(last),
+        }
+        for k, n, h, last in rows
+    ]
+    out.sort(key=lambda r: release_key(r["kernel_release"]), reverse=True)
+    return out[: TOP_N * 2]
