@@ -10,10 +10,13 @@ vmcores and vmcore-dmesg.txt files and the oops logs of tests/data/oops.  Kills 
 from __future__ import annotations
 
 import hashlib
+import http.server
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +28,8 @@ from conftest import pick
 from server_process import ServerProcess, kcrash_env, make_token
 from services import create_database, postgres_server, redis_url  # noqa: F401  (fixtures)
 
+from kcrash.server import alerts
+
 OOPS = Path(__file__).parent / "data" / "oops"
 #: Redis hands an unacknowledged analysis to another worker after this many seconds (the
 #: deployment default is the analysis timeout + 300 s; the kill test cannot wait that long).
@@ -34,12 +39,14 @@ VISIBILITY = 25.0
 class Worker:
     """``kcrash worker`` in its own process group (so a kill takes the pool with it)."""
 
-    def __init__(self, data: Path, database: str, broker: str, n: int) -> None:
+    def __init__(
+        self, data: Path, database: str, broker: str, n: int, extra: tuple[str, ...] = ()
+    ) -> None:
         self.log = data.parent / f"worker-{n}.log"
         cmd = [sys.executable, "-m", "kcrash", "worker", "--data", str(data)]
         cmd += ["--database", database, "--broker", broker, "--concurrency", "1"]
         cmd += ["--visibility-timeout", str(VISIBILITY), "--log-level", "warning"]
-        cmd += ["--name", f"test{n}@%h"]
+        cmd += ["--name", f"test{n}@%h", *extra]
         with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(
                 cmd, env=kcrash_env(), stdout=logf, stderr=logf, start_new_session=True
@@ -82,12 +89,34 @@ def fleet(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
     workers: list[Worker] = []
     d = deployment
     env = {**d, "workers": workers}
-    env["spawn"] = lambda: workers.append(
-        Worker(d["data"], d["database"], d["broker"], len(workers))
+    env["spawn"] = lambda *extra: workers.append(
+        Worker(d["data"], d["database"], d["broker"], len(workers), extra)
     )
     yield env
     for w in workers:
         w.stop()
+
+
+class _Receiver(http.server.ThreadingHTTPServer):
+    """A webhook endpoint on loopback that keeps what the workers send."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Hook)
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
 
 
 def _submit(srv: ServerProcess, token: str, *args: str, timeout: float = 120) -> str:
@@ -122,8 +151,12 @@ def test_corpus_ingest_ends_in_the_right_buckets(
     """Two workers; one null-deref bug as 2 vmcore formats + its dmesg (Debian 12) and the
     Debian 11 build's dmesg; sysrq's dmesg; a gpf oops log twice (one crash)."""
     srv, tok = fleet["server"], fleet["tokens"]
-    fleet["spawn"]()
-    fleet["spawn"]()
+    hooks = _Receiver()
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    alerts_file = fleet["data"].parent / "alerts.json"
+    alerts_file.write_text(json.dumps({"webhooks": [{"url": hooks.url, "secret": "k"}]}))
+    fleet["spawn"]("--alerts", str(alerts_file))
+    fleet["spawn"]("--alerts", str(alerts_file))
     nd12 = pick(corpus, id="deb12/null-deref/kdump-zlib")[0]
     nd12_lzo = pick(corpus, id="deb12/null-deref/kdump-lzo")[0]
     nd11 = pick(corpus, id="deb11/null-deref/kdump-zlib")[0]
@@ -151,6 +184,19 @@ def test_corpus_ingest_ends_in_the_right_buckets(
     assert {h["value"] for h in bucket["host_names"]} == {"web-1", "web-2"}
     kernels = {k["value"] for k in bucket["kernels"]}
     assert kernels == {nd12["release"], nd11["release"]}
+    # The workers told the webhook about each new bucket once, signed.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(hooks.got) < 3:
+        time.sleep(0.2)
+    hooks.shutdown()
+    new = [json.loads(b) for h, b in hooks.got if h["x-kcrash-event"] == "new"]
+    assert sorted(e["bucket"]["signature"] for e in new) == sorted(
+        {c["bucket"] for c in (null_derefs[0], sysrq_c, gpf_c)}
+    )
+    assert all(
+        alerts.verify("k", h["x-kcrash-timestamp"], b, h["x-kcrash-signature"])
+        for h, b in hooks.got
+    )
 
 
 def test_kill9_worker_mid_analysis_loses_nothing(fleet: dict[str, Any], corpus: list) -> None:

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     app = celery_app.make_app(settings)
     # What no API process sent (broker down at upload time), a starting worker sends.
     try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=3, interval_start=1, interval_step=1)
         for crash_id in celery_app.stale_queued(db):
             app.send_task(celery_app.TASK, args=[crash_id], queue=celery_app.QUEUE)
     except Exception as e:
