@@ -331,7 +331,7 @@ def overview(request: Request, who: Who) -> Response:
     with _db(request).session() as s:
         per_day = data.per_day_by_class(s, since)
         att = data.attention(s, now)
-        top = data.top_by_hosts(s, since)
+        top = data.top_by_hosts(s)
         kernels = data.kernels(s, since)
     days = charts.day_range(now.date(), WINDOW_DAYS)
     return render(
