@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from test_syzkaller_benchmark import DATA, load_case
 
-from kcrash.analyze import analyze_path, render_to_string
 from kcrash.diagnosis.culprit import (
     ANCHORS,
     CLASS_SKIPS,
@@ -26,6 +25,7 @@ from kcrash.diagnosis.culprit import (
     skip_reason,
 )
 from kcrash.model import Frame
+from kcrash.pipeline import analyze_path, render_to_string
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 

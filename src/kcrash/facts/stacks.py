@@ -15,7 +15,7 @@ import drgn
 from drgn.helpers.linux.sched import task_cpu
 
 from ..model import Frame, Stack
-from ..target.labels import kallsyms_name
+from ..target.frame_labels import kallsyms_name
 
 if TYPE_CHECKING:
     from ..target.open import Target

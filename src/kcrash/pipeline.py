@@ -287,7 +287,7 @@ def analyze_path(
 
 def _fetch_modules(path: str, vmlinux: str, release: str | None, build_id: str | None) -> int:
     """Module debug files for the modules loaded in the dump, next to the vmlinux."""
-    from .target.fetch.modules import fetch_module_debuginfo, loaded_modules
+    from .target.fetch.module_debuginfo import fetch_module_debuginfo, loaded_modules
 
     def say(msg: str) -> None:
         print(f"kcrash: {msg}", file=sys.stderr)
