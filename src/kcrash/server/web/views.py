@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ...report.html import render_body
+from ...report.render_html import render_body
 from .. import auth, buckets, queries
 from ..models import BUCKET_STATES, Crash, utcnow
 from . import charts, data
