@@ -10,10 +10,13 @@ vmcores and vmcore-dmesg.txt files and the oops logs of tests/data/oops.  Kills 
 from __future__ import annotations
 
 import hashlib
+import http.server
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +26,9 @@ from typing import Any
 import pytest
 from conftest import pick
 from server_process import ServerProcess, kcrash_env, make_token
-from services import postgres_server, postgres_url, redis_url  # noqa: F401  (fixtures)
+from services import create_database, postgres_server, redis_url  # noqa: F401  (fixtures)
+
+from kcrash.server import alerts
 
 OOPS = Path(__file__).parent / "data" / "oops"
 #: Redis hands an unacknowledged analysis to another worker after this many seconds (the
@@ -34,12 +39,14 @@ VISIBILITY = 25.0
 class Worker:
     """``kcrash worker`` in its own process group (so a kill takes the pool with it)."""
 
-    def __init__(self, data: Path, database: str, broker: str, n: int) -> None:
+    def __init__(
+        self, data: Path, database: str, broker: str, n: int, extra: tuple[str, ...] = ()
+    ) -> None:
         self.log = data.parent / f"worker-{n}.log"
         cmd = [sys.executable, "-m", "kcrash", "worker", "--data", str(data)]
         cmd += ["--database", database, "--broker", broker, "--concurrency", "1"]
         cmd += ["--visibility-timeout", str(VISIBILITY), "--log-level", "warning"]
-        cmd += ["--name", f"test{n}@%h"]
+        cmd += ["--name", f"test{n}@%h", *extra]
         with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(
                 cmd, env=kcrash_env(), stdout=logf, stderr=logf, start_new_session=True
@@ -58,24 +65,58 @@ class Worker:
                 self.kill9()
 
 
-@pytest.fixture
-def fleet(
-    tmp_path: Path,
-    postgres_url: str,  # noqa: F811
+@pytest.fixture(scope="module")
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: str,  # noqa: F811
     redis_url: str,  # noqa: F811
 ) -> Iterator[dict[str, Any]]:
-    data = tmp_path / "data"
-    srv = ServerProcess(data, database=postgres_url, extra=["--broker", redis_url])
-    tokens = {r: make_token(data, r, database=postgres_url) for r in ("submit", "read")}
+    """One API server on PostgreSQL + Redis for the module (tests use distinct crashes)."""
+    base = tmp_path_factory.mktemp("fleet")
+    database = create_database(postgres_server, "fleet")
+    data = base / "data"
+    srv = ServerProcess(data, database=database, extra=["--broker", redis_url])
+    tokens = {r: make_token(data, r, database=database) for r in ("submit", "read")}
     srv.start()
+    yield {"data": data, "server": srv, "tokens": tokens, "database": database, "broker": redis_url}
+    srv.stop()
+
+
+@pytest.fixture
+def fleet(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The deployment plus this test's workers (stopped after it, so no test's workers take
+    another test's crashes)."""
     workers: list[Worker] = []
-    env = {"data": data, "server": srv, "tokens": tokens, "workers": workers}
-    env["database"] = postgres_url
-    env["spawn"] = lambda: workers.append(Worker(data, postgres_url, redis_url, len(workers)))
+    d = deployment
+    env = {**d, "workers": workers}
+    env["spawn"] = lambda *extra: workers.append(
+        Worker(d["data"], d["database"], d["broker"], len(workers), extra)
+    )
     yield env
     for w in workers:
         w.stop()
-    srv.stop()
+
+
+class _Receiver(http.server.ThreadingHTTPServer):
+    """A webhook endpoint on loopback that keeps what the workers send."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Hook)
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
 
 
 def _submit(srv: ServerProcess, token: str, *args: str, timeout: float = 120) -> str:
@@ -93,7 +134,7 @@ def _submit(srv: ServerProcess, token: str, *args: str, timeout: float = 120) ->
 def host_root(base: Path, name: str) -> str:
     """A host of the fleet as `kcrash submit --root` reads it: its own name and machine-id
     (the hosts of this test all run on one machine, whose /etc/machine-id is one)."""
-    root = base / f"root-{name}" / "etc"
+    root = base / name / "etc"
     root.mkdir(parents=True)
     (root / "hostname").write_text(name + "\n")
     (root / "machine-id").write_text(uuid.uuid4().hex + "\n")
@@ -110,13 +151,17 @@ def test_corpus_ingest_ends_in_the_right_buckets(
     """Two workers; one null-deref bug as 2 vmcore formats + its dmesg (Debian 12) and the
     Debian 11 build's dmesg; sysrq's dmesg; a gpf oops log twice (one crash)."""
     srv, tok = fleet["server"], fleet["tokens"]
-    fleet["spawn"]()
-    fleet["spawn"]()
+    hooks = _Receiver()
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    alerts_file = fleet["data"].parent / "alerts.json"
+    alerts_file.write_text(json.dumps({"webhooks": [{"url": hooks.url, "secret": "k"}]}))
+    fleet["spawn"]("--alerts", str(alerts_file))
+    fleet["spawn"]("--alerts", str(alerts_file))
     nd12 = pick(corpus, id="deb12/null-deref/kdump-zlib")[0]
     nd12_lzo = pick(corpus, id="deb12/null-deref/kdump-lzo")[0]
     nd11 = pick(corpus, id="deb11/null-deref/kdump-zlib")[0]
     sysrq = pick(corpus, id="deb12/sysrq/kdump-zlib")[0]
-    base = fleet["data"].parent
+    base = fleet["data"].parent / "roots"
     web1, web2, db1, db2 = (host_root(base, n) for n in ("web-1", "web-2", "db-1", "db-2"))
     out = _submit(srv, tok["submit"], "--root", web1, nd12["path"], nd12_lzo["path"], nd12["dmesg"])
     out += _submit(srv, tok["submit"], "--root", web2, nd11["dmesg"], sysrq["dmesg"])
@@ -139,6 +184,19 @@ def test_corpus_ingest_ends_in_the_right_buckets(
     assert {h["value"] for h in bucket["host_names"]} == {"web-1", "web-2"}
     kernels = {k["value"] for k in bucket["kernels"]}
     assert kernels == {nd12["release"], nd11["release"]}
+    # The workers told the webhook about each new bucket once, signed.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(hooks.got) < 3:
+        time.sleep(0.2)
+    hooks.shutdown()
+    new = [json.loads(b) for h, b in hooks.got if h["x-kcrash-event"] == "new"]
+    assert sorted(e["bucket"]["signature"] for e in new) == sorted(
+        {c["bucket"] for c in (null_derefs[0], sysrq_c, gpf_c)}
+    )
+    assert all(
+        alerts.verify("k", h["x-kcrash-timestamp"], b, h["x-kcrash-signature"])
+        for h, b in hooks.got
+    )
 
 
 def test_kill9_worker_mid_analysis_loses_nothing(fleet: dict[str, Any], corpus: list) -> None:
@@ -199,6 +257,7 @@ def test_kill9_server_mid_upload_loses_nothing(fleet: dict[str, Any], corpus: li
     srv, tok = fleet["server"], fleet["tokens"]
     entry = pick(corpus, id="deb12/bug-on/kdump-zlib")[0]
     blob = Path(entry["path"]).read_bytes()
+    _status, before = srv.json("GET", "/api/v1/crashes?limit=1", tok["read"])
     sock = _stall_upload(srv, tok["submit"], blob)
     tmp = fleet["data"] / "blobs" / "tmp"
     deadline = time.monotonic() + 60
@@ -230,6 +289,6 @@ def test_kill9_server_mid_upload_loses_nothing(fleet: dict[str, Any], corpus: li
     c = srv.wait_done(tok["read"], crash_id, timeout=240)
     assert c["status"] == "done" and c["class"] == entry["expected"]["class"], c["error"]
     assert c["sha256"] == hashlib.sha256(blob).hexdigest()
-    status, page = srv.json("GET", "/api/v1/crashes?limit=100", tok["read"])
-    assert status == 200 and page["total"] == 1, "the half upload is no crash"
+    status, page = srv.json("GET", "/api/v1/crashes?limit=1", tok["read"])
+    assert status == 200 and page["total"] == before["total"] + 1, "the half upload is no crash"
     assert [p for p in tmp.iterdir()] == [], "the half upload's file was removed at start"

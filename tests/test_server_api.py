@@ -90,7 +90,9 @@ def test_log_and_report_end_in_buckets(
     status, body, _h = server.request("GET", "/metrics", t["read"])
     assert status == 200
     text = body.decode()
-    assert f'kcrash_crashes{{bucket="{a["bucket"]}",kernel="6.14.0"}} 1.0' in text
+    # The release the log names, not the one the host sent with it.
+    assert a["kernel_release"] == "6.14.0-syzkaller-12456-gacc4d5ff0b61"
+    assert f'kcrash_crashes{{bucket="{a["bucket"]}",kernel="{a["kernel_release"]}"}} 1.0' in text
     assert 'kcrash_queue_depth{status="queued"}' in text and "kcrash_crashes_failed 0.0" in text
 
 

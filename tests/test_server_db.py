@@ -24,8 +24,8 @@ from services import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 from kcrash.server import auth, buckets, ingest, metrics, queries, retention
 from kcrash.server.config import Settings
-from kcrash.server.db import Database, open_database
-from kcrash.server.models import BucketHistory, Crash, Token
+from kcrash.server.db import Database, make_engine, open_database, upgrade
+from kcrash.server.models import BucketHistory, Crash, Meta, Token
 from kcrash.server.store import BlobStore
 
 OOPS = Path(__file__).parent / "data" / "oops"
@@ -190,8 +190,13 @@ def test_queries_filters_pagination_csv(db: Database, reports: dict[str, Any]) -
         assert queries.list_buckets(s, sort="count").items[0]["class"] == "gpf"
         by_class = queries.list_buckets(s, queries.Filters(class_="bug-on"))
         assert [b["signature"] for b in by_class.items] == [f.sig("bug")]
-        by_kernel = queries.list_buckets(s, queries.Filters(kernel="6.10.0"))
+        # The log names its kernel: that release wins over the one the host sent.
+        arm = reports["null"]["system"]["release"]
+        by_kernel = queries.list_buckets(s, queries.Filters(kernel=arm))
         assert [b["signature"] for b in by_kernel.items] == [f.sig("null")]
+        # The s390 log names none: the host's is kept.
+        by_kernel = queries.list_buckets(s, queries.Filters(kernel="4.19.0"))
+        assert [b["signature"] for b in by_kernel.items] == [f.sig("bug")]
         by_host = queries.list_buckets(s, queries.Filters(host="web-3"))
         assert [b["hosts"] for b in by_host.items] == [5]
         by_time = queries.list_crashes(
@@ -207,7 +212,7 @@ def test_queries_filters_pagination_csv(db: Database, reports: dict[str, Any]) -
         assert p1.total == 7 and len(ids) == len(set(ids)) == 7
         hist = queries.host_history(s, "web-2")
         assert hist is not None and hist["crashes"]["total"] == 1
-        assert hist["kernels"][0]["kernel_release"] == "6.1.0-1"
+        assert hist["kernels"][0]["kernel_release"] == reports["gpf"]["system"]["release"]
         csv_text = queries.to_csv(queries.list_crashes(s).items, queries.CRASH_CSV)
     lines = csv_text.splitlines()
     assert lines[0].startswith("id,sha256,kind,status,host")
@@ -258,6 +263,76 @@ def test_metrics_count_from_the_store(db: Database, reports: dict[str, Any]) -> 
     f.crash("gpf", "web-1", "6.1.0-1")
     f.crash("gpf", "web-2", "6.1.0-2")
     text = metrics.render(db.sessions).decode()
-    assert f'kcrash_crashes{{bucket="{f.sig("gpf")}",kernel="6.1.0-2"}} 1.0' in text
+    kernel = reports["gpf"]["system"]["release"]
+    assert f'kcrash_crashes{{bucket="{f.sig("gpf")}",kernel="{kernel}"}} 2.0' in text
     assert 'kcrash_queue_depth{status="queued"} 0.0' in text
     assert "kcrash_analysis_seconds_count 2.0" in text
+
+
+def test_new_analysis_version_analyzes_everything_again(
+    db: Database, reports: dict[str, Any]
+) -> None:
+    f = Fleet(db, reports)
+    with db.session() as s:
+        assert ingest.regroup_if_rules_changed(s) == []  # a new store: nothing to redo
+    cid = f.crash("gpf", "web-1", "6.1.0-1")
+    with db.session() as s:
+        assert ingest.regroup_if_rules_changed(s) == []  # same analysis: nothing to redo
+        s.get(Meta, ingest.RULES_KEY).value = "kcrash 0.0.1"  # type: ignore[union-attr]
+    with db.session() as s:
+        assert ingest.regroup_if_rules_changed(s) == [cid]
+        assert s.get(Crash, cid).status == "queued"  # type: ignore[union-attr]
+    with db.sessions() as s:
+        c = ingest.process_crash(s, cid, db.settings)
+        assert c is not None and c.status == "done" and c.bucket.signature == f.sig("gpf")  # type: ignore[union-attr]
+    with db.session() as s:
+        assert s.get(Meta, ingest.RULES_KEY).value == ingest.analysis_version()  # type: ignore[union-attr]
+        assert queries.get_bucket(s, f.sig("gpf"))["count"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_keep_reports_and_match_the_models(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, reports: dict[str, Any]
+) -> None:
+    """A store made by the first schema (reports inside crashes) upgrades with its report,
+    and the migrated schema is exactly the ORM's (Alembic's own comparison)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import text
+
+    from kcrash.server.models import Base, CrashReport
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    settings = Settings(data_dir=tmp_path / "data", database_url=url)
+    engine = make_engine(settings)
+    upgrade(engine, "0001")
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO crashes (sha256, kind, received_at, status, report, size, attempts)"
+                " VALUES (:sha, 'report', :t, 'done', :r, 0, 1)"
+            ),
+            {
+                "sha": "a" * 64,
+                "t": dt.datetime.now(dt.timezone.utc),
+                "r": json.dumps(reports["gpf"]),
+            },
+        )
+        c.execute(
+            text(
+                "INSERT INTO bucket_history (crash_id, at, reason)"
+                " SELECT id, received_at, 'analysis' FROM crashes"
+            )
+        )
+    upgrade(engine)
+    db = open_database(settings)
+    with db.session() as s:
+        # SQLite rebuilds the crashes table: its children must survive (no cascade).
+        assert [h.reason for h in s.query(BucketHistory)] == ["analysis"]
+        (row,) = s.query(CrashReport).all()
+        assert row.report == reports["gpf"]
+        assert s.query(Crash).one().report == reports["gpf"]
+    with engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
+    engine.dispose()
+    db.engine.dispose()

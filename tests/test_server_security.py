@@ -225,3 +225,18 @@ def test_retention_at_start_deletes_rows_and_files(tmp_path: Path) -> None:
         assert not files[0].exists() and not files[0].parent.exists()
     finally:
         srv.stop()
+
+
+def test_text_that_is_no_kernel_log_fails_with_its_reason(server: ServerProcess) -> None:
+    """Only the analysis can tell prose from a kernel log: the crash is accepted, then
+    marked failed with kcrash's one-line reason (no traceback, no server path)."""
+    t = _tok(server)
+    text = (Path(__file__).parent.parent / "docs" / "DEVELOPING.md").read_bytes()[:4000]
+    status, sub = server.submit(t["submit"], text, host="typo-host")
+    assert status == 202 and sub["kind"] == "log", sub
+    crash = server.wait_done(t["read"], sub["id"])
+    assert crash["status"] == "failed" and crash["report"] is None
+    assert "no kernel log records" in crash["error"], crash["error"]
+    assert "blobs" not in crash["error"] and "Traceback" not in crash["error"]
+    status, body, _h = server.request("GET", "/metrics", t["read"])
+    assert status == 200 and b"kcrash_crashes_failed 1.0" in body

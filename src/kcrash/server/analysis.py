@@ -136,5 +136,6 @@ def analyze_file(
             )
         if not out.exists() or rc not in (0, 4):
             last = tail.splitlines()[-1] if tail else f"exit status {rc}"
-            raise AnalysisError(last.removeprefix("kcrash: "))
+            # The blob's path means nothing to the submitter and reveals the store layout.
+            raise AnalysisError(last.removeprefix("kcrash: ").replace(os.fspath(path), "upload"))
         return load_report(out, max_report_bytes)

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -32,7 +32,7 @@ from .analysis import AnalysisError, load_report
 from .config import Settings
 from .db import Database, open_database
 from .jobs import JobQueue, make_queue
-from .models import DONE, FAILED, KINDS, QUEUED, Crash, Token
+from .models import KINDS, QUEUED, Crash, Token
 from .store import BlobStore, Rejected
 
 #: Host facts as request headers (raw body uploads) and their form-field names (multipart).
@@ -76,6 +76,12 @@ def _parse_time(s: str | None, name: str) -> dt.datetime | None:
     except ValueError:
         raise HTTPException(400, f"{name}: not an ISO 8601 time ({s[:40]!r})") from None
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _found(row: dict[str, Any] | None, missing: str) -> dict[str, Any]:
+    if row is None:
+        raise HTTPException(404, missing)
+    return row
 
 
 class Body:
@@ -141,6 +147,8 @@ def filters_dep(
 
 def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     db: Database = open_database(settings)
+    with db.session() as s:
+        ingest.regroup_if_rules_changed(s)
     store = BlobStore(settings.blob_dir, settings.limits)
     jobs: JobQueue = queue or make_queue(db, settings)
 
@@ -354,7 +362,8 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
         finally:
             store.discard(rec)
         if new:
-            jobs.enqueue(crash_id)
+            # Celery's send is network I/O: not on the event loop.
+            await run_in_threadpool(jobs.enqueue, crash_id)
         metrics.UPLOADS.labels(outcome="accepted" if new else "duplicate").inc()
         with db.session() as s:
             crash = s.get(Crash, crash_id)
@@ -429,10 +438,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/crashes/{crash_id}", tags=["crashes"])
     def crash(crash_id: int, who: Principal = reader) -> dict[str, Any]:
         with db.session() as s:
-            row = queries.get_crash(s, crash_id)
-        if row is None:
-            raise HTTPException(404, f"no crash {crash_id}")
-        return row
+            return _found(queries.get_crash(s, crash_id), f"no crash {crash_id}")
 
     @app.get("/api/v1/crashes/{crash_id}/report", tags=["crashes"])
     def crash_report(crash_id: int, who: Principal = reader) -> JSONResponse:
@@ -488,10 +494,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/buckets/{signature}", tags=["buckets"])
     def bucket(signature: str, who: Principal = reader) -> dict[str, Any]:
         with db.session() as s:
-            row = queries.get_bucket(s, signature)
-        if row is None:
-            raise HTTPException(404, f"no bucket {signature[:100]}")
-        return row
+            return _found(queries.get_bucket(s, signature), f"no bucket {signature[:100]}")
 
     def _bucket_op(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
         try:
@@ -547,9 +550,7 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         with db.session() as s:
             row = queries.host_history(s, name, limit=limit, offset=offset)
-        if row is None:
-            raise HTTPException(404, f"no host {name[:100]}")
-        return row
+        return _found(row, f"no host {name[:100]}")
 
     @app.get("/metrics", tags=["metrics"])
     def prometheus(who: Principal = reader) -> Response:
@@ -568,6 +569,4 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
 def requeue_all(db: Database) -> list[int]:
     """Mark every analyzed or failed crash for analysis again (rules changed); their ids."""
     with db.session() as s:
-        ids = list(s.scalars(select(Crash.id).where(Crash.status.in_((DONE, FAILED)))))
-        s.execute(update(Crash).where(Crash.id.in_(ids)).values(status=QUEUED))
-    return ids
+        return ingest.requeue_all(s)

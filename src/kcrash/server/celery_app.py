@@ -35,10 +35,11 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from . import alerts
 from .config import Settings
 from .db import Database, open_database
 from .ingest import process_crash
-from .models import FAILED, QUEUED, RUNNING, Crash, utcnow
+from .models import DONE, FAILED, QUEUED, RUNNING, Crash, utcnow
 
 log = logging.getLogger("kcrash.worker")
 
@@ -61,6 +62,18 @@ def visibility_timeout(settings: Settings) -> float:
     return settings.limits.analysis_timeout + 300.0
 
 
+def _transport_options(visibility: float) -> dict[str, float]:
+    """kombu's Redis transport sweeps for expired unacknowledged messages every
+    ``interval × throttle`` seconds (10 × 10 by default): scaled to the visibility timeout so
+    that a dead worker's analysis is redelivered soon after it expires, not minutes later."""
+    interval = max(1.0, min(10.0, visibility / 5))
+    return {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": interval,
+        "unacked_restore_throttle": 1,
+    }
+
+
 def make_app(settings: Settings) -> Celery:
     if not settings.broker_url:
         raise ValueError("the Celery queue needs a broker URL (redis://…)")
@@ -73,7 +86,7 @@ def make_app(settings: Settings) -> Celery:
         task_default_queue=QUEUE,
         task_ignore_result=True,
         task_time_limit=settings.limits.analysis_timeout + 120,
-        broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
+        broker_transport_options=_transport_options(visibility_timeout(settings)),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -82,6 +95,7 @@ def make_app(settings: Settings) -> Celery:
     )
     _register(app)
     app.conf.kcrash_settings = settings
+    app.conf.kcrash_alerts = alerts.load_config(os.environ.get("KCRASH_ALERTS"))
     return app
 
 
@@ -96,7 +110,9 @@ def _database(settings: Settings) -> Database:
     return _DB[key]
 
 
-def run_task(settings: Settings, crash_id: int) -> str:
+def run_task(
+    settings: Settings, crash_id: int, alerts_config: alerts.AlertConfig | None = None
+) -> str:
     """The body of the Celery task, callable without Celery; returns the crash's status."""
     db = _database(settings)
     with db.sessions() as s:
@@ -111,15 +127,31 @@ def run_task(settings: Settings, crash_id: int) -> str:
             )
             s.commit()
             return FAILED
+        was_done = crash.status == DONE
         done = process_crash(s, crash_id, settings)
-        return done.status if done is not None else "gone"
+        if done is None:
+            return "gone"
+        if alerts_config is not None and done.status == DONE and not was_done:
+            _alert(db, crash_id, alerts_config)
+        return done.status
+
+
+def _alert(db: Database, crash_id: int, config: alerts.AlertConfig) -> None:
+    """Alerts never fail an analysis: every error is logged and dropped."""
+    try:
+        with db.session() as s:
+            crash = s.get(Crash, crash_id)
+            events = alerts.events_for(s, crash, config) if crash is not None else []
+        alerts.Notifier(config).deliver(events)
+    except Exception:
+        log.exception("crash %s: alerts failed", crash_id)
 
 
 def _register(app: Celery) -> None:
     @app.task(name=TASK, bind=True, max_retries=MAX_RETRIES)
     def process(self: Any, crash_id: int) -> str:
         try:
-            return run_task(app.conf.kcrash_settings, int(crash_id))
+            return run_task(app.conf.kcrash_settings, int(crash_id), app.conf.kcrash_alerts)
         except DBAPIError as e:  # the database went away: try later, a bounded number of times
             log.warning("crash %s: database error, retrying: %s", crash_id, e)
             raise self.retry(exc=e, countdown=min(60, 5 * 2**self.request.retries)) from e

@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import buckets
 from .analysis import AnalysisError, analyze_file
 from .config import Settings, default_data_dir
-from .models import DONE, FAILED, QUEUED, RUNNING, Crash, Host, utcnow
+from .models import DONE, FAILED, QUEUED, RUNNING, Crash, Host, Meta, utcnow
 
 #: Host facts a submission may carry (header ``X-Kcrash-<Name>`` or form field ``<name>``).
 HOST_FIELDS = ("host", "machine_id", "kernel_release", "distro", "hardware")
@@ -113,8 +113,10 @@ def apply_report(crash: Crash, report: dict[str, Any]) -> None:
     crash.taint = str(taint)[:100] if taint else None
     panic = evidence.get("panic_message") or evidence.get("header") or system.get("panic")
     crash.panic = str(panic)[:2000] if panic else None
+    # The release the dump or log itself names wins over the one the host sent: it is the
+    # kernel that crashed, while a host may already run another one when it submits.
     release = system.get("release") or (sig.get("attributes") or {}).get("release")
-    if release and not crash.kernel_release:
+    if release:
         crash.kernel_release = str(release)[:300]
     crash.crashed_at = crash.crashed_at or _crash_time(report)
 
@@ -184,3 +186,38 @@ def unfinished(session: Session) -> list[int]:
     """Crashes a killed server or worker left queued or running, oldest first."""
     q = select(Crash.id).where(Crash.status.in_((QUEUED, RUNNING))).order_by(Crash.id)
     return list(session.scalars(q))
+
+
+#: Meta key holding the analysis version the stored crashes were grouped with.
+RULES_KEY = "analysis_version"
+
+
+def analysis_version() -> str:
+    """The version of the analysis the child processes run (the rules and the signature
+    scheme change with it); read from the package metadata, not from its modules."""
+    from .. import __version__
+
+    return f"kcrash {__version__}"
+
+
+def requeue_all(session: Session) -> list[int]:
+    """Mark every analyzed or failed crash for analysis again; their ids."""
+    ids = list(session.scalars(select(Crash.id).where(Crash.status.in_((DONE, FAILED)))))
+    if ids:
+        session.execute(update(Crash).where(Crash.id.in_(ids)).values(status=QUEUED))
+    return ids
+
+
+def regroup_if_rules_changed(session: Session) -> list[int]:
+    """At start: when this server's analysis is not the one the store was grouped with,
+    every crash is analyzed again (and so regrouped, with history); returns their ids."""
+    current = analysis_version()
+    row = session.get(Meta, RULES_KEY)
+    if row is not None and row.value == current:
+        return []
+    ids = requeue_all(session) if row is not None else []
+    if row is None:
+        session.add(Meta(key=RULES_KEY, value=current))
+    else:
+        row.value = current
+    return ids

@@ -87,7 +87,6 @@ class Crash(Base):
     kernel_release: Mapped[str | None] = mapped_column(String(300), index=True)
     status: Mapped[str] = mapped_column(String(20), default=QUEUED, index=True)
     error: Mapped[str | None] = mapped_column(Text)
-    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     signature: Mapped[str | None] = mapped_column(String(100), index=True)
     bucket_id: Mapped[int | None] = mapped_column(ForeignKey("buckets.id"), index=True)
     #: A person split this crash into a bucket: regrouping keeps it there.
@@ -102,8 +101,48 @@ class Crash(Base):
     analysis_seconds: Mapped[float | None] = mapped_column(Float)
     host: Mapped[Host | None] = relationship(back_populates="crashes")
     bucket: Mapped[Bucket | None] = relationship(foreign_keys=[bucket_id])
+    report_row: Mapped[CrashReport | None] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
 
-    __table_args__ = (Index("ix_crashes_bucket_received", "bucket_id", "received_at"),)
+    @property
+    def report(self) -> dict[str, Any] | None:
+        """The full report JSON (its own table, loaded when read)."""
+        return self.report_row.report if self.report_row is not None else None
+
+    @report.setter
+    def report(self, value: dict[str, Any] | None) -> None:
+        if value is None:
+            self.report_row = None
+        elif self.report_row is None:
+            self.report_row = CrashReport(report=value)
+        else:
+            self.report_row.report = value
+
+    #: Covering indexes for the per-bucket and per-host aggregates of the bucket list, the
+    #: bucket page and the host page (index-only at 100,000 crashes).
+    __table_args__ = (
+        Index("ix_crashes_bucket_received", "bucket_id", "received_at"),
+        Index("ix_crashes_bucket_host", "bucket_id", "host_id"),
+        Index("ix_crashes_bucket_kernel", "bucket_id", "kernel_release"),
+        Index("ix_crashes_host_received", "host_id", "received_at"),
+    )
+
+
+class CrashReport(Base):
+    """A crash's full report, apart from the crash row.
+
+    Reports are 10-30 KB; in the crashes table they would make every scan (the text
+    search, the metrics, a host's list) read gigabytes at 100,000 crashes — SQLite keeps
+    a row's columns together and spills a large one to overflow pages in the same file.
+    Apart, the crashes table stays a few hundred bytes a row.
+    """
+
+    __tablename__ = "crash_reports"
+    crash_id: Mapped[int] = mapped_column(
+        ForeignKey("crashes.id", ondelete="CASCADE"), primary_key=True
+    )
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class BucketHistory(Base):

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Bucket, BucketHistory, Crash, Host
+from .models import Bucket, BucketHistory, Crash, CrashReport, Host
 
 #: Largest page a client may ask for (a CSV export walks pages itself).
 MAX_LIMIT = 1000
@@ -74,13 +74,30 @@ def _like(s: str) -> str:
     return "%" + s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+#: Filters that are one column equal to the value, per table: (Filters field, column).
+CRASH_EQUAL = (
+    ("class_", Crash.class_),
+    ("module", Crash.culprit_module),  # the culprit's module, as bucketed
+    ("kernel", Crash.kernel_release),
+    ("status", Crash.status),
+)
+BUCKET_EQUAL = (
+    ("class_", Bucket.class_),
+    ("state", Bucket.state),
+    ("module", Bucket.culprit_module),
+)
+
+
+def _equal(q: Select[Any], f: Filters, table: tuple[tuple[str, Any], ...]) -> Select[Any]:
+    for field, col in table:
+        value = getattr(f, field)
+        if value:
+            q = q.where(col == value)
+    return q
+
+
 def _crash_filter(q: Select[Any], f: Filters) -> Select[Any]:
-    if f.class_:
-        q = q.where(Crash.class_ == f.class_)
-    if f.module:
-        q = q.where(Crash.culprit_module == f.module)
-    if f.kernel:
-        q = q.where(Crash.kernel_release == f.kernel)
+    q = _equal(q, f, CRASH_EQUAL)
     if f.host:
         q = q.where(Crash.host_id.in_(select(Host.id).where(Host.name == f.host)))
     seen = func.coalesce(Crash.crashed_at, Crash.received_at)
@@ -90,8 +107,6 @@ def _crash_filter(q: Select[Any], f: Filters) -> Select[Any]:
         q = q.where(seen < f.until)
     if f.text:
         q = q.where(func.lower(Crash.panic).like(_like(f.text.lower()), escape="\\"))
-    if f.status:
-        q = q.where(Crash.status == f.status)
     return q
 
 
@@ -142,13 +157,9 @@ def list_buckets(
 ) -> Page:
     """Buckets holding crashes (merged-away buckets are not listed), filtered and paged."""
     f = f or Filters()
-    q = select(Bucket).where(Bucket.merged_into.is_(None), Bucket.count > 0)
-    if f.class_:
-        q = q.where(Bucket.class_ == f.class_)
-    if f.state:
-        q = q.where(Bucket.state == f.state)
-    if f.module:
-        q = q.where(Bucket.culprit_module == f.module)
+    q = _equal(
+        select(Bucket).where(Bucket.merged_into.is_(None), Bucket.count > 0), f, BUCKET_EQUAL
+    )
     if f.text:
         q = q.where(
             or_(
@@ -221,7 +232,11 @@ def get_bucket(session: Session, signature: str, *, crashes: int = 50) -> dict[s
     row["representative"] = crash_row(rep, report=True) if rep else None
     modules: dict[str, int] = {}
     for rep_report in session.scalars(
-        select(Crash.report).where(Crash.bucket_id == b.id).limit(200)
+        select(CrashReport.report)
+        .join(Crash, Crash.id == CrashReport.crash_id)
+        .where(Crash.bucket_id == b.id)
+        .order_by(Crash.id.desc())
+        .limit(100)
     ):
         for m in _modules(rep_report):
             modules[m] = modules.get(m, 0) + 1
@@ -268,7 +283,8 @@ def list_crashes(
     q = _crash_filter(select(Crash), f or Filters())
     if bucket_id is not None:
         q = q.where(Crash.bucket_id == bucket_id)
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    # Counted on the index, not on a subquery of whole rows.
+    total = session.scalar(q.with_only_columns(func.count(Crash.id))) or 0
     limit = _limit(limit)
     rows = session.scalars(
         q.order_by(Crash.received_at.desc(), Crash.id.desc()).limit(limit).offset(max(0, offset))

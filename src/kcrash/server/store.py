@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio.to_thread
+
 from .config import Limits
 from .dumpcheck import dump_problem, looks_like_vmcore
 
@@ -235,7 +237,8 @@ class BlobStore:
                 sink.finish()
             assert sink.kind is not None
             if sink.kind == "vmcore":
-                problem = dump_problem(tmp)
+                # A few reads, but of a file of gigabytes: off the event loop.
+                problem = await anyio.to_thread.run_sync(dump_problem, tmp)
                 if problem:
                     raise Rejected(422, f"vmcore refused: {problem}")
             return Received(tmp, sink.sha.hexdigest(), sink.size, sink.kind)

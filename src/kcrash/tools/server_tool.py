@@ -145,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(settings)
+    except ImportError as e:
+        raise KcrashError(
+            f"kcrash server --broker needs {e.name} (pip install 'kcrash[server]')"
+        ) from None
     except Exception as e:  # a database URL that does not answer, a data dir we cannot write
         raise KcrashError(f"cannot open the server's store: {str(e).splitlines()[0]}") from None
     if args.regroup:

@@ -32,6 +32,11 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
         help="seconds before an unacknowledged analysis goes to another worker "
         "(default: analysis timeout + 300)",
     )
+    p.add_argument(
+        "--alerts",
+        metavar="FILE",
+        help="webhooks for new/regressed/spiking buckets (JSON; see kcrash.server.alerts)",
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return run
 
@@ -41,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise KcrashError("--concurrency must be at least 1")
+    if args.alerts:
+        from ..server.alerts import load_config
+
+        try:
+            load_config(args.alerts)
+        except (OSError, ValueError) as e:
+            raise KcrashError(f"--alerts {args.alerts}: {e}") from None
+        os.environ["KCRASH_ALERTS"] = os.path.abspath(args.alerts)
     if args.visibility_timeout is not None:
         os.environ["KCRASH_VISIBILITY_TIMEOUT"] = str(args.visibility_timeout)
     settings = settings_from_args(
@@ -59,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     app = celery_app.make_app(settings)
     # What no API process sent (broker down at upload time), a starting worker sends.
     try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=3, interval_start=1, interval_step=1)
         for crash_id in celery_app.stale_queued(db):
             app.send_task(celery_app.TASK, args=[crash_id], queue=celery_app.QUEUE)
     except Exception as e:
