@@ -126,6 +126,10 @@ class Crash(Base):
         Index("ix_crashes_bucket_host", "bucket_id", "host_id"),
         Index("ix_crashes_bucket_kernel", "bucket_id", "kernel_release"),
         Index("ix_crashes_host_received", "host_id", "received_at"),
+        # The dashboard's overview (migration 0003, branch dash): crashes per day by class
+        # and the spiking buckets read only this index; the kernels table only the next.
+        Index("ix_crashes_received_class", "received_at", "class", "bucket_id"),
+        Index("ix_crashes_kernel_host", "kernel_release", "host_id", "received_at"),
     )
 
 
