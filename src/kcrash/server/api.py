@@ -51,6 +51,8 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 log = logging.getLogger("kcrash.server")
 #: Bytes of a refused upload still read so the client gets the answer (beyond: reset).
 DRAIN_BYTES = 256 * 1024 * 1024
+#: A multipart part's header line (Content-Disposition with a file name) is short.
+PART_HEADER_BYTES = 8 * 1024
 
 
 class Principal:
@@ -249,11 +251,14 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
 
         def on_header_field(data: bytes, start: int, end: int) -> None:
             part["field"] += data[start:end]
+            if len(part["field"]) > PART_HEADER_BYTES:
+                raise Rejected(400, "a multipart part header is too long")
 
         def on_header_value(data: bytes, start: int, end: int) -> None:
-            part["headers"][part["field"].lower()] = (
-                part["headers"].get(part["field"].lower(), b"") + data[start:end]
-            )
+            key = part["field"].lower()
+            part["headers"][key] = part["headers"].get(key, b"") + data[start:end]
+            if len(part["headers"][key]) > PART_HEADER_BYTES or len(part["headers"]) > 16:
+                raise Rejected(400, "a multipart part header is too long")
 
         def on_header_end() -> None:
             part["field"] = b""
@@ -349,6 +354,10 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
         except Rejected:
             await _drain(body)
             raise
+        if facts.get("kind") and facts["kind"] != rec.kind:
+            # A multipart ``kind`` field may come after the file: checked here too.
+            store.discard(rec)
+            raise Rejected(415, f"declared kind {facts['kind']} but the content is a {rec.kind}")
         if rec.kind == "report":
             # A report is checked now, not at analysis: a JSON that is not kcrash's report
             # is refused with a 4xx like any other garbage.

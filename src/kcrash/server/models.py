@@ -119,17 +119,14 @@ class Crash(Base):
         else:
             self.report_row.report = value
 
-    #: Covering indexes for the per-bucket and per-host aggregates of the bucket list, the
-    #: bucket page and the host page (index-only at 100,000 crashes).
+    #: Covering indexes of migration 0002 (the dashboard's aggregates; see its reasons).
+    #: SQLite also has ix_crashes_panic (panic, bucket_id), made there only.
     __table_args__ = (
         Index("ix_crashes_bucket_received", "bucket_id", "received_at"),
-        Index("ix_crashes_bucket_host", "bucket_id", "host_id"),
-        Index("ix_crashes_bucket_kernel", "bucket_id", "kernel_release"),
+        Index("ix_crashes_received_cover", "received_at", "class", "bucket_id"),
+        Index("ix_crashes_kernel_cover", "kernel_release", "host_id", "received_at"),
         Index("ix_crashes_host_received", "host_id", "received_at"),
-        # The dashboard's overview (migration 0003, branch dash): crashes per day by class
-        # and the spiking buckets read only this index; the kernels table only the next.
-        Index("ix_crashes_received_class", "received_at", "class", "bucket_id"),
-        Index("ix_crashes_kernel_host", "kernel_release", "host_id", "received_at"),
+        Index("ix_crashes_bucket_cover", "bucket_id", "host_id", "kernel_release", "taint"),
     )
 
 
