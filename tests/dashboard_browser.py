@@ -78,6 +78,21 @@ class Browser:
         url: str = self.driver.current_url
         return url[len(self.base) :] if url.startswith(self.base) else url
 
+    def wait_path(self, start: str, *, exact: bool = False, timeout: float = 30) -> str:
+        """The path once the browser shows ``start`` (or one starting with it): a form or a
+        link was followed, and on a busy machine the next page takes a moment to arrive."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def there(_d: Any) -> bool:
+            p = self.path()
+            return p == start if exact else p.startswith(start)
+
+        try:
+            WebDriverWait(self.driver, timeout).until(there)
+        except Exception:
+            raise AssertionError(f"the browser is at {self.path()}, not {start}") from None
+        return self.path()
+
     def console_errors(self) -> list[dict[str, Any]]:
         """Console messages of level SEVERE since the last call (the log drains on read)."""
         return [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
@@ -104,6 +119,9 @@ class Browser:
         box = self.driver.find_element(By.ID, "token")
         box.send_keys(token)
         box.submit()
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, 30).until(lambda _d: not self.path().startswith("/login"))
 
     def cookie(self) -> str:
         c = self.driver.get_cookie("kcrash_session")

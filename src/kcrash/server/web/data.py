@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from .. import kversion
 from ..models import Bucket, Crash
-from ..queries import bucket_row, iso
+from ..queries import _hosts_per_bucket, bucket_row, iso
 
 #: A bucket is "new" when its first crash is this recent.
 NEW_DAYS = 7
@@ -98,17 +98,6 @@ class Attention:
             row["why"].append(why)
 
 
-def _hosts(session: Session, ids: list[int]) -> dict[int, int]:
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Crash.bucket_id, func.count(func.distinct(Crash.host_id)))
-        .where(Crash.bucket_id.in_(ids))
-        .group_by(Crash.bucket_id)
-    )
-    return dict(rows.tuples().all())
-
-
 def attention(session: Session, now: dt.datetime) -> Attention:
     """Regressed first (a fix did not hold), then spiking, then new buckets."""
     out = Attention()
@@ -155,7 +144,8 @@ def attention(session: Session, now: dt.datetime) -> Attention:
     # Only the biggest spikes are shown: load those buckets, not every candidate.
     top_spikes = sorted(spikes, key=lambda bid: -spikes[bid][0])[: TOP_N * 2]
     spiking = session.scalars(select(Bucket).where(Bucket.id.in_(top_spikes), *live)).all()
-    hosts = _hosts(session, [b.id for b in [*new, *spiking]] + [b.id for b, _ in regressed])
+    shown = [b.id for b in [*new, *spiking]] + [b.id for b, _ in regressed]
+    hosts = _hosts_per_bucket(session, shown)
     for b, release in regressed:
         out.add(b, hosts.get(b.id, 0), "regressed", release)
     for b in sorted(spiking, key=lambda b: -spikes[b.id][0])[:TOP_N]:
