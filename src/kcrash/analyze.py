@@ -25,6 +25,8 @@ OPEN_SECONDS = 120
 #: Classes whose report should show every CPU's stack / the blocked tasks / memory.
 CPU_STACK_CLASSES = {"soft-lockup", "hard-lockup", "rcu-stall", "nmi", "sysrq"}
 BLOCKED_TASK_CLASSES = {"sysrq", "hung-task"}
+#: Classes where the wait-for graph of blocked tasks (and lock spinners) is read (issue 18).
+WAIT_CLASSES = CPU_STACK_CLASSES | BLOCKED_TASK_CLASSES
 MEMORY_CLASSES = {"oom-panic", "oom-kill"}
 
 
@@ -187,6 +189,10 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
             ]
 
         facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
+    if cls in WAIT_CLASSES:
+        from .facts.waits import collect_waits
+
+        facts.waits = steps.run("waits", lambda: collect_waits(target))
     if cls in MEMORY_CLASSES:
         from .facts.memory import memory_summary
 

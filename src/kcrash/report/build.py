@@ -18,7 +18,8 @@ from ..steps import Steps
 from .labels import labels
 
 #: 1.1: ``verdict.crash_site`` (the function at RIP/pc) beside ``verdict.culprit``
-SCHEMA_VERSION = "1.1"
+#: 1.2: ``hang`` (issue 18): the wait-for graph of blocked tasks, their locks and holders
+SCHEMA_VERSION = "1.2"
 
 
 def _frame(f: Frame) -> dict[str, Any]:
@@ -184,6 +185,13 @@ def build_report(
         k: in_lang(v, lang) if isinstance(v, str) else v for k, v in asdict(facts.system).items()
     }
     input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}
+    from .hang import hang_section, hang_steps
+
+    hang = hang_section(facts.waits, lang)
+    if hang and hang.get("summary"):
+        # What the graph shows goes first: it is the answer to "why is it hung".
+        primary["explanation"] = [*primary["explanation"], hang["summary"]]
+        primary["next_steps"] = [*hang_steps(hang), *primary["next_steps"]]
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "kcrash", "version": __version__},
@@ -201,6 +209,7 @@ def build_report(
             ],
             "memory": facts.memory or None,
         },
+        "hang": hang,
         "steps": [
             {**asdict(r), "reason": in_lang(r.reason, lang) if r.reason else r.reason}
             for r in steps.records

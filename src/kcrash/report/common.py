@@ -104,6 +104,11 @@ def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[s
     """(heading, lines) of the class-dependent context: CPUs, blocked tasks, memory, modules."""
     ctx = report.get("context") or {}
     out: list[tuple[str, list[str]]] = []
+    hang = report.get("hang")
+    if hang and hang.get("tasks"):
+        from .hang import hang_lines
+
+        out.append((lb["hang"], hang_lines(hang, report.get("lang", "en"))))
     if ctx.get("cpu_stacks"):
         lines: list[str] = []
         for st in ctx["cpu_stacks"]:
