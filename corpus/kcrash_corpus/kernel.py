@@ -395,13 +395,15 @@ class KernelBuilder:
     def extra_module(self, state: KernelState, name: str) -> Path:
         """The stripped .ko of test module `name` (EXTRA_MODULES) for the guest's share,
         built once per source hash against this kernel's headers (their small .debs are kept
-        by prepare()); the unstripped .ko goes beside kcrash_crash's in modules_debug_dir.
+        by prepare()); the unstripped .ko goes beside kcrash_crash's in this kernel's
+        debug-modules directory (modules_debug_dir of a corpus built in place).
         Host-userland kernels only (Debian 12/11): a newer suite's kbuild would need its
         loader unpacked again."""
         src = EXTRA_MODULES[name]
         out = self.dir / f"extra-{name}-{tree_hash(src)}"
         ko = out / f"{name}.ko"
-        if ko.exists():
+        debug = self.dir / "debug-modules" / f"{name}.ko"
+        if ko.exists() and debug.exists():
             return ko
         if self.kernel.userland:
             raise BuildError(self.step, f"{name}.ko is built for host-userland kernels only")
@@ -426,7 +428,6 @@ class KernelBuilder:
             )  # fmt: skip
             built = build / f"{name}.ko"
             # New files replace old ones (never written through: the cache may be hard-linked).
-            debug = Path(state.modules_debug_dir) / f"{name}.ko"
             tmp_debug = debug.with_name(f".{name}.ko.tmp")
             shutil.copy2(built, tmp_debug)
             tmp_debug.replace(debug)

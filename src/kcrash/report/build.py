@@ -191,7 +191,14 @@ def build_report(
     if hang and hang.get("summary"):
         # What the graph shows goes first: it is the answer to "why is it hung".
         primary["explanation"] = [*primary["explanation"], hang["summary"]]
-        primary["next_steps"] = [*hang_steps(hang), *primary["next_steps"]]
+        # The generic "find what it waits for / who holds it" steps are answered now.
+        answered = {f"rule.{c}.next.{i}" for c in ("hung-task",) for i in (1, 2)}
+        kept = [
+            text
+            for m, text in zip(diags[0].next_steps, primary["next_steps"], strict=False)
+            if m.id not in answered
+        ] if diags else primary["next_steps"]  # fmt: skip
+        primary["next_steps"] = [*hang_steps(hang), *kept]
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "kcrash", "version": __version__},

@@ -21,8 +21,14 @@ def _lock_words(p: dict[str, Any], lang: str) -> str:
     naming = p.get("naming") or "unknown"
     if not p.get("lock"):
         naming = "unknown"
-    key = {"slab": "hang.lock.slab", "unknown": "hang.lock.anonymous"}.get(naming, "hang.lock.named")
-    return render(key, {**p, "kind": kind}, lang)
+    keys = {"slab": "hang.lock.slab", "unknown": "hang.lock.anonymous"}
+    return render(keys.get(naming, "hang.lock.named"), {**p, "kind": kind}, lang)
+
+
+def _json_lock_words(kind: str, name: str | None, naming: str, address: int, lang: str) -> str:
+    """:func:`_lock_words` of a lock as the report's JSON holds it."""
+    p = {"kind": kind.split("-")[0], "lock": name, "naming": naming, "address": f"{address:#x}"}
+    return _lock_words(p, lang)
 
 
 def _sep(lang: str) -> str:
@@ -76,7 +82,8 @@ def _task_json(w: TaskWait, g: WaitGraph, by_task: dict[int, TaskWait]) -> dict[
         "lock": _lock_json(w.lock, by_task) if w.lock else None,
         "unknown": w.unknown,
         "holds": [
-            {"kind": h.kind, "address": h.address, "name": h.name} for h in g.held.get(w.pid, [])
+            {"kind": h.kind, "address": h.address, "name": h.name, "naming": h.naming}
+            for h in g.held.get(w.pid, [])
         ],
         "stack": [f.symbol + (f" [{f.module}]" if f.module else "") for f in frames],
     }
@@ -108,22 +115,14 @@ def task_line(t: dict[str, Any], lang: str) -> str:
     parts = [f"PID {t['pid']} ({t['comm']}) {t['state']}"]
     lk = t.get("lock")
     if lk:
-        words = _lock_words(
-            {"kind": lk["kind"].split("-")[0], "lock": lk["name"], "naming": lk["naming"],
-             "address": f"{lk['address']:#x}"},
-            lang,
-        )  # fmt: skip
+        words = _json_lock_words(lk["kind"], lk["name"], lk["naming"], lk["address"], lang)
         how = render(f"hang.found.{lk['found_by']}", {}, lang)
         parts.append(render("hang.task.waits", {"lock": words, "how": how}, lang))
     elif t.get("wait"):
         parts.append(render("hang.task.in", {"function": t["function"]}, lang))
     if t.get("holds"):
         held = _sep(lang).join(
-            _lock_words(
-                {"kind": h["kind"].split("-")[0], "lock": h["name"],
-                 "naming": "symbol" if h["name"] else "unknown", "address": f"{h['address']:#x}"},
-                lang,
-            )  # fmt: skip
+            _json_lock_words(h["kind"], h["name"], h["naming"], h["address"], lang)
             for h in t["holds"]
         )
         parts.append(render("hang.task.holds", {"locks": held}, lang))
