@@ -219,12 +219,12 @@ def _from_dwarf(target: Target, task: drgn.Object, row: WaitFrame, ltype: LockTy
     return None
 
 
-def lock_name(target: Target, address: int) -> tuple[str | None, str]:
-    """A name for the object at ``address`` and how it was found.
+def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[str | None, str]:
+    """A name for the object at ``address`` (of type ``struct``) and how it was found.
 
     ``("kcrash_lock_a", "symbol")``; a member of a global: with DWARF
     ``("kcrash_hang_dev.io_lock", "member")``, without it
-    ``("kcrash_hang_dev+0x18", "symbol+offset")`` (which member needs the variable's type);
+    ``("kcrash_hang_dev+0x10", "symbol+offset")`` (which member needs the variable's type);
     a slab object ``("kmalloc-192", "slab")``; ``(None, "unknown")`` when nothing names it.
     """
     prog = target.prog
@@ -234,8 +234,8 @@ def lock_name(target: Target, address: int) -> tuple[str | None, str]:
         if off == 0:
             return sym.name, "symbol"
         if 0 < off < (sym.size or 0):
-            if target.mode == "dwarf":
-                member = _member_path(prog, sym.name, off)
+            if target.mode == "dwarf" and struct:
+                member = _global_member(prog, sym.name, off, struct)
                 if member:
                     return f"{sym.name}.{member}", "member"
             return f"{sym.name}+{off:#x}", "symbol+offset"
@@ -252,17 +252,63 @@ def lock_name(target: Target, address: int) -> tuple[str | None, str]:
     return None, "unknown"
 
 
-def _member_path(prog: drgn.Program, name: str, offset: int) -> str | None:
-    """The member of global ``name`` at ``offset`` (DWARF gives the variable's type)."""
-    from drgn.helpers.common.type import member_at_offset
-
+def _global_member(prog: drgn.Program, name: str, offset: int, struct: str) -> str | None:
+    """The member of global ``name`` that is the ``struct`` at ``offset`` (DWARF gives the
+    variable's type): ``io_lock``, ``queues[2].lock``."""
     try:
-        obj = prog.object(name)
-        path = member_at_offset(obj.type_, offset * 8)
+        want = prog.type(struct)
+        return _member_path(prog.object(name).type_, offset, want)
     except (LookupError, ValueError, TypeError):
         return None
-    # member_at_offset says "<padding>" or "[N]+K" bytes into a member: keep exact hits.
-    return path if path and "<" not in path and "+" not in path else None
+
+
+def _member_path(t: drgn.Type, offset: int, want: drgn.Type, depth: int = 0) -> str | None:
+    t = _strip(t)
+    if depth > 8:
+        return None
+    if t.kind == drgn.TypeKind.ARRAY and t.length:
+        elem = _strip(t.type)
+        size = drgn.sizeof(elem)
+        if not size:
+            return None
+        idx, rest = divmod(offset, size)
+        if idx >= t.length:
+            return None
+        sub = "" if rest == 0 and _same(elem, want) else _member_path(elem, rest, want, depth + 1)
+        return None if sub is None else f"[{idx}]" + (f".{sub}" if sub else "")
+    if t.kind not in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION):
+        return None
+    for m in t.members or ():
+        mt = _strip(m.type)
+        start = m.offset
+        if start == offset and _same(mt, want):
+            return m.name
+        try:
+            size = drgn.sizeof(mt)
+        except TypeError:
+            continue
+        if start <= offset < start + size:
+            sub = _member_path(mt, offset - start, want, depth + 1)
+            if sub is not None:
+                if not m.name:  # an anonymous struct/union: its members are the parent's
+                    return sub
+                return f"{m.name}.{sub}" if not sub.startswith("[") else f"{m.name}{sub}"
+    return None
+
+
+def _strip(t: drgn.Type) -> drgn.Type:
+    while t.kind == drgn.TypeKind.TYPEDEF:
+        t = t.type
+    return t.unqualified()
+
+
+def _same(a: drgn.Type, b: drgn.Type) -> bool:
+    """The same struct (types of a module's DWARF and vmlinux's are distinct objects)."""
+    return (
+        a.kind == b.kind
+        and a.kind in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION)
+        and (a.tag == b.tag)
+    )
 
 
 def lock_fact(target: Target, kind: str, address: int, how: str) -> LockFact:
@@ -270,7 +316,8 @@ def lock_fact(target: Target, kind: str, address: int, how: str) -> LockFact:
     from drgn.helpers.linux.locking import mutex_owner, rwsem_locked, rwsem_owner
 
     prog = target.prog
-    name, naming = lock_name(target, address)
+    ltype = lock_type_of(kind)
+    name, naming = lock_name(target, address, ltype.struct if ltype else None)
     fact = LockFact(kind=kind, address=address, name=name, naming=naming, found_by=how)
     try:
         if kind == "mutex":
