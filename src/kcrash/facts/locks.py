@@ -375,7 +375,7 @@ def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
     if address is None:
         try:
             address = find_object_on_stack(target.prog, task, ltype)
-        except (drgn.FaultError, LookupError, ValueError) as e:
+        except (drgn.FaultError, LookupError, ValueError, AttributeError) as e:
             wait.unknown = f"stack unreadable: {str(e).splitlines()[0] if str(e) else e}"
             return wait
         how = "stack-waiter" if address is not None else ""
