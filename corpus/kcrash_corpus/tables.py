@@ -159,6 +159,10 @@ def _w(action: str) -> str:
 OOPS = {"kernel/panic_on_oops": "1"}
 #: hung_task_panic with the shortest timeout the hung-task scenarios use.
 HUNG = {"kernel/hung_task_panic": "1", "kernel/hung_task_timeout_secs": "5"}
+#: The hang scenarios' kdump boots wait 5-10 s for khungtaskd, then boot the capture kernel:
+#: on a 2-core machine at load 15-20 (other builds and test runs) all three outran 300 s,
+#: their capture kernel still booting (2026-11-30); the QEMU captures stayed within it.
+HANG_KDUMP_TIMEOUT = 900
 
 
 def _hang(action: str) -> str:
@@ -260,6 +264,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         formats=("kdump-zlib",),
         kernels=("deb12",),
         extra_module="kcrash_hang",
+        timeout=HANG_KDUMP_TIMEOUT,
     ),
     Scenario(
         "abba-deadlock",
@@ -286,6 +291,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         formats=("kdump-zlib",),
         kernels=("deb12",),
         extra_module="kcrash_hang",
+        timeout=HANG_KDUMP_TIMEOUT,
     ),
     Scenario(
         "mutex-owner-waits",
@@ -312,6 +318,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         formats=("kdump-zlib",),
         kernels=("deb12",),
         extra_module="kcrash_hang",
+        timeout=HANG_KDUMP_TIMEOUT,
     ),
     Scenario(
         "rwsem-writer-stall",
