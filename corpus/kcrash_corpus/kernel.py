@@ -414,11 +414,15 @@ class KernelBuilder:
             if p.startswith(("linux-headers-", "linux-kbuild-"))
         }
         debs = self.apt.download(wanted)
-        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
-            headers = self._extract_headers(
-                list(debs.values()), state.release, None, Path(tmp) / "h"
-            )
-            build = Path(tmp) / "build"
+        # Fixed paths, like kcrash_crash's (module-build/, headers/): the paths enter the
+        # debug info and so the build id, which must not change between two builds of the
+        # same source (a dump and the debug file it is read with must match).
+        build = self.dir / f"module-build-{name}"
+        headers_root = self.dir / "headers"
+        rm_rf(build)
+        rm_rf(headers_root)
+        try:
+            headers = self._extract_headers(list(debs.values()), state.release, None)
             shutil.copytree(src, build)
             env = dict(os.environ, DEBIAN_KERNEL_NO_CC_VERSION_CHECK="y")
             run(
@@ -431,11 +435,14 @@ class KernelBuilder:
             tmp_debug = debug.with_name(f".{name}.ko.tmp")
             shutil.copy2(built, tmp_debug)
             tmp_debug.replace(debug)
-            stage = Path(tmp) / "out"
+            stage = self.dir / f".extra-{name}.tmp"
+            rm_rf(stage)
             stage.mkdir()
             run(["strip", "--strip-debug", "-o", stage / ko.name, built], self.step, 60)
             rm_rf(out)
             stage.replace(out)
+        finally:
+            rm_rf(headers_root)
         return ko
 
     def _extract_etc(self, base_files: Path, kdump_tools: Path) -> Path:
