@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     import drgn  # noqa: F401
 
-    from kcrash.analyze import analyze_path, render_to_string
+    from kcrash.pipeline import analyze_path, render_to_string
 
     t_import = time.perf_counter() - t0
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# profile of kcrash analyze on {args.dump}"
         f" ({'no debuginfo' if args.no_debuginfo else 'with vmlinux'})"
     )
-    print(f"import kcrash.analyze + drgn: {t_import:.3f} s; analyze + render: {t_run:.3f} s")
+    print(f"import kcrash.pipeline + drgn: {t_import:.3f} s; analyze + render: {t_run:.3f} s")
     print("\n## steps (the report's own timings)")
     for s in report.get("steps", []):
         extra = f"  ({s.get('reason')})" if s.get("reason") else ""

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
-from kcrash.analyze import analyze_path
+from kcrash.pipeline import analyze_path
 
 
 def _boots(corpus: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import pick
 
-from kcrash.batch import (
+from kcrash.batch_runner import (
     NOT_A_DUMP,
     OK,
     TIMEOUT,

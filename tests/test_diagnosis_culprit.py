@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from test_syzkaller_benchmark import DATA, load_case
 
-from kcrash.analyze import analyze_path, render_to_string
 from kcrash.diagnosis.culprit import (
     ANCHORS,
     CLASS_SKIPS,
@@ -25,7 +24,8 @@ from kcrash.diagnosis.culprit import (
     blame,
     skip_reason,
 )
-from kcrash.facts.model import Frame
+from kcrash.model import Frame
+from kcrash.pipeline import analyze_path, render_to_string
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 

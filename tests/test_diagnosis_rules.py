@@ -13,7 +13,7 @@ from importlib import resources
 import pytest
 
 from kcrash.diagnosis import CLASS_IDS, RULES, diagnose
-from kcrash.facts.model import CrashFacts, Frame, Stack, SystemInfo
+from kcrash.model import CrashFacts, Frame, Stack, SystemInfo
 from kcrash.oops.text import read_text
 
 

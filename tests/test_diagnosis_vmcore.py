@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from kcrash.analyze import analyze_path
 from kcrash.diagnosis import diagnose
 from kcrash.oops.text import read_text
+from kcrash.pipeline import analyze_path
 
 pytestmark = pytest.mark.corpus
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kcrash.commands.explain import explain_lines
+from kcrash.commands.explain_cmd import explain_lines
 from kcrash.errors import KcrashError
 
 

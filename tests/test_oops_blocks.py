@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kcrash.facts.model import LogLine
+from kcrash.model import LogLine
 from kcrash.oops.blocks import events_from_log, start_kind
 
 START_LINES = [

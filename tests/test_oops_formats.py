@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kcrash.diagnosis import diagnose
-from kcrash.facts.model import LogLine
+from kcrash.model import LogLine
 from kcrash.oops.formats import parse_line
 from kcrash.oops.text import read_text
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from kcrash.diagnosis import diagnose, render_messages
 from kcrash.errors import KcrashError
-from kcrash.facts.model import LogLine
+from kcrash.model import LogLine
 from kcrash.oops.blocks import events_from_log
 from kcrash.oops.text import read_text
 

@@ -34,8 +34,8 @@ from typing import Any
 
 from checks import each
 
-from kcrash.analyze import analyze_path, render_to_string
-from kcrash.report.text import render as render_text
+from kcrash.pipeline import analyze_path, render_to_string
+from kcrash.report.render_text import render as render_text
 
 #: Words kept in English by Chinese kernel writing (and by kcrash's zh catalogue).
 TERMS = {

@@ -24,8 +24,8 @@ from checks import each
 from conftest import pick
 from crash_oracle import parse_bt, parse_ps, parse_sys
 
-from kcrash.analyze import analyze_path
 from kcrash.commands import registry
+from kcrash.pipeline import analyze_path
 from kcrash.target.open import open_target
 
 

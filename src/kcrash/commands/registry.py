@@ -97,7 +97,75 @@ def target_of(prog: Program) -> Target:
 
 def run(target: Target, line: str, **kwargs: Any) -> Any:
     """Run one command line (with pipes/redirections) against ``target``."""
-    import kcrash.commands.all  # noqa: F401  (registers our commands)
-
+    _load_all()
     attach_target(target)
     return KCRASH_NAMESPACE.run(target.prog, line, globals={"prog": target.prog}, **kwargs)
+
+
+def _load_all() -> None:
+    import kcrash.commands.all  # noqa: F401  (registers our commands)
+
+
+def _enabled_without_dump() -> list[tuple[str, Command[object]]]:
+    """Every command name, ours and drgn's, before any dump is opened.
+
+    Why a blank :class:`drgn.Program`: drgn's namespace lists the commands *enabled* for a
+    program (a command may require a live kernel or a platform), so it needs one; the CLI
+    must tell ``kcrash bt VMCORE`` (a command) from ``kcrash VMCORE`` (the shell on a file)
+    before it opens anything, and ``help-commands`` lists them with no dump at all.  A
+    blank program costs microseconds and reads nothing.
+    """
+    _load_all()
+    return list(KCRASH_NAMESPACE.enabled(Program()))
+
+
+def is_command(name: str) -> bool:
+    """A crash-style command name (ours or drgn's); the CLI checks this before any path."""
+    return any(n == name for n, _ in _enabled_without_dump())
+
+
+def command_list() -> list[tuple[str, str]]:
+    """(name, description) of every command, sorted: ``kcrash help-commands``."""
+    return [(n, cmd.description()) for n, cmd in _enabled_without_dump()]
+
+
+def own_command_names() -> list[str]:
+    """The commands kcrash implements itself (the rest fall through to drgn's)."""
+    _load_all()
+    return KCRASH_NAMESPACE.own_names()
+
+
+def run_one(target: Target, name: str, args: list[str]) -> int:
+    """``kcrash NAME VMCORE ARGS…``: run one command, say what it lacked; the exit status.
+
+    A command error is one line and status 1; a damaged dump keeps what was printed and
+    lists the facts it could not read (``kcrash: partial: …``, :data:`PARTIAL_EXIT`).
+    """
+    import shlex
+    import sys
+
+    from drgn.commands import CommandError
+
+    from ..errors import PARTIAL_EXIT
+    from ..textsafe import visible
+    from ._render import READ_ERRORS, mode_note, unreadable
+
+    if not sys.stdout.isatty():
+        target.prog.config["crash_scroll"] = False  # no pager into pipes and files
+    line = " ".join([name, *(shlex.quote(a) for a in args)])
+    try:
+        run(target, line)
+    except CommandError as e:
+        print(f"kcrash: {visible(e)}", file=sys.stderr)
+        return 1
+    except READ_ERRORS as e:  # a damaged dump: what was printed stands, the rest is listed
+        sys.stdout.flush()
+        unreadable(target, name, e)
+    note = mode_note(target)
+    if note:  # every command says which mode it ran in and what that lacks
+        print(visible(note), file=sys.stderr)
+    if target.unreadable:
+        for what in target.unreadable:
+            print(f"kcrash: partial: {visible(what)}", file=sys.stderr)
+        return PARTIAL_EXIT
+    return 0

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from kcrash.diagnosis.rules import TRAILER_TARGETS, Rule, classify_lines
-from kcrash.facts.model import OopsEvent
+from kcrash.model import OopsEvent
 
 
 @dataclass

@@ -58,7 +58,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kcrash.facts.model import Frame
+from kcrash.model import Frame
 from kcrash.oops.lines import parse_frame
 
 

@@ -15,10 +15,10 @@ from typing import Any
 from kcrash.diagnosis import decode
 from kcrash.diagnosis.classify import Classified, classify_events, select
 from kcrash.diagnosis.culprit import Pick, base_name, blame, is_skipped, skip_reason
-from kcrash.diagnosis.model import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
 from kcrash.diagnosis.signature import make_signature, normalize_function
-from kcrash.facts.model import CrashFacts, Frame, ModuleInfo, OopsEvent
+from kcrash.diagnosis.verdict import CodeLine, Culprit, Diagnosis, Evidence, Message
+from kcrash.model import CrashFacts, Frame, ModuleInfo, OopsEvent
 from kcrash.oops.lines import FAULT_ADDR_RES, parse_frame
 
 _PF_CLASSES = ("null-deref", "bad-paging")

@@ -19,7 +19,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from kcrash.diagnosis.model import Diagnosis, Message
+from kcrash.diagnosis.verdict import Diagnosis, Message
 
 DEFAULT_LANG = "en"
 

@@ -285,7 +285,7 @@ def sysrq(h: Host) -> Verdict:
 
 
 def _local_vmlinux(h: Host) -> str | None:
-    from ..target import debuginfo as di
+    from ..target import debuginfo_search as di
     from ..target.fetch import cache
 
     rel, bid = h.release, h.build_id

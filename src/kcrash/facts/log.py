@@ -14,7 +14,7 @@ from typing import Any
 import drgn
 from drgn.helpers.linux.printk import get_printk_records
 
-from .model import LogLine
+from ..model import LogLine
 
 
 def log_lines(prog: drgn.Program) -> list[LogLine]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import drgn
 from drgn.helpers.linux.module import module_address_regions, module_taints
 
+from ..model import ModuleInfo
 from ..target.kallsyms import modules
-from .model import ModuleInfo
 
 
 def _why(e: BaseException) -> str:

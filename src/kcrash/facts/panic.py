@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .model import LogLine
+from ..model import LogLine
 
 _PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
 TRAILER_RE = re.compile(

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import drgn
 from drgn.helpers.linux.sched import task_cpu
 
-from ..target.labels import kallsyms_name
-from .model import Frame, Stack
+from ..model import Frame, Stack
+from ..target.frame_labels import kallsyms_name
 
 if TYPE_CHECKING:
     from ..target.open import Target

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import drgn
 
-from .model import Frame
+from ..model import Frame
 
 
 def frame_address(prog: drgn.Program, frame: Frame) -> int | None:

@@ -24,9 +24,9 @@ from drgn.helpers.linux.panic import tainted
 from drgn.helpers.linux.sched import loadavg, task_cpu
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds
 
+from ..model import LogLine, SystemInfo
 from ..notes import Note
 from ..textsafe import visible
-from .model import LogLine, SystemInfo
 from .panic import panic_message
 from .tasks import all_tasks, crash_state
 

@@ -16,8 +16,8 @@ from drgn.helpers.linux.mm import task_rss, task_vsize, totalram_pages, virt_to_
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import task_cpu, task_on_cpu
 
+from ..model import TaskInfo
 from ..textsafe import visible
-from .model import TaskInfo
 
 _TASK_STATE_BITS = (  # (mask, crash letters), most specific first
     (0x402, "ID"),  # TASK_IDLE = TASK_UNINTERRUPTIBLE | TASK_NOLOAD

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kcrash.facts.model import LogLine, OopsEvent
+from kcrash.model import LogLine, OopsEvent
 from kcrash.oops import lines as L
 
 MAX_BLOCK_LINES = 1500

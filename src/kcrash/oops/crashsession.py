@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kcrash.facts.model import Frame, Stack, SystemInfo
+from kcrash.model import Frame, Stack, SystemInfo
 
 _SYS_RE = re.compile(
     r"^\s{0,12}(?P<key>KERNEL|DUMPFILE|CPUS|DATE|UPTIME|LOAD AVERAGE|TASKS|NODENAME|RELEASE|"

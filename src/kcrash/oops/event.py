@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 
-from kcrash.facts.model import Frame, LogLine, OopsEvent
+from kcrash.model import Frame, LogLine, OopsEvent
 from kcrash.oops import lines as L
 
 _LONE_CR2_RE = re.compile(r"^\s*CR2: ([0-9a-f]{8,16})\s*$")

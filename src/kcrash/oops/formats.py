@@ -40,7 +40,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from kcrash.facts.model import LogLine
+from kcrash.model import LogLine
 
 _ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|apos|nbsp|#\d{1,5}|#x[0-9a-fA-F]{1,4});")
 # mail quoting: "> ", ">> ", "> > " (not a "<4>" syslog level, not "->")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from kcrash.facts.model import Frame
+from kcrash.model import Frame
 
 _SYM = r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)(?:/0x(?P<size>[0-9a-fA-F]+))?"
 _MOD = r"(?:\s+\[(?P<mod>[\w-]+)(?:\s+[0-9a-f]{8,})?\])?"

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from kcrash.errors import KcrashError
-from kcrash.facts.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack, SystemInfo
 from kcrash.inputs import BoundedReader, ReadLimits, open_regular
+from kcrash.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack, SystemInfo
 from kcrash.notes import Note
 from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader

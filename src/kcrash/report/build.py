@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .. import __version__
-from ..facts.model import CrashFacts, Frame, Stack
+from ..model import CrashFacts, Frame, Stack
 from ..notes import in_lang
 from ..steps import Steps
 from .labels import labels

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..facts.model import SystemInfo
+from ..model import SystemInfo
 
 
 def culprit_line(c: dict[str, Any] | None, lb: dict[str, str]) -> str:

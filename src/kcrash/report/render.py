@@ -18,18 +18,18 @@ FORMATS = ("text", "markdown", "json", "html")
 
 def render(report: dict[str, Any], fmt: str, color: bool | None = None) -> str:
     if fmt == "json":
-        from .json_out import render as r
+        from .render_json import render as r
 
         return r(report)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     shown = visible_tree(report)
     if fmt == "text":
-        from .text import render as rt
+        from .render_text import render as rt
 
         return rt(shown, color=color)
     if fmt == "markdown":
-        from .markdown import render as r
+        from .render_markdown import render as r
     else:
-        from .html import render as r
+        from .render_html import render as r
     return r(shown)

@@ -35,7 +35,7 @@ from typing import Any
 import drgn
 from drgn import FindObjectFlags, Object, Program
 
-from ..facts.model import LogLine
+from ..model import LogLine
 from ..notes import Note
 from . import globals as kglobals
 from . import kallsyms

@@ -23,7 +23,7 @@ import drgn
 
 from ..errors import DebuginfoNotFoundError, KcrashError, NotADumpError
 from ..notes import Note
-from . import debuginfo as di
+from . import debuginfo_search as di
 from .dumpfile import DumpFile, inspect, parse_vmcoreinfo
 from .fetch.distro import debuginfo_package
 

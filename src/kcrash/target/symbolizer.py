@@ -16,7 +16,7 @@ import drgn
 from elftools.elf.elffile import ELFFile
 
 from ..errors import DebuginfoMismatchError, KcrashError
-from .debuginfo import elf_release
+from .debuginfo_search import elf_release
 from .open import X86_64
 
 _SHF_ALLOC = 0x2

@@ -30,7 +30,7 @@ import struct
 
 from drgn import Program
 
-from kcrash.facts.model import LogLine
+from kcrash.model import LogLine
 
 DESC_COMMITTED = 1
 DESC_FINALIZED = 2

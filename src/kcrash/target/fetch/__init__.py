@@ -3,7 +3,7 @@
 Order, and why:
 
 1. our cache (``CACHE_DIR/<build-id>/vmlinux``) and the local places of
-   :mod:`kcrash.target.debuginfo` — free, and no byte leaves the machine;
+   :mod:`kcrash.target.debuginfo_search` — free, and no byte leaves the machine;
 2. with ``allow_network`` only: debuginfod servers of ``DEBUGINFOD_URLS``, by
    build id — the one protocol that answers "this exact build" on every
    distribution that runs a server;
@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ...errors import KcrashError
-from .. import debuginfo as di
+from .. import debuginfo_search as di
 from . import cache, deb, debuginfod, rpm
 from .distro import FAMILY_NAMES, release_family
-from .modules import fetch_module_debuginfo, loaded_modules
+from .module_debuginfo import fetch_module_debuginfo, loaded_modules
 
 __all__ = ["fetch_debuginfo", "fetch_module_debuginfo", "find_local", "loaded_modules", "plan"]
 
@@ -48,7 +48,7 @@ def find_local(
 ) -> str | None:
     """A local vmlinux matching the build id (or the release when there is none):
     our cache (``root`` or :func:`cache.cache_dir`, read at call time), then the
-    places of :func:`kcrash.target.debuginfo.find`."""
+    places of :func:`kcrash.target.debuginfo_search.find`."""
     hit = cache.cached_vmlinux(build_id, release, root)
     if hit:
         return hit
@@ -90,7 +90,7 @@ def fetch_debuginfo(
 
     Nothing leaves the machine unless ``allow_network``.  ``modules`` names
     module debug files to extract too (Debian path; they land next to the
-    vmlinux, where :func:`kcrash.target.debuginfo.module_dirs_for` looks).
+    vmlinux, where :func:`kcrash.target.debuginfo_search.module_dirs_for` looks).
     Raises :class:`DebuginfoMismatchError` when a server or package serves
     another build, :class:`KcrashError` when a server or apt fails.
     """

@@ -2,7 +2,7 @@
 
 Why keyed by build id: two builds of one release (a rebuilt package, a
 custom kernel with the same ``uname -r``) differ byte for byte, and only the
-build id tells them apart; :func:`kcrash.target.debuginfo.find` looks at
+build id tells them apart; :func:`kcrash.target.debuginfo_search.find` looks at
 ``CACHE_DIR/<build-id>/vmlinux`` first.  Dumps of kernels older than 5.9
 carry no build id in VMCOREINFO, so a ``by-release/<release>`` symlink
 points at the build fetched for that release.
@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from ...errors import DebuginfoMismatchError
-from .. import debuginfo as di
+from .. import debuginfo_search as di
 
 
 def cache_dir() -> Path:

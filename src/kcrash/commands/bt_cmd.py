@@ -18,8 +18,8 @@ from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import cpu_curr
 
 from ..errors import KcrashError
-from ..facts.model import Frame, Stack
 from ..facts.stacks import panic_task, task_stack
+from ..model import Frame, Stack
 from ..textsafe import visible
 from ._render import JSON_ARG, print_json, unreadable
 from .registry import kcrash_command, target_of

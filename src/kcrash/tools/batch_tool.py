@@ -2,7 +2,7 @@
 
 Why a tool of its own: after a fleet incident there are tens of vmcores, and the first
 question is "how many different bugs is this?", not one report at a time.  Each dump is
-analyzed in its own killable process (see :mod:`kcrash.batch`); the summary groups the dumps
+analyzed in its own killable process (see :mod:`kcrash.batch_runner`); the summary groups the dumps
 by crash signature and lists every file that could not be analyzed with the reason.  The exit
 status is non-zero only when nothing could be analyzed, so a script can run it over
 ``/var/crash`` and still get its reports when one dump is truncated.
@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from ..entry import add_target_arguments
 from . import tool
 
 
@@ -34,8 +35,7 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
         "--timeout", type=float, default=300.0, help="seconds per dump before it is killed"
     )
     p.add_argument("--vmlinux", help="one vmlinux for every dump (default: found per dump)")
-    p.add_argument("--debuginfo", action="append", default=[], metavar="DIR")
-    p.add_argument("--no-debuginfo", action="store_true", help="ignore DWARF; use BTF+ORC")
+    add_target_arguments(p, live=False)  # a batch is of dump files; a live kernel is one
     p.add_argument("--lang", default=os.environ.get("KCRASH_LANG", "en"))
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn,
     )
 
-    from ..batch import OK, Options, find_inputs, run_batch, summary_dict, write_summary
+    from ..batch_runner import OK, Options, find_inputs, run_batch, summary_dict, write_summary
     from ..errors import KcrashError
     from ..textsafe import visible
 
@@ -117,7 +117,7 @@ def _print_summary(summary: dict, out_dir: str) -> None:  # type: ignore[type-ar
     from rich.table import Table
     from rich.text import Text
 
-    from ..batch import summary_markdown
+    from ..batch_runner import summary_markdown
     from ..textsafe import visible
 
     def cell(s: object) -> Text:  # input text: no markup, no control character

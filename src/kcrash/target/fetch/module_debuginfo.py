@@ -7,7 +7,7 @@ module's notes in memory).  debuginfod serves each by that id; Debian's
 ``-dbg`` package holds the in-tree ones, found by name.  Every file is
 checked against the module's build id before it is kept.  Files land in the
 vmlinux's cache directory (``CACHE_DIR/<vmlinux-build-id>/``), which
-:func:`kcrash.target.debuginfo.module_dirs_for` hands to drgn's module walk.
+:func:`kcrash.target.debuginfo_search.module_dirs_for` hands to drgn's module walk.
 """
 
 from __future__ import annotations

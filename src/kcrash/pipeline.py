@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .errors import NotADumpError
-from .facts.model import CrashFacts, Stack
+from .model import CrashFacts, Stack
 from .notes import Note
 from .steps import Steps, time_limit
 
@@ -293,7 +293,7 @@ def analyze_path(
 
 def _fetch_modules(path: str, vmlinux: str, release: str | None, build_id: str | None) -> int:
     """Module debug files for the modules loaded in the dump, next to the vmlinux."""
-    from .target.fetch.modules import fetch_module_debuginfo, loaded_modules
+    from .target.fetch.module_debuginfo import fetch_module_debuginfo, loaded_modules
 
     def say(msg: str) -> None:
         print(f"kcrash: {msg}", file=sys.stderr)

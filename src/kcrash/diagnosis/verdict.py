@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kcrash.diagnosis.signature import Signature
-from kcrash.facts.model import Frame, OopsEvent
+from kcrash.model import Frame, OopsEvent
 
 
 @dataclass

@@ -42,7 +42,7 @@ PRELOAD = [
     # drgn 0.3.0 imports its plugins (every crash command) at the first set_core_dump:
     # ~0.2 s per dump unless the fork server has them already.
     *drgn_private.modules(),
-    "kcrash.analyze",
+    "kcrash.pipeline",
     "kcrash.target.open",
     "kcrash.facts.log",
     "kcrash.facts.stacks",
@@ -51,8 +51,8 @@ PRELOAD = [
     "kcrash.oops.text",
     "kcrash.diagnosis",
     "kcrash.report.render",
-    "kcrash.report.text",
-    "kcrash.report.json_out",
+    "kcrash.report.render_text",
+    "kcrash.report.render_json",
 ]
 
 #: Outcome statuses. Only "ok" counts as analyzed.
@@ -222,7 +222,7 @@ def _result_path(out_dir: str, name: str) -> str:
 
 
 def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str, Any]:
-    from .analyze import analyze_path, render_to_string
+    from .pipeline import analyze_path, render_to_string
     from .target.dumpfile import inspect
 
     # analyze_path reads a non-dump file as oops text; in a batch of dumps such a file is

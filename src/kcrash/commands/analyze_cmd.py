@@ -23,7 +23,7 @@ from .registry import kcrash_command, target_of
     ),
 )
 def _kcrash_cmd_analyze(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
-    from ..analyze import analyze_target, render_to_string
+    from ..pipeline import analyze_target, render_to_string
 
     report = analyze_target(target_of(prog), lang=args.lang)
     # the renderers made every value visible; the colour codes are ours

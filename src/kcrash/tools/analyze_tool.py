@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from ..entry import add_target_arguments
 from ..inputs import ReadLimits, parse_size
 from ..report.labels import LANGS
 from ..report.render import FORMATS
@@ -15,13 +16,12 @@ from . import tool
 
 @tool("analyze", "classify the crash, name the culprit, explain it, give next steps")
 def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    p.add_argument("input", help="vmcore (any format), or a log file, or - for stdin")
+    p.add_argument("input", nargs="?", help="vmcore (any format), or a log file, or - for stdin")
     p.add_argument("vmlinux", nargs="?", help="vmlinux with debuginfo (found if omitted)")
     p.add_argument("--format", "-f", choices=FORMATS, default="text")
     p.add_argument("--lang", choices=LANGS, default=os.environ.get("KCRASH_LANG", "en"))
     p.add_argument("--output", "-o", help="write the report to this file")
-    p.add_argument("--debuginfo", action="append", default=[], metavar="DIR")
-    p.add_argument("--no-debuginfo", action="store_true", help="ignore DWARF; use BTF+ORC")
+    add_target_arguments(p)
     p.add_argument(
         "--fetch-debuginfo",
         action="store_true",
@@ -59,14 +59,24 @@ def run(args: argparse.Namespace) -> int:
     # drgn loads its plugins (its own command sets, third-party finders) at the
     # first set_core_dump: ~0.09 s that analyze never uses.  Respect a user's own setting.
     os.environ.setdefault("DRGN_DISABLE_PLUGINS", "*")
-    from ..analyze import analyze_path, render_to_string
+    from ..entry import target_args
+    from ..errors import KcrashError
+    from ..pipeline import analyze_path, render_to_string
 
+    targs = target_args(args)
+    source, vmlinux = args.input, args.vmlinux
+    if targs.source() is not None:  # --live/--qemu: the one word given is the vmlinux
+        if vmlinux is not None:
+            raise KcrashError(f"analyze: unexpected argument: {vmlinux}")
+        source, vmlinux = targs.source(), source
+    if source is None:
+        raise KcrashError("missing VMCORE|LOGFILE|- (or --live)")
     report = analyze_path(
-        args.input,
-        args.vmlinux,
+        source,
+        vmlinux,
         lang=args.lang,
-        debuginfo_dirs=args.debuginfo,
-        no_debuginfo=args.no_debuginfo,
+        debuginfo_dirs=targs.debuginfo,
+        no_debuginfo=targs.no_debuginfo,
         fetch_debuginfo=args.fetch_debuginfo,
         limits=ReadLimits(
             max_bytes=args.max_log_bytes,
