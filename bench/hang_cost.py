@@ -8,7 +8,7 @@ Usage::
 Each run is a child process (fresh interpreter, page cache warm after a discarded first
 round), in rounds that alternate the two variants so a slow minute of the shared machine
 lands on both. "without" is the same analysis with the ``waits`` step switched off
-(``kcrash.analyze.WAIT_CLASSES`` emptied in the child); the step's own time is read from the
+(``kcrash.pipeline.WAIT_CLASSES`` emptied in the child); the step's own time is read from the
 report's step records. Both debuginfo modes are measured: the DWARF one reads the waiting
 frame's argument first, the no-debuginfo one scans each blocked task's stack.
 """
@@ -32,7 +32,7 @@ SCENARIOS = ("abba-deadlock", "mutex-owner-waits", "rwsem-writer-stall", "hung-t
 
 CHILD = r"""
 import json, sys, time
-import kcrash.analyze as a
+import kcrash.pipeline as a
 path, vmlinux, waits = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1"
 if not waits:
     a.WAIT_CLASSES = frozenset()

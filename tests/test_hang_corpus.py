@@ -29,7 +29,7 @@ import jsonschema
 import pytest
 from checks import each
 
-from kcrash.analyze import analyze_path, render_to_string
+from kcrash.pipeline import analyze_path, render_to_string
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 _CACHE: dict[tuple[str, bool, str], dict[str, Any]] = {}

@@ -5,7 +5,7 @@ reader-held rwsem, a lock whose object was not found, and the sentences in both 
 from __future__ import annotations
 
 from kcrash.diagnosis.waits import build_graph, story, summary, undetermined
-from kcrash.facts.model import LockFact, TaskWait
+from kcrash.model import LockFact, TaskWait
 from kcrash.report.hang import hang_section, say
 
 

@@ -7,7 +7,7 @@ a cycle, the longest chain ends at its *root*, the task everyone behind it waits
 the root itself does (sleeps, waits for a completion or I/O, runs) is the answer the
 operator needs.
 
-Pure functions over :class:`kcrash.facts.model.TaskWait` (no drgn, no I/O), so they are
+Pure functions over :class:`kcrash.model.TaskWait` (no drgn, no I/O), so they are
 unit-testable on hand-built facts besides the real dumps.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.diagnosis.model import Message
-from kcrash.facts.model import LockFact, TaskWait
+from kcrash.diagnosis.verdict import Message
+from kcrash.model import LockFact, TaskWait
 
 
 @dataclass

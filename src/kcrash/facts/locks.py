@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import drgn
 
-from .model import LockFact, Stack, TaskWait
+from ..model import LockFact, Stack, TaskWait
 
 if TYPE_CHECKING:
     from ..target.open import Target

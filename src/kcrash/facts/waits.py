@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import drgn
 
+from ..model import TaskWait
 from .locks import task_wait, wait_frame
-from .model import TaskWait
 from .stacks import task_stack
 
 if TYPE_CHECKING:

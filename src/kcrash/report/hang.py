@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..diagnosis.i18n import render
-from ..diagnosis.model import Message
+from ..diagnosis.verdict import Message
 from ..diagnosis.waits import WaitGraph, build_graph, story, summary, undetermined
-from ..facts.model import LockFact, TaskWait
+from ..model import LockFact, TaskWait
 
 
 def _lock_words(p: dict[str, Any], lang: str) -> str:
