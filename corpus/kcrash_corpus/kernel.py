@@ -372,19 +372,24 @@ class KernelBuilder:
             out.append(f"PAHOLE={pahole}")
         return out
 
-    def _build_module(
-        self, headers: Path, guest_mods: Path, debug_dir: Path, userland: Path | None
-    ) -> None:
-        """Build the test module with the host gcc (Debian's headers name a versioned gcc)."""
-        progress(self.step, "building kcrash_crash.ko")
-        build = self.dir / "module-build"
-        shutil.copytree(MODULE_SRC, build)
+    def _make_module(self, src: Path, build: Path, headers: Path, userland: Path | None) -> None:
+        """Copy a module's source to `build` and make it there with the host gcc (Debian's
+        headers name a versioned gcc)."""
+        shutil.copytree(src, build)
         env = dict(os.environ, DEBIAN_KERNEL_NO_CC_VERSION_CHECK="y")
         run(
             ["make", "-C", headers, f"M={build}", "CC=gcc",
              *self._make_overrides(headers, userland), "modules"],
             self.step, 300, env=env,
         )  # fmt: skip
+
+    def _build_module(
+        self, headers: Path, guest_mods: Path, debug_dir: Path, userland: Path | None
+    ) -> None:
+        """Build the test module with the host gcc (Debian's headers name a versioned gcc)."""
+        progress(self.step, "building kcrash_crash.ko")
+        build = self.dir / "module-build"
+        self._make_module(MODULE_SRC, build, headers, userland)
         ko = build / "kcrash_crash.ko"
         shutil.copy2(ko, debug_dir / "kcrash_crash.ko")
         # The guest loads a stripped copy, as distributions ship modules; same build id.
@@ -423,13 +428,7 @@ class KernelBuilder:
         rm_rf(headers_root)
         try:
             headers = self._extract_headers(list(debs.values()), state.release, None)
-            shutil.copytree(src, build)
-            env = dict(os.environ, DEBIAN_KERNEL_NO_CC_VERSION_CHECK="y")
-            run(
-                ["make", "-C", headers, f"M={build}", "CC=gcc",
-                 *self._make_overrides(headers, None), "modules"],
-                self.step, 300, env=env,
-            )  # fmt: skip
+            self._make_module(src, build, headers, None)
             built = build / f"{name}.ko"
             # New files replace old ones (never written through: the cache may be hard-linked).
             tmp_debug = debug.with_name(f".{name}.ko.tmp")

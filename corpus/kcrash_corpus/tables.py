@@ -170,6 +170,28 @@ def _hang(action: str) -> str:
     return f"sh -c 'echo {action} > /proc/kcrash_hang'"
 
 
+def _hang_rows(action: str, culprit: str) -> tuple[Scenario, Scenario]:
+    """The kdump and the QEMU row of one kcrash_hang scenario (issue 18), Debian 12 only:
+    hung_task_panic turns the blocked threads into a panic; ``culprit`` is the thread
+    khungtaskd reports first."""
+    return tuple(  # type: ignore[return-value]
+        Scenario(
+            action,
+            _hang(action),
+            "hung-task",
+            "blocked for more than 5 seconds",
+            culprit,
+            "kcrash_hang",
+            HUNG,
+            formats=(fmt,),
+            kernels=("deb12",),
+            extra_module="kcrash_hang",
+            **({"timeout": HANG_KDUMP_TIMEOUT} if fmt == "kdump-zlib" else {}),  # type: ignore[arg-type]
+        )
+        for fmt in ("kdump-zlib", "qemu-kdump")
+    )
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "null-deref",
@@ -253,85 +275,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     # Issue 18's hangs (module kcrash_hang, Debian 12 only: each boot costs minutes under
     # TCG). kcrash_abba_a holds kcrash_lock_a and wants kcrash_lock_b, kcrash_abba_b the
     # reverse; khungtaskd reports kcrash_abba_a first (it was created first).
-    Scenario(
-        "abba-deadlock",
-        _hang("abba-deadlock"),
-        "hung-task",
-        "blocked for more than 5 seconds",
-        "kcrash_abba_a",
-        "kcrash_hang",
-        HUNG,
-        formats=("kdump-zlib",),
-        kernels=("deb12",),
-        extra_module="kcrash_hang",
-        timeout=HANG_KDUMP_TIMEOUT,
-    ),
-    Scenario(
-        "abba-deadlock",
-        _hang("abba-deadlock"),
-        "hung-task",
-        "blocked for more than 5 seconds",
-        "kcrash_abba_a",
-        "kcrash_hang",
-        HUNG,
-        formats=("qemu-kdump",),
-        kernels=("deb12",),
-        extra_module="kcrash_hang",
-    ),
+    *_hang_rows("abba-deadlock", "kcrash_abba_a"),
     # kcrash_io_holder holds kcrash_hang_dev.io_lock and waits for a completion nobody
     # signals; kcrash_io_waiter waits for io_lock. Both are hung; the holder is reported first.
-    Scenario(
-        "mutex-owner-waits",
-        _hang("mutex-owner-waits"),
-        "hung-task",
-        "blocked for more than 5 seconds",
-        "kcrash_io_holder",
-        "kcrash_hang",
-        HUNG,
-        formats=("kdump-zlib",),
-        kernels=("deb12",),
-        extra_module="kcrash_hang",
-        timeout=HANG_KDUMP_TIMEOUT,
-    ),
-    Scenario(
-        "mutex-owner-waits",
-        _hang("mutex-owner-waits"),
-        "hung-task",
-        "blocked for more than 5 seconds",
-        "kcrash_io_holder",
-        "kcrash_hang",
-        HUNG,
-        formats=("qemu-kdump",),
-        kernels=("deb12",),
-        extra_module="kcrash_hang",
-    ),
+    *_hang_rows("mutex-owner-waits", "kcrash_io_holder"),
     # kcrash_cfg_reader holds kcrash_hang_dev.cfg_sem for reading and sleeps in msleep() (it
     # wakes each second: not hung); kcrash_cfg_writer's down_write() waits behind it.
-    Scenario(
-        "rwsem-writer-stall",
-        _hang("rwsem-writer-stall"),
-        "hung-task",
-        "blocked for more than 5 seconds",
-        "kcrash_cfg_writer",
-        "kcrash_hang",
-        HUNG,
-        formats=("kdump-zlib",),
-        kernels=("deb12",),
-        extra_module="kcrash_hang",
-        timeout=HANG_KDUMP_TIMEOUT,
-    ),
-    Scenario(
-        "rwsem-writer-stall",
-        _hang("rwsem-writer-stall"),
-        "hung-task",
-        "blocked for more than 5 seconds",
-        "kcrash_cfg_writer",
-        "kcrash_hang",
-        HUNG,
-        formats=("qemu-kdump",),
-        kernels=("deb12",),
-        extra_module="kcrash_hang",
-    ),
+    *_hang_rows("rwsem-writer-stall", "kcrash_cfg_writer"),
     Scenario(
         "divide-error",
         _w("divide-error"),
