@@ -8,9 +8,10 @@ Usage::
 Each run is a child process (fresh interpreter, page cache warm after a discarded first
 round), in rounds that alternate the two variants so a slow minute of the shared machine
 lands on both. "without" is the same analysis with the ``waits`` step switched off
-(``kcrash.pipeline.WAIT_CLASSES`` emptied in the child); the step's own time is read from the
-report's step records. Both debuginfo modes are measured: the DWARF one reads the waiting
-frame's argument first, the no-debuginfo one scans each blocked task's stack.
+(``waits`` taken out of each class's ``Rule.context`` in the child); the step's own time
+is read from the report's step records. Both debuginfo modes are measured: the DWARF one
+reads the waiting frame's argument first, the no-debuginfo one scans each blocked task's
+stack.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ SCENARIOS = ("abba-deadlock", "mutex-owner-waits", "rwsem-writer-stall", "hung-t
 
 CHILD = r"""
 import json, sys, time
+import kcrash.diagnosis.rules as rules
 import kcrash.pipeline as a
 path, vmlinux, waits = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1"
 if not waits:
-    a.WAIT_CLASSES = frozenset()
+    full = rules.context_of
+    rules.context_of = lambda c: tuple(x for x in full(c) if x != "waits")
 t0 = time.perf_counter()
 r = a.analyze_path(path, vmlinux, no_debuginfo=vmlinux is None)
 wall = time.perf_counter() - t0

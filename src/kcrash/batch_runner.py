@@ -222,12 +222,14 @@ def _result_path(out_dir: str, name: str) -> str:
 
 
 def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str, Any]:
+    from .notes import Note
     from .pipeline import analyze_path, render_to_string
+    from .report.labels import labels
     from .target.dumpfile import inspect
 
     # analyze_path reads a non-dump file as oops text; in a batch of dumps such a file is
     # an operator's mistake (a dmesg next to the dump, a half-copied file), so say so.
-    inspect(path)
+    dump = inspect(path)
     report = analyze_path(
         path,
         opts.vmlinux,
@@ -246,13 +248,16 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
     if isinstance(culprit, dict):
         fn, mod = culprit.get("function"), culprit.get("module")
         culprit = f"{fn} [{mod}]" if fn and mod and mod != "vmlinux" else fn
+    said = labels(opts.lang)  # the summary speaks the reports' language
     degraded = [
-        f"{s.get('name')}: {s.get('status')}" + (f" ({s['reason']})" if s.get("reason") else "")
+        f"{said.get('step.' + s['name'], s['name'])}: {said.get('status_' + s['status'])}"
+        + (f" ({s['reason']})" if s.get("reason") else "")
         for s in report.get("steps") or []
         if isinstance(s, dict) and s.get("status") in ("failed", "timeout")
     ]
     # a dump cut short is read as far as it goes: the summary says what is missing
-    degraded += [x for x in (report.get("input") or {}).get("lacks") or [] if "truncated" in x]
+    if dump.truncated:
+        degraded.append(Note("lack.dump", what=dump.truncated).in_lang(opts.lang))
     return {
         "status": OK,
         "signature": sig.get("id"),
@@ -444,9 +449,12 @@ def group_by_signature(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return sorted(groups.values(), key=lambda g: (-g["count"], g["signature"]))
 
 
-def summary_dict(outcomes: list[Outcome], *, jobs: int, seconds: float) -> dict[str, Any]:
+def summary_dict(
+    outcomes: list[Outcome], *, jobs: int, seconds: float, lang: str = "en"
+) -> dict[str, Any]:
     analyzed = sum(o.status == OK for o in outcomes)
     return {
+        "lang": lang,
         "total": len(outcomes),
         "analyzed": analyzed,
         "not_analyzed": len(outcomes) - analyzed,
@@ -459,14 +467,18 @@ def summary_dict(outcomes: list[Outcome], *, jobs: int, seconds: float) -> dict[
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """The summary as Markdown: signature buckets, then what could not be analyzed."""
+    """The summary as Markdown, in the reports' language: signature buckets, then what
+    could not be analyzed (its reasons are kcrash's error lines, English as printed)."""
+    from .report.labels import labels
+
+    said = labels(summary.get("lang") or "en")
+    cols = ("signature", "dumps", "class", "title", "files")
     lines = [
-        "# kcrash batch summary",
+        f"# {said['batch_title']}",
         "",
-        f"{summary['analyzed']} of {summary['total']} files analyzed in {summary['seconds']:.1f} s"
-        f" with {summary['jobs']} job(s).",
+        said["batch_analyzed"].format(**summary),
         "",
-        "| signature | dumps | class | title | files |",
+        "| " + " | ".join(said[f"batch_col_{c}"] for c in cols) + " |",
         "|---|---|---|---|---|",
     ]
     # File names, titles and reasons come from the inputs: escaped (kcrash.textsafe).
@@ -478,14 +490,17 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         )
     bad = [d for d in summary["dumps"] if d["status"] != OK]
     if bad:
-        lines += ["", "## Not analyzed", "", "| file | status | reason |", "|---|---|---|"]
+        head = (said["batch_col_file"], said["col_status"], said["batch_col_reason"])
+        lines += ["", f"## {said['batch_not_analyzed']}", "", "| " + " | ".join(head) + " |"]
+        lines.append("|---|---|---|")
         lines += [
-            f"| {md_code(d['path'], table=True)} | {d['status']} | {md_text(d['reason'] or '')} |"
+            f"| {md_code(d['path'], table=True)} | {said.get('status_' + d['status'], d['status'])}"
+            f" | {md_text(d['reason'] or '')} |"
             for d in bad
         ]
     degraded = [d for d in summary["dumps"] if d["status"] == OK and d["degraded"]]
     if degraded:
-        lines += ["", "## Analyzed with skipped steps", ""]
+        lines += ["", f"## {said['batch_degraded']}", ""]
         lines += [f"- {md_code(d['path'])}: {md_text('; '.join(d['degraded']))}" for d in degraded]
     return "\n".join(lines) + "\n"
 

@@ -184,6 +184,7 @@ def build_report(
     system = {
         k: in_lang(v, lang) if isinstance(v, str) else v for k, v in asdict(facts.system).items()
     }
+    system["unknown"] = {k: in_lang(v, lang) for k, v in facts.system.unknown.items()}
     input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}
     from .hang import hang_section, hang_steps
 
@@ -192,7 +193,10 @@ def build_report(
         # What the graph shows goes first: it is the answer to "why is it hung".
         primary["explanation"] = [*primary["explanation"], hang["summary"]]
         # The generic "find what it waits for / who holds it" steps are answered now.
-        answered = {f"rule.{c}.next.{i}" for c in ("hung-task",) for i in (1, 2)}
+        from ..diagnosis.rules import RULES_BY_ID
+
+        rule = RULES_BY_ID.get(diags[0].class_id) if diags else None
+        answered = {f"rule.{rule.id}.next.{i}" for i in rule.answered_by_waits} if rule else set()
         kept = [
             text
             for m, text in zip(diags[0].next_steps, primary["next_steps"], strict=False)

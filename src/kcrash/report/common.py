@@ -61,13 +61,13 @@ def registers_lines(regs: dict[str, int]) -> list[str]:
 SYSTEM_ORDER = tuple(SystemInfo().crash_fields())
 
 
-def system_rows(system: dict[str, Any]) -> list[tuple[str, str]]:
+def system_rows(system: dict[str, Any], lb: dict[str, str]) -> list[tuple[str, str]]:
     rows = []
     unknown = system.get("unknown") or {}
     for k in SYSTEM_ORDER:
         v = system.get(k)
         if v is None and k in unknown:  # a damaged dump: say so, never "0 bytes"
-            v = f"(unknown: {unknown[k]})"
+            v = lb["unknown_value"].format(why=unknown[k])
         if v is None:
             continue
         if k == "task" and isinstance(v, int):
