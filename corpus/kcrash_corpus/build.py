@@ -23,9 +23,10 @@ from typing import Any
 
 from . import MANIFEST_NAME, SCHEMA_VERSION
 from .guest import capture_script, guest_formats, job_script, run_boot
-from .kernel import KernelBuilder, KernelState
+from .kernel import EXTRA_MODULES, KernelBuilder, KernelState, tree_hash
 from .oracle import record_incomplete, record_oracle, run_crash
 from .reencode import REENCODER_VERSION, reencode
+from .rootfs import prepare as prepare_rootfs
 from .tables import (
     CAPTURE_CMDLINE,
     CRASHKERNEL,
@@ -55,6 +56,9 @@ from .util import (
 
 #: Manifest `oracle_crash`: which crash wrote an entry's sys/bt/log/ps/mod files.
 ORACLE_CRASH = {False: "crash 8.0.2 (Debian 12)", True: "crash 8.0.6 (Debian 13)"}
+
+#: `--only` name of the live tests' root file system (rootfs.py), built beside the boots.
+LIVE_STEP = "live"
 
 #: Boots built first: other work is blocked until these exist.
 PRIORITY = ("deb12/null-deref/kdump", "deb12/sysrq/kdump")
@@ -127,6 +131,13 @@ def _tool_versions() -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
 
 
+def _punch_zero_holes(path: Path, step: str) -> None:
+    """Turn a raw copy's runs of zero pages into holes (`fallocate --dig-holes`): the bytes
+    read back are the same (the sha256 too), but a 1 GB guest's never-used memory no longer
+    takes disk space."""
+    run(["fallocate", "--dig-holes", str(path)], step, 300)
+
+
 class Builder:
     """Runs the plan with a small thread pool; writes results and the manifest."""
 
@@ -136,6 +147,7 @@ class Builder:
         self.only = only
         self.ps_trixie = ps_trixie
         self.lock = threading.Lock()
+        self.module_lock = threading.Lock()
         self.kernels: dict[str, KernelState] = {}
         self.trixie: TrixieTools | None = None
         self.tools = _tool_versions()
@@ -168,6 +180,9 @@ class Builder:
             CRASHKERNEL,
             self.tools.get("qemu-system-x86"),
             REENCODER_VERSION if set(boot.formats) & set(boot.kernel.derived_formats()) else None,
+            # Only a scenario with an extra module hashes it (the others' recipes stay as
+            # they were).
+            *([tree_hash(EXTRA_MODULES[sc.extra_module])] if sc.extra_module else []),
         )
 
     def oracle_recipe(self, guest_recipe: str, kernel: Kernel) -> str:
@@ -270,6 +285,12 @@ class Builder:
             tmp.replace(dest)
 
     def _capture(self, boot: Boot, state: KernelState, bdir: Path, grecipe: str) -> dict[str, Any]:
+        extra = None
+        if boot.scenario.extra_module:
+            with self.module_lock:  # one build per kernel and module, whichever boot asks first
+                extra = KernelBuilder(self.root, boot.kernel).extra_module(
+                    state, boot.scenario.extra_module
+                )
         rm_rf(bdir)
         bdir.mkdir(parents=True)
         files = run_boot(
@@ -281,6 +302,7 @@ class Builder:
             bdir,
             boot.hosts_tree,
             boot.kernel.derived_formats(),
+            extra,
         )
         dumps: dict[str, dict[str, Any]] = {}
         host_mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture"
@@ -304,6 +326,11 @@ class Builder:
                 path = files[fmt]
                 written_by = f"QEMU {self.tools.get('qemu-system-x86')} dump-guest-memory"
                 flags = f"format={FORMATS[fmt]['qmp']} paging=false"
+            elif FORMATS[fmt].get("copy"):
+                path = files[fmt]
+                _punch_zero_holes(path, f"guest {boot.id}")
+                written_by = "busybox cp in the capture kernel (stored sparse on the host)"
+                flags = str(FORMATS[fmt]["flag"])
             else:
                 path = files[fmt]
                 by = host_mdf if FORMATS[fmt].get("makedumpfile") == "host" else mdf
@@ -362,7 +389,8 @@ class Builder:
                     "format": f["format"],
                     "compression": f["compression"],
                     "capture": f["capture"],
-                    "partial": f["capture"] == "kdump",
+                    # makedumpfile -d 31 filters pages; a cp of /proc/vmcore keeps them all.
+                    "partial": f["capture"] == "kdump" and not f.get("copy"),
                     "path": dump["path"],
                     "vmlinux": state.vmlinux,
                     "modules_debug_dir": state.modules_debug_dir,
@@ -394,6 +422,17 @@ class Builder:
                     "recipe": result["guest_recipe"],
                     "built_at": result["built_at"],
                 }
+
+    def live_record(self) -> dict[str, Any] | None:
+        """The live tests' root file system and the crash they run beside kcrash (trixie's
+        8.0.6, unpacked for the ps-trixie oracle), when both are built."""
+        rootfs = read_json(self.root / "live" / "rootfs.json")
+        tools = read_json(self.root / "tools" / TRIXIE_SUITE / "tools.json")
+        if not rootfs or not tools:
+            return None
+        crash = {"crash": str(self.root / "tools" / TRIXIE_SUITE)}
+        crash["crash_version"] = tools["versions"].get("crash", "")
+        return {**rootfs, **crash}
 
     def write_manifest(self) -> None:
         with self.lock:
@@ -436,6 +475,7 @@ class Builder:
                 },
                 "kernels": kernels,
                 "hosts": hosts,
+                "live": self.live_record(),
                 "entries": list(self.entries()),
             }
             write_json(self.root / MANIFEST_NAME, manifest)
@@ -475,16 +515,24 @@ class Builder:
                 "make",
                 "gcc",
                 "strip",
+                "fallocate",
             ],
             "host tools",
         )
         self.root.mkdir(parents=True, exist_ok=True)
         boots = self.selected(plan())
-        if not boots:
+        live = not self.only or LIVE_STEP in self.only
+        if not boots and not live:
             raise BuildError("plan", f"no boot matches {self.only}")
         progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
-        if self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
+        if live or self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
             self.trixie = prepare_trixie(self.root)
+        if live:
+            # Seconds when cached; about a minute fresh (downloads): see the README's budget.
+            prepare_rootfs(self.root)
+        if not boots:
+            self.write_manifest()
+            return 0
         kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
         first = next(k for k in KERNELS if k.name == kernel_names[0])
         # The first kernel is prepared up front (everything waits on it); the others are

@@ -96,13 +96,17 @@ def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None)
         )
     if hosts_tree == "ready":
         parts.append(_host_copy("ready"))
+    if sc.extra_module:
+        name = sc.extra_module
+        parts.append(f"insmod /share/{name}.ko || fail 'insmod {name}'\n")
     parts.append("sync\necho KCRASH-TRIGGER > /dev/console\n")
     parts.append(sc.trigger + "\n")
     return "".join(parts)
 
 
 def capture_script(formats: list[str]) -> str:
-    """The capture kernel's part: makedumpfile -d 31 per format, then vmcore-dmesg."""
+    """The capture kernel's part: makedumpfile -d 31 per format (or a plain `cp` of
+    /proc/vmcore for a copy format), then vmcore-dmesg."""
     lines = ["cd /share"]
     for fmt in formats:
         flag = str(FORMATS[fmt]["flag"])
@@ -110,13 +114,15 @@ def capture_script(formats: list[str]) -> str:
         log = f"makedumpfile.{fmt}.log"
         # The host's (Debian 12) makedumpfile beside a newer suite's one: see kernel.py.
         tool = HOST_MAKEDUMPFILE if FORMATS[fmt].get("makedumpfile") == "host" else "makedumpfile"
-        if fmt == "flattened":
+        if FORMATS[fmt].get("copy"):
+            cmd = f"cp /proc/vmcore {out}.part > {log} 2>&1"
+        elif fmt == "flattened":
             cmd = f"{tool} {flag} -d 31 /proc/vmcore > {out}.part 2> {log}"
         else:
             cmd = f"{tool} {flag} -d 31 /proc/vmcore {out}.part > {log} 2>&1"
         lines += [
             f"echo 'KCRASH-MAKEDUMPFILE {fmt}' > /dev/console",
-            f"{cmd} || fail 'makedumpfile {fmt}'",
+            f"{cmd} || fail '{cmd.split()[0]} {fmt}'",
             f"mv {out}.part {out}",
         ]
     lines += [
@@ -225,6 +231,7 @@ def run_boot(
     out_dir: Path,
     hosts_tree: str | None = None,
     derived: tuple[str, ...] = DERIVED_FORMATS,
+    extra_module: Path | None = None,
 ) -> dict[str, Path]:
     """Boot, crash, capture. Returns format -> dump path (in `out_dir`), plus the keys
     "console" and, for kdump, "dmesg". Raises BuildError naming the boot on any failure."""
@@ -235,7 +242,10 @@ def run_boot(
     console = out_dir / "console.log"
     rm_rf(console)
     # kexec -p reads the capture kernel and initrd from the share: link, do not copy.
-    for src, name in ((state.vmlinuz, "vmlinuz"), (state.initrd, "initrd.cpio")):
+    links = [(state.vmlinuz, "vmlinuz"), (state.initrd, "initrd.cpio")]
+    if extra_module is not None:
+        links.append((str(extra_module), extra_module.name))
+    for src, name in links:
         try:
             os.link(src, share / name)
         except OSError:

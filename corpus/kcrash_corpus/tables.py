@@ -43,6 +43,18 @@ FORMATS: dict[str, dict[str, str | bool | None]] = {
         "makedumpfile": "host",
         "crash_incomplete": True,
     },
+    # `cp /proc/vmcore` in the capture kernel: the whole of the old kernel's memory as the
+    # capture kernel's /proc/vmcore shows it (an ELF file with kexec's program headers and
+    # notes), no page filtered. What an operator without makedumpfile saves. Not partial.
+    # One scenario only (deb12 null-deref): it is the guest's RAM less crashkernel= (about
+    # 770 MB for a 1 GB guest; stored sparse, its never-used zero pages as holes).
+    "vmcore-copy": {
+        "format": "elf",
+        "compression": None,
+        "capture": "kdump",
+        "flag": "cp /proc/vmcore",
+        "copy": True,
+    },
     "qemu-elf": {"format": "qemu-elf", "compression": None, "capture": "qemu", "qmp": "elf"},
     "qemu-kdump": {
         "format": "qemu-kdump",
@@ -52,7 +64,14 @@ FORMATS: dict[str, dict[str, str | bool | None]] = {
     },
 }
 #: Written inside the capture kernel by the guest's makedumpfile (Debian 12's for deb12/deb11).
-GUEST_KDUMP_FORMATS = ("kdump-zlib", "kdump-lzo", "elf", "flattened", "kdump-zlib-mismatch")
+GUEST_KDUMP_FORMATS = (
+    "kdump-zlib",
+    "kdump-lzo",
+    "elf",
+    "flattened",
+    "kdump-zlib-mismatch",
+    "vmcore-copy",
+)
 #: Re-encoded on the host (from the "kdump-zlib" dump of the same boot) when the guest's
 #: makedumpfile cannot write them (Kernel.native_formats says which it can).
 DERIVED_FORMATS = ("kdump-snappy", "kdump-zstd")
@@ -60,7 +79,9 @@ ALL_FORMATS = tuple(FORMATS)
 #: What the full-format scenarios of a kernel write: every format but QEMU's and the
 #: mismatched one (a kernel row asks for that one by name).
 EVERY_KDUMP_FORMAT = tuple(
-    f for f in ALL_FORMATS if f not in ("qemu-elf", "qemu-kdump", "kdump-zlib-mismatch")
+    f
+    for f in ALL_FORMATS
+    if f not in ("qemu-elf", "qemu-kdump", "kdump-zlib-mismatch", "vmcore-copy")
 )
 
 
@@ -135,6 +156,9 @@ class Scenario:
     hosts_tree: str | None = None  #: copy the host-readiness files as hosts/<name>/
     kernels: tuple[str, ...] | None = None  #: restrict to these kernels (None = all)
     crashkernel: str = CRASHKERNEL  #: memory reserved for the capture kernel (kdump boots)
+    #: A test module of kernel.EXTRA_MODULES the guest loads (from the share) before the
+    #: trigger; its source hash enters only this scenario's recipe.
+    extra_module: str | None = None
 
     def recipe(self) -> dict[str, object]:
         """The fields that differ from their defaults: adding a field with a default to this
@@ -154,6 +178,40 @@ def _w(action: str) -> str:
 
 
 OOPS = {"kernel/panic_on_oops": "1"}
+#: hung_task_panic with the shortest timeout the hung-task scenarios use.
+HUNG = {"kernel/hung_task_panic": "1", "kernel/hung_task_timeout_secs": "5"}
+#: The hang scenarios' kdump boots wait 5-10 s for khungtaskd, then boot the capture kernel:
+#: on a 2-core machine at load 15-20 (other builds and test runs) all three outran 300 s,
+#: their capture kernel still booting (2026-11-30); the QEMU captures stayed within it.
+HANG_KDUMP_TIMEOUT = 900
+
+
+def _hang(action: str) -> str:
+    """Shell that starts the kernel threads of kcrash_hang's `action` (they block for good)."""
+    return f"sh -c 'echo {action} > /proc/kcrash_hang'"
+
+
+def _hang_rows(action: str, culprit: str) -> tuple[Scenario, Scenario]:
+    """The kdump and the QEMU row of one kcrash_hang scenario (issue 18), Debian 12 only:
+    hung_task_panic turns the blocked threads into a panic; ``culprit`` is the thread
+    khungtaskd reports first."""
+    return tuple(  # type: ignore[return-value]
+        Scenario(
+            action,
+            _hang(action),
+            "hung-task",
+            "blocked for more than 5 seconds",
+            culprit,
+            "kcrash_hang",
+            HUNG,
+            formats=(fmt,),
+            kernels=("deb12",),
+            extra_module="kcrash_hang",
+            **({"timeout": HANG_KDUMP_TIMEOUT} if fmt == "kdump-zlib" else {}),  # type: ignore[arg-type]
+        )
+        for fmt in ("kdump-zlib", "qemu-kdump")
+    )
+
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -164,7 +222,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "kcrash_get_refcount",
         "kcrash_crash",
         OOPS,
-        formats=EVERY_KDUMP_FORMAT,
+        # Plus the one raw `cp /proc/vmcore` of the corpus (deb11 and deb13 filter it out).
+        formats=(*EVERY_KDUMP_FORMAT, "vmcore-copy"),
     ),
     Scenario(
         "sysrq",
@@ -235,6 +294,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         "kcrash_crash",
         {"kernel/hung_task_panic": "1", "kernel/hung_task_timeout_secs": "5"},
     ),
+    # Issue 18's hangs (module kcrash_hang, Debian 12 only: each boot costs minutes under
+    # TCG). kcrash_abba_a holds kcrash_lock_a and wants kcrash_lock_b, kcrash_abba_b the
+    # reverse; khungtaskd reports kcrash_abba_a first (it was created first).
+    *_hang_rows("abba-deadlock", "kcrash_abba_a"),
+    # kcrash_io_holder holds kcrash_hang_dev.io_lock and waits for a completion nobody
+    # signals; kcrash_io_waiter waits for io_lock. Both are hung; the holder is reported first.
+    *_hang_rows("mutex-owner-waits", "kcrash_io_holder"),
+    # kcrash_cfg_reader holds kcrash_hang_dev.cfg_sem for reading and sleeps in msleep() (it
+    # wakes each second: not hung); kcrash_cfg_writer's down_write() waits behind it.
+    *_hang_rows("rwsem-writer-stall", "kcrash_cfg_writer"),
     Scenario(
         "divide-error",
         _w("divide-error"),
@@ -374,7 +443,9 @@ KERNELS: tuple[Kernel, ...] = (
         # the stack at panic() (its next pc is garbage, then the scan resumes two frames
         # up: out_of_memory.cold is missing), where DWARF and crash get it right. Until that
         # is fixed the dump stays out rather than the no-debuginfo tests being loosened.
-        scenarios=tuple(dict.fromkeys(s.id for s in SCENARIOS if s.id != "oom")),
+        scenarios=tuple(
+            dict.fromkeys(s.id for s in SCENARIOS if s.id != "oom" and not s.extra_module)
+        ),
         formats=("kdump-zlib",),
         userland="trixie",
         scenario_formats=(

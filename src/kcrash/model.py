@@ -233,6 +233,48 @@ class CrashFacts:
     modules: list[ModuleInfo] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
     lacks: list[str] = field(default_factory=list)
+    #: blocked tasks and the holders of what they wait on (issue 18); None = not read
+    waits: list[TaskWait] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class LockFact:
+    """A lock (or other object a task sleeps on) read from the dump (issue 18).
+
+    ``naming`` says how ``name`` was found: ``symbol`` (kallsyms), ``member`` (a member of
+    a global, DWARF), ``symbol+offset`` (the member needs DWARF), ``slab`` (the cache of a
+    heap object), ``unknown``. ``found_by``: ``dwarf-argument`` (the wait frame's own
+    argument) or ``stack-waiter`` (a stack word proved by the task's waiter on its list).
+    """
+
+    kind: str  # mutex, rwsem-write, rwsem-read, semaphore, completion
+    address: int
+    name: str | None = None
+    naming: str = "unknown"
+    found_by: str = ""
+    state: str | None = None  # locked/unlocked, read-locked/write-locked
+    owner_task: int | None = None  # task_struct address of the holder (mutex, rwsem writer)
+    readers: int | None = None  # rwsem: how many readers hold it
+    last_reader_task: int | None = None  # rwsem: the last reader the kernel recorded (a hint)
+    count: int | None = None  # semaphore count / completion done
+    error: str | None = None  # why the holder could not be read
+
+
+@dataclass
+class TaskWait:
+    """What one task waits on, from its stack and the lock's structures (issue 18)."""
+
+    pid: int
+    comm: str
+    task: int  # address of struct task_struct
+    state: str  # crash's two letters (UN, RU, IN…)
+    kind: str | None = None  # a kind of facts.locks.WAIT_FRAMES, None: no known wait
+    function: str | None = None  # the frame that says so
+    frame_index: int | None = None
+    lock: LockFact | None = None
+    unknown: str | None = None  # why the object could not be found (a code, see locks.py)
+    stack: Stack | None = None
+    blocked: bool = False  # in D state or spinning on a lock (not only a holder)

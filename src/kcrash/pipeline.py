@@ -186,6 +186,10 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
             ]
 
         facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
+    if "waits" in context:
+        from .facts.waits import collect_waits
+
+        facts.waits = steps.run("waits", lambda: collect_waits(target))
     if "memory" in context:
         from .facts.memory import memory_summary
 

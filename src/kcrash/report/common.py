@@ -104,6 +104,15 @@ def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[s
     """(heading, lines) of the class-dependent context: CPUs, blocked tasks, memory, modules."""
     ctx = report.get("context") or {}
     out: list[tuple[str, list[str]]] = []
+    hang = report.get("hang")
+    graph: list[tuple[str, list[str]]] = []
+    if hang and hang.get("tasks"):
+        from .hang import hang_lines
+
+        graph = [(lb["hang"], hang_lines(hang, report.get("lang", "en")))]
+    if hang and hang.get("story"):  # a cycle or a chain: the answer, so it comes first
+        out += graph
+        graph = []
     if ctx.get("cpu_stacks"):
         lines: list[str] = []
         for st in ctx["cpu_stacks"]:
@@ -116,6 +125,7 @@ def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[s
         if len(ctx["blocked_tasks"]) > 8:
             lines.append(lb["more"].format(n=len(ctx["blocked_tasks"]) - 8))
         out.append((lb["blocked_tasks"], lines))
+    out += graph  # blocked tasks without a cycle or chain: after the CPUs and D tasks
     mem = ctx.get("memory")
     if mem:
         lines = [f"{k}: {v}" for k, v in mem.items() if k != "top_tasks"]
