@@ -156,6 +156,18 @@ def input_problem(path: str, follow_symlinks: bool = False) -> str | None:
     return None
 
 
+NO_SIGNATURE = "not a vmcore (no ELF, kdump-compressed or flattened signature)"
+
+
+def _has_dump_signature(path: str) -> bool:
+    from .target.dumpfile import has_dump_signature
+
+    try:
+        return has_dump_signature(path)
+    except (OSError, KcrashError):  # unreadable: the child says why, as for any other failure
+        return True
+
+
 def output_names(paths: list[str]) -> list[str]:
     """File-name-safe, unique names: the path below the inputs' common folder.
 
@@ -330,6 +342,9 @@ def run_batch(
                 problem = input_problem(path, opts.follow_symlinks)
                 if problem is not None:
                     done[path] = Outcome(path, name, REFUSED, reason=problem)
+                elif not _has_dump_signature(path):  # no child spent on a file that is no dump
+                    done[path] = Outcome(path, name, NOT_A_DUMP, reason=NO_SIGNATURE)
+                if path in done:
                     if on_done:
                         on_done(done[path])
                     continue

@@ -267,6 +267,21 @@ def _check_kdump_complete(f, h: dict[str, int], size: int, path: str) -> str | N
     )
 
 
+def has_dump_signature(path: str) -> bool:
+    """Whether the file starts like an ELF core, a kdump-compressed or a flattened dump.
+
+    Sixteen bytes, no parsing: cheap and safe enough for a parent process to decide, before
+    it spends a time-bounded child on a file, that the file is not a dump at all.
+    """
+    with open_regular(path, "vmcore") as f:
+        magic = f.read(16)
+    return (
+        magic.startswith(b"\x7fELF")
+        or magic[:8] in KDUMP_SIGNATURES
+        or magic[:12] == FLAT_SIGNATURE
+    )
+
+
 def inspect(path: str) -> DumpFile:
     """Identify ``path`` and read its VMCOREINFO; raise a one-line error otherwise."""
     if path == "/proc/kcore":
