@@ -309,7 +309,7 @@ def queries(srv: ServerProcess, token: str, n: int) -> dict[str, Any]:
     for name, paths in (
         ("buckets list (50, by last seen)", ["/api/v1/buckets?limit=50"]),
         ("bucket detail", [f"/api/v1/buckets/{s}" for s in sigs]),
-        (f"crashes of class {cls} (50)", [f"/api/v1/crashes?class={cls}&limit=50"]),
+        ("crashes of the top bucket's class (50)", [f"/api/v1/crashes?class={cls}&limit=50"]),
     ):
         get(srv.port, token, paths[0])  # warm
         lat = [get(srv.port, token, paths[i % len(paths)]) for i in range(n)]
@@ -327,6 +327,7 @@ def throughput(
     kind: str, workdir: Path, db_url: str | None, broker: str | None, dumps: list[str], workers: int
 ) -> dict[str, Any]:
     data = workdir / f"tp-{kind}-{workers}" / "data"
+    data.parent.mkdir(parents=True, exist_ok=True)
     extra = ["--broker", broker] if broker else ["--workers", str(workers)]
     srv = ServerProcess(data, database=db_url, extra=extra)
     tok = {r: make_token(data, r, database=db_url) for r in ("submit", "read")}
@@ -425,6 +426,7 @@ def main() -> int:
             try:
                 url = create_database(pg, f"bench_{kind}") if kind == "postgresql" else None
                 data = work / "ingest" / "data"
+                data.parent.mkdir(parents=True, exist_ok=True)
                 srv = ServerProcess(data, database=url, extra=["--broker", broker])
                 tok = {r: make_token(data, r, database=url) for r in ("submit", "read")}
                 srv.start()
@@ -447,6 +449,10 @@ def main() -> int:
                     bk = broker if kind == "postgresql" else None
                     r["throughput"].append(throughput(kind, work, db, bk, tp_dumps, w))
                 result["dbs"][kind] = r
+                if not args.no_write:  # a failure later must not lose what was measured
+                    partial = Path(args.out) / f"{dt.date.today().isoformat()}-server-load.json"
+                    partial.parent.mkdir(parents=True, exist_ok=True)
+                    partial.write_text(json.dumps(result, indent=1) + "\n")
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - started

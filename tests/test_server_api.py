@@ -153,3 +153,28 @@ def test_bucket_state_merge_split_over_http(
         "POST", f"/api/v1/buckets/{gpf}/split", t["admin"], body=split, headers=hdr
     )
     assert status == 400 and "at least one crash" in res["detail"], res
+
+
+def test_concurrent_submissions_from_new_hosts(
+    server: ServerProcess, two_crashes: tuple[dict[str, Any], dict[str, Any], bytes]
+) -> None:
+    """Eight hosts at once, each new to the server: every submission is a 202 (on SQLite a
+    read-then-write transaction must wait for the writer before it, not fail)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = server.tokens  # type: ignore[attr-defined]
+    report = json.loads(two_crashes[2])
+
+    def one(i: int) -> int:
+        variant = dict(report, input=dict(report["input"], path=f"/var/crash/{i}/dmesg"))
+        status, _sub = server.submit(
+            t["submit"], json.dumps(variant).encode(), host=f"burst-{i:02d}"
+        )
+        return status
+
+    with ThreadPoolExecutor(8) as ex:
+        statuses = list(ex.map(one, range(32)))
+    assert statuses == [202] * 32
+    status, page = server.json("GET", "/api/v1/hosts?limit=100", t["read"])
+    assert status == 200
+    assert len([h for h in page["items"] if h["name"].startswith("burst-")]) == 32

@@ -37,11 +37,22 @@ def make_engine(settings: Settings) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            # pysqlite's own BEGIN is deferred: a transaction that reads, then writes (find
+            # the host, then insert it) fails at once with "database is locked" when another
+            # writer got there first — busy_timeout does not apply to that upgrade.  So the
+            # driver's transaction handling is off and every transaction is IMMEDIATE
+            # (below): writers queue on the busy timeout instead of failing; WAL readers of
+            # other connections are not blocked.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         db_file = settings.data_dir / "kcrash.db"
         if not settings.database_url:
@@ -61,20 +72,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
+        raw = conn.connection.driver_connection
         if sqlite:
             # SQLite's ALTER is a table rebuild (Alembic's batch mode): with foreign keys on,
             # dropping the old table would cascade into every child table (history, reports).
-            # The pragma is a no-op inside a transaction, so it goes first, on its own.
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
+            # The pragma is a no-op inside a transaction, so it goes first, outside one.
+            raw.execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
         finally:
             if sqlite:
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 class Database:
