@@ -222,7 +222,9 @@ def _result_path(out_dir: str, name: str) -> str:
 
 
 def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str, Any]:
-    from .pipeline import analyze_path, render_to_string
+    from .pipeline import analyze_path
+    from .report.render import write_report
+    from .report.schema import summary
     from .target.dumpfile import inspect
 
     # analyze_path reads a non-dump file as oops text; in a batch of dumps such a file is
@@ -238,32 +240,10 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
     json_path = os.path.join(out_dir, name + ".json")
     text_path = os.path.join(out_dir, name + ".txt")
     for p, fmt in ((json_path, "json"), (text_path, "text")):
-        write_new(p + ".tmp", render_to_string(report, fmt, color=False))
+        with os.fdopen(create_new(p + ".tmp"), "wb") as f:  # never through a planted link
+            write_report(report, fmt, f, color=False)
         os.replace(p + ".tmp", p)
-    verdict = report.get("verdict") or {}
-    sig = report.get("signature") or {}
-    culprit = verdict.get("culprit")
-    if isinstance(culprit, dict):
-        fn, mod = culprit.get("function"), culprit.get("module")
-        culprit = f"{fn} [{mod}]" if fn and mod and mod != "vmlinux" else fn
-    degraded = [
-        f"{s.get('name')}: {s.get('status')}" + (f" ({s['reason']})" if s.get("reason") else "")
-        for s in report.get("steps") or []
-        if isinstance(s, dict) and s.get("status") in ("failed", "timeout")
-    ]
-    # a dump cut short is read as far as it goes: the summary says what is missing
-    degraded += [x for x in (report.get("input") or {}).get("lacks") or [] if "truncated" in x]
-    return {
-        "status": OK,
-        "signature": sig.get("id"),
-        "title": sig.get("title") or verdict.get("title"),
-        "crash_class": verdict.get("class"),
-        "culprit": culprit if isinstance(culprit, str) else None,
-        "mode": (report.get("input") or {}).get("mode"),
-        "degraded": degraded,
-        "json": json_path,
-        "text": text_path,
-    }
+    return {"status": OK, **asdict(summary(report)), "json": json_path, "text": text_path}
 
 
 # ---------------------------------------------------------------- the parent
