@@ -64,14 +64,21 @@ def test_plan_covers_issue_2() -> None:
             if b.kernel.name == "deb12" and b.scenario.id == scenario
             for f in b.formats
         }
-        assert formats == set(ALL_FORMATS) - {"kdump-zlib-mismatch"}, scenario
+        # The raw `cp /proc/vmcore` (820 MB for a 1 GB guest) only once: deb12 null-deref.
+        copy = set() if scenario == "null-deref" else {"vmcore-copy"}
+        assert formats == set(ALL_FORMATS) - {"kdump-zlib-mismatch"} - copy, scenario
+    assert [b.id for b in boots if "vmcore-copy" in b.formats] == ["deb12/null-deref/kdump"]
     assert all("kdump-zlib" in b.formats for b in boots if b.capture == "kdump")
     # Debian 13: every scenario of deb12 but its size/QEMU variants and oom (left out until
     # the no-debuginfo unwinder crosses 6.12's panic(): see tables.py), every format but
     # QEMU's once between null-deref and sysrq, and the dump of Debian 12's makedumpfile.
     deb13 = [b for b in boots if b.kernel.name == "deb13"]
     assert {b.scenario.id for b in deb13} == REQUIRED_SCENARIOS - {"null-deref-4g", "oom"}
-    assert {f for b in deb13 for f in b.formats} == set(ALL_FORMATS) - {"qemu-elf", "qemu-kdump"}
+    assert {f for b in deb13 for f in b.formats} == set(ALL_FORMATS) - {
+        "qemu-elf",
+        "qemu-kdump",
+        "vmcore-copy",
+    }
     assert [b.formats for b in deb13 if "kdump-zlib-mismatch" in b.formats] == [
         ("kdump-zlib", "elf", "kdump-zstd", "kdump-zlib-mismatch")
     ]
@@ -90,7 +97,8 @@ def test_entry_schema(param: Any) -> None:
         fmt["compression"],
         fmt["capture"],
     )
-    assert e["partial"] is (e["capture"] == "kdump")
+    # makedumpfile -d 31 leaves pages out; a plain copy of /proc/vmcore keeps every one.
+    assert e["partial"] is (e["capture"] == "kdump" and not fmt.get("copy"))
     if e["expected"].get("crash_incomplete"):
         assert "page-excluded" in e["oracle"]  # crash's complaints, not an oracle
     else:
@@ -230,3 +238,43 @@ def test_a_pin_debian_no_longer_serves_is_one_clear_error(tmp_path: Path) -> Non
     assert f"linux-image-{k.release} 0.0-never" in msg and "no longer serves" in msg
     assert k.version in msg  # what Debian serves instead
     assert f"kcrash_corpus bump {k.name}" in msg
+
+
+@pytest.mark.corpus
+def test_raw_vmcore_copy_is_the_whole_memory() -> None:
+    """The one raw `cp /proc/vmcore` (deb12 null-deref): an ELF core file of all the crashed
+    kernel's memory, no page filtered. Its PT_LOAD segments hold the 1 GB guest's RAM less
+    the crashkernel= reservation (and firmware holes), so it is far bigger than the same
+    crash's `makedumpfile -E -d 31` ELF; kcrash's reading of it is compared with crash's in
+    test_core_vs_crash.py like every other entry, and crash reads it like the same boot's
+    other formats (test_same_boot_same_reading)."""
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        entries = kcrash_corpus.load()
+    except kcrash_corpus.CorpusMissingError as exc:
+        pytest.fail(str(exc))
+    copies = [e for e in entries if e["id"].endswith("/vmcore-copy")]
+    assert [e["id"] for e in copies] == ["deb12/null-deref/vmcore-copy"]
+    e = copies[0]
+    assert (e["format"], e["partial"], e["flags"]) == ("elf", False, "cp /proc/vmcore")
+    with open(e["path"], "rb") as f:
+        elf = ELFFile(f)
+        assert elf["e_type"] == "ET_CORE"
+        loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        notes = [n["n_name"] for s in elf.iter_segments() if s["p_type"] == "PT_NOTE"
+                 for n in s.iter_notes()]  # fmt: skip
+    assert "VMCOREINFO" in notes and notes.count("CORE") == e["guest"]["cpus"]
+    # kexec adds the kernel text's own mapping as a segment over RAM already listed: count
+    # each physical byte once.
+    mib, covered, end = 1 << 20, 0, 0
+    for start, size in sorted((s["p_paddr"], s["p_filesz"]) for s in loads):
+        covered += max(0, start + size - max(start, end))
+        end = max(end, start + size)
+    ram = covered // mib
+    reserved = int(e["guest"]["crashkernel"].rstrip("M"))
+    # Below the reservation by what the firmware keeps (the 640K-1M hole, ACPI, e820 gaps).
+    assert e["guest"]["ram_mb"] - reserved - 32 <= ram <= e["guest"]["ram_mb"] - reserved, ram
+    assert e["size"] >= sum(s["p_filesz"] for s in loads)
+    elf_d31 = next(x for x in entries if x["id"] == "deb12/null-deref/elf")
+    assert e["size"] > 4 * elf_d31["size"]

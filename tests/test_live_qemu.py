@@ -1,10 +1,9 @@
-"""Live analysis: a running QEMU guest of the corpus kernel, read over QMP.
+"""Live analysis: a running QEMU guest of the corpus kernel, read from outside over QMP.
 
-No machine here exposes a ``/proc/kcore`` we may read, so the live path is
-tested the way drgn supports it for guests: boot the corpus kernel (idle, its
-init waits on ``job.sh``) with ``-device vmcoreinfo`` and a QMP socket, then
-run ``kcrash sys/ps/bt --qemu SOCKET``.  The kernel is real and running; only
-the transport differs from ``/proc/kcore``.
+``--qemu SOCKET``: boot the corpus kernel (idle, its init waits on ``job.sh``) with
+``-device vmcoreinfo`` and a QMP socket, then run ``kcrash sys/ps/bt --qemu SOCKET`` on the
+host. ``--live`` (``/proc/kcore`` read from inside the running kernel, compared with crash
+run live there) is tested in ``tests/test_live_guest.py``.
 """
 
 from __future__ import annotations

@@ -62,6 +62,9 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, str | None]] = {
     "x86-kcsan": ("sanitizer", None, "e1000_clean_rx_irq", None),
     "x86-kmsan": ("sanitizer", None, "prepare_task_switch", None),
     "x86-memleak": ("memory-leak", None, "new_inode_pseudo", None),
+    # 3.19: panic_on_oom's "Out of memory and no killable processes..." after the task
+    # list (no "invoked oom-killer" report in the quoted log); the stack is the allocation
+    "x86-oom-panic-3.19": ("oom-panic", None, None, None),
     # hardware: APEI/GHES fatal memory and PCIe errors blame no code
     "ghes-memory-fatal": ("machine-check", None, None, None),
     "ghes-pcie-fatal-quoted": ("machine-check", None, None, None),

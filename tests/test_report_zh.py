@@ -19,8 +19,11 @@ lockup）``), an ASCII word of three letters or more is a leak unless it is
 
 Which strings of the JSON report are sentences (kcrash's own words, which
 must be in Chinese) is listed in :func:`_sentences`; the rest are values.
-Run on one dump of every format and of every scenario of the corpus, with and
-without debuginfo, and on the kernel log text of every scenario.
+Run on every output path: one dump of every format and of every scenario of
+the corpus, with and without debuginfo; the kernel log text of every scenario;
+damaged dumps (cut short at two points, page data zeroed); and ``kcrash
+batch`` (each report it writes and its summary, whose reasons for a file it
+could not analyze are kcrash's error lines, English as printed, so values).
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from checks import each
+from conftest import pick
+from hostile import flip_bit, kdump_offsets, truncate, zero_block
 
+from kcrash.batch_runner import OK, Options, run_batch, summary_dict, summary_markdown
 from kcrash.pipeline import analyze_path, render_to_string
 from kcrash.report.render_text import render as render_text
 
@@ -131,6 +137,7 @@ def _sentences(report: dict[str, Any]) -> list[str]:
         one(o)
     out.extend(report["input"].get("lacks") or [])
     out.extend(s["reason"] for s in report.get("steps") or [] if s.get("reason"))
+    out.extend((report.get("system") or {}).get("unknown", {}).values())  # why a field is unknown
     if not report["input"].get("vmlinux") and report.get("system", {}).get("kernel"):
         out.append(report["system"]["kernel"])  # "(no vmlinux: …)" is kcrash's sentence
     return out
@@ -157,27 +164,31 @@ def _values(report: dict[str, Any]) -> set[str]:
 
 
 class _Text(HTMLParser):
-    """The text a browser shows: no markup, no <style>/<head>."""
+    """The text a browser shows: no markup, no <style>/<head>; a <code> element in
+    backquotes (a backquote inside it is part of the code, not a span of its own)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[str] = []
         self._skip = 0
+        self._code = 0
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         self._skip += tag in ("style", "head", "title")
         if tag == "code":
+            self._code += 1
             self.parts.append("`")
 
     def handle_endtag(self, tag: str) -> None:
         self._skip -= tag in ("style", "head", "title")
         if tag == "code":
+            self._code -= 1
             self.parts.append("`")
         self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
-            self.parts.append(data)
+            self.parts.append(data.replace("`", "'") if self._code else data)
 
 
 def _html_text(page: str) -> str:
@@ -250,3 +261,87 @@ def test_chinese_report_of_kernel_log_text(corpus: list[dict[str, Any]]) -> None
     entries = [{"id": b, "dmesg": p} for b, p in logs.items()]
     entries.append({"id": "example", "dmesg": str(example)})
     each(entries, lambda e: check_report(analyze_path(e["dmesg"], lang="zh")))
+
+
+def _null_deref(corpus: list[dict[str, Any]]) -> dict[str, Any]:
+    got = pick(corpus, kernel="deb12", scenario="null-deref", format="kdump", compression="zlib")
+    assert got, "the corpus lacks deb12/null-deref/kdump-zlib"
+    return got[0]
+
+
+def _damaged(src: Path, tmp_path: Path) -> list[Path]:
+    """``src`` (kdump-compressed) cut in its page data at two points, with page data
+    zeroed, and with a page-bitmap bit flipped."""
+    off = kdump_offsets(src)
+    out = []
+    for name, make in (
+        ("cut-98", lambda d: truncate(src, d, 0.985)),
+        ("cut-70", lambda d: truncate(src, d, 0.70)),
+        ("zeroed", lambda d: zero_block(src, d, off["page_data"] + 4096 * 64, 1 << 20)),
+        # one page-bitmap bit off: some sys fields cannot be read ("unknown: why")
+        ("bitmap-bit", lambda d: flip_bit(src, d, off["bitmap2"] + 100, 3)),
+    ):
+        path = tmp_path / f"{name}.vmcore"
+        make(path)
+        out.append(path)
+    return out
+
+
+def test_chinese_report_of_a_damaged_dump(corpus: list[dict[str, Any]], tmp_path: Path) -> None:
+    """What a damaged dump lacks (cut short, unreadable pages, failed steps) in Chinese."""
+    e = _null_deref(corpus)
+    vmlinux = e["vmlinux"]
+    entries = [{"id": p.name, "path": str(p)} for p in _damaged(Path(e["path"]), tmp_path)]
+
+    def check(e: dict[str, Any]) -> None:
+        for dwarf in (True, False):
+            report = analyze_path(
+                e["path"], vmlinux if dwarf else None, no_debuginfo=not dwarf, lang="zh"
+            )
+            check_report(report)
+
+    each(entries, check)
+    cut = analyze_path(entries[0]["path"], no_debuginfo=True, lang="zh")
+    assert any(x.startswith("转储已截断") for x in cut["input"]["lacks"]), cut["input"]["lacks"]
+    flipped = analyze_path(entries[3]["path"], vmlinux, lang="zh")
+    unknown = flipped["system"]["unknown"]
+    assert unknown and all(re.search(r"[\u4e00-\u9fff]", v) for v in unknown.values()), unknown
+
+
+def test_chinese_batch(corpus: list[dict[str, Any]], tmp_path: Path) -> None:
+    """``kcrash batch --lang zh``: every report it writes, and its summary."""
+    chosen = [
+        pick(corpus, kernel=k, scenario=s, format="kdump", compression="zlib")[0]
+        for k, s in (("deb12", "hung-task"), ("deb13", "warn"), ("deb11", "soft-lockup"))
+    ]
+    damaged = _damaged(Path(_null_deref(corpus)["path"]), tmp_path)[:2]
+    paths = [e["path"] for e in chosen] + [str(p) for p in damaged]
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 64)
+    paths.append(str(garbage))
+    opts = Options(lang="zh", no_debuginfo=True)
+    outcomes = run_batch(paths, str(tmp_path / "out"), opts=opts, jobs=2, timeout=300)
+    assert [o.status == OK for o in outcomes] == [True] * 5 + [False]
+    for o in outcomes[:5]:
+        report = json.loads(Path(o.json).read_text(encoding="utf-8"))  # type: ignore[arg-type]
+        check_report(report)  # every format of the report it wrote (its .txt is one)
+    summary = summary_dict(outcomes, jobs=2, seconds=1.0, lang="zh")
+    sentences = [d for o in summary["dumps"] for d in o["degraded"]]
+    assert any(d.startswith("转储已截断") for d in sentences), sentences
+    values: set[str] = set()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k != "degraded":
+                    walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, str):
+            values.update(_words(x))
+
+    walk(summary)
+    md = summary_markdown(summary)
+    bad = sorted(set(leaks(md, values)))
+    assert not bad, f"English in the Chinese batch summary: {bad}"

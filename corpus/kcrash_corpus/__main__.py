@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the corpus, reusing what is cached")
     b.add_argument("--jobs", type=int, default=2, help="guests/oracles in parallel (default 2)")
-    b.add_argument("--only", nargs="*", help="boot ids or globs, e.g. 'deb12/null-deref/*'")
+    b.add_argument(
+        "--only",
+        nargs="*",
+        help="boot ids or globs, e.g. 'deb12/null-deref/*'; `live`: the live tests' root fs",
+    )
     b.add_argument(
         "--no-ps-trixie", action="store_true", help="skip crash 8.0.6's ps (the ps-trixie oracle)"
     )

@@ -26,6 +26,7 @@ from .guest import capture_script, guest_formats, job_script, run_boot
 from .kernel import KernelBuilder, KernelState
 from .oracle import record_incomplete, record_oracle, run_crash
 from .reencode import REENCODER_VERSION, reencode
+from .rootfs import prepare as prepare_rootfs
 from .tables import (
     CAPTURE_CMDLINE,
     CRASHKERNEL,
@@ -55,6 +56,9 @@ from .util import (
 
 #: Manifest `oracle_crash`: which crash wrote an entry's sys/bt/log/ps/mod files.
 ORACLE_CRASH = {False: "crash 8.0.2 (Debian 12)", True: "crash 8.0.6 (Debian 13)"}
+
+#: `--only` name of the live tests' root file system (rootfs.py), built beside the boots.
+LIVE_STEP = "live"
 
 #: Boots built first: other work is blocked until these exist.
 PRIORITY = ("deb12/null-deref/kdump", "deb12/sysrq/kdump")
@@ -125,6 +129,13 @@ def _tool_versions() -> dict[str, str]:
         30,
     )
     return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+
+def _punch_zero_holes(path: Path, step: str) -> None:
+    """Turn a raw copy's runs of zero pages into holes (`fallocate --dig-holes`): the bytes
+    read back are the same (the sha256 too), but a 1 GB guest's never-used memory no longer
+    takes disk space."""
+    run(["fallocate", "--dig-holes", str(path)], step, 300)
 
 
 class Builder:
@@ -304,6 +315,11 @@ class Builder:
                 path = files[fmt]
                 written_by = f"QEMU {self.tools.get('qemu-system-x86')} dump-guest-memory"
                 flags = f"format={FORMATS[fmt]['qmp']} paging=false"
+            elif FORMATS[fmt].get("copy"):
+                path = files[fmt]
+                _punch_zero_holes(path, f"guest {boot.id}")
+                written_by = "busybox cp in the capture kernel (stored sparse on the host)"
+                flags = str(FORMATS[fmt]["flag"])
             else:
                 path = files[fmt]
                 by = host_mdf if FORMATS[fmt].get("makedumpfile") == "host" else mdf
@@ -362,7 +378,8 @@ class Builder:
                     "format": f["format"],
                     "compression": f["compression"],
                     "capture": f["capture"],
-                    "partial": f["capture"] == "kdump",
+                    # makedumpfile -d 31 filters pages; a cp of /proc/vmcore keeps them all.
+                    "partial": f["capture"] == "kdump" and not f.get("copy"),
                     "path": dump["path"],
                     "vmlinux": state.vmlinux,
                     "modules_debug_dir": state.modules_debug_dir,
@@ -394,6 +411,17 @@ class Builder:
                     "recipe": result["guest_recipe"],
                     "built_at": result["built_at"],
                 }
+
+    def live_record(self) -> dict[str, Any] | None:
+        """The live tests' root file system and the crash they run beside kcrash (trixie's
+        8.0.6, unpacked for the ps-trixie oracle), when both are built."""
+        rootfs = read_json(self.root / "live" / "rootfs.json")
+        tools = read_json(self.root / "tools" / TRIXIE_SUITE / "tools.json")
+        if not rootfs or not tools:
+            return None
+        crash = {"crash": str(self.root / "tools" / TRIXIE_SUITE)}
+        crash["crash_version"] = tools["versions"].get("crash", "")
+        return {**rootfs, **crash}
 
     def write_manifest(self) -> None:
         with self.lock:
@@ -436,6 +464,7 @@ class Builder:
                 },
                 "kernels": kernels,
                 "hosts": hosts,
+                "live": self.live_record(),
                 "entries": list(self.entries()),
             }
             write_json(self.root / MANIFEST_NAME, manifest)
@@ -475,16 +504,24 @@ class Builder:
                 "make",
                 "gcc",
                 "strip",
+                "fallocate",
             ],
             "host tools",
         )
         self.root.mkdir(parents=True, exist_ok=True)
         boots = self.selected(plan())
-        if not boots:
+        live = not self.only or LIVE_STEP in self.only
+        if not boots and not live:
             raise BuildError("plan", f"no boot matches {self.only}")
         progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
-        if self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
+        if live or self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
             self.trixie = prepare_trixie(self.root)
+        if live:
+            # Seconds when cached; about a minute fresh (downloads): see the README's budget.
+            prepare_rootfs(self.root)
+        if not boots:
+            self.write_manifest()
+            return 0
         kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
         first = next(k for k in KERNELS if k.name == kernel_names[0])
         # The first kernel is prepared up front (everything waits on it); the others are

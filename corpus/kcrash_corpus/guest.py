@@ -102,7 +102,8 @@ def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None)
 
 
 def capture_script(formats: list[str]) -> str:
-    """The capture kernel's part: makedumpfile -d 31 per format, then vmcore-dmesg."""
+    """The capture kernel's part: makedumpfile -d 31 per format (or a plain `cp` of
+    /proc/vmcore for a copy format), then vmcore-dmesg."""
     lines = ["cd /share"]
     for fmt in formats:
         flag = str(FORMATS[fmt]["flag"])
@@ -110,13 +111,15 @@ def capture_script(formats: list[str]) -> str:
         log = f"makedumpfile.{fmt}.log"
         # The host's (Debian 12) makedumpfile beside a newer suite's one: see kernel.py.
         tool = HOST_MAKEDUMPFILE if FORMATS[fmt].get("makedumpfile") == "host" else "makedumpfile"
-        if fmt == "flattened":
+        if FORMATS[fmt].get("copy"):
+            cmd = f"cp /proc/vmcore {out}.part > {log} 2>&1"
+        elif fmt == "flattened":
             cmd = f"{tool} {flag} -d 31 /proc/vmcore > {out}.part 2> {log}"
         else:
             cmd = f"{tool} {flag} -d 31 /proc/vmcore {out}.part > {log} 2>&1"
         lines += [
             f"echo 'KCRASH-MAKEDUMPFILE {fmt}' > /dev/console",
-            f"{cmd} || fail 'makedumpfile {fmt}'",
+            f"{cmd} || fail '{cmd.split()[0]} {fmt}'",
             f"mv {out}.part {out}",
         ]
     lines += [

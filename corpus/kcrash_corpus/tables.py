@@ -43,6 +43,18 @@ FORMATS: dict[str, dict[str, str | bool | None]] = {
         "makedumpfile": "host",
         "crash_incomplete": True,
     },
+    # `cp /proc/vmcore` in the capture kernel: the whole of the old kernel's memory as the
+    # capture kernel's /proc/vmcore shows it (an ELF file with kexec's program headers and
+    # notes), no page filtered. What an operator without makedumpfile saves. Not partial.
+    # One scenario only (deb12 null-deref): it is the guest's RAM less crashkernel= (about
+    # 770 MB for a 1 GB guest; stored sparse, its never-used zero pages as holes).
+    "vmcore-copy": {
+        "format": "elf",
+        "compression": None,
+        "capture": "kdump",
+        "flag": "cp /proc/vmcore",
+        "copy": True,
+    },
     "qemu-elf": {"format": "qemu-elf", "compression": None, "capture": "qemu", "qmp": "elf"},
     "qemu-kdump": {
         "format": "qemu-kdump",
@@ -52,7 +64,14 @@ FORMATS: dict[str, dict[str, str | bool | None]] = {
     },
 }
 #: Written inside the capture kernel by the guest's makedumpfile (Debian 12's for deb12/deb11).
-GUEST_KDUMP_FORMATS = ("kdump-zlib", "kdump-lzo", "elf", "flattened", "kdump-zlib-mismatch")
+GUEST_KDUMP_FORMATS = (
+    "kdump-zlib",
+    "kdump-lzo",
+    "elf",
+    "flattened",
+    "kdump-zlib-mismatch",
+    "vmcore-copy",
+)
 #: Re-encoded on the host (from the "kdump-zlib" dump of the same boot) when the guest's
 #: makedumpfile cannot write them (Kernel.native_formats says which it can).
 DERIVED_FORMATS = ("kdump-snappy", "kdump-zstd")
@@ -60,7 +79,9 @@ ALL_FORMATS = tuple(FORMATS)
 #: What the full-format scenarios of a kernel write: every format but QEMU's and the
 #: mismatched one (a kernel row asks for that one by name).
 EVERY_KDUMP_FORMAT = tuple(
-    f for f in ALL_FORMATS if f not in ("qemu-elf", "qemu-kdump", "kdump-zlib-mismatch")
+    f
+    for f in ALL_FORMATS
+    if f not in ("qemu-elf", "qemu-kdump", "kdump-zlib-mismatch", "vmcore-copy")
 )
 
 
@@ -164,7 +185,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "kcrash_get_refcount",
         "kcrash_crash",
         OOPS,
-        formats=EVERY_KDUMP_FORMAT,
+        # Plus the one raw `cp /proc/vmcore` of the corpus (deb11 and deb13 filter it out).
+        formats=(*EVERY_KDUMP_FORMAT, "vmcore-copy"),
     ),
     Scenario(
         "sysrq",

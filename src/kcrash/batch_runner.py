@@ -156,6 +156,18 @@ def input_problem(path: str, follow_symlinks: bool = False) -> str | None:
     return None
 
 
+NO_SIGNATURE = "not a vmcore (no ELF, kdump-compressed or flattened signature)"
+
+
+def _has_dump_signature(path: str) -> bool:
+    from .target.dumpfile import has_dump_signature
+
+    try:
+        return has_dump_signature(path)
+    except (OSError, KcrashError):  # unreadable: the child says why, as for any other failure
+        return True
+
+
 def output_names(paths: list[str]) -> list[str]:
     """File-name-safe, unique names: the path below the inputs' common folder.
 
@@ -222,6 +234,7 @@ def _result_path(out_dir: str, name: str) -> str:
 
 
 def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str, Any]:
+    from .notes import Note
     from .pipeline import analyze_path
     from .report.render import write_report
     from .report.schema import summary
@@ -229,7 +242,7 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
 
     # analyze_path reads a non-dump file as oops text; in a batch of dumps such a file is
     # an operator's mistake (a dmesg next to the dump, a half-copied file), so say so.
-    inspect(path)
+    dump = inspect(path)
     report = analyze_path(
         path,
         opts.vmlinux,
@@ -243,7 +256,11 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
         with os.fdopen(create_new(p + ".tmp"), "wb") as f:  # never through a planted link
             write_report(report, fmt, f, color=False)
         os.replace(p + ".tmp", p)
-    return {"status": OK, **asdict(summary(report)), "json": json_path, "text": text_path}
+    got = summary(report)
+    # a dump cut short is read as far as it goes: the summary says what is missing
+    if dump.truncated:
+        got.degraded.append(Note("lack.dump", what=dump.truncated).in_lang(opts.lang))
+    return {"status": OK, **asdict(got), "json": json_path, "text": text_path}
 
 
 # ---------------------------------------------------------------- the parent
@@ -305,6 +322,9 @@ def run_batch(
                 problem = input_problem(path, opts.follow_symlinks)
                 if problem is not None:
                     done[path] = Outcome(path, name, REFUSED, reason=problem)
+                elif not _has_dump_signature(path):  # no child spent on a file that is no dump
+                    done[path] = Outcome(path, name, NOT_A_DUMP, reason=NO_SIGNATURE)
+                if path in done:
                     if on_done:
                         on_done(done[path])
                     continue
@@ -424,9 +444,12 @@ def group_by_signature(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return sorted(groups.values(), key=lambda g: (-g["count"], g["signature"]))
 
 
-def summary_dict(outcomes: list[Outcome], *, jobs: int, seconds: float) -> dict[str, Any]:
+def summary_dict(
+    outcomes: list[Outcome], *, jobs: int, seconds: float, lang: str = "en"
+) -> dict[str, Any]:
     analyzed = sum(o.status == OK for o in outcomes)
     return {
+        "lang": lang,
         "total": len(outcomes),
         "analyzed": analyzed,
         "not_analyzed": len(outcomes) - analyzed,
@@ -439,14 +462,18 @@ def summary_dict(outcomes: list[Outcome], *, jobs: int, seconds: float) -> dict[
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """The summary as Markdown: signature buckets, then what could not be analyzed."""
+    """The summary as Markdown, in the reports' language: signature buckets, then what
+    could not be analyzed (its reasons are kcrash's error lines, English as printed)."""
+    from .report.labels import labels
+
+    said = labels(summary.get("lang") or "en")
+    cols = ("signature", "dumps", "class", "title", "files")
     lines = [
-        "# kcrash batch summary",
+        f"# {said['batch_title']}",
         "",
-        f"{summary['analyzed']} of {summary['total']} files analyzed in {summary['seconds']:.1f} s"
-        f" with {summary['jobs']} job(s).",
+        said["batch_analyzed"].format(**summary),
         "",
-        "| signature | dumps | class | title | files |",
+        "| " + " | ".join(said[f"batch_col_{c}"] for c in cols) + " |",
         "|---|---|---|---|---|",
     ]
     # File names, titles and reasons come from the inputs: escaped (kcrash.textsafe).
@@ -458,14 +485,17 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         )
     bad = [d for d in summary["dumps"] if d["status"] != OK]
     if bad:
-        lines += ["", "## Not analyzed", "", "| file | status | reason |", "|---|---|---|"]
+        head = (said["batch_col_file"], said["col_status"], said["batch_col_reason"])
+        lines += ["", f"## {said['batch_not_analyzed']}", "", "| " + " | ".join(head) + " |"]
+        lines.append("|---|---|---|")
         lines += [
-            f"| {md_code(d['path'], table=True)} | {d['status']} | {md_text(d['reason'] or '')} |"
+            f"| {md_code(d['path'], table=True)} | {said.get('status_' + d['status'], d['status'])}"
+            f" | {md_text(d['reason'] or '')} |"
             for d in bad
         ]
     degraded = [d for d in summary["dumps"] if d["status"] == OK and d["degraded"]]
     if degraded:
-        lines += ["", "## Analyzed with skipped steps", ""]
+        lines += ["", f"## {said['batch_degraded']}", ""]
         lines += [f"- {md_code(d['path'])}: {md_text('; '.join(d['degraded']))}" for d in degraded]
     return "\n".join(lines) + "\n"
 

@@ -22,11 +22,6 @@ from .steps import Steps, time_limit
 #: Opening a dump reads headers and indexes debuginfo: seconds normally.
 OPEN_SECONDS = 120
 
-#: Classes whose report should show every CPU's stack / the blocked tasks / memory.
-CPU_STACK_CLASSES = {"soft-lockup", "hard-lockup", "rcu-stall", "nmi", "sysrq"}
-BLOCKED_TASK_CLASSES = {"sysrq", "hung-task"}
-MEMORY_CLASSES = {"oom-panic", "oom-kill"}
-
 
 def _inspect_or_text(path: str) -> Any:
     """The dump's headers, or None when ``path`` is log text (``-``, not a dump)."""
@@ -162,13 +157,17 @@ def _event_modules(events: list[Any]) -> set[str]:
 
 
 def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
-    """Class-dependent context: other CPUs, blocked tasks, memory."""
+    """Class-dependent context: other CPUs, blocked tasks, memory (the class's row
+    says which: ``Rule.context`` in :mod:`kcrash.diagnosis.rules`)."""
     if target is None or target.mode == "kallsyms":
         return
+    from .diagnosis.rules import context_of
+
+    context = context_of(cls)
     from .facts.stacks import task_stack
 
     prog = target.prog
-    if cls in CPU_STACK_CLASSES:
+    if "cpu-stacks" in context:
         from drgn.helpers.linux.cpumask import for_each_online_cpu
         from drgn.helpers.linux.sched import cpu_curr
 
@@ -176,7 +175,7 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
             return [task_stack(target, cpu_curr(prog, c)) for c in for_each_online_cpu(prog)]
 
         facts.cpu_stacks = steps.run("cpu stacks", cpus) or []
-    if cls in BLOCKED_TASK_CLASSES:
+    if "blocked-tasks" in context:
         from drgn.helpers.linux.pid import for_each_task
 
         from .facts.tasks import crash_state
@@ -187,7 +186,7 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
             ]
 
         facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
-    if cls in MEMORY_CLASSES:
+    if "memory" in context:
         from .facts.memory import memory_summary
 
         facts.memory = steps.run("memory", lambda: memory_summary(prog)) or {}

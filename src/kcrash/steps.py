@@ -75,7 +75,10 @@ class Steps:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self.records.append(
                 StepRecord(
-                    name, "failed", time.perf_counter() - start, f"{type(e).__name__}: {msg}"
+                    name,
+                    "failed",
+                    time.perf_counter() - start,
+                    Note("step.failed", error=f"{type(e).__name__}: {msg}"),
                 )
             )
             return None

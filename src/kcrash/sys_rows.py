@@ -230,17 +230,20 @@ def system_values(info: SystemInfo) -> dict[str, Any]:
     return out
 
 
-def report_rows(system: dict[str, Any]) -> list[tuple[str, str]]:
+def report_rows(
+    system: dict[str, Any], unknown_text: Callable[[str], str] = lambda why: f"(unknown: {why})"
+) -> list[tuple[str, str]]:
     """(label, text) of a report's ``system`` object, crash's rows in crash's order.
 
-    A field a damaged dump could not give is shown with why ("(unknown: …)"), never as 0.
+    A field a damaged dump could not give is shown with why (``unknown_text``, in the
+    report's language), never as 0.
     """
     rows = []
     unknown = system.get("unknown") or {}
     for r in CRASH_ROWS:
         v = system.get(r.field)
         if v is None and r.field in unknown:
-            rows.append((str(r.label), f"(unknown: {unknown[r.field]})"))
+            rows.append((str(r.label), unknown_text(unknown[r.field])))
         elif v is not None:
             rows.append((str(r.label), r.show(v)))
     return rows

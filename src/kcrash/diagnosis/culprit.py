@@ -29,8 +29,11 @@ How each class picks (``Rule.culprit`` in :mod:`kcrash.diagnosis.rules`):
     the loop stably.  A module's frame inside the loop wins over that (driver
     code loops far more often than the core that called it).
 ``sleeping``
-    hung tasks: ``first`` with scheduling, sleeping, waiting and reclaim frames
-    skipped too (what the task waited *in*, not how it waits).
+    sleeping in atomic context: ``first`` with scheduling, sleeping, waiting and
+    reclaim frames skipped too (the caller of the sleeping call).
+``waits``
+    hung tasks: ``sleeping``, but a wait that names what the task waits for
+    (``HUNG_ANCHORS``) wins (what the task waited *in*, not how it waits).
 ``lock``
     lockdep: the functions of the ``at: f+0x1/0x2`` lines that say where the
     offending lock is taken (after ``is trying to acquire lock:``, ``takes:``,
@@ -39,6 +42,11 @@ How each class picks (``Rule.culprit`` in :mod:`kcrash.diagnosis.rules`):
     stack overflows (guard page hit, corrupted stack end): like ``anchor`` —
     the overflowing recursion is sampled at a random depth, the frame above the
     first anchor names it; a real ``PANIC: double fault`` is blamed like ``first``.
+``recursion``
+    ``overflow``, unless one function fills the stack: that function (the
+    engine's choice).
+``none``
+    hardware errors: no code is blamed.
 ``message``
     the function named in the report line (``stack-protector: ... in: f``).
 
@@ -59,6 +67,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kcrash.diagnosis.rules import RULES
 from kcrash.model import Frame
 from kcrash.oops.lines import parse_frame
 
@@ -859,9 +868,11 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
     ),
 }
 
-#: Extra rows per crash class, where a class's own reporting functions differ.
+#: Extra skip tables, by name; a class's row (``Rule.skip_tables`` in
+#: :mod:`kcrash.diagnosis.rules`) says which apply to it, where its own reporting
+#: functions differ.
 CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
-    "sanitizer": _rows(
+    "slub-checks": _rows(
         "slub_debug's consistency checkers: they report the corruption, the caller of the"
         " free/alloc is the story",
         r"check_bytes_and_report",
@@ -875,14 +886,14 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"print_trailer",
         r"slab_fix",
         r"free_consistency_checks",
-    )
-    + _rows(
+    ),
+    "crypto": _rows(
         "crypto primitives: uninitialised or bad data only passes through them, the caller"
         " supplied it (KMSAN reports land in them)",
         r"\w+_(?:en|de)crypt(?:_\w+)?",
         r"(?:crypto|cipher|drbg|rng)_\w+",
     ),
-    "lockdep": _rows(
+    "lock-validator": _rows(
         "lockdep's own machinery and the lock primitives it instruments: the lock taker is blamed",
         r"check_\w+",
         r"validate_chain",
@@ -894,14 +905,14 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"rcu_read_lock_\w+",
         r"rcu_dereference\w*",
     ),
-    "list-corruption": _rows(
+    "list-helpers": _rows(
         "lib/list_debug.c and the list helpers it checks: the list's owner is blamed",
         r"__list_\w+",
         r"list_\w+",
         r"hlist_\w+",
         r"__hlist_\w+",
     ),
-    "double-fault": _rows(
+    "stack-guard": _rows(
         "the double-fault and stack-guard handlers report the overflow",
         r"handle_stack_overflow",
         r"exc_double_fault",
@@ -911,7 +922,7 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"__schedule_bug",
         r"schedule_debug\w*",
     ),
-    "bad-page": _rows(
+    "page-checks": _rows(
         "the page allocator's sanity checks: they report a page someone else damaged",
         r"bad_page",
         r"free_pages_check\w*",
@@ -940,7 +951,7 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"__mmput",
         r"mmput",
     ),
-    "atomic-sleep": _rows(
+    "sleep-checks": _rows(
         "the might_sleep()/smp_processor_id() checkers and the sleeping call itself: its"
         " caller held the lock or disabled preemption",
         r"__schedule_bug",
@@ -953,13 +964,13 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"debug_smp_processor_id",
         r"__this_cpu_preempt_check",
     ),
-    "sysrq": _rows(
+    "sysrq-dispatch": _rows(
         "the sysrq dispatch: the handler it calls is the crash",
         r"__handle_sysrq",
         r"write_sysrq_trigger",
         r"sysrq_handle_\w*reboot",
     ),
-    "init-killed": _rows(
+    "exit-path": _rows(
         "the exit path of the dying init: the signal or exit that killed it is elsewhere",
         r"do_exit",
         r"do_group_exit",
@@ -971,7 +982,7 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"exit_to_user_mode_loop",
         r"make_task_dead",
     ),
-    "no-rootfs": _rows(
+    "root-mount": _rows(
         "the boot code that tries to mount the root file system",
         r"mount_block_root",
         r"mount_root\w*",
@@ -979,7 +990,7 @@ CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
         r"kernel_init\w*",
         r"do_basic_setup",
     ),
-    "memory-leak": _rows(
+    "alloc-wrappers": _rows(
         "allocation wrappers between kmemleak's hook and the allocating code",
         r"\w*alloc\w*",
         r"create_object\w*",
@@ -1149,9 +1160,12 @@ _HARD = _compile(
 )
 _LOCKING = _compile([r.pattern for r in INFRASTRUCTURE["locking"]])
 _THUNK = re.compile(r"^__x86_indirect_thunk_\w+$|^__x86_indirect_call_thunk_\w+$")
-# a stack overflow (its own class since issue 13) is reported by the same handlers
-CLASS_SKIPS["stack-overflow"] = CLASS_SKIPS["double-fault"]
-_CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in CLASS_SKIPS.items()}
+_CLASS_ROWS: dict[str, tuple[Skip, ...]] = {
+    r.id: tuple(row for name in r.skip_tables for row in CLASS_SKIPS[name])
+    for r in RULES
+    if r.skip_tables
+}
+_CLASS_SKIP = {cid: _compile(_patterns(rows)) for cid, rows in _CLASS_ROWS.items()}
 _SLEEPING = _compile(_patterns(SLEEPING))
 _HUNG_ANCHORS = _compile(_patterns(HUNG_ANCHORS))
 _ANCHORS = _compile(_patterns(ANCHORS + STALL_NAMED))
@@ -1163,8 +1177,8 @@ def skip_reason(function: str, class_id: str | None = None) -> str | None:
     """Why ``function`` is never blamed (the row's reason), or None when it may be."""
     name = base_name(function)
     tables = [*INFRASTRUCTURE.values()]
-    if class_id in CLASS_SKIPS:
-        tables.append(CLASS_SKIPS[class_id])
+    if class_id in _CLASS_ROWS:
+        tables.append(_CLASS_ROWS[class_id])
     for rows in tables:
         for r in rows:
             if re.fullmatch(r.pattern, name):
@@ -1349,11 +1363,17 @@ def _anchor(
 
 
 def _sleeping(
-    cands: list[Frame], site: Frame | None, extra: re.Pattern[str] | None, class_id: str | None
+    cands: list[Frame],
+    site: Frame | None,
+    extra: re.Pattern[str] | None,
+    class_id: str | None,
+    waits: bool = False,
 ) -> Pick | None:
+    """The caller of the sleeping call; with ``waits`` (a hung task), first what the
+    task waits in (HUNG_ANCHORS)."""
     for i, f in enumerate(cands):
         if (
-            class_id == "hung-task"
+            waits
             and f.function
             and _HUNG_ANCHORS is not None
             and _HUNG_ANCHORS.match(base_name(f.function))
@@ -1430,8 +1450,9 @@ def blame(
                 return Blame(site, Pick(f, i, "lock_site"))
     if strategy == "anchor":
         return _with_site(Blame(site, _anchor(cands, site, extra, class_id)), cands)
-    if strategy == "sleeping":
-        return _with_site(Blame(site, _sleeping(cands, site, extra, class_id)), cands)
+    if strategy in ("sleeping", "waits"):
+        pick = _sleeping(cands, site, extra, class_id, strategy == "waits")
+        return _with_site(Blame(site, pick), cands)
     reason = "access_site" if strategy == "access" else "first_non_skipped"
     if (
         site is not None

@@ -15,27 +15,21 @@ from typing import Any
 from kcrash.diagnosis import decode
 from kcrash.diagnosis.classify import Classified, classify_events, select
 from kcrash.diagnosis.culprit import Pick, base_name, blame, is_skipped, skip_reason
-from kcrash.diagnosis.rules import RULES_BY_ID, TRAILER_TARGETS, Rule, classify_lines
+from kcrash.diagnosis.rules import (
+    OOPS_CLASS,
+    PANIC_CLASS,
+    RULES_BY_ID,
+    TRAILER_TARGETS,
+    TRAILERS_BY_WORDING,
+    Rule,
+    classify_lines,
+    has_evidence,
+)
 from kcrash.diagnosis.signature import make_signature, normalize_function
 from kcrash.diagnosis.verdict import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.model import CrashFacts, Frame, ModuleInfo, OopsEvent
 from kcrash.oops.lines import FAULT_ADDR_RES, parse_frame
 
-_PF_CLASSES = ("null-deref", "bad-paging")
-_ADDRESS_CLASSES = ("null-deref", "bad-paging", "gpf", "double-fault", "oops")
-# classes whose RIP is a faulting instruction (exceptions), not just where a CPU was
-_FAULT_CLASSES = (
-    "null-deref",
-    "bad-paging",
-    "gpf",
-    "invalid-opcode",
-    "divide-error",
-    "double-fault",
-    "oops",
-    "bug-on",
-    "list-corruption",
-    "warn",
-)
 _LIST_BAD_RE = re.compile(
     r"but was (?:0x)?(?P<v>[0-9a-f]{6,16})|is (?:LIST_POISON\d|NULL) \((?:0x)?(?P<p>[0-9a-f]+)\)"
 )
@@ -91,19 +85,11 @@ def _fatal_rule(rule: Rule | None) -> bool:
     return rule is not None and rule.severity == "fatal"
 
 
-_TRAILER_KEYS = {
-    "Fatal exception": "fatal_exception",
-    "Fatal exception in interrupt": "fatal_exception_in_interrupt",
-    "panic_on_warn set": "panic_on_warn",
-    "softlockup: hung tasks": "softlockup_panic",
-    "hung_task: blocked tasks": "hung_task_panic",
-}
-
-
 def _trailer_message(panic: Classified) -> Message:
     """Why the primary report turned into a panic (which sysctl or context)."""
     q = (panic.match.groupdict().get("q") if panic.match else None) or ""
-    key = _TRAILER_KEYS.get(q, "other")
+    trailer = TRAILERS_BY_WORDING.get(q)
+    key = trailer.key if trailer is not None else "other"
     return Message(f"explain.trailer.{key}", {"panic_message": panic.event.panic_message or ""})
 
 
@@ -125,7 +111,7 @@ def _from_panic_string(facts: CrashFacts) -> Diagnosis:
     rip = _exception_frame(frames)
     if got is None and rip is not None:
         # no panic line, but bt shows an exception frame: the kernel oopsed there
-        got = (RULES_BY_ID["oops"], None)  # type: ignore[assignment]
+        got = (RULES_BY_ID[OOPS_CLASS], None)  # type: ignore[assignment]
     if rip is not None:
         ev.rip = rip
         ev.registers = {k.upper(): v for k, v in (rip.regs or {}).items()}
@@ -174,7 +160,7 @@ def _build(
         # still names its class ("softlockup: hung tasks" -> soft-lockup)
         q = (c.match.groupdict().get("q") if c.match else None) or ""
         targets = TRAILER_TARGETS.get(q, ())
-        class_id = targets[0] if targets else "panic"
+        class_id = targets[-1] if targets else PANIC_CLASS
         rule = RULES_BY_ID[class_id]
     groups: dict[str, Any] = {
         k: v for k, v in (c.match.groupdict() if c.match else {}).items() if v is not None
@@ -183,6 +169,8 @@ def _build(
 
     rip, trace = _stack_for(c, chain, facts, primary)
     strategy = rule.culprit if rule is not None else "first"
+    if strategy == "recursion":  # unless one function fills the stack (below)
+        strategy = "overflow"
     last_fn = _last_function(ev)
     if last_fn is not None:
         strategy, groups["sym"] = "message", last_fn
@@ -200,7 +188,7 @@ def _build(
     pick = b.culprit
     if rule is not None and rule.culprit == "none":
         pick = None  # hardware errors: the code that ran is not to blame
-    elif rule is not None and rule.id == "stack-overflow" and _dominant_recursion(trace):
+    elif rule is not None and rule.culprit == "recursion" and _dominant_recursion(trace):
         # a stack overflow is almost always unbounded recursion: blame the function
         # that repeats, not the one that happened to touch the guard page
         name = _recursion(trace, True)[0]  # type: ignore[index]
@@ -209,9 +197,9 @@ def _build(
     culprit = _culprit(pick, ev, facts) if pick is not None else None
     site = _culprit(Pick(b.site, 0, "crash_site"), ev, facts) if b.site is not None else None
 
-    evidence = _evidence(class_id, ev, facts)
+    evidence = _evidence(rule, ev, facts)
     hw_kind: str | None = None
-    if class_id == "machine-check":
+    if has_evidence(rule, "hardware"):
         # the GHES/MCE record is often its own block before the panic: read the chain
         lines = [ln for c2 in chain for ln in c2.event.lines]
         for f in decode.decode_hardware_error(lines):
@@ -416,7 +404,8 @@ def _source_from_vmcore(fr: Frame, facts: CrashFacts) -> str | None:
     return None
 
 
-def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
+def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
+    """What the block shows, read as the class's row asks (``Rule.evidence``)."""
     e = Evidence(
         header=ev.header or None, panic_message=ev.panic_message, oops_number=ev.oops_number
     )
@@ -425,7 +414,9 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
     for f in decode.decode_taint(taint):
         e.taint_flags.append({"letter": f.params["letter"], "bit": f.params["bit"], "id": f.id})
         e.messages.append(Message("evidence." + f.id, f.params))
-    is_pf = class_id in _PF_CLASSES or any(ln.lstrip().startswith("#PF:") for ln in ev.lines[:12])
+    is_pf = has_evidence(rule, "page-fault") or any(
+        ln.lstrip().startswith("#PF:") for ln in ev.lines[:12]
+    )
     esr = _arm64_esr(ev)
     if esr is not None:
         # arm64: the number of "Internal error: Oops: 96000004" is the ESR, not #PF bits
@@ -436,13 +427,13 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         e.messages.append(Message("evidence.pf.summary", {"error_code": f"{ev.error_code:#06x}"}))
         e.messages.extend(Message("evidence." + f.id, f.params) for f in facts_pf)
     addr = ev.fault_address
-    if addr is not None and (class_id in _ADDRESS_CLASSES or is_pf):
+    if addr is not None and (has_evidence(rule, "fault-address") or is_pf):
         kind = decode.classify_address(addr)
         e.fault_address = f"{addr:#x}"
         if kind is not None:
             e.address_kind = kind.id
             e.messages.append(Message("evidence." + kind.id, kind.params))
-    if class_id == "list-corruption":
+    if has_evidence(rule, "list-pointer"):
         bad = _list_bad_pointer(ev.lines)
         if bad is not None:
             e.messages.append(Message("evidence.list.bad_pointer", {"value": f"{bad:#x}"}))
@@ -455,13 +446,13 @@ def _evidence(class_id: str, ev: OopsEvent, facts: CrashFacts) -> Evidence:
     if dec is not None:
         e.code = [CodeLine(i.offset, i.bytes, i.text, i.faulting) for i in dec.insns]
         e.fault_instruction = dec.fault_insn
-        faulting = class_id in _FAULT_CLASSES
+        faulting = has_evidence(rule, "fault-instruction")
         if dec.fault_insn:
             mid = "evidence.code.fault_insn" if faulting else "evidence.code.rip_insn"
             e.messages.append(Message(mid, {"instruction": dec.fault_insn}))
         if faulting:
             eff = decode.effective_address(dec, ev.registers)
-            if eff is not None and class_id == "gpf" and eff != addr:
+            if eff is not None and has_evidence(rule, "operand-address") and eff != addr:
                 # a #GP has no CR2: the operand computed from the registers is exact
                 e.messages.append(
                     Message("evidence.code.effective_address", {"address": f"{eff:#x}"})

@@ -3,8 +3,9 @@
 crash (and drgn's ``panic_message``) report the ``Kernel panic - not syncing:
 Fatal exception`` line, which is only a trailer: the cause is the oops or
 event printed before it.  Rule: take the last ``Kernel panic - not syncing:``
-message; when it is one of the kernel's trailers (the set below, from
-kernel/panic.c, oops_end(), watchdog and hung-task code, 4.x–6.x), the cause
+message; when it only follows a report (the crash-class table's trailers and
+its rows' ``panic_after``: kernel/panic.c, oops_end(), watchdog and hung-task
+code, 4.x–6.x), the cause
 is the header of the first report block (``[#1]`` oops, BUG, WARNING, …)
 before it, as found by the oops-text parser that also reads console logs.
 """
@@ -13,23 +14,10 @@ from __future__ import annotations
 
 import re
 
+from ..diagnosis.rules import PANIC_AFTER_REPORT_RE
 from ..model import LogLine
 
 _PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
-TRAILER_RE = re.compile(
-    r"^(Fatal exception( in interrupt)?|Fatal machine check|(\S+: )?panic_on_warn set \.\.\."
-    r"|softlockup: hung tasks|hung_task: blocked tasks|Hard LOCKUP|hardlockup: \S+"
-    r"|Attempted to kill the idle task!|Aiee, killing interrupt handler!"
-    r"|Oops - BUG|Fatal exception in interrupt|RCU Stall)"
-)
-
-
-def _events_from_log(log: list[LogLine]):  # type: ignore[no-untyped-def]
-    try:
-        from ..oops.text import events_from_log
-    except ImportError:  # the parser's public module is being split up
-        from ..oops.blocks import events_from_log
-    return events_from_log(log)
 
 
 def panic_message(log: list[LogLine]) -> str | None:
@@ -47,10 +35,12 @@ def panic_message(log: list[LogLine]) -> str | None:
     if panic_idx is not None:
         line = log[panic_idx].text
         msg = _PANIC_RE.search(line).group(1).strip()  # type: ignore[union-attr]
-        if not TRAILER_RE.match(msg):
+        if not PANIC_AFTER_REPORT_RE.match(msg):
             return line[line.index("Kernel panic") :].strip()
     before = log[:panic_idx] if panic_idx is not None else log
-    events = [e for e in _events_from_log(before) if not _PANIC_RE.search(e.header)]
+    from ..oops.text import events_from_log  # the log parser, also used for console logs
+
+    events = [e for e in events_from_log(before) if not _PANIC_RE.search(e.header)]
     if events:
         first = next((e for e in events if e.oops_number == 1), events[0])
         return first.header.strip()

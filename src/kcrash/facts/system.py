@@ -33,13 +33,14 @@ if TYPE_CHECKING:
 
 
 def read_error(e: BaseException) -> str:
-    """Why a fact could not be read, in one line (drgn's fault messages are long)."""
+    """Why a fact could not be read, in one line (drgn's fault messages are long); a
+    :class:`~kcrash.notes.Note`, so a report says it in its language."""
     msg = str(e).splitlines()[0] if str(e) else ""
     if isinstance(e, drgn.FaultError):
-        return f"could not read memory ({msg[:160]})"
+        return Note("fact.unreadable", error=msg[:160])
     if isinstance(e, LookupError):
-        return f"not found in this dump ({msg[:160]})"
-    return f"{type(e).__name__}: {msg[:160]}" if msg else type(e).__name__
+        return Note("fact.not_found", error=msg[:160])
+    return Note("fact.error", error=f"{type(e).__name__}: {msg[:160]}" if msg else type(e).__name__)
 
 
 def present_memory(prog: drgn.Program) -> int:

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kcrash.diagnosis.rules import BLOCK_STARTS
 from kcrash.model import LogLine, OopsEvent
 from kcrash.oops import lines as L
 
@@ -38,68 +39,18 @@ MAX_AUX_BLOCKS = 256  # NMI backtraces and sysrq task dumps
 CONTINUATION_WINDOW = 40  # lines after a preamble in which its oops may follow
 
 # Start lines.  A kind: "pre" = preamble of an oops; "die" = the oops line
-# itself ("<what>: <error> [#N]"); "start" = a report of its own.
+# itself ("<what>: <error> [#N]"); "start" = a report of its own; "aside" = a
+# line printed amid another report.  The first matching row gives the kind: the
+# oops line, then each crash class's own starts (``Rule.starts`` of the class
+# table, :mod:`kcrash.diagnosis.rules`), then the generic report starts.
 START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("die", L.DIE_RE),
-    ("pre", re.compile(r"^\s*BUG: kernel NULL pointer dereference")),  # >= 5.1
-    ("pre", re.compile(r"^\s*BUG: unable to handle ")),  # page fault for / kernel paging
-    ("pre", re.compile(r"^\s*BUG: kernel tried to |kernel tried to execute NX-protected")),
-    ("pre", re.compile(r"unable to execute userspace code \(SMEP\?\)")),
-    ("pre", re.compile(r"^\s*BUG: \S+ stack guard page was hit|^\s*BUG: stack guard page")),
-    ("pre", re.compile(r"^\s*kernel BUG at \S+")),
-    ("pre", re.compile(r"^\s*(?:Kernel BUG at|BUG: failure at) ")),
-    ("pre", re.compile(r"^\s*list_(?:add|del)(?:_rcu)? corruption")),
-    ("pre", re.compile(r"^\s*PANIC: double fault")),
-    ("pre", re.compile(r"^\s*Unable to handle kernel (?:NULL pointer dereference|paging request)")),
-    ("pre", re.compile(r"^\s*Unable to handle kernel .{4,60} at virtual address ")),  # arm64
-    # ppc64 "BUG: Unable to handle kernel data access at 0x..." then "Oops: ... [#1]";
-    # s390 "Unable to handle kernel pointer dereference in virtual kernel address space"
-    ("pre", re.compile(r"^\s*BUG: Unable to handle kernel (?:data access|instruction fetch)")),
-    ("pre", re.compile(r"^\s*Unable to handle kernel pointer dereference in virtual kernel")),
-    ("pre", re.compile(r"^\s*(?:\w+: )?BUG: KASAN: |^\s*BUG: KFENCE: |^\s*BUG: KMSAN: ")),
-    ("pre", re.compile(r"^\s*(?:\w+: )?INFO: rcu_\w+ (?:self-)?detected|^\s*rcu: INFO: ")),
-    ("pre", re.compile(r"Watchdog detected hard LOCKUP on cpu")),
+    *BLOCK_STARTS,
     ("start", L.PANIC_RE),
-    # mm/kmemleak.c: one leaked object (printed with or without "BUG: memory leak" first)
-    ("pre", re.compile(r"^\s*BUG: memory leak\s*$|^\s*unreferenced object\b")),
     ("start", re.compile(r"^\s*(?:[\w ]+: )?BUG: ")),  # soft lockup, scheduling while atomic,...
     ("start", re.compile(r"^\s*WARNING: ")),
-    ("start", re.compile(r"^\s*(?:\w+: )?INFO: task \S.* (?:blocked .*for more than|can't die)")),
     # other INFO: reports (not "INFO: lockdep is turned off" or slub_debug's INFO: lines)
     ("start", re.compile(r"^\s*(?:\w+: )?INFO: (?:.* detected stalls?|possible |trying to )")),
-    # slub_debug (mm/slub.c slab_bug): "BUG kmalloc-64 (Tainted: G B): Poison overwritten"
-    ("start", re.compile(r"^\s*BUG [\w.:-]+ \([^)]*\): \S")),
-    ("start", re.compile(r" invoked oom-killer: ")),
-    (
-        "start",
-        re.compile(r"^\s*(?:Memory cgroup )?[Oo]ut of memory(?: \(oom_kill_allocating_task\))?: "),
-    ),
-    ("start", re.compile(r"^\s*(?:sysrq|SysRq) ?: ")),
-    ("start", re.compile(r"^\s*UBSAN: ")),
-    ("start", re.compile(r"Uhhuh\. NMI received|^\s*NMI: (?:PCI system error|IOCK error)")),
-    # an APEI/GHES record is many "[Hardware Error]:" lines: its first line opens the block
-    (
-        "start",
-        re.compile(
-            r"\[Hardware Error\]: (?:Hardware error from|CPU \d+: Machine Check)"
-            r"|^\s*(?:mce: )?Machine [Cc]heck"
-        ),
-    ),
-    # < 4.9 lockdep headers in brackets: "[ INFO: possible circular locking dependency ... ]"
-    ("start", re.compile(r"^\s*\[ INFO: (?:possible|inconsistent|suspicious|bad unlock)")),
-    ("start", re.compile(r"^\s*Attempted to kill init!|VFS: Unable to mount root fs")),
-    ("start", re.compile(r"^\s*stack-protector: ")),
-    ("start", re.compile(r"^\s*Kernel panic: |^\s*Kernel BUG ")),
-    ("start", re.compile(r"^\s*(?:\w+: )?possible (?:circular|recursive) locking")),
-    # lockdep < 4.15: "[ INFO: possible circular locking dependency detected ]", "[ BUG: ... ]"
-    ("start", re.compile(r"^\s*\[ (?:INFO|BUG): ")),
-    ("start", re.compile(r"^\s*INFO: suspicious RCU usage")),
-    ("start", re.compile(r"^\s*VFS: (?:Busy inodes after unmount|Close: file count is 0)")),
-    # printed every 10 s by another task: an "aside" that never cuts a stack dump in two
-    ("aside", re.compile(r"^\s*unregister_netdevice: waiting for \S+ to become free")),
-    ("start", re.compile(r"^\s*INFO: (?:Freed|Allocated) in \S+ age=")),  # slub_debug track
-    ("start", re.compile(r"^\s*Unable to handle kernel access to user memory|^\s*Oops \[#\d+\]")),
-    ("start", re.compile(r"^\s*(?:Bad mode in |Internal error: )")),
     ("nmi", L.NMI_BT_RE),
     # one task of a sysrq-w / sysrq-t dump (or of a stall's "Task dump for CPU")
     ("task", L.TASK_LINE_RE),

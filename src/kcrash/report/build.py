@@ -185,6 +185,7 @@ def build_report(
         k: in_lang(v, lang) if isinstance(v, str) else v
         for k, v in system_values(facts.system).items()
     }
+    system["unknown"] = {k: in_lang(v, lang) for k, v in facts.system.unknown.items()}
     input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

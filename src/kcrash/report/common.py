@@ -58,9 +58,9 @@ def registers_lines(regs: dict[str, int]) -> list[str]:
     return ["  ".join(cells[i : i + 3]) for i in range(0, len(cells), 3)]
 
 
-def system_rows(system: dict[str, Any]) -> list[tuple[str, str]]:
+def system_rows(system: dict[str, Any], lb: dict[str, str]) -> list[tuple[str, str]]:
     """(label, text) of the report's ``system``: the rows of :mod:`kcrash.sys_rows`."""
-    return report_rows(system)
+    return report_rows(system, lambda why: lb["unknown_value"].format(why=why))
 
 
 def step_name(name: str, lb: dict[str, str]) -> str:

@@ -34,6 +34,6 @@ def render(report: dict[str, Any]) -> str:
         crash_site=crash_site_line(report["verdict"], lb),
         registers=registers_lines(ev["registers"]) if ev.get("registers") else [],
         trace=[frame_line(f) for f in ev.get("call_trace", [])],
-        system=system_rows(report.get("system") or {}),
+        system=system_rows(report.get("system") or {}, lb),
         context=context_sections(report, lb),
     )

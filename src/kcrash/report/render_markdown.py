@@ -67,7 +67,7 @@ def render(report: dict[str, Any]) -> str:
         out += [f"## {heading}", "", *_code(lines)]
     if report.get("system"):
         out += [f"## {lb['system']}", "", "| | |", "|---|---|"]
-        out += [f"| {k} | {md_text(val)} |" for k, val in system_rows(report["system"])]
+        out += [f"| {k} | {md_text(val)} |" for k, val in system_rows(report["system"], lb)]
         out.append("")
     if report.get("input", {}).get("lacks"):
         out += [f"## {lb['lacks']}", "", *(f"- {md_text(x)}" for x in report["input"]["lacks"])]

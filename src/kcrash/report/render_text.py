@@ -105,7 +105,7 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
 
     if report.get("system"):
         t = Table(title=lb["system"], title_justify="left", show_header=False, box=None)
-        for k, val in system_rows(report["system"]):
+        for k, val in system_rows(report["system"], lb):
             t.add_row(Text(k, style="bold"), Text(val))
         console.print(t)
         console.print()

@@ -182,15 +182,17 @@ def culprit_text(report: Report) -> str | None:
 
 
 def degraded_steps(report: Report) -> list[str]:
-    """What the analysis could not do: failed or timed-out steps with their reasons, and a
-    dump cut short (read as far as it goes: the report says what is missing)."""
-    out = [
-        f"{s.get('name')}: {s.get('status')}" + (f" ({s['reason']})" if s.get("reason") else "")
+    """What the analysis could not do: failed or timed-out steps with their reasons, in
+    the report's language (a summary speaks the reports' language)."""
+    from .labels import labels
+
+    said = labels(report.get("lang") or "en")
+    return [
+        f"{said.get('step.' + s['name'], s['name'])}: {said.get('status_' + s['status'])}"
+        + (f" ({s['reason']})" if s.get("reason") else "")
         for s in report.get("steps") or []
         if isinstance(s, dict) and s.get("status") in ("failed", "timeout")
     ]
-    out += [x for x in (report.get("input") or {}).get("lacks") or [] if "truncated" in x]
-    return out
 
 
 @dataclass

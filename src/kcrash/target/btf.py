@@ -132,10 +132,6 @@ class BtfRecord:
     vlen: int
     size_or_type: int
 
-    @property
-    def kind_name(self) -> str:
-        return KIND_NAMES[self.kind] if self.kind < len(KIND_NAMES) else str(self.kind)
-
 
 class Btf:
     """A parsed BTF blob: the kernel's (base) or a module's (split, on a base).

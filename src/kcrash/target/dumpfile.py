@@ -26,6 +26,7 @@ from elftools.elf.elffile import ELFFile
 
 from ..errors import NotADumpError, TruncatedDumpError
 from ..inputs import open_regular
+from ..notes import Note
 
 KDUMP_SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 FLAT_SIGNATURE = b"makedumpfile"
@@ -261,10 +262,23 @@ def _check_kdump_complete(f, h: dict[str, int], size: int, path: str) -> str | N
             hi = mid
         else:
             lo = mid + 1
+    return Note(
+        "dump.truncated_kdump", size=size, end=end_of(npages - 1), missing=npages - lo, total=npages
+    )
+
+
+def has_dump_signature(path: str) -> bool:
+    """Whether the file starts like an ELF core, a kdump-compressed or a flattened dump.
+
+    Sixteen bytes, no parsing: cheap and safe enough for a parent process to decide, before
+    it spends a time-bounded child on a file, that the file is not a dump at all.
+    """
+    with open_regular(path, "vmcore") as f:
+        magic = f.read(16)
     return (
-        f"truncated: the file has {size} bytes, its page data runs to {end_of(npages - 1)}; "
-        f"{npages - lo} of {npages} pages are missing (was the copy or the dump target cut "
-        "short?); reads of them fail"
+        magic.startswith(b"\x7fELF")
+        or magic[:8] in KDUMP_SIGNATURES
+        or magic[:12] == FLAT_SIGNATURE
     )
 
 
@@ -290,11 +304,7 @@ def inspect(path: str) -> DumpFile:
                 raise NotADumpError(f"{path}: corrupt ELF core ({e})") from None
             truncated = None
             if end > size:  # notes come first: read as far as it goes, like crash
-                truncated = (
-                    f"truncated: the file has {size} bytes, its segments run to {end}; "
-                    f"the memory in the last {end - size} bytes is missing (was the copy or "
-                    "the dump target cut short?); reads of it fail"
-                )
+                truncated = Note("dump.truncated_elf", size=size, end=end, missing=end - size)
             return DumpFile(
                 path=path, container="elf", vmcoreinfo=info, size=size, truncated=truncated
             )

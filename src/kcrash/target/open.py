@@ -189,8 +189,9 @@ def open_target(
 def _note_truncated(target: Target) -> None:
     """A dump cut in its page data is read as far as it goes; every output says so."""
     if target.dump.truncated:
-        target.lacks.insert(0, f"dump {target.dump.truncated}")
-        target.unreadable.append(f"dump {target.dump.truncated}")
+        what = Note("lack.dump", what=target.dump.truncated)
+        target.lacks.insert(0, what)
+        target.unreadable.append(what)
 
 
 def _not_found_message(dump: DumpFile, looked: list[str]) -> str:

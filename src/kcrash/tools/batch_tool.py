@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             paths, args.out, opts=opts, jobs=args.jobs, timeout=args.timeout, on_done=on_done
         )
     seconds = time.monotonic() - start
-    summary = summary_dict(outcomes, jobs=args.jobs, seconds=seconds)
+    summary = summary_dict(outcomes, jobs=args.jobs, seconds=seconds, lang=args.lang)
     write_summary(args.out, summary)
     _print_summary(summary, args.out)
     return 0 if summary["analyzed"] else 1
@@ -118,35 +118,40 @@ def _print_summary(summary: dict, out_dir: str) -> None:  # type: ignore[type-ar
     from rich.text import Text
 
     from ..batch_runner import summary_markdown
+    from ..report.labels import labels
     from ..textsafe import visible
+
+    said = labels(summary.get("lang") or "en")
+    reports_in = said["batch_reports_in"].format(out=visible(out_dir))
 
     def cell(s: object) -> Text:  # input text: no markup, no control character
         return Text(visible(s or ""))
 
     if not sys.stdout.isatty():
         sys.stdout.write(summary_markdown(summary))
-        print(f"\nreports in {visible(out_dir)} (summary.md, summary.json)")
+        print(f"\n{reports_in}")
         return
     con = Console(file=sys.stdout, soft_wrap=False, no_color="NO_COLOR" in os.environ, emoji=False)
     t = Table(
-        title=f"{summary['analyzed']} of {summary['total']} analyzed "
-        f"in {summary['seconds']:.1f} s ({summary['jobs']} jobs)",
+        title=said["batch_analyzed"].format(**summary),
         title_justify="left",
     )
-    t.add_column("signature")
-    t.add_column("dumps", justify="right")
-    t.add_column("class")
-    t.add_column("title")
+    t.add_column(said["batch_col_signature"])
+    t.add_column(said["batch_col_dumps"], justify="right")
+    t.add_column(said["batch_col_class"])
+    t.add_column(said["batch_col_title"])
     for g in summary["groups"]:
         t.add_row(cell(g["signature"]), str(g["count"]), cell(g["class"]), cell(g["title"]))
     con.print(t)
     bad = [d for d in summary["dumps"] if d["status"] != "ok"]
     if bad:
-        b = Table(title="not analyzed", title_justify="left")
-        b.add_column("file")
-        b.add_column("status")
-        b.add_column("reason")
+        b = Table(title=said["batch_not_analyzed"], title_justify="left")
+        b.add_column(said["batch_col_file"])
+        b.add_column(said["col_status"])
+        b.add_column(said["batch_col_reason"])
         for d in bad:
-            b.add_row(cell(d["path"]), d["status"], cell(d["reason"]))
+            b.add_row(
+                cell(d["path"]), said.get("status_" + d["status"], d["status"]), cell(d["reason"])
+            )
         con.print(b)
-    con.print(Text(f"reports in {visible(out_dir)} (summary.md, summary.json)"))
+    con.print(Text(reports_in))
