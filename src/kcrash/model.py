@@ -119,57 +119,42 @@ class OopsEvent:
 
 @dataclass
 class SystemInfo:
-    """The facts of crash's ``sys`` command (see triage-reference §3)."""
+    """The facts of crash's ``sys`` command (see triage-reference §3), as raw values.
 
-    kernel: str | None = None  # path of the vmlinux used, or a note
-    dumpfile: str | None = None  # "vmcore  [PARTIAL DUMP]"
+    Read from a dump, values are raw (bytes, seconds, a ``ps`` state code);
+    read from a pasted crash session they are crash's own words ("1 GB").
+    :mod:`kcrash.sys_rows` turns either into crash's text, one row per field.
+    """
+
+    kernel: str | None = None  # path of the vmlinux used, or a Note (no vmlinux)
+    kernel_tainted: bool = False  # crash marks KERNEL "[TAINTED]"
+    dumpfile: str | None = None  # the dump's path
+    partial_dump: bool = False  # crash's "[PARTIAL DUMP]" (makedumpfile -d excluded pages)
+    truncated_dump: bool = False  # kcrash's "[TRUNCATED]": the file ends before its data
     cpus: int | None = None
     cpus_offline: int = 0
-    date: str | None = None  # crash's format: "Thu Nov 26 06:37:22 UTC 2026"
-    uptime: str | None = None  # "00:00:36"
-    load_average: str | None = None  # "0.00, 0.00, 0.00"
+    date: int | str | None = None  # seconds since the epoch (or crash's text)
+    uptime: int | str | None = None  # seconds since boot (or crash's text)
+    load_average: tuple[float, float, float] | str | None = None  # 1, 5, 15 minutes
     tasks: int | None = None
     nodename: str | None = None
     release: str | None = None
     version: str | None = None
-    machine: str | None = None
-    memory: str | None = None  # "1 GB"
+    machine: str | None = None  # "x86_64"
+    cpu_mhz: int | None = None  # cpu_khz / 1000 (crash shows it after MACHINE)
+    memory: int | str | None = None  # bytes of present memory (or crash's text, "1 GB")
     panic: str | None = None
     pid: int | None = None
     command: str | None = None
     task: int | None = None
     cpu: int | None = None
-    state: str | None = None  # "TASK_RUNNING (PANIC)"
+    state: str | None = None  # the ps state code ("RU"), or crash's "TASK_RUNNING (PANIC)"
     # Not in crash's block but useful everywhere:
     taint: str | None = None
     build_id: str | None = None
     dump_format: str | None = None  # "kdump-compressed (zlib)", "ELF", ...
     #: fields that could not be read (a damaged dump): field -> why; shown as unknown
     unknown: dict[str, str] = field(default_factory=dict)
-
-    def crash_fields(self) -> dict[str, Any]:
-        """The seed's 18 fields in crash's order, keys in lower case."""
-        keys = [
-            "kernel",
-            "dumpfile",
-            "cpus",
-            "date",
-            "uptime",
-            "load_average",
-            "tasks",
-            "nodename",
-            "release",
-            "version",
-            "machine",
-            "memory",
-            "panic",
-            "pid",
-            "command",
-            "task",
-            "cpu",
-            "state",
-        ]
-        return {k: getattr(self, k) for k in keys}
 
 
 @dataclass

@@ -341,9 +341,10 @@ def _input_info(path: str, facts: CrashFacts, target: Any) -> dict[str, Any]:
 
 
 def render_to_string(report: dict[str, Any], fmt: str, color: bool | None = None) -> str:
-    from .report.render import render
+    """The report in a text format (tests and scripts; tools use ``write_report``)."""
+    from .report.render import render_text
 
-    return render(report, fmt, color=color)
+    return render_text(report, fmt, color=color)
 
 
 __all__ = ["analyze_path", "analyze_target", "render_to_string"]

@@ -15,6 +15,7 @@ from .. import __version__
 from ..model import CrashFacts, Frame, Stack
 from ..notes import in_lang
 from ..steps import Steps
+from ..sys_rows import system_values
 from .labels import labels
 
 #: 1.1: ``verdict.crash_site`` (the function at RIP/pc) beside ``verdict.culprit``
@@ -182,7 +183,8 @@ def build_report(
     # kcrash's own sentences (what a mode lacks, a step's reason, KERNEL without
     # vmlinux) are Notes: rendered here in the report's language.
     system = {
-        k: in_lang(v, lang) if isinstance(v, str) else v for k, v in asdict(facts.system).items()
+        k: in_lang(v, lang) if isinstance(v, str) else v
+        for k, v in system_values(facts.system).items()
     }
     system["unknown"] = {k: in_lang(v, lang) for k, v in facts.system.unknown.items()}
     input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}

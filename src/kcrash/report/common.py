@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import SystemInfo
+from ..sys_rows import report_rows
 
 
 def culprit_line(c: dict[str, Any] | None, lb: dict[str, str]) -> str:
@@ -58,22 +58,9 @@ def registers_lines(regs: dict[str, int]) -> list[str]:
     return ["  ".join(cells[i : i + 3]) for i in range(0, len(cells), 3)]
 
 
-SYSTEM_ORDER = tuple(SystemInfo().crash_fields())
-
-
 def system_rows(system: dict[str, Any], lb: dict[str, str]) -> list[tuple[str, str]]:
-    rows = []
-    unknown = system.get("unknown") or {}
-    for k in SYSTEM_ORDER:
-        v = system.get(k)
-        if v is None and k in unknown:  # a damaged dump: say so, never "0 bytes"
-            v = lb["unknown_value"].format(why=unknown[k])
-        if v is None:
-            continue
-        if k == "task" and isinstance(v, int):
-            v = f"{v:x}"
-        rows.append((k.upper().replace("_", " "), str(v)))
-    return rows
+    """(label, text) of the report's ``system``: the rows of :mod:`kcrash.sys_rows`."""
+    return report_rows(system, lambda why: lb["unknown_value"].format(why=why))
 
 
 def step_name(name: str, lb: dict[str, str]) -> str:
