@@ -24,6 +24,9 @@ from kcrash.report.render import FORMATS, RENDERERS, Renderer, write_report
 from kcrash.report.schema import (
     Evidence,
     FrameDict,
+    Hang,
+    HangLock,
+    HangTask,
     Report,
     SignatureDict,
     StackDict,
@@ -50,6 +53,9 @@ def _keys(td: object) -> set[str]:
         (Evidence, SCHEMA["$defs"]["evidence"]),
         (FrameDict, SCHEMA["$defs"]["frame"]),
         (StackDict, SCHEMA["$defs"]["stack"]),
+        (Hang, SCHEMA["properties"]["hang"]["oneOf"][1]),
+        (HangTask, SCHEMA["$defs"]["hang_task"]),
+        (HangLock, SCHEMA["$defs"]["hang_lock"]),
     ],
 )
 def test_model_has_every_key_of_the_schema(typed: object, schema: dict) -> None:  # type: ignore[type-arg]

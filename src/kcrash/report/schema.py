@@ -153,6 +153,45 @@ class OtherReport(TypedDict, total=False):
 SystemDict = dict[str, Any]
 
 
+class HangLock(TypedDict, total=False):
+    kind: str
+    address: int
+    name: str | None
+    naming: str
+    found_by: str
+    state: str | None
+    holder: Any
+    readers: int | None
+    last_reader: Any
+
+
+class HangTask(TypedDict, total=False):
+    pid: int
+    comm: str
+    state: str
+    blocked: bool
+    wait: str | None
+    function: str | None
+    lock: HangLock | None
+    unknown: str | None
+    holds: list[dict[str, Any]]
+    stack: list[str]
+
+
+class Hang(TypedDict):
+    """Since schema 1.2 (issue 18): the wait-for graph; null when the class does not read it."""
+
+    deadlock: bool
+    cycles: list[list[int]]
+    chain: list[int]
+    root: int | None
+    blocked: int
+    summary: str | None
+    story: str | None
+    tasks: list[HangTask]
+    undetermined: list[str]
+
+
 class Report(TypedDict):
     schema_version: str
     tool: Tool
@@ -167,6 +206,7 @@ class Report(TypedDict):
     context: Context
     steps: list[StepDict]
     other_reports: list[OtherReport]
+    hang: Hang | None
 
 
 # ---------------------------------------------------------------- accessors
