@@ -114,8 +114,16 @@ def test_corrupt_page_data_gives_a_degraded_report(
     import json
 
     report = json.loads(p.stdout)
-    assert report["verdict"]["class"] == null_deref["expected"]["class"]  # from the log
     assert report["input"]["lacks"], "it must say what it could not read"
+    # Which pages the damage hits depends on the boot's (KASLR-randomised) physical layout:
+    # when the printk ring survives, the class comes from the log; when it is hit, the log
+    # step says why it failed and kcrash does not guess a class.
+    log = next(s for s in report["steps"] if s["name"] == "log")
+    if log["status"] == "ok":
+        assert report["verdict"]["class"] == null_deref["expected"]["class"]
+    else:
+        assert log["status"] == "failed" and "could not read memory" in log["reason"], log
+        assert report["verdict"]["class"] == "unknown"
 
 
 def test_time_limit_gives_one_line() -> None:

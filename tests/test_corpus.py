@@ -84,6 +84,24 @@ def test_plan_covers_issue_2() -> None:
     ]
 
 
+def test_plan_covers_issue_18_hangs() -> None:
+    """The hang scenarios run on Debian 12, each caught by kdump and by QEMU; their module
+    (kcrash_hang) is loaded only by them, so every other boot's recipe is what it was."""
+    from kcrash_corpus.guest import job_script
+
+    boots = plan()
+    hangs = {"abba-deadlock", "mutex-owner-waits", "rwsem-writer-stall"}
+    got = {(b.scenario.id, b.capture) for b in boots if b.scenario.extra_module}
+    assert got == {(s, c) for s in hangs for c in ("kdump", "qemu")}
+    assert all(b.kernel.name == "deb12" for b in boots if b.scenario.extra_module)
+    for b in boots:
+        script = job_script(b.scenario, b.capture, b.id, b.hosts_tree)
+        if b.scenario.extra_module:
+            assert "insmod /share/kcrash_hang.ko" in script
+        else:
+            assert "insmod" not in script and "extra_module" not in b.scenario.recipe()
+
+
 # -- every manifest entry -----------------------------------------------------------------------
 @pytest.mark.corpus
 @pytest.mark.parametrize("param", ENTRIES)

@@ -20,13 +20,13 @@ from kcrash.facts.log import target_log
 from kcrash.facts.system import (
     HZ_CHOICES,
     _jiffies_64,
-    format_duration,
     hz_from_ikconfig,
     hz_from_jiffies,
     hz_from_tick_nsec,
     initial_jiffies,
     kernel_hz_and_source,
 )
+from kcrash.sys_rows import format_duration
 from kcrash.target.open import open_target
 
 

@@ -70,7 +70,7 @@ def test_leak_suspect_is_the_leaking_cache(corpus: list[dict[str, Any]], dwarf: 
         mem = r["context"]["memory"]
         leak = mem["leak_suspect"]
         assert leak and leak["cache"] == "kcrash_leak", leak
-        # struct kcrash_leak is 8 + 1016 bytes (kcrash_crash.c).
+        # struct kcrash_leak is char payload[1024] (kcrash_memslab.c).
         assert leak["object_size"] == 1024
         assert leak["ram_percent"] >= 100 * LEAK_RULE["min_ram_share"]
         assert mem["oom"]["constraint"] == "CONSTRAINT_NONE"  # panic_on_oom=1, system-wide

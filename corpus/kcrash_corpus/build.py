@@ -23,7 +23,7 @@ from typing import Any
 
 from . import MANIFEST_NAME, SCHEMA_VERSION
 from .guest import capture_script, guest_formats, job_script, run_boot
-from .kernel import KernelBuilder, KernelState
+from .kernel import EXTRA_MODULES, KernelBuilder, KernelState, tree_hash
 from .oracle import record_incomplete, record_oracle, run_crash
 from .reencode import REENCODER_VERSION, reencode
 from .rootfs import prepare as prepare_rootfs
@@ -152,6 +152,7 @@ class Builder:
         self.only = only
         self.ps_trixie = ps_trixie
         self.lock = threading.Lock()
+        self.module_lock = threading.Lock()
         self.kernels: dict[str, KernelState] = {}
         self.trixie: TrixieTools | None = None
         self.tools = _tool_versions()
@@ -184,6 +185,9 @@ class Builder:
             CRASHKERNEL,
             self.tools.get("qemu-system-x86"),
             REENCODER_VERSION if set(boot.formats) & set(boot.kernel.derived_formats()) else None,
+            # Only a scenario with an extra module hashes it (the others' recipes stay as
+            # they were).
+            *([tree_hash(EXTRA_MODULES[sc.extra_module])] if sc.extra_module else []),
         )
 
     def oracle_recipe(self, guest_recipe: str, kernel: Kernel, sc: Scenario) -> str:
@@ -289,6 +293,12 @@ class Builder:
             tmp.replace(dest)
 
     def _capture(self, boot: Boot, state: KernelState, bdir: Path, grecipe: str) -> dict[str, Any]:
+        extra = None
+        if boot.scenario.extra_module:
+            with self.module_lock:  # one build per kernel and module, whichever boot asks first
+                extra = KernelBuilder(self.root, boot.kernel).extra_module(
+                    state, boot.scenario.extra_module
+                )
         rm_rf(bdir)
         bdir.mkdir(parents=True)
         files = run_boot(
@@ -300,6 +310,7 @@ class Builder:
             bdir,
             boot.hosts_tree,
             boot.kernel.derived_formats(),
+            extra,
         )
         dumps: dict[str, dict[str, Any]] = {}
         host_mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture"

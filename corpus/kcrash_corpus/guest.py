@@ -96,6 +96,9 @@ def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None)
         )
     if hosts_tree == "ready":
         parts.append(_host_copy("ready"))
+    if sc.extra_module:
+        name = sc.extra_module
+        parts.append(f"insmod /share/{name}.ko || fail 'insmod {name}'\n")
     parts.append("sync\necho KCRASH-TRIGGER > /dev/console\n")
     parts.append(sc.trigger + "\n")
     return "".join(parts)
@@ -228,6 +231,7 @@ def run_boot(
     out_dir: Path,
     hosts_tree: str | None = None,
     derived: tuple[str, ...] = DERIVED_FORMATS,
+    extra_module: Path | None = None,
 ) -> dict[str, Path]:
     """Boot, crash, capture. Returns format -> dump path (in `out_dir`), plus the keys
     "console" and, for kdump, "dmesg". Raises BuildError naming the boot on any failure."""
@@ -238,7 +242,10 @@ def run_boot(
     console = out_dir / "console.log"
     rm_rf(console)
     # kexec -p reads the capture kernel and initrd from the share: link, do not copy.
-    for src, name in ((state.vmlinuz, "vmlinuz"), (state.initrd, "initrd.cpio")):
+    links = [(state.vmlinuz, "vmlinuz"), (state.initrd, "initrd.cpio")]
+    if extra_module is not None:
+        links.append((str(extra_module), extra_module.name))
+    for src, name in links:
         try:
             os.link(src, share / name)
         except OSError:

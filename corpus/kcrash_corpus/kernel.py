@@ -24,6 +24,13 @@ from .util import BuildError, progress, read_json, recipe_hash, rm_rf, run, writ
 
 PKG_DIR = Path(__file__).resolve().parent
 MODULE_SRC = PKG_DIR / "module"
+#: Test modules apart from kcrash_crash, each built only for the scenarios that load it
+#: (Scenario.extra_module): their source is not part of the kernel's recipe, so adding one
+#: leaves every cached dump valid.
+EXTRA_MODULES: dict[str, Path] = {
+    "kcrash_hang": PKG_DIR / "module-hang",
+    "kcrash_memslab": PKG_DIR / "module-memslab",
+}
 INIT_SCRIPT = PKG_DIR / "guest" / "init.sh"
 #: Host tools copied into the initramfs (they run in both kernels of a kdump boot).
 GUEST_BINARIES = ("/bin/busybox", "/sbin/kexec", "/sbin/vmcore-dmesg", "/usr/bin/makedumpfile")
@@ -62,7 +69,7 @@ class KernelState:
     module_debug_done: bool = False
 
 
-def _tree_hash(path: Path) -> str:
+def tree_hash(path: Path) -> str:
     """Hash of a source tree's file names and contents (the test module's recipe)."""
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
@@ -179,7 +186,7 @@ class KernelBuilder:
             RECIPE_VERSION,
             packages,
             tools,
-            _tree_hash(MODULE_SRC),
+            tree_hash(MODULE_SRC),
             INIT_SCRIPT.read_text(),
             GUEST_MODULES,
         )
@@ -321,14 +328,16 @@ class KernelBuilder:
         )
         wrapper.chmod(0o755)
 
-    def _extract_headers(self, debs: list[Path], release: str, userland: Path | None) -> Path:
+    def _extract_headers(
+        self, debs: list[Path], release: str, userland: Path | None, root: Path | None = None
+    ) -> Path:
         """linux-headers + kbuild in a private tree; its Makefile points at /usr/src, fix it.
 
         A newer suite's kbuild binaries (fixdep, modpost, objtool …) need that suite's glibc:
         each is renamed `*.elf` and replaced by a wrapper that runs it through the suite's
         loader (`userland`)."""
         progress(self.step, "extracting headers")
-        root = self.dir / "headers"
+        root = root or self.dir / "headers"
         for deb in debs:
             run(["dpkg-deb", "-x", deb, root], self.step, 300)
         tree = root / "usr" / "src" / f"linux-headers-{release}"
@@ -366,25 +375,77 @@ class KernelBuilder:
             out.append(f"PAHOLE={pahole}")
         return out
 
-    def _build_module(
-        self, headers: Path, guest_mods: Path, debug_dir: Path, userland: Path | None
-    ) -> None:
-        """Build the test module with the host gcc (Debian's headers name a versioned gcc)."""
-        progress(self.step, "building kcrash_crash.ko")
-        build = self.dir / "module-build"
-        shutil.copytree(MODULE_SRC, build)
+    def _make_module(self, src: Path, build: Path, headers: Path, userland: Path | None) -> None:
+        """Copy a module's source to `build` and make it there with the host gcc (Debian's
+        headers name a versioned gcc)."""
+        shutil.copytree(src, build)
         env = dict(os.environ, DEBIAN_KERNEL_NO_CC_VERSION_CHECK="y")
         run(
             ["make", "-C", headers, f"M={build}", "CC=gcc",
              *self._make_overrides(headers, userland), "modules"],
             self.step, 300, env=env,
         )  # fmt: skip
+
+    def _build_module(
+        self, headers: Path, guest_mods: Path, debug_dir: Path, userland: Path | None
+    ) -> None:
+        """Build the test module with the host gcc (Debian's headers name a versioned gcc)."""
+        progress(self.step, "building kcrash_crash.ko")
+        build = self.dir / "module-build"
+        self._make_module(MODULE_SRC, build, headers, userland)
         ko = build / "kcrash_crash.ko"
         shutil.copy2(ko, debug_dir / "kcrash_crash.ko")
         # The guest loads a stripped copy, as distributions ship modules; same build id.
         run(["strip", "--strip-debug", "-o", guest_mods / "kcrash_crash.ko", ko], self.step, 60)
         with (guest_mods / "modules.order").open("a") as fh:
             fh.write("kcrash_crash\n")
+
+    def extra_module(self, state: KernelState, name: str) -> Path:
+        """The stripped .ko of test module `name` (EXTRA_MODULES) for the guest's share,
+        built once per source hash against this kernel's headers (their small .debs are kept
+        by prepare()); the unstripped .ko goes beside kcrash_crash's in this kernel's
+        debug-modules directory (modules_debug_dir of a corpus built in place).
+        Host-userland kernels only (Debian 12/11): a newer suite's kbuild would need its
+        loader unpacked again."""
+        src = EXTRA_MODULES[name]
+        out = self.dir / f"extra-{name}-{tree_hash(src)}"
+        ko = out / f"{name}.ko"
+        debug = self.dir / "debug-modules" / f"{name}.ko"
+        if ko.exists() and debug.exists():
+            return ko
+        if self.kernel.userland:
+            raise BuildError(self.step, f"{name}.ko is built for host-userland kernels only")
+        progress(self.step, f"building {name}.ko")
+        wanted = {
+            p: v
+            for p, v in state.packages.items()
+            if p.startswith(("linux-headers-", "linux-kbuild-"))
+        }
+        debs = self.apt.download(wanted)
+        # Fixed paths, like kcrash_crash's (module-build/, headers/): the paths enter the
+        # debug info and so the build id, which must not change between two builds of the
+        # same source (a dump and the debug file it is read with must match).
+        build = self.dir / f"module-build-{name}"
+        headers_root = self.dir / "headers"
+        rm_rf(build)
+        rm_rf(headers_root)
+        try:
+            headers = self._extract_headers(list(debs.values()), state.release, None)
+            self._make_module(src, build, headers, None)
+            built = build / f"{name}.ko"
+            # New files replace old ones (never written through: the cache may be hard-linked).
+            tmp_debug = debug.with_name(f".{name}.ko.tmp")
+            shutil.copy2(built, tmp_debug)
+            tmp_debug.replace(debug)
+            stage = self.dir / f".extra-{name}.tmp"
+            rm_rf(stage)
+            stage.mkdir()
+            run(["strip", "--strip-debug", "-o", stage / ko.name, built], self.step, 60)
+            rm_rf(out)
+            stage.replace(out)
+        finally:
+            rm_rf(headers_root)
+        return ko
 
     def _extract_etc(self, base_files: Path, kdump_tools: Path) -> Path:
         """The suite's real os-release and kdump-tools defaults, for the guest's /etc."""

@@ -235,8 +235,9 @@ def _result_path(out_dir: str, name: str) -> str:
 
 def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str, Any]:
     from .notes import Note
-    from .pipeline import analyze_path, render_to_string
-    from .report.labels import labels
+    from .pipeline import analyze_path
+    from .report.render import write_report
+    from .report.schema import summary
     from .target.dumpfile import inspect
 
     # analyze_path reads a non-dump file as oops text; in a batch of dumps such a file is
@@ -252,35 +253,14 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
     json_path = os.path.join(out_dir, name + ".json")
     text_path = os.path.join(out_dir, name + ".txt")
     for p, fmt in ((json_path, "json"), (text_path, "text")):
-        write_new(p + ".tmp", render_to_string(report, fmt, color=False))
+        with os.fdopen(create_new(p + ".tmp"), "wb") as f:  # never through a planted link
+            write_report(report, fmt, f, color=False)
         os.replace(p + ".tmp", p)
-    verdict = report.get("verdict") or {}
-    sig = report.get("signature") or {}
-    culprit = verdict.get("culprit")
-    if isinstance(culprit, dict):
-        fn, mod = culprit.get("function"), culprit.get("module")
-        culprit = f"{fn} [{mod}]" if fn and mod and mod != "vmlinux" else fn
-    said = labels(opts.lang)  # the summary speaks the reports' language
-    degraded = [
-        f"{said.get('step.' + s['name'], s['name'])}: {said.get('status_' + s['status'])}"
-        + (f" ({s['reason']})" if s.get("reason") else "")
-        for s in report.get("steps") or []
-        if isinstance(s, dict) and s.get("status") in ("failed", "timeout")
-    ]
+    got = summary(report)
     # a dump cut short is read as far as it goes: the summary says what is missing
     if dump.truncated:
-        degraded.append(Note("lack.dump", what=dump.truncated).in_lang(opts.lang))
-    return {
-        "status": OK,
-        "signature": sig.get("id"),
-        "title": sig.get("title") or verdict.get("title"),
-        "crash_class": verdict.get("class"),
-        "culprit": culprit if isinstance(culprit, str) else None,
-        "mode": (report.get("input") or {}).get("mode"),
-        "degraded": degraded,
-        "json": json_path,
-        "text": text_path,
-    }
+        got.degraded.append(Note("lack.dump", what=dump.truncated).in_lang(opts.lang))
+    return {"status": OK, **asdict(got), "json": json_path, "text": text_path}
 
 
 # ---------------------------------------------------------------- the parent

@@ -119,57 +119,42 @@ class OopsEvent:
 
 @dataclass
 class SystemInfo:
-    """The facts of crash's ``sys`` command (see triage-reference §3)."""
+    """The facts of crash's ``sys`` command (see triage-reference §3), as raw values.
 
-    kernel: str | None = None  # path of the vmlinux used, or a note
-    dumpfile: str | None = None  # "vmcore  [PARTIAL DUMP]"
+    Read from a dump, values are raw (bytes, seconds, a ``ps`` state code);
+    read from a pasted crash session they are crash's own words ("1 GB").
+    :mod:`kcrash.sys_rows` turns either into crash's text, one row per field.
+    """
+
+    kernel: str | None = None  # path of the vmlinux used, or a Note (no vmlinux)
+    kernel_tainted: bool = False  # crash marks KERNEL "[TAINTED]"
+    dumpfile: str | None = None  # the dump's path
+    partial_dump: bool = False  # crash's "[PARTIAL DUMP]" (makedumpfile -d excluded pages)
+    truncated_dump: bool = False  # kcrash's "[TRUNCATED]": the file ends before its data
     cpus: int | None = None
     cpus_offline: int = 0
-    date: str | None = None  # crash's format: "Thu Nov 26 06:37:22 UTC 2026"
-    uptime: str | None = None  # "00:00:36"
-    load_average: str | None = None  # "0.00, 0.00, 0.00"
+    date: int | str | None = None  # seconds since the epoch (or crash's text)
+    uptime: int | str | None = None  # seconds since boot (or crash's text)
+    load_average: tuple[float, float, float] | str | None = None  # 1, 5, 15 minutes
     tasks: int | None = None
     nodename: str | None = None
     release: str | None = None
     version: str | None = None
-    machine: str | None = None
-    memory: str | None = None  # "1 GB"
+    machine: str | None = None  # "x86_64"
+    cpu_mhz: int | None = None  # cpu_khz / 1000 (crash shows it after MACHINE)
+    memory: int | str | None = None  # bytes of present memory (or crash's text, "1 GB")
     panic: str | None = None
     pid: int | None = None
     command: str | None = None
     task: int | None = None
     cpu: int | None = None
-    state: str | None = None  # "TASK_RUNNING (PANIC)"
+    state: str | None = None  # the ps state code ("RU"), or crash's "TASK_RUNNING (PANIC)"
     # Not in crash's block but useful everywhere:
     taint: str | None = None
     build_id: str | None = None
     dump_format: str | None = None  # "kdump-compressed (zlib)", "ELF", ...
     #: fields that could not be read (a damaged dump): field -> why; shown as unknown
     unknown: dict[str, str] = field(default_factory=dict)
-
-    def crash_fields(self) -> dict[str, Any]:
-        """The seed's 18 fields in crash's order, keys in lower case."""
-        keys = [
-            "kernel",
-            "dumpfile",
-            "cpus",
-            "date",
-            "uptime",
-            "load_average",
-            "tasks",
-            "nodename",
-            "release",
-            "version",
-            "machine",
-            "memory",
-            "panic",
-            "pid",
-            "command",
-            "task",
-            "cpu",
-            "state",
-        ]
-        return {k: getattr(self, k) for k in keys}
 
 
 @dataclass
@@ -236,6 +221,48 @@ class CrashFacts:
     #: Fault address and registers that are poison or point into slab objects
     #: (:func:`kcrash.facts.slab.bad_pointers`): cache, object, allocated, tracks.
     bad_pointers: list[dict[str, Any]] = field(default_factory=list)
+    #: blocked tasks and the holders of what they wait on (issue 18); None = not read
+    waits: list[TaskWait] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class LockFact:
+    """A lock (or other object a task sleeps on) read from the dump (issue 18).
+
+    ``naming`` says how ``name`` was found: ``symbol`` (kallsyms), ``member`` (a member of
+    a global, DWARF), ``symbol+offset`` (the member needs DWARF), ``slab`` (the cache of a
+    heap object), ``unknown``. ``found_by``: ``dwarf-argument`` (the wait frame's own
+    argument) or ``stack-waiter`` (a stack word proved by the task's waiter on its list).
+    """
+
+    kind: str  # mutex, rwsem-write, rwsem-read, semaphore, completion
+    address: int
+    name: str | None = None
+    naming: str = "unknown"
+    found_by: str = ""
+    state: str | None = None  # locked/unlocked, read-locked/write-locked
+    owner_task: int | None = None  # task_struct address of the holder (mutex, rwsem writer)
+    readers: int | None = None  # rwsem: how many readers hold it
+    last_reader_task: int | None = None  # rwsem: the last reader the kernel recorded (a hint)
+    count: int | None = None  # semaphore count / completion done
+    error: str | None = None  # why the holder could not be read
+
+
+@dataclass
+class TaskWait:
+    """What one task waits on, from its stack and the lock's structures (issue 18)."""
+
+    pid: int
+    comm: str
+    task: int  # address of struct task_struct
+    state: str  # crash's two letters (UN, RU, IN…)
+    kind: str | None = None  # a kind of facts.locks.WAIT_FRAMES, None: no known wait
+    function: str | None = None  # the frame that says so
+    frame_index: int | None = None
+    lock: LockFact | None = None
+    unknown: str | None = None  # why the object could not be found (a code, see locks.py)
+    stack: Stack | None = None
+    blocked: bool = False  # in D state or spinning on a lock (not only a holder)

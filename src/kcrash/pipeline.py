@@ -192,6 +192,10 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
             ]
 
         facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
+    if "waits" in context:
+        from .facts.waits import collect_waits
+
+        facts.waits = steps.run("waits", lambda: collect_waits(target))
     if "memory" in context:
         from .facts.memory import memory_summary
 
@@ -368,9 +372,10 @@ def _input_info(path: str, facts: CrashFacts, target: Any) -> dict[str, Any]:
 
 
 def render_to_string(report: dict[str, Any], fmt: str, color: bool | None = None) -> str:
-    from .report.render import render
+    """The report in a text format (tests and scripts; tools use ``write_report``)."""
+    from .report.render import render_text
 
-    return render(report, fmt, color=color)
+    return render_text(report, fmt, color=color)
 
 
 __all__ = ["analyze_path", "analyze_target", "render_to_string"]

@@ -209,10 +209,6 @@ static noinline int kcrash_vmalloc_overrun(void)
 	return sum;
 }
 
-/* Issue 18's memory and slab-object scenarios, defined at the end of the file. */
-static int kcrash_slab_leak(void);
-static int kcrash_uaf_track(void);
-
 struct kcrash_action {
 	const char *name;
 	int (*fn)(void);
@@ -244,8 +240,6 @@ static const struct kcrash_action kcrash_actions[] = {
 	{ "oom", kcrash_oom },
 	{ "irq-timer", kcrash_irq_timer },
 	{ "vmalloc-overrun", kcrash_vmalloc_overrun },
-	{ "slab-leak", kcrash_slab_leak },
-	{ "uaf-track", kcrash_uaf_track },
 };
 
 static ssize_t kcrash_write(struct file *file, const char __user *ubuf, size_t count,
@@ -288,96 +282,3 @@ static void __exit kcrash_exit(void)
 
 module_init(kcrash_init);
 module_exit(kcrash_exit);
-
-/*
- * Issue 18, memory: a leak that grows one slab cache until the OOM killer panics
- * (vm.panic_on_oom=1). The cache is our own, so the suspect has a name. It is created
- * with a usercopy region, which keeps SLUB from merging it into another cache of the same
- * size (kmem_cache_create_usercopy() skips __kmem_cache_alias() when usersize != 0, 4.16+),
- * so "kcrash_leak" stays its own line in /proc/slabinfo and in the kernel's
- * "Unreclaimable slab info" at the OOM. The objects are zeroed and never written: their
- * pages are zero pages that makedumpfile -d 31 leaves out, so the dump stays small.
- */
-struct kcrash_leak {
-	char payload[1024];
-};
-
-static struct kmem_cache *kcrash_leak_cache;
-static unsigned long kcrash_leaked;
-
-static noinline struct kcrash_leak *kcrash_leak_one(void)
-{
-	struct kcrash_leak *obj = kmem_cache_zalloc(kcrash_leak_cache, GFP_KERNEL);
-
-	if (obj)
-		kcrash_leaked++;
-	return obj;
-}
-
-static noinline int kcrash_slab_leak(void)
-{
-	kcrash_leak_cache = kmem_cache_create_usercopy("kcrash_leak", sizeof(struct kcrash_leak),
-						       0, 0, 0, sizeof(struct kcrash_leak),
-						       NULL);
-	if (!kcrash_leak_cache)
-		return -ENOMEM;
-	/* Never freed: each object is lost as soon as it is counted. */
-	while (kcrash_leak_one())
-		;
-	return (int)kcrash_leaked;
-}
-
-/*
- * Issue 18, bad pointers: a use-after-free of an object of our own cache "kcrash_uaf",
- * booted with slub_debug=PU: U stores the allocation and free stacks after each object
- * (struct track: a stack depot handle since v5.17, an addrs[] array before), P poisons
- * the freed object with 0x6b, so the stale pointer read out of it is non-canonical and
- * the kernel reports a general protection fault while a register still holds the freed
- * object's address. Allocation and free happen in functions of their own so that the
- * two stacks differ.
- */
-struct kcrash_uaf_obj {
-	unsigned long cookie;
-	struct kcrash_device *dev;
-	char pad[176];
-};
-
-static struct kmem_cache *kcrash_uaf_cache;
-static struct kcrash_uaf_obj *volatile kcrash_uaf_stale;
-
-static noinline struct kcrash_uaf_obj *kcrash_uaf_alloc(void)
-{
-	struct kcrash_uaf_obj *obj = kmem_cache_zalloc(kcrash_uaf_cache, GFP_KERNEL);
-
-	if (obj)
-		obj->cookie = 0x4b435241534855UL;
-	return obj;
-}
-
-static noinline void kcrash_uaf_release(struct kcrash_uaf_obj *obj)
-{
-	kmem_cache_free(kcrash_uaf_cache, obj);
-}
-
-static noinline unsigned int kcrash_uaf_use(struct kcrash_uaf_obj *obj)
-{
-	struct kcrash_device *dev = READ_ONCE(obj->dev);
-
-	return READ_ONCE(dev->refcount);
-}
-
-static noinline int kcrash_uaf_track(void)
-{
-	struct kcrash_uaf_obj *obj;
-
-	kcrash_uaf_cache = kmem_cache_create("kcrash_uaf", sizeof(struct kcrash_uaf_obj), 0, 0,
-					     NULL);
-	if (!kcrash_uaf_cache)
-		return -ENOMEM;
-	obj = kcrash_uaf_alloc();
-	if (!obj)
-		return -ENOMEM;
-	kcrash_uaf_stale = obj;
-	kcrash_uaf_release(obj);
-	return kcrash_uaf_use(kcrash_uaf_stale);
-}

@@ -11,7 +11,6 @@ from drgn.commands import argument
 
 from ..report.labels import LANGS
 from ..report.render import FORMATS
-from ..textsafe import write_trusted
 from .registry import kcrash_command, target_of
 
 
@@ -23,8 +22,9 @@ from .registry import kcrash_command, target_of
     ),
 )
 def _kcrash_cmd_analyze(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
-    from ..pipeline import analyze_target, render_to_string
+    from ..pipeline import analyze_target
+    from ..report.render import write_report
 
     report = analyze_target(target_of(prog), lang=args.lang)
-    # the renderers made every value visible; the colour codes are ours
-    write_trusted(render_to_string(report, args.format, color=sys.stdout.isatty()))
+    # the renderers made every value visible; the colour codes are ours (written trusted)
+    write_report(report, args.format, sys.stdout, color=sys.stdout.isatty())

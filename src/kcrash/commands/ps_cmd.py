@@ -7,7 +7,9 @@ from typing import Any
 
 from drgn import Program
 
-from ..facts.tasks import format_ps, task_rows
+from ..facts.tasks import task_rows
+from ..model import TaskInfo
+from ..textsafe import visible
 from ._render import JSON_ARG, print_json
 from .registry import kcrash_command, target_of
 
@@ -21,3 +23,15 @@ def _kcrash_cmd_ps(prog: Program, name: str, args: argparse.Namespace, **kwargs:
         print_json(rows)
     else:
         print(format_ps(rows))
+
+
+def format_ps(rows: list[TaskInfo]) -> str:
+    """crash's ``ps`` table."""
+    out = ["      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM"]
+    for r in rows:
+        mark = ">" if r.active else " "
+        out.append(
+            f"{mark}{r.pid:>8} {r.ppid:>7} {r.cpu:>3}  {r.task:016x}  {r.state}  "
+            f"{r.mem_percent or 0:>4.1f} {r.vsz_kb or 0:>8} {r.rss_kb or 0:>8}  {visible(r.comm)}"
+        )
+    return "\n".join(out)

@@ -64,6 +64,7 @@ than on nothing.  Hung tasks waiting for ``rtnl_lock``, an RCU grace period or
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kcrash.diagnosis.rules import RULES
@@ -1267,15 +1268,13 @@ def crash_site(
     what an interrupt happened to find running).
     """
     frames = _reliable(trace)
-    if prefer_header and header_symbol:
-        hf = parse_frame(header_symbol)
-        if hf is not None and hf.function:
-            want = base_name(hf.function)
-            for i, f in enumerate(trace):
-                if f.function and base_name(f.function) == want:
-                    return f, _reliable(trace[i + 1 :])
-            # not in the stack: inlined into the RIP's function (memcmp in find_uprobe)
-            return hf, ([rip] if rip is not None and rip.function else []) + frames
+    header = _header_in_trace(header_symbol, trace) if header_symbol else None
+    if prefer_header and header is not None:
+        hf, i = header
+        if i is not None:
+            return trace[i], _reliable(trace[i + 1 :])
+        # not in the stack: inlined into the RIP's function (memcmp in find_uprobe)
+        return hf, ([rip] if rip is not None and rip.function else []) + frames
     if rip is not None and rip.function is not None:
         return rip, frames
     for i, f in enumerate(trace):
@@ -1290,15 +1289,20 @@ def crash_site(
                 and _HARD.match(base_name(before.function))
             ):
                 return f, _reliable(trace[i + 1 :])
-    if header_symbol:
-        hf = parse_frame(header_symbol)
-        if hf is not None and hf.function:
-            want = base_name(hf.function)
-            for i, f in enumerate(trace):
-                if f.function and base_name(f.function) == want:
-                    return f, _reliable(trace[i + 1 :])
-            return hf, frames
+    if header is not None:
+        hf, i = header
+        return (trace[i], _reliable(trace[i + 1 :])) if i is not None else (hf, frames)
     return None, frames
+
+
+def _header_in_trace(header_symbol: str, trace: list[Frame]) -> tuple[Frame, int | None] | None:
+    """The function a report's header names, and where the trace has it (None: nowhere)."""
+    hf = parse_frame(header_symbol)
+    if hf is None or not hf.function:
+        return None
+    want = base_name(hf.function)
+    i = next((i for i, f in enumerate(trace) if f.function and base_name(f.function) == want), None)
+    return hf, i
 
 
 def candidates(site: Frame | None, frames: list[Frame]) -> list[Frame]:
@@ -1377,19 +1381,34 @@ def _sleeping(
             return Pick(f, i, "waits_for")
         if not is_skipped(f.function, extra, True, class_id):
             return Pick(f, i, "first_non_sleeping")
+
     # only sleeping and entry frames (a task that scheduled on its way back to user
     # space): the first frame that is neither reporting nor scheduling
+    def sleeping_or_scheduler(name: str) -> bool:
+        return bool(_SLEEPING is not None and _SLEEPING.match(name)) or any(
+            re.fullmatch(r.pattern, name) for r in INFRASTRUCTURE["scheduler"]
+        )
+
+    return _last_resort(cands, class_id, sleeping_or_scheduler, lambda f: "first_non_sleeping")
+
+
+def _last_resort(
+    cands: list[Frame],
+    class_id: str | None,
+    also_skip: Callable[[str], bool],
+    reason: Callable[[Frame], str],
+) -> Pick | None:
+    """When every frame is infrastructure: the first that is not pure reporting or
+    exception plumbing, nor in the class's own skip list, nor ``also_skip`` — a culprit
+    the report can name rather than none."""
+    cls = _CLASS_SKIP.get(class_id or "")
     for i, f in enumerate(cands):
         name = base_name(f.function) if f.function else None
-        if (
-            name
-            and _HARD is not None
-            and not _HARD.match(name)
-            and not (_SLEEPING is not None and _SLEEPING.match(name))
-            and not any(re.fullmatch(r.pattern, name) for r in INFRASTRUCTURE["scheduler"])
-            and not (class_id in _CLASS_SKIP and _CLASS_SKIP[class_id].match(name))
-        ):
-            return Pick(f, i, "first_non_sleeping")
+        if not name or _HARD is None or _HARD.match(name):
+            continue
+        if (cls is not None and cls.match(name)) or also_skip(name):
+            continue
+        return Pick(f, i, reason(f))
     return None
 
 
@@ -1459,18 +1478,12 @@ def blame(
         # every frame is infrastructure (a bad function pointer called from a timer
         # dispatcher, a fault in the idle loop): blame the first frame that is not
         # pure reporting or exception plumbing rather than nothing
-        cls = _CLASS_SKIP.get(class_id or "")
-        for i, f in enumerate(cands):
-            name = base_name(f.function) if f.function else None
-            if (
-                name
-                and _HARD is not None
-                and not _HARD.match(name)
-                and not (_LOCKING is not None and _LOCKING.match(name))
-                and not (cls is not None and cls.match(name))
-            ):
-                pick = Pick(f, i, "rip" if f is site else "first_non_skipped")
-                break
+        pick = _last_resort(
+            cands,
+            class_id,
+            lambda name: bool(_LOCKING is not None and _LOCKING.match(name)),
+            lambda f: "rip" if f is site else "first_non_skipped",
+        )
     if pick is not None and strategy == "access" and pick.frame is site:
         pick.reason = "access_site"
     return _with_site(Blame(site, pick), cands)

@@ -86,6 +86,9 @@ class Rule:
     weak: bool = False
     #: number of next-step messages (rule.<id>.next.1 .. next.N)
     next_steps: int = 2
+    #: next steps (1-based) that the wait-for graph answers when it tells a cycle or a
+    #: chain ("find what it waits for and who holds it"): left out of the report then
+    answered_by_waits: tuple[int, ...] = ()
     compiled: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
 
     @property
@@ -177,6 +180,7 @@ CONTEXT: dict[str, str] = {
     "cpu-stacks": "every online CPU's stack (lockups, stalls, NMIs: the CPUs that spin)",
     "blocked-tasks": "the stacks of D-state tasks (what hung tasks wait for)",
     "memory": "the memory summary (OOM)",
+    "waits": "what each blocked task waits on, who holds it, the wait-for graph (issue 18)",
 }
 
 #: evidence of the exception classes whose RIP faulted on an address
@@ -412,7 +416,7 @@ _ROWS: tuple[Rule, ...] = (
         ),
         culprit="anchor",
         folds=("soft-lockup",),
-        context=("cpu-stacks",),
+        context=("cpu-stacks", "waits"),
         trailed_by=("softlockup: hung tasks",),
     ),
     Rule(
@@ -420,7 +424,7 @@ _ROWS: tuple[Rule, ...] = (
         (r"Watchdog detected hard LOCKUP on cpu (?P<cpu>\d+)", _NOT_SYNCING + r"Hard LOCKUP"),
         culprit="anchor",
         folds=("hard-lockup",),
-        context=("cpu-stacks",),
+        context=("cpu-stacks", "waits"),
         # kernel/watchdog_hld.c / kernel/watchdog.c with hardlockup_panic
         panic_after=(r"Hard LOCKUP", r"hardlockup: \S+"),
         # 3.x panic()s with the report's own wording: still the preamble
@@ -435,7 +439,7 @@ _ROWS: tuple[Rule, ...] = (
         legacy=(r"INFO: rcu_\w+ detected stalls? on CPU",),
         culprit="anchor",
         folds=("rcu-stall",),
-        context=("cpu-stacks",),
+        context=("cpu-stacks", "waits"),
         panic_after=(r"RCU Stall",),  # kernel/rcu/tree_stall.h with panic_on_rcu_stall
         starts=(("pre", r"^\s*(?:\w+: )?INFO: rcu_\w+ (?:self-)?detected|^\s*rcu: INFO: "),),
     ),
@@ -449,7 +453,8 @@ _ROWS: tuple[Rule, ...] = (
         ),
         culprit="waits",
         folds=("hung-task",),
-        context=("blocked-tasks",),
+        context=("blocked-tasks", "waits"),
+        answered_by_waits=(1, 2),  # find what it waits for; look for the lock's owner
         trailed_by=("hung_task: blocked tasks",),
         starts=(("start", r"^\s*(?:\w+: )?INFO: task \S.* (?:blocked .*for more than|can't die)"),),
     ),
@@ -581,7 +586,7 @@ _ROWS: tuple[Rule, ...] = (
             _NOT_SYNCING + r"NMI",
         ),
         folds=("nmi",),
-        context=("cpu-stacks",),
+        context=("cpu-stacks", "waits"),
         starts=(("start", r"Uhhuh\. NMI received|^\s*NMI: (?:PCI system error|IOCK error)"),),
     ),
     Rule(
@@ -592,7 +597,7 @@ _ROWS: tuple[Rule, ...] = (
         ),
         legacy=(r"SysRq : Trigger a crash", r"SysRq : Crash"),
         folds=("sysrq",),
-        context=("cpu-stacks", "blocked-tasks"),
+        context=("cpu-stacks", "blocked-tasks", "waits"),
         skip_tables=("sysrq-dispatch",),
         starts=(("start", r"^\s*(?:sysrq|SysRq) ?: "),),
     ),

@@ -15,37 +15,21 @@ values equal crash's on the same dump:
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING
 
 import drgn
 from drgn.helpers.linux.cpumask import num_online_cpus, num_present_cpus
 from drgn.helpers.linux.panic import tainted
-from drgn.helpers.linux.sched import task_cpu
+from drgn.helpers.linux.sched import loadavg, task_cpu
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds
 
 from ..model import LogLine, SystemInfo
 from ..notes import Note
-from ..textsafe import visible
 from .panic import panic_message
 from .tasks import all_tasks, crash_state
 
 if TYPE_CHECKING:
     from ..target.open import Target
-
-_STATE_NAMES = {
-    "RU": "TASK_RUNNING",
-    "IN": "TASK_INTERRUPTIBLE",
-    "UN": "TASK_UNINTERRUPTIBLE",
-    "ID": "TASK_IDLE",
-    "ST": "TASK_STOPPED",
-    "TR": "TASK_TRACED",
-    "ZO": "EXIT_ZOMBIE",
-    "DE": "EXIT_DEAD",
-    "PA": "TASK_PARKED",
-    "WA": "TASK_WAKING",
-    "NE": "TASK_NEW",
-}
 
 
 def read_error(e: BaseException) -> str:
@@ -57,34 +41,6 @@ def read_error(e: BaseException) -> str:
     if isinstance(e, LookupError):
         return Note("fact.not_found", error=msg[:160])
     return Note("fact.error", error=f"{type(e).__name__}: {msg[:160]}" if msg else type(e).__name__)
-
-
-def format_duration(seconds: int) -> str:
-    """crash's UPTIME format: ``HH:MM:SS`` or ``N days, HH:MM:SS``."""
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    prefix = f"{days} days, " if days else ""
-    return f"{prefix}{hours:02}:{minutes:02}:{seconds:02}"
-
-
-def format_memory(nbytes: int) -> str:
-    """crash's MEMORY format: GB/MB/KB with one decimal when needed.
-
-    Like crash, a total within 64 MB below a whole number of GB (the usual
-    case: firmware and the kernel reserve a little) is shown as that GB.
-    """
-    gb, mb, kb = 1 << 30, 1 << 20, 1 << 10
-    next_gb = -(-nbytes // gb) * gb
-    if nbytes >= gb - 64 * mb and next_gb - nbytes <= 64 * mb:
-        return f"{next_gb // gb} GB"
-    for unit, name in ((gb, "GB"), (mb, "MB"), (kb, "KB")):
-        if nbytes >= unit:
-            if nbytes % unit == 0:
-                return f"{nbytes // unit} {name}"
-            value = nbytes / unit
-            return f"{value:.1f} {name}"
-    return f"{nbytes} bytes"
 
 
 def present_memory(prog: drgn.Program) -> int:
@@ -218,25 +174,6 @@ def kernel_hz(prog: drgn.Program, log: list[LogLine] | None = None) -> int | Non
     return kernel_hz_and_source(prog, log)[0]
 
 
-def crash_loadavg(prog: drgn.Program) -> str:
-    """``avenrun[]`` as crash (and /proc/loadavg) print it: fixed point with FSHIFT 11,
-    FIXED_1/200 (10, an integer division) added, then the fraction truncated to two
-    digits. Rounding the exact value instead differs in the last digit when the
-    fraction lies within 0.0002 of a half hundredth (0.395 + 0.0049 stays 0.39)."""
-    fshift, fixed_1 = 11, 1 << 11
-    out = []
-    for x in prog["avenrun"]:
-        a = x.value_() + fixed_1 // 200
-        out.append(f"{a >> fshift}.{((a & (fixed_1 - 1)) * 100) >> fshift:02d}")
-    return ", ".join(out)
-
-
-def crash_date(seconds: int) -> str:
-    """crash's DATE format, in the local time zone as crash prints it."""
-    dt = datetime.datetime.fromtimestamp(seconds).astimezone()
-    return dt.strftime("%a %b %e %T %Z %Y")
-
-
 def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
     """Every ``sys`` field; a field that cannot be read stays None, its reason in
     ``info.unknown`` (a damaged dump shows which facts are missing and why)."""
@@ -253,21 +190,21 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
 
     taint = get(lambda: tainted(prog), "")
     info.taint = taint or None
-    marker = "  [TAINTED]" if taint else ""
     if target.vmlinux:
-        info.kernel = target.vmlinux + marker
+        info.kernel = target.vmlinux
+        info.kernel_tainted = bool(taint)
     else:  # a sentence of kcrash's, not a path: reports render it in their language
-        info.kernel = Note(f"system.kernel_{target.mode}", tainted=marker)
-    info.dumpfile = target.dump.path + ("  [PARTIAL DUMP]" if target.dump.partial else "")
-    if target.dump.truncated:
-        info.dumpfile += "  [TRUNCATED]"
+        info.kernel = Note(f"system.kernel_{target.mode}", tainted="  [TAINTED]" if taint else "")
+    info.dumpfile = target.dump.path
+    info.partial_dump = bool(target.dump.partial)
+    info.truncated_dump = bool(target.dump.truncated)
     info.cpus = get(lambda: num_present_cpus(prog), field="cpus")
     online = get(lambda: num_online_cpus(prog))
     if info.cpus is not None and online is not None:
         info.cpus_offline = info.cpus - online
-    info.date = get(lambda: crash_date(ktime_get_real_seconds(prog).value_()), field="date")
-    info.uptime = get(lambda: format_duration(uptime_seconds(prog, log)), field="uptime")
-    info.load_average = get(lambda: crash_loadavg(prog), field="load_average")
+    info.date = get(lambda: ktime_get_real_seconds(prog).value_(), field="date")
+    info.uptime = get(lambda: uptime_seconds(prog, log), field="uptime")
+    info.load_average = get(lambda: tuple(loadavg(prog)), field="load_average")
     info.tasks = get(lambda: len(all_tasks(prog)), field="tasks")
     uts = get(lambda: prog["init_uts_ns"].name, field="nodename")
     if uts is None and "nodename" in info.unknown:
@@ -279,10 +216,8 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
     info.release = info.release or target.dump.release
     if info.release:
         info.unknown.pop("release", None)
-    mhz = get(lambda: prog["cpu_khz"].value_() // 1000)
-    if info.machine and mhz:
-        info.machine += f"  ({mhz} Mhz)"  # crash appends the CPU clock
-    info.memory = get(lambda: format_memory(present_memory(prog)), field="memory")
+    info.cpu_mhz = get(lambda: prog["cpu_khz"].value_() // 1000)
+    info.memory = get(lambda: present_memory(prog), field="memory")
     info.panic = panic_message(log)
     live = target.dump.container in ("kcore", "qmp")  # a running kernel has no panic task
     task = get(lambda: prog.crashed_thread().object, field=None if live else "pid")
@@ -291,42 +226,5 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
         info.command = get(lambda: task.comm.string_().decode(), field="command")
         info.task = get(lambda: task.value_(), field="task")
         info.cpu = get(lambda: task_cpu(task), field="cpu")
-        st = get(lambda: crash_state(task), field="state")
-        if st is not None:
-            info.state = f"{_STATE_NAMES.get(st, st)} (PANIC)"
+        info.state = get(lambda: crash_state(task), field="state")
     return info
-
-
-def format_sys(info: SystemInfo) -> str:
-    """crash's ``sys`` block, right-aligned labels."""
-    cpus = None
-    if info.cpus is not None:
-        cpus = str(info.cpus) + (f" [OFFLINE: {info.cpus_offline}]" if info.cpus_offline else "")
-    task = f"{info.task:x}  [THREAD_INFO: {info.task:x}]" if info.task is not None else None
-    rows = [
-        ("KERNEL", info.kernel),
-        ("DUMPFILE", info.dumpfile),
-        ("CPUS", cpus),
-        ("DATE", info.date),
-        ("UPTIME", info.uptime),
-        ("LOAD AVERAGE", info.load_average),
-        ("TASKS", info.tasks),
-        ("NODENAME", info.nodename),
-        ("RELEASE", info.release),
-        ("VERSION", info.version),
-        ("MACHINE", info.machine),
-        ("MEMORY", info.memory),
-        ("PANIC", f'"{info.panic}"' if info.panic is not None else None),
-        ("PID", info.pid),
-        ("COMMAND", f'"{info.command}"' if info.command is not None else None),
-        ("TASK", task),
-        ("CPU", info.cpu),
-        ("STATE", info.state),
-    ]
-    # one line per field whatever a hostile dump holds (a newline in a comm or the panic string)
-    unknown = {k.upper().replace("_", " "): why for k, why in info.unknown.items()}
-    return "\n".join(
-        f"{k:>12}: {visible(v)}" if v is not None else f"{k:>12}: (unknown: {visible(unknown[k])})"
-        for k, v in rows
-        if v is not None or k in unknown
-    )

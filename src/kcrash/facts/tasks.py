@@ -17,7 +17,6 @@ from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import task_cpu, task_on_cpu
 
 from ..model import TaskInfo
-from ..textsafe import visible
 
 _TASK_STATE_BITS = (  # (mask, crash letters), most specific first
     (0x402, "ID"),  # TASK_IDLE = TASK_UNINTERRUPTIBLE | TASK_NOLOAD
@@ -160,15 +159,3 @@ def _task_row(task: drgn.Object, total: int, page_size: int) -> TaskInfo:
         vsz_kb=vsz,
         rss_kb=rss * page_size // 1024,
     )
-
-
-def format_ps(rows: list[TaskInfo]) -> str:
-    """crash's ``ps`` table."""
-    out = ["      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM"]
-    for r in rows:
-        mark = ">" if r.active else " "
-        out.append(
-            f"{mark}{r.pid:>8} {r.ppid:>7} {r.cpu:>3}  {r.task:016x}  {r.state}  "
-            f"{r.mem_percent or 0:>4.1f} {r.vsz_kb or 0:>8} {r.rss_kb or 0:>8}  {visible(r.comm)}"
-        )
-    return "\n".join(out)

@@ -31,15 +31,15 @@ function.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kcrash.model import Frame, Stack, SystemInfo
+from kcrash.sys_rows import CRASH_ROWS, ROWS_BY_LABEL
 
 _SYS_RE = re.compile(
-    r"^\s{0,12}(?P<key>KERNEL|DUMPFILE|CPUS|DATE|UPTIME|LOAD AVERAGE|TASKS|NODENAME|RELEASE|"
-    r"VERSION|MACHINE|MEMORY|PANIC|PID|COMMAND|TASK|CPU|STATE): (?P<val>.*?)\s*$"
+    r"^\s{0,12}(?P<key>"
+    + "|".join(re.escape(str(r.label)) for r in CRASH_ROWS)
+    + r"): (?P<val>.*?)\s*$"
 )
 _BT_HEAD_RE = re.compile(
     r"^PID: (?P<pid>\d+)\s+TASK: (?P<task>[0-9a-f]+)\s+CPU: (?P<cpu>\d+)\s+"
@@ -57,27 +57,6 @@ _BT_NOISE_RE = re.compile(
 )
 _PROMPT_RE = re.compile(r"^crash(?:64)?> ?(?P<cmd>.*)$")
 _SYM_OFF_RE = re.compile(r"^(?P<func>[^+\s]+)(?:\+(?P<off>\d+|0x[0-9a-f]+))?$")
-
-#: crash ``sys`` fields (lower-cased, spaces to "_") and how to read their values.
-_SYS_FIELDS: dict[str, Callable[[str], Any]] = {
-    "kernel": str,
-    "dumpfile": str,
-    "date": str,
-    "uptime": str,
-    "load_average": str,
-    "tasks": int,
-    "nodename": str,
-    "release": str,
-    "version": str,
-    "machine": str,
-    "memory": str,
-    "panic": str,
-    "pid": int,
-    "command": str,
-    "task": lambda v: int(v.split()[0], 16),  # "ffff…  [THREAD_INFO: ffff…]"
-    "cpu": int,
-    "state": str,
-}
 
 
 @dataclass
@@ -174,7 +153,9 @@ class CrashSessionReader:
             # exception frame", "--- <IRQ stack> ---", "bt: ...")
             return True
         m = _SYS_RE.match(text)
-        if m and (text.startswith(" ") or m.group("key") in ("KERNEL", "DUMPFILE")):
+        # crash right-aligns labels in 12 columns: a sys line starts with blanks, but for
+        # LOAD AVERAGE, which fills them, and KERNEL/DUMPFILE, often pasted without them
+        if m and (text.startswith(" ") or m.group("key") in ("KERNEL", "DUMPFILE", "LOAD AVERAGE")):
             self._sys(m.group("key"), m.group("val"))
             return True
         return False
@@ -186,15 +167,15 @@ class CrashSessionReader:
         # PANIC: "Oops: 0000 [#1] PREEMPT SMP NOPTI" (check log for details)
         q = re.match(r'^"(?P<v>.*)"', val)
         unq = q.group("v") if q else val
-        name = key.lower().replace(" ", "_")  # "LOAD AVERAGE" -> load_average
+        row = ROWS_BY_LABEL[key]
         try:
-            if name == "cpus":
+            if row.field == "cpus":
                 m = re.match(r"(\d+)(?:\s+\[OFFLINE: (\d+)\])?", unq)
                 if m:
                     s.cpus = int(m.group(1))
                     s.cpus_offline = int(m.group(2) or 0)
-            elif name in _SYS_FIELDS:
-                setattr(s, name, _SYS_FIELDS[name](unq))
+            elif row.parse is not None:
+                setattr(s, row.field, row.parse(unq))
         except (ValueError, IndexError):
             return
 

@@ -18,6 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from kcrash.sys_rows import CRASH_ROWS
+
+#: sys labels that also begin bt headers and oops lines ("PID: 1  TASK: …", "CPU: 1 PID:")
+_AMBIGUOUS = frozenset({"PID", "COMMAND", "TASK", "CPU"})
+
 MIN_LEN = 160  # shorter lines are left alone
 MIN_MARKS = 3  # boundaries a collapsed line holds at least
 
@@ -39,8 +44,10 @@ BOUNDARIES: tuple[tuple[str, bool, str], ...] = (
     (
         "sys field",
         False,
-        r"(?:KERNEL|DUMPFILE|CPUS|DATE|UPTIME|LOAD AVERAGE|TASKS|NODENAME|RELEASE|"
-        r"VERSION|MACHINE|MEMORY|PANIC|STATE): ",
+        # (PID, COMMAND, TASK and CPU also begin bt and oops lines: the next row)
+        "(?:"
+        + "|".join(re.escape(str(r.label)) for r in CRASH_ROWS if r.label not in _AMBIGUOUS)
+        + "): ",
     ),
     (
         "sys pid/command/task/cpu",
@@ -111,10 +118,7 @@ def split_collapsed(line: str) -> Iterator[str]:
         yield _indent(rest)
 
 
-_SYS_KEY_RE = re.compile(
-    r"^(?:KERNEL|DUMPFILE|CPUS|DATE|UPTIME|LOAD AVERAGE|TASKS|NODENAME|RELEASE|VERSION|MACHINE|"
-    r"MEMORY|PANIC|PID|COMMAND|TASK|CPU|STATE): "
-)
+_SYS_KEY_RE = re.compile("^(?:" + "|".join(re.escape(str(r.label)) for r in CRASH_ROWS) + "): ")
 
 
 def _indent(piece: str) -> str:

@@ -15,11 +15,13 @@ from .. import __version__
 from ..model import CrashFacts, Frame, Stack
 from ..notes import in_lang
 from ..steps import Steps
+from ..sys_rows import system_values
 from .labels import labels
 
 #: 1.1: ``verdict.crash_site`` (the function at RIP/pc) beside ``verdict.culprit``
 #: 1.2: ``objects`` (bad pointers: poison, slab cache/object/tracks) and the memory
 #: picture of an OOM in ``context.memory`` (breakdown, caches, leak suspect, cgroup)
+#:      ``hang`` (issue 18): the wait-for graph of blocked tasks, their locks and holders
 SCHEMA_VERSION = "1.2"
 
 
@@ -189,10 +191,28 @@ def build_report(
     # kcrash's own sentences (what a mode lacks, a step's reason, KERNEL without
     # vmlinux) are Notes: rendered here in the report's language.
     system = {
-        k: in_lang(v, lang) if isinstance(v, str) else v for k, v in asdict(facts.system).items()
+        k: in_lang(v, lang) if isinstance(v, str) else v
+        for k, v in system_values(facts.system).items()
     }
     system["unknown"] = {k: in_lang(v, lang) for k, v in facts.system.unknown.items()}
     input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}
+    from .hang import hang_section, hang_steps
+
+    hang = hang_section(facts.waits, lang)
+    if hang and hang.get("summary"):
+        # What the graph shows goes first: it is the answer to "why is it hung".
+        primary["explanation"] = [*primary["explanation"], hang["summary"]]
+        # The generic "find what it waits for / who holds it" steps are answered now.
+        from ..diagnosis.rules import RULES_BY_ID
+
+        rule = RULES_BY_ID.get(diags[0].class_id) if diags else None
+        answered = {f"rule.{rule.id}.next.{i}" for i in rule.answered_by_waits} if rule else set()
+        kept = [
+            text
+            for m, text in zip(diags[0].next_steps, primary["next_steps"], strict=False)
+            if m.id not in answered
+        ] if diags else primary["next_steps"]  # fmt: skip
+        primary["next_steps"] = [*hang_steps(hang), *kept]
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "kcrash", "version": __version__},
@@ -210,6 +230,7 @@ def build_report(
             ],
             "memory": facts.memory or None,
         },
+        "hang": hang,
         "steps": [
             {**asdict(r), "reason": in_lang(r.reason, lang) if r.reason else r.reason}
             for r in steps.records

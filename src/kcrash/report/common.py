@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import SystemInfo
+from ..sys_rows import report_rows
 
 
 def culprit_line(c: dict[str, Any] | None, lb: dict[str, str]) -> str:
@@ -58,22 +58,9 @@ def registers_lines(regs: dict[str, int]) -> list[str]:
     return ["  ".join(cells[i : i + 3]) for i in range(0, len(cells), 3)]
 
 
-SYSTEM_ORDER = tuple(SystemInfo().crash_fields())
-
-
 def system_rows(system: dict[str, Any], lb: dict[str, str]) -> list[tuple[str, str]]:
-    rows = []
-    unknown = system.get("unknown") or {}
-    for k in SYSTEM_ORDER:
-        v = system.get(k)
-        if v is None and k in unknown:  # a damaged dump: say so, never "0 bytes"
-            v = lb["unknown_value"].format(why=unknown[k])
-        if v is None:
-            continue
-        if k == "task" and isinstance(v, int):
-            v = f"{v:x}"
-        rows.append((k.upper().replace("_", " "), str(v)))
-    return rows
+    """(label, text) of the report's ``system``: the rows of :mod:`kcrash.sys_rows`."""
+    return report_rows(system, lambda why: lb["unknown_value"].format(why=why))
 
 
 def step_name(name: str, lb: dict[str, str]) -> str:
@@ -104,6 +91,15 @@ def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[s
     """(heading, lines) of the class-dependent context: CPUs, blocked tasks, memory, modules."""
     ctx = report.get("context") or {}
     out: list[tuple[str, list[str]]] = []
+    hang = report.get("hang")
+    graph: list[tuple[str, list[str]]] = []
+    if hang and hang.get("tasks"):
+        from .hang import hang_lines
+
+        graph = [(lb["hang"], hang_lines(hang, report.get("lang", "en")))]
+    if hang and hang.get("story"):  # a cycle or a chain: the answer, so it comes first
+        out += graph
+        graph = []
     if ctx.get("cpu_stacks"):
         lines: list[str] = []
         for st in ctx["cpu_stacks"]:
@@ -116,6 +112,7 @@ def context_sections(report: dict[str, Any], lb: dict[str, str]) -> list[tuple[s
         if len(ctx["blocked_tasks"]) > 8:
             lines.append(lb["more"].format(n=len(ctx["blocked_tasks"]) - 8))
         out.append((lb["blocked_tasks"], lines))
+    out += graph  # blocked tasks without a cycle or chain: after the CPUs and D tasks
     mem = ctx.get("memory")
     if mem:
         from .memslab import memory_lines

@@ -100,7 +100,10 @@ def render(report: dict[str, Any], color: bool | None = None, width: int = 100) 
     for heading, lines in context_sections(report, lb):
         console.print(Text(heading, style="bold underline"))
         for ln in lines:
-            console.print("  " + ln, highlight=False, markup=False)
+            if heading == lb["hang"] and len(ln) > width - 4:
+                _hanging(console, "", ln)  # the graph's sentences wrap under themselves
+            else:
+                console.print("  " + ln, highlight=False, markup=False)
         console.print()
 
     if report.get("system"):

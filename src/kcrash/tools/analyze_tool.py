@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("DRGN_DISABLE_PLUGINS", "*")
     from ..entry import target_args
     from ..errors import KcrashError
-    from ..pipeline import analyze_path, render_to_string
+    from ..pipeline import analyze_path
+    from ..report.render import write_report
 
     targs = target_args(args)
     source, vmlinux = args.input, args.vmlinux
@@ -88,10 +89,9 @@ def run(args: argparse.Namespace) -> int:
     color = {"always": True, "never": False}.get(
         args.color, to_tty and "NO_COLOR" not in os.environ
     )
-    text = render_to_string(report, args.format, color=color)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(args.output, "wb") as f:
+            write_report(report, args.format, f, color=color)
     else:
-        sys.stdout.write(text)
+        write_report(report, args.format, sys.stdout, color=color)
     return 0
