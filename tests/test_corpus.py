@@ -84,22 +84,36 @@ def test_plan_covers_issue_2() -> None:
     ]
 
 
-def test_plan_covers_issue_18_hangs() -> None:
-    """The hang scenarios run on Debian 12, each caught by kdump and by QEMU; their module
-    (kcrash_hang) is loaded only by them, so every other boot's recipe is what it was."""
+def test_plan_covers_issue_18_extra_modules() -> None:
+    """Issue 18's scenarios load a module of their own: the hangs (kcrash_hang) run on
+    Debian 12, the memory and slab-object crashes (kcrash_memslab) on Debian 12 and, for
+    uaf-track's kdump, Debian 11; each caught by kdump and by QEMU on Debian 12. Only they
+    load one, so every other boot's recipe is what it was (kcrash_crash.c is untouched)."""
     from kcrash_corpus.guest import job_script
 
     boots = plan()
-    hangs = {"abba-deadlock", "mutex-owner-waits", "rwsem-writer-stall"}
-    got = {(b.scenario.id, b.capture) for b in boots if b.scenario.extra_module}
-    assert got == {(s, c) for s in hangs for c in ("kdump", "qemu")}
-    assert all(b.kernel.name == "deb12" for b in boots if b.scenario.extra_module)
+    want = {
+        *(("deb12", s, c, "kcrash_hang") for s in HANGS for c in ("kdump", "qemu")),
+        *(("deb12", s, c, "kcrash_memslab") for s in MEMSLAB for c in ("kdump", "qemu")),
+        ("deb11", "uaf-track", "kdump", "kcrash_memslab"),
+    }
+    got = {
+        (b.kernel.name, b.scenario.id, b.capture, b.scenario.extra_module)
+        for b in boots
+        if b.scenario.extra_module
+    }
+    assert got == want
     for b in boots:
         script = job_script(b.scenario, b.capture, b.id, b.hosts_tree)
         if b.scenario.extra_module:
-            assert "insmod /share/kcrash_hang.ko" in script
+            assert f"insmod /share/{b.scenario.extra_module}.ko" in script
+            assert f"/proc/{b.scenario.extra_module}" in b.scenario.trigger
         else:
             assert "insmod" not in script and "extra_module" not in b.scenario.recipe()
+
+
+HANGS = {"abba-deadlock", "mutex-owner-waits", "rwsem-writer-stall"}
+MEMSLAB = {"slab-leak", "uaf-track"}
 
 
 # -- every manifest entry -----------------------------------------------------------------------
