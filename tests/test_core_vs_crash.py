@@ -220,7 +220,7 @@ def _compare_stack(e: dict[str, Any], crash: list[Any], ours: dict[str, Any]) ->
         # finds the return address in another slot.
         # A slot *below* the exception's RSP is dead stack: uaf-track's kcrash_uaf_use,
         # reached by a tail call (jmp) from kcrash_uaf_track, faults with RSP at
-        # kcrash_write's return address, and crash reads kcrash_uaf_track's stale one
+        # kcrash_memslab_write's return address, and crash reads kcrash_uaf_track's stale one
         # from the word beneath it.
         stale_at_rsp = last_exc is not None and (
             f.function == last_exc.function.split("+")[0]

@@ -159,7 +159,7 @@ def test_uaf_names_cache_object_and_stacks(corpus: list[dict[str, Any]], dwarf: 
         assert tracks["alloc"]["caller"]["function"] == "kcrash_uaf_alloc"
         assert "kcrash_uaf_track" in _frames(tracks["alloc"])
         assert tracks["free"]["caller"]["function"] in ("kcrash_uaf_release", "kcrash_uaf_track")
-        assert "kcrash_write" in _frames(tracks["free"])
+        assert "kcrash_memslab_write" in _frames(tracks["free"])
         assert tracks["free"]["pid"] == tracks["alloc"]["pid"] == r["verdict"]["pid"]
         step = r["next_steps"][0]
         assert "kcrash_uaf" in step and f"{obj['object']:#x}" in step, step
