@@ -22,6 +22,8 @@ from typing import Any
 import drgn
 from drgn.helpers.linux.slab import for_each_slab_cache, slab_cache_usage, slab_object_info
 
+from ..target.frame_labels import kallsyms_name
+
 #: Values the kernel writes on purpose, so that a pointer loaded from them is recognisable
 #: (include/linux/poison.h; unchanged from 2.6 to 6.12). A register equal to one of them,
 #: or made of one poison byte repeated, says where the value came from.
@@ -171,9 +173,12 @@ def _frames(prog: drgn.Program, pcs: Iterable[int]) -> list[dict[str, Any]]:
         except LookupError:
             out.append(frame)
             continue
-        frame["function"] = sym.name
-        frame["offset"] = pc - sym.address
-        frame["size"] = sym.size
+        # Named as bt names frames (kallsyms's labels and sizes), so a stack reads the same
+        # with DWARF and without, and as crash and the kernel print it.
+        name, addr, size = kallsyms_name(prog, sym, pc)
+        frame["function"] = name
+        frame["offset"] = pc - addr
+        frame["size"] = size
         mod = getattr(sym, "module", None) or _module_of(prog, pc)
         frame["module"] = mod
         out.append(frame)
