@@ -144,7 +144,10 @@ def test_panic_stack_agrees_with_crash_oracle(corpus: list[dict[str, Any]]) -> N
         prog, _ = nodebug_prog(e)
         ours = names(prog, kernel_pcs(nodebug.stack_trace(prog, None)))
         common = [fn for fn in ours if fn in crash]
-        assert len(common) >= 5 and is_subsequence(common, crash), (e["id"], ours, crash)
+        # At least 5 frames in common; all of crash's when its stack is shorter (khungtaskd's
+        # panic on a QEMU dump: panic, watchdog, kthread, ret_from_fork).
+        enough = min(5, len(crash))
+        assert len(common) >= enough and is_subsequence(common, crash), (e["id"], ours, crash)
         exc = _BT_EXC.search(text)
         # crash 8.0 misreads the IRQ-stack exception frame of a soft lockup
         # ("no symbolic reference ... possibly bogus exception frame").

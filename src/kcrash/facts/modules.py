@@ -39,6 +39,10 @@ def loaded_modules(prog: drgn.Program, errors: list[str] | None = None) -> list[
         name = mod.name.string_().decode("utf-8", "replace")
         regions = module_address_regions(mod)
         base = min((r[0] for r in regions if r[1]), default=None)
+        # Since Linux v6.4 (struct module_memory) crash's base is mem[MOD_TEXT].base (MOD_TEXT
+        # is 0); the module's other regions are allocated apart and may lie below its text.
+        if mod.type_.type.has_member("mem") and mod.mem[0].size.value_():
+            base = mod.mem[0].base.value_()
         size = sum(r[1] for r in regions)
         try:
             taints = module_taints(mod)
