@@ -33,7 +33,7 @@ SCENARIOS = ("abba-deadlock", "mutex-owner-waits", "rwsem-writer-stall", "hung-t
 
 CHILD = r"""
 import json, sys, time
-import kcrash.diagnosis.rules as rules
+import kcrash.crash_classes as rules
 import kcrash.pipeline as a
 path, vmlinux, waits = sys.argv[1], sys.argv[2] or None, sys.argv[3] == "1"
 if not waits:

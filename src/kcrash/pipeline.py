@@ -158,8 +158,8 @@ def _event_modules(events: list[Any]) -> set[str]:
 
 def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
     """Class-dependent context: other CPUs, blocked tasks, memory (the class's row
-    says which: ``Rule.context`` in :mod:`kcrash.diagnosis.rules`)."""
-    from .diagnosis.rules import context_of
+    says which: ``Rule.context`` in :mod:`kcrash.crash_classes`)."""
+    from .crash_classes import context_of
 
     if "memory" in context_of(cls) and (target is None or target.mode == "kallsyms"):
         from .facts.memory import memory_from_log

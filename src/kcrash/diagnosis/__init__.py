@@ -11,9 +11,9 @@ No I/O, no printing, no drgn: everything here works on :mod:`kcrash.model`.
 
 from __future__ import annotations
 
+from kcrash.crash_classes import CLASS_IDS, RULES, RULES_BY_ID, Rule
 from kcrash.diagnosis.engine import diagnose
 from kcrash.diagnosis.i18n import render, render_messages
-from kcrash.diagnosis.rules import CLASS_IDS, RULES, RULES_BY_ID, Rule
 from kcrash.diagnosis.signature import SCHEME, Signature
 from kcrash.diagnosis.verdict import CodeLine, Culprit, Diagnosis, Evidence, Message
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kcrash.diagnosis.rules import TRAILER_TARGETS, Rule, classify_lines
+from kcrash.crash_classes import TRAILER_TARGETS, Rule, classify_lines
 from kcrash.model import OopsEvent
 
 

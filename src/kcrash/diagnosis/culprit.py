@@ -14,7 +14,7 @@ regex (matched against the whole name, after compiler suffixes such as
 are our own; syzkaller's ``pkg/report/linux.go`` and satyr's
 ``koops_stacktrace.c`` were read to learn which names matter.
 
-How each class picks (``Rule.culprit`` in :mod:`kcrash.diagnosis.rules`):
+How each class picks (``Rule.culprit`` in :mod:`kcrash.crash_classes`):
 
 ``first``
     the crash site, then its callers; the first frame that is not skipped.
@@ -67,7 +67,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kcrash.diagnosis.rules import RULES
+from kcrash.crash_classes import RULES
 from kcrash.model import Frame
 from kcrash.oops.lines import parse_frame
 
@@ -869,7 +869,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
 }
 
 #: Extra skip tables, by name; a class's row (``Rule.skip_tables`` in
-#: :mod:`kcrash.diagnosis.rules`) says which apply to it, where its own reporting
+#: :mod:`kcrash.crash_classes`) says which apply to it, where its own reporting
 #: functions differ.
 CLASS_SKIPS: dict[str, tuple[Skip, ...]] = {
     "slub-checks": _rows(

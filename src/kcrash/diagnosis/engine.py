@@ -12,10 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kcrash.diagnosis import decode
-from kcrash.diagnosis.classify import Classified, classify_events, select
-from kcrash.diagnosis.culprit import Pick, base_name, blame, is_skipped, skip_reason
-from kcrash.diagnosis.rules import (
+from kcrash.crash_classes import (
     OOPS_CLASS,
     PANIC_CLASS,
     RULES_BY_ID,
@@ -25,6 +22,9 @@ from kcrash.diagnosis.rules import (
     classify_lines,
     has_evidence,
 )
+from kcrash.diagnosis import decode
+from kcrash.diagnosis.classify import Classified, classify_events, select
+from kcrash.diagnosis.culprit import Pick, base_name, blame, is_skipped, skip_reason
 from kcrash.diagnosis.signature import make_signature, normalize_function
 from kcrash.diagnosis.verdict import CodeLine, Culprit, Diagnosis, Evidence, Message
 from kcrash.model import CrashFacts, Frame, ModuleInfo, OopsEvent

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ..diagnosis.rules import PANIC_AFTER_REPORT_RE
+from ..crash_classes import PANIC_AFTER_REPORT_RE
 from ..model import LogLine
 
 _PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kcrash.diagnosis.rules import BLOCK_STARTS
+from kcrash.crash_classes import BLOCK_STARTS
 from kcrash.model import LogLine, OopsEvent
 from kcrash.oops import lines as L
 
@@ -42,7 +42,7 @@ CONTINUATION_WINDOW = 40  # lines after a preamble in which its oops may follow
 # itself ("<what>: <error> [#N]"); "start" = a report of its own; "aside" = a
 # line printed amid another report.  The first matching row gives the kind: the
 # oops line, then each crash class's own starts (``Rule.starts`` of the class
-# table, :mod:`kcrash.diagnosis.rules`), then the generic report starts.
+# table, :mod:`kcrash.crash_classes`), then the generic report starts.
 START_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("die", L.DIE_RE),
     *BLOCK_STARTS,

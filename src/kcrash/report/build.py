@@ -203,7 +203,7 @@ def build_report(
         # What the graph shows goes first: it is the answer to "why is it hung".
         primary["explanation"] = [*primary["explanation"], hang["summary"]]
         # The generic "find what it waits for / who holds it" steps are answered now.
-        from ..diagnosis.rules import RULES_BY_ID
+        from ..crash_classes import RULES_BY_ID
 
         rule = RULES_BY_ID.get(diags[0].class_id) if diags else None
         answered = {f"rule.{rule.id}.next.{i}" for i in rule.answered_by_waits} if rule else set()
