@@ -5,15 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..textsafe import md_block, md_code, md_text
-from .common import (
-    context_sections,
-    crash_site_line,
-    culprit_line,
-    frame_line,
-    registers_lines,
-    step_name,
-    system_rows,
-)
+from . import common
 from .labels import labels
 
 
@@ -33,10 +25,10 @@ def render(report: dict[str, Any]) -> str:
         f"- **{lb['verdict']}:** {md_code(v['class'])} — {md_text(v.get('summary') or '')}".rstrip(
             " —"
         ),
-        f"- **{lb['culprit']}:** {md_text(culprit_line(v.get('culprit'), lb))}",
+        f"- **{lb['culprit']}:** {md_text(common.culprit_line(v.get('culprit'), lb))}",
         *(
             [f"- **{lb['crash_site']}:** {md_text(site)}"]
-            if (site := crash_site_line(v, lb))
+            if (site := common.crash_site_line(v, lb))
             else []
         ),
         f"- **{lb['signature']}:** {md_code(sig.get('id'))} ({md_text(sig.get('title'))})",
@@ -60,14 +52,15 @@ def render(report: dict[str, Any]) -> str:
     if ev.get("code"):
         out += [f"### {lb['code']}", "", *_code(ev["code"])]
     if ev.get("registers"):
-        out += [f"### {lb['registers']}", "", *_code(registers_lines(ev["registers"]))]
+        out += [f"### {lb['registers']}", "", *_code(common.registers_lines(ev["registers"]))]
     if ev.get("call_trace"):
-        out += [f"### {lb['call_trace']}", "", *_code([frame_line(f) for f in ev["call_trace"]])]
-    for heading, lines in context_sections(report, lb):
+        trace = [common.frame_line(f) for f in ev["call_trace"]]
+        out += [f"### {lb['call_trace']}", "", *_code(trace)]
+    for heading, lines in common.context_sections(report, lb):
         out += [f"## {heading}", "", *_code(lines)]
     if report.get("system"):
         out += [f"## {lb['system']}", "", "| | |", "|---|---|"]
-        out += [f"| {k} | {md_text(val)} |" for k, val in system_rows(report["system"], lb)]
+        out += [f"| {k} | {md_text(val)} |" for k, val in common.system_rows(report["system"], lb)]
         out.append("")
     if report.get("input", {}).get("lacks"):
         out += [f"## {lb['lacks']}", "", *(f"- {md_text(x)}" for x in report["input"]["lacks"])]
@@ -77,7 +70,7 @@ def render(report: dict[str, Any]) -> str:
     for s in report.get("steps", []):
         status = lb.get("status_" + s["status"], s["status"])
         out.append(
-            f"| {md_text(step_name(s['name'], lb))} | {status} | "
+            f"| {md_text(common.step_name(s['name'], lb))} | {status} | "
             f"{s['seconds']:.3f} | {md_text(s.get('reason') or '')} |"
         )
     others = report.get("other_reports") or []

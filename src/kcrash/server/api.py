@@ -123,6 +123,14 @@ class SplitIn(BaseModel):
     title: str = Field(default="", max_length=1000)
 
 
+def window_dep(
+    limit: int = Query(50, ge=1, le=queries.MAX_LIMIT),
+    offset: int = Query(0, ge=0),
+) -> tuple[int, int]:
+    """(limit, offset): every list of the API pages the same way, declared once."""
+    return limit, offset
+
+
 def filters_dep(
     class_: str | None = Query(None, alias="class", max_length=100),
     module: str | None = Query(None, max_length=300),
@@ -435,13 +443,12 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/crashes", tags=["crashes"])
     def crashes(
         f: Annotated[queries.Filters, Depends(filters_dep)],
-        limit: int = Query(50, ge=1, le=queries.MAX_LIMIT),
-        offset: int = Query(0, ge=0),
+        window: Annotated[tuple[int, int], Depends(window_dep)],
         format: str = Query("json", pattern="^(json|csv)$"),
         who: Principal = reader,
     ) -> Response:
         with db.session() as s:
-            page = queries.list_crashes(s, f, limit=limit, offset=offset)
+            page = queries.list_crashes(s, f, limit=window[0], offset=window[1])
         return _export(page, format, queries.CRASH_CSV, "crashes")
 
     @app.get("/api/v1/crashes/{crash_id}", tags=["crashes"])
@@ -489,15 +496,14 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     @app.get("/api/v1/buckets", tags=["buckets"])
     def bucket_list(
         f: Annotated[queries.Filters, Depends(filters_dep)],
+        window: Annotated[tuple[int, int], Depends(window_dep)],
         sort: str = Query("last_seen", pattern="^(" + "|".join(queries.BUCKET_SORTS) + ")$"),
-        limit: int = Query(50, ge=1, le=queries.MAX_LIMIT),
-        offset: int = Query(0, ge=0),
         format: str = Query("json", pattern="^(json|csv)$"),
         who: Principal = reader,
     ) -> Response:
         """Buckets: signature, title, class, count, hosts, first_seen, last_seen, state, …"""
         with db.session() as s:
-            page = queries.list_buckets(s, f, sort=sort, limit=limit, offset=offset)
+            page = queries.list_buckets(s, f, sort=sort, limit=window[0], offset=window[1])
         return _export(page, format, queries.BUCKET_CSV, "buckets")
 
     @app.get("/api/v1/buckets/{signature}", tags=["buckets"])
@@ -543,22 +549,20 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
 
     @app.get("/api/v1/hosts", tags=["hosts"])
     def hosts(
-        limit: int = Query(50, ge=1, le=queries.MAX_LIMIT),
-        offset: int = Query(0, ge=0),
+        window: Annotated[tuple[int, int], Depends(window_dep)],
         who: Principal = reader,
     ) -> dict[str, Any]:
         with db.session() as s:
-            return queries.list_hosts(s, limit=limit, offset=offset).as_dict()
+            return queries.list_hosts(s, limit=window[0], offset=window[1]).as_dict()
 
     @app.get("/api/v1/hosts/{name}", tags=["hosts"])
     def host(
         name: str,
-        limit: int = Query(50, ge=1, le=queries.MAX_LIMIT),
-        offset: int = Query(0, ge=0),
+        window: Annotated[tuple[int, int], Depends(window_dep)],
         who: Principal = reader,
     ) -> dict[str, Any]:
         with db.session() as s:
-            row = queries.host_history(s, name, limit=limit, offset=offset)
+            row = queries.host_history(s, name, limit=window[0], offset=window[1])
         return _found(row, f"no host {name[:100]}")
 
     @app.get("/metrics", tags=["metrics"])
