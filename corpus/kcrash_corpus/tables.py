@@ -221,6 +221,96 @@ def _hang_rows(action: str, culprit: str) -> tuple[Scenario, Scenario]:
     )
 
 
+def _scale(action: str) -> str:
+    """Shell that makes a child of init write `action` into kcrash_scale's proc file."""
+    return f"sh -c 'echo {action} > /proc/kcrash_scale'"
+
+
+def _pinned_null_deref(cpus: int) -> Scenario:
+    """Issue 19, CPUs: kcrash_crash's NULL dereference from a task pinned to the last CPU of
+    a `cpus`-CPU guest (the others idle, their stacks saved by the crash NMI)."""
+    return Scenario(
+        f"smp{cpus}-null-deref",
+        f"taskset {1 << (cpus - 1):x} {_w('null-deref')}",
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000074",
+        "kcrash_get_refcount",
+        "kcrash_crash",
+        OOPS,
+        cpus=cpus,
+        kernels=("deb12",),
+        # TCG runs every vCPU on the host's two cores.
+        timeout=900,
+    )
+
+
+#: Issue 19's scale scenarios, Debian 12 only (each guest costs minutes under TCG).
+SCALE_SCENARIOS: tuple[Scenario, ...] = (
+    _pinned_null_deref(8),
+    _pinned_null_deref(16),
+    # 10,000+ tasks: crowd_holder holds kcrash_crowd_lock and waits for a completion nobody
+    # signals, 6,000 threads wait for the mutex (D state), 4,000 sleep (S state). The hung
+    # task watchdog is off (timeout 0) while they are started, then armed: khungtaskd
+    # reports the holder first (it was created first) and panics. 3 GB: threads-max is RAM
+    # / 128 KB (16,384 in 2 GB, too close), and each thread costs ~30 KB (16 KB of stack).
+    Scenario(
+        "crowd-hung-task",
+        _scale("crowd")
+        + " && echo 1 > /proc/sys/kernel/hung_task_panic"
+        + " && echo 5 > /proc/sys/kernel/hung_task_timeout_secs",
+        "hung-task",
+        "blocked for more than 5 seconds",
+        "crowd_holder",
+        "kcrash_scale",
+        {"kernel/hung_task_timeout_secs": "0"},
+        ram_mb=3072,
+        kernels=("deb12",),
+        extra_module="kcrash_scale",
+        timeout=1800,
+    ),
+    # A 16 GB guest whose memory was really touched: kcrash_scale fills all but 384 MB with
+    # a compressible pattern (kernel pages, so no filter drops them), then kcrash_crash's
+    # NULL dereference. QEMU's kdump-zlib capture writes every non-zero page (about 300 MB
+    # on disk); a guest-side makedumpfile would compress 15 GB under TCG (many minutes).
+    Scenario(
+        "null-deref-16g",
+        _scale("fill") + " && " + _w("null-deref"),
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000074",
+        "kcrash_get_refcount",
+        "kcrash_crash",
+        OOPS,
+        ram_mb=16384,
+        formats=("qemu-kdump",),
+        kernels=("deb12",),
+        extra_module="kcrash_scale",
+        timeout=1800,
+    ),
+    # A kernel log at its ring buffer's limit: log_buf_len=32M (Debian's default is 128 KB;
+    # the kernel caps it at 2 GB, which TCG cannot fill in CI time), filled with the kernel's
+    # own sysrq t (every task's stack) and m (memory) reports until the oldest record is
+    # gone (the first record /dev/kmsg returns is no longer number 0), then the NULL
+    # dereference. The console is quieted (printk level 1) so the serial port is not the
+    # bottleneck; the panic raises it again.
+    Scenario(
+        "log-full",
+        "echo 1 > /proc/sys/kernel/printk; "
+        'while [ "$(head -n 1 /dev/kmsg | cut -d, -f2)" = 0 ]; do '
+        "for i in 1 2 3 4 5; do echo t > /proc/sysrq-trigger; echo m > /proc/sysrq-trigger; "
+        "done; done; "
+        "for i in 1 2 3 4 5; do echo t > /proc/sysrq-trigger; done; " + _w("null-deref"),
+        "null-deref",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000074",
+        "kcrash_get_refcount",
+        "kcrash_crash",
+        OOPS,
+        cmdline="log_buf_len=32M",
+        kernels=("deb12",),
+        timeout=1800,
+    ),
+)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "null-deref",
@@ -472,7 +562,9 @@ SCENARIOS: tuple[Scenario, ...] = (
             (("qemu-kdump",), 512, ("deb12",)),
         )
     ),
+    *SCALE_SCENARIOS,
 )
+
 
 #: Pinned builds (move one with `python3 -m kcrash_corpus bump NAME`). Debian keeps a few
 #: past ABIs of a suite in its -security pocket and the point release's in the suite itself,

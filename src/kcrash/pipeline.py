@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict
+from itertools import islice
 from typing import Any
 
 from .errors import NotADumpError
@@ -21,6 +22,8 @@ from .steps import Steps, time_limit
 
 #: Opening a dump reads headers and indexes debuginfo: seconds normally.
 OPEN_SECONDS = 120
+#: D-state tasks whose stacks the report shows (the blocked-tasks context of a class).
+BLOCKED_SHOWN = 32
 
 
 def _inspect_or_text(path: str) -> Any:
@@ -187,15 +190,21 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
         from .facts.tasks import crash_state
 
         def blocked() -> list[Stack]:
-            return [task_stack(target, t) for t in for_each_task(prog) if crash_state(t) == "UN"][
-                :32
-            ]
+            # The first BLOCKED_SHOWN D-state tasks only: each stack is an unwind, and a
+            # machine can have thousands of them (the waits step counts them all).
+            hung = (t for t in for_each_task(prog) if crash_state(t) == "UN")
+            return [task_stack(target, t) for t in islice(hung, BLOCKED_SHOWN)]
 
         facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
     if "waits" in context:
         from .facts.waits import collect_waits
 
-        facts.waits = steps.run("waits", lambda: collect_waits(target))
+        scan = steps.run("waits", lambda: collect_waits(target))
+        if scan is not None:
+            facts.waits = scan.waits
+            note = scan.note()
+            if note is not None:
+                facts.lacks.append(note)
     if "memory" in context:
         from .facts.memory import memory_summary
 

@@ -10,24 +10,58 @@ The graph itself is built in :mod:`kcrash.diagnosis.waits` (no drgn there).
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import drgn
 
 from ..model import TaskWait
+from ..notes import Note
 from .locks import task_wait, wait_frame
 from .stacks import task_stack
 
 if TYPE_CHECKING:
     from ..target.open import Target
 
-#: At most this many tasks are examined (blocked ones first, then holders): a machine with
+#: At most this many tasks are examined (holders first, then blocked ones): a machine with
 #: thousands of D tasks gets the first ones, and the report says how many there were.
 MAX_TASKS = 64
+#: Unwinding a stack costs milliseconds (tens under load): the examination stops after this
+#: many seconds whatever MAX_TASKS says, and the report says how many were left out.
+MAX_SECONDS = 8.0
 
 
-def collect_waits(target: Target) -> list[TaskWait]:
-    """The waits of the blocked tasks and of the holders of what they wait on."""
+@dataclass
+class WaitScan:
+    """What :func:`collect_waits` read, and how much of it it left out (never silently)."""
+
+    waits: list[TaskWait] = field(default_factory=list)
+    blocked_total: int = 0  #: D-state tasks in the task list (spinning ones not counted)
+    examined: int = 0  #: tasks whose stacks were read
+    timed_out: bool = False  #: MAX_SECONDS ran out before MAX_TASKS
+
+    def note(self) -> Note | None:
+        """The sentence for ``lacks`` when blocked tasks were left out, else None."""
+        left = self.blocked_total - sum(1 for w in self.waits if w.blocked)
+        if left <= 0:
+            return None
+        return Note(
+            "lack.waits_bounded",
+            total=self.blocked_total,
+            examined=self.examined,
+            left=left,
+            why=f"{MAX_SECONDS:g} s" if self.timed_out else str(MAX_TASKS),
+        )
+
+
+def collect_waits(target: Target, clock: Callable[[], float] = time.monotonic) -> WaitScan:
+    """The waits of the blocked tasks and of the holders of what they wait on.
+
+    Holders jump the queue: with 6,000 tasks behind one mutex the owner is read right after
+    the first waiter that names it, so the chain's root is found within the bound."""
     from drgn.helpers.linux.pid import for_each_task
     from drgn.helpers.linux.sched import task_on_cpu
 
@@ -36,22 +70,29 @@ def collect_waits(target: Target) -> list[TaskWait]:
     prog = target.prog
     by_address: dict[int, drgn.Object] = {}
     blocked: list[drgn.Object] = []
+    scan = WaitScan()
     for t in for_each_task(prog):
         by_address[t.value_()] = t
         state = crash_state(t)
         if state == "UN":
             blocked.append(t)
+            scan.blocked_total += 1
         elif state == "RU" and _on_cpu(task_on_cpu, t):
             blocked.append(t)  # kept only if its stack spins on a lock (below)
-    out: list[TaskWait] = []
+    out = scan.waits
     done: set[int] = set()
-    queue = [(t, True) for t in blocked]
+    queue = deque((t, True) for t in blocked)
+    deadline = clock() + MAX_SECONDS
     while queue and len(out) < MAX_TASKS:
-        t, is_blocked = queue.pop(0)
+        if clock() > deadline:
+            scan.timed_out = True
+            break
+        t, is_blocked = queue.popleft()
         addr = t.value_()
         if addr in done:
             continue
         done.add(addr)
+        scan.examined += 1
         stack = task_stack(target, t)
         found = wait_frame(stack)
         if is_blocked and crash_state(t) == "RU" and (found is None or not _spins(found[1].kind)):
@@ -64,8 +105,8 @@ def collect_waits(target: Target) -> list[TaskWait]:
             continue
         for holder in (lock.owner_task, lock.last_reader_task):
             if holder and holder in by_address and holder not in done:
-                queue.append((by_address[holder], False))
-    return out
+                queue.appendleft((by_address[holder], False))
+    return scan
 
 
 def _on_cpu(task_on_cpu: object, t: drgn.Object) -> bool:
