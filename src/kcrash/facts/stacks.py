@@ -29,6 +29,26 @@ def _module_name(prog: drgn.Program, pc: int) -> str | None:
     return None if isinstance(mod, drgn.MainModule) else mod.name
 
 
+#: prog.cache key of :func:`_kallsyms_at`'s answers (pc -> name, address, size; or None).
+_NAMES_KEY = "kcrash.stacks.kallsyms_at"
+
+
+def _kallsyms_at(prog: drgn.Program, pc: int) -> tuple[str, int, int]:
+    """:func:`kallsyms_name` of ``pc`` (LookupError when no symbol covers it), remembered
+    per program: a symbol lookup in a module costs milliseconds, and thousands of blocked
+    tasks return to the same few addresses (issue 19)."""
+    known: dict[int, tuple[str, int, int] | None] = prog.cache.setdefault(_NAMES_KEY, {})
+    if pc not in known:
+        try:
+            known[pc] = kallsyms_name(prog, prog.symbol(pc), pc)
+        except LookupError:
+            known[pc] = None
+    got = known[pc]
+    if got is None:
+        raise LookupError(f"no symbol at {pc:#x}")
+    return got
+
+
 def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -> Frame:
     """Convert one drgn frame; ``regs`` attaches its pt_regs (exception frames)."""
     pc = frame.pc
@@ -38,8 +58,7 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     name = frame.name
     offset = size = None
     try:
-        sym = prog.symbol(lookup_pc)
-        sym_name, sym_addr, size = kallsyms_name(prog, sym, lookup_pc)
+        sym_name, sym_addr, size = _kallsyms_at(prog, lookup_pc)
         offset = pc - sym_addr
         # crash names a frame by its ELF symbol (``__handle_sysrq.cold``), and
         # an address in assembly code by the label before it, as kallsyms does;

@@ -90,8 +90,23 @@ def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, i
 _MAX_PADDING = 64
 
 
+#: prog.cache key of the answers of :func:`_next_symbol` (end -> next symbol's address).
+_NEXT_KEY = "kcrash.next_symbol"
+
+
 def _next_symbol(prog: drgn.Program, end: int) -> int:
-    """Where the next symbol starts, at most :data:`_MAX_PADDING` bytes after ``end``."""
+    """Where the next symbol starts, at most :data:`_MAX_PADDING` bytes after ``end``.
+
+    Up to 64 symbol lookups, each milliseconds in a module's padding: remembered per
+    program, since thousands of blocked tasks share the same few frames (issue 19)."""
+    known: dict[int, int] = prog.cache.setdefault(_NEXT_KEY, {})
+    got = known.get(end)
+    if got is None:
+        got = known[end] = _probe_next_symbol(prog, end)
+    return got
+
+
+def _probe_next_symbol(prog: drgn.Program, end: int) -> int:
     for a in range(end, end + _MAX_PADDING):
         try:
             if prog.symbol(a).address == a:
