@@ -70,14 +70,14 @@ class ScaleDump:
 SCALE_DUMPS: tuple[ScaleDump, ...] = (
     ScaleDump(
         "cpus-8",
-        "deb12/smp8-null-deref/kdump-zlib",
-        "deb12/null-deref/kdump-zlib",
+        "deb12/smp8-sysrq/kdump-zlib",
+        "deb12/sysrq/kdump-zlib",
         "8 vCPUs (small: 2)",
     ),
     ScaleDump(
         "cpus-16",
-        "deb12/smp16-null-deref/kdump-zlib",
-        "deb12/null-deref/kdump-zlib",
+        "deb12/smp16-sysrq/kdump-zlib",
+        "deb12/sysrq/kdump-zlib",
         "16 vCPUs (small: 2)",
     ),
     ScaleDump(
