@@ -76,9 +76,9 @@ SCALE_DUMPS: tuple[ScaleDump, ...] = (
     ),
     ScaleDump(
         "cpus-16",
-        "deb12/smp16-sysrq/kdump-zlib",
-        "deb12/sysrq/kdump-zlib",
-        "16 vCPUs (small: 2)",
+        "deb12/smp16-sysrq/qemu-kdump",
+        "deb12/sysrq/qemu-kdump",
+        "16 vCPUs, QEMU capture (small: 2 vCPUs, 512 MB)",
     ),
     ScaleDump(
         "tasks",
