@@ -70,15 +70,15 @@ class ScaleDump:
 SCALE_DUMPS: tuple[ScaleDump, ...] = (
     ScaleDump(
         "cpus-8",
-        "deb12/smp8-sysrq/kdump-zlib",
-        "deb12/sysrq/kdump-zlib",
-        "8 vCPUs (small: 2)",
+        "deb12/smp8-sysrq/qemu-kdump",
+        "deb12/sysrq/qemu-kdump",
+        "8 vCPUs, QEMU capture (small: 2 vCPUs)",
     ),
     ScaleDump(
         "cpus-16",
         "deb12/smp16-sysrq/qemu-kdump",
         "deb12/sysrq/qemu-kdump",
-        "16 vCPUs, QEMU capture (small: 2 vCPUs, 512 MB)",
+        "16 vCPUs, QEMU capture (small: 2 vCPUs)",
     ),
     ScaleDump(
         "tasks",
@@ -95,8 +95,8 @@ SCALE_DUMPS: tuple[ScaleDump, ...] = (
     ),
     ScaleDump(
         "log",
-        "deb12/log-full/kdump-zlib",
-        "deb12/null-deref/kdump-zlib",
+        "deb12/log-full/qemu-kdump",
+        "deb12/null-deref/qemu-kdump",
         "32 MB kernel log ring buffer, full (small: Debian's 128 KB, half used)",
     ),
 )
