@@ -197,9 +197,9 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
 
         facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
     if "waits" in context:
-        from .facts.waits import collect_waits
+        from .facts.waits import STEP_SECONDS, collect_waits
 
-        scan = steps.run("waits", lambda: collect_waits(target))
+        scan = steps.run("waits", lambda: collect_waits(target), seconds=STEP_SECONDS)
         if scan is not None:
             facts.waits = scan.waits
             note = scan.note()

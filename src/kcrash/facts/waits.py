@@ -29,9 +29,15 @@ if TYPE_CHECKING:
 #: At most this many tasks are examined (holders first, then blocked ones): a machine with
 #: thousands of D tasks gets the first ones, and the report says how many there were.
 MAX_TASKS = 64
-#: Unwinding a stack costs milliseconds (tens under load): the examination stops after this
-#: many seconds whatever MAX_TASKS says, and the report says how many were left out.
+#: Unwinding a stack costs milliseconds (tens under load): the examination stops this many
+#: seconds after the step began (the pass that counts the blocked tasks included) whatever
+#: MAX_TASKS says, and the report says how many were left out. The first MIN_TASKS are
+#: examined whatever the time: the first waiter and the holders it leads to.
 MAX_SECONDS = 8.0
+MIN_TASKS = 4
+#: The step's own alarm (pipeline): far above MAX_SECONDS, so that on a machine slowed ten
+#: times the bounded answer still comes out instead of none.
+STEP_SECONDS = 60.0
 
 
 @dataclass
@@ -68,6 +74,7 @@ def collect_waits(target: Target, clock: Callable[[], float] = time.monotonic) -
     from .tasks import crash_state
 
     prog = target.prog
+    deadline = clock() + MAX_SECONDS
     by_address: dict[int, drgn.Object] = {}
     blocked: list[drgn.Object] = []
     scan = WaitScan()
@@ -82,9 +89,8 @@ def collect_waits(target: Target, clock: Callable[[], float] = time.monotonic) -
     out = scan.waits
     done: set[int] = set()
     queue = deque((t, True) for t in blocked)
-    deadline = clock() + MAX_SECONDS
     while queue and len(out) < MAX_TASKS:
-        if clock() > deadline:
+        if scan.examined >= MIN_TASKS and clock() > deadline:
             scan.timed_out = True
             break
         t, is_blocked = queue.popleft()
