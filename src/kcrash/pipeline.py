@@ -24,6 +24,7 @@ from .steps import Steps, time_limit
 OPEN_SECONDS = 120
 #: D-state tasks whose stacks the report shows (the blocked-tasks context of a class).
 BLOCKED_SHOWN = 32
+BLOCKED_SECONDS = 8.0
 
 
 def _inspect_or_text(path: str) -> Any:
@@ -190,10 +191,17 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
         from .facts.tasks import crash_state
 
         def blocked() -> list[Stack]:
-            # The first BLOCKED_SHOWN D-state tasks only: each stack is an unwind, and a
-            # machine can have thousands of them (the waits step counts them all).
+            # The first BLOCKED_SHOWN D-state tasks only, for at most BLOCKED_SECONDS: each
+            # stack is an unwind, and a machine can have thousands of them (the waits step
+            # counts them all and says how many it left out).
             hung = (t for t in for_each_task(prog) if crash_state(t) == "UN")
-            return [task_stack(target, t) for t in islice(hung, BLOCKED_SHOWN)]
+            out: list[Stack] = []
+            deadline = time.monotonic() + BLOCKED_SECONDS
+            for t in islice(hung, BLOCKED_SHOWN):
+                out.append(task_stack(target, t))
+                if time.monotonic() > deadline:
+                    break
+            return out
 
         facts.blocked_tasks = steps.run("blocked tasks", blocked) or []
     if "waits" in context:
