@@ -257,6 +257,7 @@ class LockFact:
     holder_path: list[str] = field(default_factory=list)  # the holder's innermost frames
     taken_in: str | None = None  # the waiter's function that called spin_lock()
     waiter_cpu: int | None = None  # the CPU that spins on it
+    object_offset: int | None = None  # a lock named by its slab cache: where in the object
 
 
 @dataclass

@@ -246,4 +246,8 @@ def undetermined(g: WaitGraph) -> list[Message]:
             out.append(Message("hang.unknown.unlocked", {**_task(w), **lock_params(lk)}))
         if lk is not None and lk.naming == "symbol+offset":
             out.append(Message("hang.unknown.member", lock_params(lk)))
+        if lk is not None and lk.naming == "slab" and lk.object_offset is not None:
+            # A heap object's type is not in the slab: the frames' variables (DWARF) say it.
+            offset = f"{lk.object_offset:#x}"
+            out.append(Message("hang.unknown.slab-member", {**lock_params(lk), "offset": offset}))
     return out

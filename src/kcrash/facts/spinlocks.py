@@ -432,6 +432,9 @@ def spin_fact(target: Target, task: drgn.Object, stack: Stack, index: int) -> Lo
         kind="spinlock", address=address, name=name, naming=naming, found_by=how, state="locked"
     )
     fact.waiter_cpu = stack.cpu
+    if naming == "slab":
+        start = _heap_object(target.prog, address)
+        fact.object_offset = address - start if start is not None else None
     fact.taken_in = _taken_in(stack, index)
     try:
         holder, _cands = find_holder(target, address, stack.cpu, fact.taken_in)
@@ -448,4 +451,5 @@ def spin_fact(target: Target, task: drgn.Object, stack: Stack, index: int) -> Lo
             member = heap_member_name(target, holder.task, address)
             if member:
                 fact.name, fact.naming = member, "variable"
+                fact.object_offset = None
     return fact

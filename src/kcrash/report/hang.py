@@ -76,6 +76,7 @@ def _lock_json(lk: LockFact, pids: dict[int, TaskWait]) -> dict[str, Any]:
         "holder_path": list(lk.holder_path),
         "taken_in": lk.taken_in,
         "waiter_cpu": lk.waiter_cpu,
+        "object_offset": lk.object_offset,
     }
 
 

@@ -281,6 +281,7 @@ class HangLock(TypedDict, total=False):
     holder_path: list[str]
     taken_in: str | None
     waiter_cpu: int | None
+    object_offset: int | None
 
 
 class HangSpin(TypedDict):
