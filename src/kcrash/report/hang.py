@@ -26,7 +26,7 @@ def _lock_words(p: dict[str, Any], lang: str) -> str:
     return render(keys.get(naming, "hang.lock.named"), {**p, "kind": kind}, lang)
 
 
-def _json_lock_words(kind: str, name: str | None, naming: str, address: int, lang: str) -> str:
+def json_lock_words(kind: str, name: str | None, naming: str, address: int, lang: str) -> str:
     """:func:`_lock_words` of a lock as the report's JSON holds it."""
     p = {"kind": kind.split("-")[0], "lock": name, "naming": naming, "address": f"{address:#x}"}
     return _lock_words(p, lang)
@@ -169,7 +169,7 @@ def task_line(t: dict[str, Any], lang: str) -> str:
     parts = [f"PID {t['pid']} ({t['comm']}) {t['state']}"]
     lk = t.get("lock")
     if lk:
-        words = _json_lock_words(lk["kind"], lk["name"], lk["naming"], lk["address"], lang)
+        words = json_lock_words(lk["kind"], lk["name"], lk["naming"], lk["address"], lang)
         how = render(f"hang.found.{lk['found_by']}", {}, lang)
         verb = "hang.task.spins" if lk["kind"] == "spinlock" else "hang.task.waits"
         parts.append(render(verb, {"lock": words, "how": how}, lang))
@@ -177,7 +177,7 @@ def task_line(t: dict[str, Any], lang: str) -> str:
         parts.append(render("hang.task.in", {"function": t["function"]}, lang))
     if t.get("holds"):
         held = _sep(lang).join(
-            _json_lock_words(h["kind"], h["name"], h["naming"], h["address"], lang)
+            json_lock_words(h["kind"], h["name"], h["naming"], h["address"], lang)
             for h in t["holds"]
         )
         parts.append(render("hang.task.holds", {"locks": held}, lang))
