@@ -28,6 +28,7 @@ cache (``a kmalloc-64 object``).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -375,6 +376,22 @@ def find_holder(
     return ranked[0], cands
 
 
+#: find_holder's answers per open target (by id; an entry goes with its target): when 64
+#: CPUs spin on one lock, the other CPUs' stacks are weighed once, not 64 times.
+_HOLDERS: dict[int, dict[tuple[int, str | None], tuple[Candidate | None, list[Candidate]]]] = {}
+
+
+def _holder_cache(
+    target: Target,
+) -> dict[tuple[int, str | None], tuple[Candidate | None, list[Candidate]]]:
+    key = id(target)
+    cache = _HOLDERS.get(key)
+    if cache is None:
+        cache = _HOLDERS[key] = {}
+        weakref.finalize(target, _HOLDERS.pop, key, None)
+    return cache
+
+
 def confidence(clues: list[str]) -> str:
     """``probable``: something on that CPU points at the lock and nobody else can hold it;
     ``possible``: one of the two only. (Without an owner field, never ``certain``.)"""
@@ -437,7 +454,12 @@ def spin_fact(target: Target, task: drgn.Object, stack: Stack, index: int) -> Lo
         fact.object_offset = address - start if start is not None else None
     fact.taken_in = _taken_in(stack, index)
     try:
-        holder, _cands = find_holder(target, address, stack.cpu, fact.taken_in)
+        # Every waiter of one lock is excluded as such: the answer does not depend on which
+        # of them asks (its own CPU is one of the waiters').
+        cache = _holder_cache(target)
+        if (address, fact.taken_in) not in cache:
+            cache[address, fact.taken_in] = find_holder(target, address, stack.cpu, fact.taken_in)
+        holder, _cands = cache[address, fact.taken_in]
     except (LookupError, drgn.FaultError, ValueError, AttributeError) as e:
         fact.error = str(e).splitlines()[0] if str(e) else type(e).__name__
         return fact
