@@ -235,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600, help="seconds per child (default 600)")
     p.add_argument("--quiet-wait", type=float, default=5.0, help="wait for an idle CPU (s)")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument(
+        "--no-foreach",
+        action="store_true",
+        help="skip `foreach bt` (10,000 stacks: minutes per tool, kcrash's unbounded)",
+    )
     a = p.parse_args(argv)
     chosen = [s for s in SCALE_DUMPS if not a.only or s.name in a.only]
     ids = list(dict.fromkeys(i for s in chosen for i in (s.dump, s.small)))
@@ -248,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 have = {(c.dump_id, c.tool) for c in cases}
                 cases += [
                     c
-                    for c in make_cases(entries[dump_id], scratch, sd.foreach)
+                    for c in make_cases(entries[dump_id], scratch, sd.foreach and not a.no_foreach)
                     if (c.dump_id, c.tool) not in have
                 ]
 
