@@ -699,7 +699,10 @@ def main() -> int:
     log(f"inputs ready: {len(report_files)} reports, {len(dumps)} vmcores ({own} corpus files)")
     result: dict[str, Any] = {
         "date": date.isoformat(timespec="seconds"),
-        "commit": subprocess.run(
+        # A snapshot run (git archive, so edits meanwhile do not change what is measured)
+        # names its commit in KCRASH_BENCH_COMMIT.
+        "commit": os.environ.get("KCRASH_BENCH_COMMIT")
+        or subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
