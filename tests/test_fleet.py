@@ -10,13 +10,11 @@ vmcores and vmcore-dmesg.txt files and the oops logs of tests/data/oops.  Kills 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import pick
-from server_process import ServerProcess, kcrash_env, make_token
+from server_process import ServerProcess, WebhookReceiver, kcrash_env, make_token
 from services import create_database, postgres_server, redis_url  # noqa: F401  (fixtures)
 
 from kcrash.server import alerts
@@ -97,28 +95,6 @@ def fleet(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
         w.stop()
 
 
-class _Receiver(http.server.ThreadingHTTPServer):
-    """A webhook endpoint on loopback that keeps what the workers send."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Hook)
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _Hook(http.server.BaseHTTPRequestHandler):
-    server: _Receiver
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
-
-
 def _submit(srv: ServerProcess, token: str, *args: str, timeout: float = 120) -> str:
     r = subprocess.run(
         [sys.executable, "-m", "kcrash", "submit", "--server", srv.url, "--token", token, *args],
@@ -151,8 +127,7 @@ def test_corpus_ingest_ends_in_the_right_buckets(
     """Two workers; one null-deref bug as 2 vmcore formats + its dmesg (Debian 12) and the
     Debian 11 build's dmesg; sysrq's dmesg; a gpf oops log twice (one crash)."""
     srv, tok = fleet["server"], fleet["tokens"]
-    hooks = _Receiver()
-    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    hooks = WebhookReceiver()
     alerts_file = fleet["data"].parent / "alerts.json"
     alerts_file.write_text(json.dumps({"webhooks": [{"url": hooks.url, "secret": "k"}]}))
     fleet["spawn"]("--alerts", str(alerts_file))

@@ -95,7 +95,9 @@ def make_app(settings: Settings) -> Celery:
     )
     _register(app)
     app.conf.kcrash_settings = settings
-    app.conf.kcrash_alerts = alerts.load_config(os.environ.get("KCRASH_ALERTS"))
+    app.conf.kcrash_alerts = alerts.load_config(
+        settings.alerts_file or os.environ.get("KCRASH_ALERTS")
+    )
     return app
 
 
@@ -131,20 +133,10 @@ def run_task(
         done = process_crash(s, crash_id, settings)
         if done is None:
             return "gone"
-        if alerts_config is not None and done.status == DONE and not was_done:
-            _alert(db, crash_id, alerts_config)
-        return done.status
-
-
-def _alert(db: Database, crash_id: int, config: alerts.AlertConfig) -> None:
-    """Alerts never fail an analysis: every error is logged and dropped."""
-    try:
-        with db.session() as s:
-            crash = s.get(Crash, crash_id)
-            events = alerts.events_for(s, crash, config) if crash is not None else []
-        alerts.Notifier(config).deliver(events)
-    except Exception:
-        log.exception("crash %s: alerts failed", crash_id)
+        status = done.status
+    if alerts_config is not None and status == DONE and not was_done:
+        alerts.notify_after_analysis(db.sessions, crash_id, alerts_config)
+    return status
 
 
 def _register(app: Celery) -> None:
