@@ -60,7 +60,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 60) -> ServerProcess:
+    def start(self, timeout: float = 180) -> ServerProcess:
         cmd = [sys.executable, "-m", "kcrash", "server", "--data", str(self.data)]
         cmd += ["--listen", f"127.0.0.1:{self.port}", "--log-level", "warning", *self.extra]
         if self.database:
@@ -76,6 +76,7 @@ class ServerProcess:
                     return self
             except OSError:
                 time.sleep(0.2)
+        self.stop(signal.SIGKILL)  # not left behind by a failed test
         raise AssertionError(f"kcrash server did not answer in {timeout} s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
