@@ -267,3 +267,28 @@ def test_kill9_server_mid_upload_loses_nothing(fleet: dict[str, Any], corpus: li
     status, page = srv.json("GET", "/api/v1/crashes?limit=1", tok["read"])
     assert status == 200 and page["total"] == before["total"] + 1, "the half upload is no crash"
     assert [p for p in tmp.iterdir()] == [], "the half upload's file was removed at start"
+
+
+def test_worker_needs_the_api_data_dir_at_any_mount_point(
+    fleet: dict[str, Any], tmp_path: Path
+) -> None:
+    """Workers read uploads from the API's --data directory (shared, e.g. over NFS).  A worker
+    started on another directory says so in one line and exits, before it takes any crash
+    (it would fail them all); the right directory under another path (a mount point) works:
+    uploads are found by content hash, not by the path the API wrote."""
+    d = fleet
+    (tmp_path / "elsewhere").mkdir()
+    wrong = Worker(tmp_path / "elsewhere" / "data", d["database"], d["broker"], 90)
+    rc = wrong.proc.wait(timeout=180)
+    out = wrong.log.read_text()
+    assert rc != 0 and "Traceback" not in out, out
+    assert "not the API server's data directory" in out and len(out.strip().splitlines()) == 1
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (mnt / "kcrash").symlink_to(d["data"], target_is_directory=True)
+    d["workers"].append(Worker(mnt / "kcrash", d["database"], d["broker"], 91))
+    srv, tok = d["server"], d["tokens"]
+    st, body = srv.submit(tok["submit"], (OOPS / "s390x-bug-on.txt").read_bytes(), host="mnt-1")
+    assert st == 202 and not body["duplicate"], body
+    crash = srv.wait_done(tok["read"], body["id"], timeout=240)
+    assert crash["status"] == "done" and crash["class"] == "bug-on", crash

@@ -434,3 +434,24 @@ def test_migrations_keep_reports_and_match_the_models(
         assert "ix_crashes_panic" in [_name_of(d) for d in diff], "the table rebuild kept it"
     engine.dispose()
     db.engine.dispose()
+
+
+def test_a_worker_finds_uploads_by_hash_under_its_own_mount_point(tmp_path: Path) -> None:
+    """The API stored /srv/kcrash/blobs/…; a worker mounts that directory elsewhere: its
+    ``--data`` finds the upload by content hash.  Not there at all: BlobUnreachable (the
+    crash is left for a worker that sees it), unlike a file retention deleted (None)."""
+    from kcrash.server.store import blob_path_for
+
+    data = OOPS.joinpath(LOGS["gpf"]).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    mine = Settings(data_dir=tmp_path / "mnt" / "kcrash")
+    blob = blob_path_for(mine.blob_dir, sha)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data)
+    crash = Crash(id=7, sha256=sha, blob_path=f"/srv/kcrash/blobs/{sha[:2]}/{sha[2:4]}/{sha}")
+    assert ingest.locate_blob(crash, mine) == blob
+    other = Settings(data_dir=tmp_path / "empty")
+    with pytest.raises(ingest.BlobUnreachable, match="is --data the API server's"):
+        ingest.locate_blob(crash, other)
+    crash.blob_path = None
+    assert ingest.locate_blob(crash, other) is None

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from . import alerts
 from .config import Settings
 from .db import Database, open_database
-from .ingest import process_crash
+from .ingest import BlobUnreachable, process_crash
 from .models import DONE, FAILED, QUEUED, RUNNING, Crash, utcnow
 
 log = logging.getLogger("kcrash.worker")
@@ -147,6 +147,10 @@ def _register(app: Celery) -> None:
         except DBAPIError as e:  # the database went away: try later, a bounded number of times
             log.warning("crash %s: database error, retrying: %s", crash_id, e)
             raise self.retry(exc=e, countdown=min(60, 5 * 2**self.request.retries)) from e
+        except BlobUnreachable as e:  # not this worker's fault, nor the crash's: later, or
+            # another worker; after the retries the crash stays queued (sent again at starts)
+            log.error("%s", e)
+            raise self.retry(exc=e, countdown=60) from e
 
 
 def stale_queued(db: Database, older_than: dt.timedelta = STALE_QUEUED) -> list[int]:

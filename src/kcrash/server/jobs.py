@@ -18,8 +18,8 @@ from typing import Protocol
 from . import alerts
 from .config import Settings
 from .db import Database
-from .ingest import process_crash, unfinished
-from .models import DONE, Crash
+from .ingest import BlobUnreachable, process_crash, unfinished
+from .models import DONE, FAILED, Crash
 
 log = logging.getLogger("kcrash.server")
 
@@ -84,6 +84,12 @@ class LocalPool:
                     status = done.status if done is not None else None
                 if self.alerts is not None and status == DONE and not was_done:
                     alerts.notify_after_analysis(self.db.sessions, crash_id, self.alerts)
+            except BlobUnreachable as e:  # the server's own store lost the file
+                log.error("%s", e)
+                with self.db.session() as s:
+                    crash = s.get(Crash, crash_id)
+                    if crash is not None:
+                        crash.status, crash.error = FAILED, "the uploaded file is missing"
             except Exception:  # one crash's bug must not stop the pool
                 log.exception("analysis of crash %s failed", crash_id)
             finally:

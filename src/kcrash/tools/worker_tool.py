@@ -62,6 +62,16 @@ def run(args: argparse.Namespace) -> int:
         db = open_database(settings)  # migrates, so a worker may start before the API
     except Exception as e:
         raise KcrashError(f"cannot open the database: {str(e).splitlines()[0]}") from None
+    from ..server.ingest import store_problem
+
+    with db.session() as s:
+        problem = store_problem(s, settings.blob_dir)
+    if problem:
+        db.engine.dispose()
+        raise KcrashError(
+            f"--data {settings.data_dir}: {problem}; give the API server's --data directory "
+            "(on another machine: its mount point, NFS or the like)"
+        )
     app = celery_app.make_app(settings)
     # What no API process sent (broker down at upload time), a starting worker sends.
     try:
