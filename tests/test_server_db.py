@@ -307,6 +307,9 @@ def test_retention_really_removes_files(db: Database, reports: dict[str, Any]) -
     with db.session() as s:
         paths = {c: Path(s.get(Crash, c).blob_path) for c in (old, mid, new)}  # type: ignore[union-attr,arg-type]
         size_new = s.get(Crash, new).size  # type: ignore[union-attr]
+    with db.session() as s:  # the store's id file is old too, and no upload: it stays
+        ingest.ensure_store_id(s, f.store.root)
+    os.utime(f.store.id_file, (0, 0))
     orphan = f.store.path_for("f" * 64)
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"an upload whose row was never committed")
@@ -315,6 +318,7 @@ def test_retention_really_removes_files(db: Database, reports: dict[str, Any]) -
         res = retention.apply(s, f.store, max_age_days=30, max_bytes=size_new)
     assert res.crashes_deleted == 1 and res.files_deleted == 3
     assert not paths[old].exists() and not paths[mid].exists() and not orphan.exists()
+    assert f.store.id_file.exists()
     assert paths[new].exists()
     with db.session() as s:
         assert s.get(Crash, old) is None
