@@ -180,6 +180,9 @@ def vmcores(corpus: list[dict[str, Any]], want: int) -> tuple[list[str], int]:
     returns the paths and how many of them are corpus files."""
     paths = sorted({e["path"] for e in corpus})
     own = len(paths)
+    # A re-encoding can be byte for byte a corpus file (its kdump-lzo dumps were made the
+    # same way): the server would count it once, so it is not another vmcore.
+    seen = {e.get("sha256") for e in corpus}
     zlib = sorted(
         (e for e in corpus if e["format"] == "kdump" and e.get("compression") == "zlib"),
         key=lambda e: (e["size"], e["id"]),
@@ -201,6 +204,10 @@ def vmcores(corpus: list[dict[str, Any]], want: int) -> tuple[list[str], int]:
                 log(f"makedumpfile -l {e['id']}: {r.stderr[-200:]!r}")
                 continue
             tmp.rename(out)
+        sha = hashlib.sha256(out.read_bytes()).hexdigest()
+        if sha in seen:
+            continue
+        seen.add(sha)
         paths.append(str(out))
     return paths[:want], min(own, want)
 
