@@ -631,11 +631,14 @@ def run_backend(
         if report_files:
             with phase(f"{kind}: bulk load to {args.stored:,}"):
                 r["stored"] = fill(db_url, data, args.stored)
-        with phase(f"{kind}: {len(dumps)} vmcores uploaded and analyzed, 2 workers"):
-            r["end_to_end"] = end_to_end(kind, data, db_url, url, broker, debuginfo, dumps, 2, tok)
-        ids = ids_of(db_url, data, compare)
+        if dumps:
+            with phase(f"{kind}: {len(dumps)} vmcores uploaded and analyzed, 2 workers"):
+                r["end_to_end"] = end_to_end(
+                    kind, data, db_url, url, broker, debuginfo, dumps, 2, tok
+                )
+        ids = ids_of(db_url, data, compare) if dumps else []
         r["throughput"] = {}
-        for w in (1, 2):
+        for w in (1, 2) if ids else ():
             name = f"{len(ids)} vmcores again, {w} worker{'s' if w > 1 else ''}"
             if time.perf_counter() - started > args.budget_min * 60:
                 log(f"  {name}: skipped, the time budget is spent")
@@ -645,7 +648,7 @@ def run_backend(
                 r["throughput"][name] = throughput(
                     kind, data, db_url, url, broker, debuginfo, ids, w, tok["read"]
                 )
-        if not report_files:  # the analyzed vmcores are the rows' models
+        if "stored" not in r:  # the analyzed vmcores are the rows' models
             with phase(f"{kind}: bulk load to {args.stored:,}"):
                 r["stored"] = fill(db_url, data, args.stored)
         srv = ServerProcess(data, database=url, extra=["--broker", broker])
@@ -663,7 +666,7 @@ def run_backend(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reports", type=int, default=10_000)
-    ap.add_argument("--reports-db", default="sqlite", help="the store the reports go to")
+    ap.add_argument("--reports-db", default="sqlite", help="the store(s) the reports go to")
     ap.add_argument("--vmcores", type=int, default=100)
     ap.add_argument("--vmcores-db", default="postgresql", help="the store all vmcores go to")
     ap.add_argument("--stored", type=int, default=100_000)
@@ -695,7 +698,7 @@ def main() -> int:
         dumps, own = vmcores(corpus, args.vmcores)
     by_size = sorted(dumps, key=lambda p: (os.path.getsize(p), p))
     k = max(1, min(args.compare_dumps, len(by_size)))
-    compare = [by_size[(2 * i + 1) * len(by_size) // (2 * k)] for i in range(k)]
+    compare = [by_size[(2 * i + 1) * len(by_size) // (2 * k)] for i in range(k)] if dumps else []
     debuginfo = sorted({str(Path(e["vmlinux"]).parent) for e in corpus if e.get("vmlinux")})
     spool = Path(tempfile.mkdtemp(prefix="kcrash-bench-reports-", dir=args.workdir))
     report_files = []
@@ -746,8 +749,8 @@ def main() -> int:
                     pg,
                     broker,
                     args,
-                    report_files if kind == args.reports_db else [],
-                    dumps if kind == args.vmcores_db else compare,
+                    report_files if kind in args.reports_db.split(",") else [],
+                    dumps if kind == args.vmcores_db else compare if dumps else [],
                     compare,
                     debuginfo,
                     phase,
@@ -839,7 +842,7 @@ def markdown(r: dict[str, Any]) -> str:
         lambda v: f"{v['stored']['crashes']:,} / {v['stored']['buckets']}",
     )
     first = next(iter(dbs.values()))
-    for name in first["throughput"]:
+    for name in first.get("throughput") or {}:
 
         def tp(v: dict[str, Any], name: str = name) -> str:
             t = v["throughput"][name]
@@ -877,8 +880,9 @@ def markdown(r: dict[str, Any]) -> str:
     for k, v in dbs.items():
         if v.get("reports"):
             notes += [f"{k}, report refused: {e}" for e in v["reports"]["errors"]]
-        notes += [f"{k}, vmcore refused: {e}" for e in v["end_to_end"]["upload"]["errors"]]
-        notes += [f"{k}, vmcore not analyzed: {e}" for e in v["end_to_end"]["failed"]]
+        e2e = v.get("end_to_end") or {"upload": {"errors": []}, "failed": []}
+        notes += [f"{k}, vmcore refused: {e}" for e in e2e["upload"]["errors"]]
+        notes += [f"{k}, vmcore not analyzed: {e}" for e in e2e["failed"]]
         for n, t in v["throughput"].items():
             if t:
                 notes += [f"{k}, {n}, not analyzed: {e}" for e in t["failed"]]
