@@ -52,6 +52,9 @@ class Settings:
     debuginfo_dirs: tuple[str, ...] = ()
     #: Let the analysis child download debuginfo into the shared cache.
     fetch_debuginfo: bool = False
+    #: The debuginfo cache of the analysis children (``KCRASH_DEBUGINFO_CACHE``); one shared
+    #: directory for all workers means one download per build id. None: the user's cache.
+    debuginfo_cache: str | None = None
     #: Retention: crashes older than this many days are deleted (None: kept).
     retention_days: float | None = None
     #: Retention: blobs beyond this many bytes in total are deleted oldest first (None: no cap).

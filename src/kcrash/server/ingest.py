@@ -174,6 +174,7 @@ def process_crash(
             mem_bytes=lim.analysis_mem_bytes,
             debuginfo_dirs=settings.debuginfo_dirs,
             fetch_debuginfo=settings.fetch_debuginfo,
+            debuginfo_cache=settings.debuginfo_cache,
             max_report_bytes=lim.max_report_bytes,
         )
     except AnalysisError as e:

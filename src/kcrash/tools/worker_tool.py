@@ -13,7 +13,13 @@ import socket
 from collections.abc import Callable
 
 from . import tool
-from .server_tool import add_store_options, alerts_file, settings_from_args
+from .server_tool import (
+    add_debuginfo_options,
+    add_store_options,
+    alerts_file,
+    debuginfo_settings,
+    settings_from_args,
+)
 
 
 @tool("worker", "analyze crashes queued by `kcrash server --broker` (Celery worker)")
@@ -22,8 +28,7 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
     p.add_argument("--broker", required=True, metavar="URL", help="Celery broker (redis://…)")
     p.add_argument("--concurrency", type=int, default=1, help="analyses at once (processes)")
     p.add_argument("--name", help="worker node name (default: kcrash@HOST-PID)")
-    p.add_argument("--debuginfo", action="append", default=[], metavar="DIR")
-    p.add_argument("--fetch-debuginfo", action="store_true")
+    add_debuginfo_options(p)
     p.add_argument("--analysis-timeout", type=float, metavar="S", help="default 900")
     p.add_argument(
         "--visibility-timeout",
@@ -52,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         args,
         broker_url=args.broker,
         alerts_file=alerts_file(args.alerts),
-        debuginfo_dirs=tuple(os.path.abspath(d) for d in args.debuginfo),
-        fetch_debuginfo=args.fetch_debuginfo,
+        **debuginfo_settings(args),
     )
     from ..server import celery_app
     from ..server.db import open_database
