@@ -17,6 +17,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,27 @@ def _punch_zero_holes(path: Path, step: str) -> None:
     read back are the same (the sha256 too), but a 1 GB guest's never-used memory no longer
     takes disk space."""
     run(["fallocate", "--dig-holes", str(path)], step, 300)
+
+
+@contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the cache for whatever writes it (a build, an adopt): two of them
+    (say CI and a developer) writing the same dumps, oracle files or manifest at once would
+    corrupt each other. Waits, saying which process holds it."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".build.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            progress("lock", f"another build (pid {holder}) holds {lock.name}; waiting")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 class Builder:
@@ -490,21 +512,8 @@ class Builder:
 
     # -- whole build --------------------------------------------------------------------------
     def build(self) -> int:
-        """Build under an exclusive lock on the cache: two builds (say CI and a developer)
-        writing the same dumps and oracle files at once would corrupt each other."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".build.lock").open("a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.seek(0)
-                holder = lock.read().strip() or "?"
-                progress("lock", f"another build (pid {holder}) holds {lock.name}; waiting")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            lock.seek(0)
-            lock.truncate()
-            lock.write(f"{os.getpid()}\n")
-            lock.flush()
+        """Build under the cache's exclusive lock (:func:`build_lock`)."""
+        with build_lock(self.root):
             return self._build()
 
     def _build(self) -> int:
