@@ -133,10 +133,9 @@ def _report(name: str, tmp_path: Path) -> dict:
 
 def test_sanitizer_site_and_culprit_in_every_format(tmp_path: Path) -> None:
     """KASAN in memcmp called by xfrm_selector_match (syzkaller file 172)."""
-
     r = _report("172", tmp_path)
     validate_report(r)
-    assert r["schema_version"] == "1.2"
+    assert r["schema_version"] == "1.3"
     v = r["verdict"]
     assert v["crash_site"]["function"] == "memcmp"
     assert v["culprit"]["function"] == "xfrm_selector_match"
