@@ -280,6 +280,13 @@ def adopt(dest: Path, src: Path, only: list[str] | None) -> int:
         for name, src_k in p.kernels.items():
             progress(STEP, f"kernel {name} (whole: this cache has not prepared it)")
             _place(src_k, dest / "kernels" / name, p.moves[name])
+        for name in sorted({b.kernel.name for b, _ in p.boots} - set(p.kernels)):
+            kj = read_json(dest / "kernels" / name / "kernel.json") or {}
+            where = str(kj.get("modules_debug_dir", ""))
+            if where and not where.startswith(f"{dest}/"):
+                # A cp -al copy's kernel.json names the cache it was copied from: debug files
+                # copied here are not the ones its manifest entries point at.
+                progress(STEP, f"note: kernels/{name}/kernel.json names {where}, not this cache")
         for d, s in p.kernel_files.items():
             if s.parent.name.startswith("extra-") and not d.parent.exists():
                 _place(s.parent, d.parent, set())
