@@ -958,6 +958,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300, help="seconds per child (default 300)")
     p.add_argument("--no-batch", action="store_true", help="skip the batch throughput part")
     p.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        choices=TOOLS,
+        metavar="ROW",
+        help="rows not to measure, e.g. 'crash sys;bt;log' (5 s a run, 18x the others)",
+    )
+    p.add_argument(
         "--batch-dumps",
         nargs="+",
         metavar="ID",
@@ -998,7 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     with tempfile.TemporaryDirectory(prefix="kcrash-bench-") as tmp:
         scratch = Path(tmp)
-        cases = [c for e in entries for c in make_cases(e, scratch)]
+        cases = [c for e in entries for c in make_cases(e, scratch) if c.tool not in args.skip]
         results = measure(cases, args.n, scratch, args.timeout, log, args.quiet_wait)
         batch = None
         batch_note = ""

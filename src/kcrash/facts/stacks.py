@@ -15,7 +15,7 @@ import drgn
 from drgn.helpers.linux.sched import task_cpu
 
 from ..model import Frame, Stack
-from ..target.frame_labels import kallsyms_name
+from ..target.frame_labels import kallsyms_name, symbol
 
 if TYPE_CHECKING:
     from ..target.open import Target
@@ -38,7 +38,7 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     name = frame.name
     offset = size = None
     try:
-        sym = prog.symbol(lookup_pc)
+        sym = symbol(prog, lookup_pc)
         sym_name, sym_addr, size = kallsyms_name(prog, sym, lookup_pc)
         offset = pc - sym_addr
         # crash names a frame by its ELF symbol (``__handle_sysrq.cold``), and

@@ -64,43 +64,45 @@ def _image_end(prog: drgn.Program) -> int:
 
 
 def _walk(prog: drgn.Program, stext: int, image_end: int) -> tuple[dict[str, int], array]:
-    """One pass over the core kernel's symbols: its size-0 names (label candidates)
-    and where each symbol starts.
+    """One pass over the core kernel's symbols: its code labels and where each symbol
+    starts.  Module symbols are left out: their places differ from dump to dump.
 
-    ``Symbol.kind`` builds an enum member on each access (~3 µs, 0.15-0.3 s over the
-    ~45,000 size-0 symbols, mostly ``__ksymtab_*`` data): it is not read here but in
-    :func:`_code_labels`, for the few candidates inside the function being named.
-    Module symbols are left out: their places differ from dump to dump.
+    Only a label inside a sized symbol can rename a frame or end a symbol early, so
+    only those are kept; and ``Symbol.kind`` (an enum built on each access, ~3 µs, 0.15-
+    0.3 s over all ~45,000 size-0 symbols, mostly ``__ksymtab_*`` data) is read only
+    for them.
     """
-    found: dict[str, int] = {}
+    spans: list[tuple[int, int]] = []
+    zero: list[drgn.Symbol] = []
     starts: list[int] = []
     for s in prog.symbols():
         a = s.address
         if a < stext or a >= image_end:
             continue
         starts.append(a)
-        if not s.size:
-            name = s.name
-            if not name.startswith("."):  # assembler-local: not in kallsyms
-                found[name] = a
+        size = s.size
+        if size:
+            spans.append((a, a + size))
+        else:
+            zero.append(s)
+    spans.sort()
+    span_starts = [lo for lo, _ in spans]
+    reach: list[int] = []  # reach[i]: the furthest end of spans[0..i]
+    far = 0
+    for _, hi in spans:
+        far = max(far, hi)
+        reach.append(far)
+    obj = drgn.SymbolKind.OBJECT
+    found: dict[str, int] = {}
+    for s in zero:
+        a = s.address
+        i = bisect.bisect_right(span_starts, a) - 1
+        if i < 0 or reach[i] <= a:
+            continue  # inside no sized symbol: never consulted
+        name = s.name
+        if not name.startswith(".") and s.kind != obj:  # assembler-local: not in kallsyms
+            found[name] = a
     return found, array("Q", sorted(set(starts)))
-
-
-def _code_labels(
-    prog: drgn.Program, addrs: list[int], names: list[str], lo: int, hi: int
-) -> tuple[list[int], list[str]]:
-    """The candidates in ``[lo, hi)`` that are code labels (not data objects)."""
-    first, last = bisect.bisect_left(addrs, lo), bisect.bisect_left(addrs, hi)
-    keep_a: list[int] = []
-    keep_n: list[str] = []
-    for k in range(first, last):
-        if any(
-            s.address == addrs[k] and not s.size and s.kind != drgn.SymbolKind.OBJECT
-            for s in prog.symbols(names[k])
-        ):
-            keep_a.append(addrs[k])
-            keep_n.append(names[k])
-    return keep_a, keep_n
 
 
 def _load_starts(bid: str | None, stext: int) -> array | None:
@@ -128,6 +130,35 @@ def _store_starts(bid: str | None, stext: int, starts: array) -> None:
         pass  # a read-only home must not stop the analysis
 
 
+_SYMBOLS = "kcrash.symbols"
+
+
+def symbol(prog: drgn.Program, key: int | str) -> drgn.Symbol:
+    """``prog.symbol(key)``, remembered for this Program.
+
+    Why: drgn 0.3.0 finds an address (and a name) in a vmlinux's ELF symbol table by
+    a linear scan of its ~130,000 symbols, 1-4 ms a lookup, and one report asks for the
+    same frames' symbols from several steps.  :meth:`Target.load_module_debuginfo`
+    forgets them (:func:`forget_symbols`): a module's debug file can change the answer.
+    """
+    cache = prog.cache.setdefault(_SYMBOLS, {})
+    got = cache.get(key)
+    if got is None:
+        try:
+            got = prog.symbol(key)
+        except LookupError as e:
+            got = e
+        cache[key] = got
+    if isinstance(got, LookupError):
+        raise got
+    return got
+
+
+def forget_symbols(prog: drgn.Program) -> None:
+    """Drop what :func:`symbol` remembered (new debug files were loaded)."""
+    prog.cache.pop(_SYMBOLS, None)
+
+
 def _has_vmlinux(prog: drgn.Program) -> bool:
     try:
         return prog.main_module().debug_file_path is not None
@@ -150,9 +181,7 @@ def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, i
     """
     name, addr, end = sym.name, sym.address, sym.address + sym.size
     if sym.size and _has_vmlinux(prog):  # without it symbols come from kallsyms already
-        all_addrs, all_names, starts = _labels(prog)
-        # Only labels inside the symbol can rename it or end it early.
-        addrs, names = _code_labels(prog, all_addrs, all_names, sym.address, end)
+        addrs, names, starts = _labels(prog)
         i = bisect.bisect_right(addrs, pc) - 1
         if i >= 0 and sym.address <= addrs[i] < end:
             name, addr = names[i], addrs[i]
@@ -181,7 +210,7 @@ def _next_symbol(prog: drgn.Program, end: int, starts: array | None = None) -> i
         probe = list(starts[lo:hi])
     for a in probe:
         try:
-            if prog.symbol(a).address == a:
+            if symbol(prog, a).address == a:
                 return a
         except LookupError:
             continue
