@@ -451,6 +451,7 @@ def measure_batch(
         for jobs in jobs_list if rnd % 2 == 0 else tuple(reversed(jobs_list)):
             odir = scratch / f"batch-out-{jobs}-{rnd}"
             argv = [kc, "batch", str(src), "--jobs", str(jobs), "--out", str(odir)]
+            argv.append("--follow-symlinks")  # the links are ours (batch refuses links otherwise)
             for d in dirs:
                 argv += ["--debuginfo", d]
             wait_for_quiet(quiet, log)
@@ -1022,7 +1023,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     info = machine_info()
-    with tempfile.TemporaryDirectory(prefix="kcrash-bench-") as tmp:
+    # ignore_cleanup_errors: a batch's fork server may still be writing byte-code there
+    with tempfile.TemporaryDirectory(prefix="kcrash-bench-", ignore_cleanup_errors=True) as tmp:
         scratch = Path(tmp)
         cases = [c for e in entries for c in make_cases(e, scratch) if c.tool not in args.skip]
         results = measure(cases, args.n, scratch, args.timeout, log, args.quiet_wait)
