@@ -674,17 +674,17 @@ def render(
 
 def _batch_detail_lines(details: dict[int, list[dict[str, Any]]]) -> list[str]:
     """Per build id and per dump, from the runs' ``summary.json`` (issue 19): what the
-    first dump of a build costs against the later ones (they find its caches), the CPU
-    the whole batch used, and each dump's median seconds with one job."""
+    first dump of a build costs against the later ones (they find its caches), and each
+    dump's median seconds with one job.  (No CPU column: the dumps are analyzed in the
+    fork server's children, which ``wait4`` on the batch process does not count.)"""
     if not details:
         return []
     lines = [
         "Per build id (each run starts with an empty cache; seconds as the batch measured"
         " them, median over the runs):",
         "",
-        "| jobs | build id | dumps | first dump | later dumps (median) | batch wall | batch CPU"
-        " | CPU / wall | busy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| jobs | build id | dumps | first dump | later dumps (median) | batch wall | busy |",
+        "|---|---|---|---|---|---|---|",
     ]
     for jobs, runs in sorted(details.items()):
         builds: dict[str, list[dict[str, Any]]] = {}
@@ -692,7 +692,6 @@ def _batch_detail_lines(details: dict[int, list[dict[str, Any]]]) -> list[str]:
             for b in run["builds"]:
                 builds.setdefault(b["build_id"], []).append(b)
         wall = statistics.median(r["wall"] for r in runs)
-        cpu = statistics.median(r["cpu"] for r in runs)
         busy = statistics.fmean(r["busy"] for r in runs)
         for bid, bs in builds.items():
             first = statistics.median(b["first_seconds"] for b in bs)
@@ -700,7 +699,7 @@ def _batch_detail_lines(details: dict[int, list[dict[str, Any]]]) -> list[str]:
             later_s = f"{statistics.median(later):.2f} s" if later else "—"
             lines.append(
                 f"| {jobs} | `{bid[:12]}` | {bs[0]['dumps']} | {first:.2f} s | {later_s} |"
-                f" {wall:.1f} s | {cpu:.1f} s | {cpu / wall:.2f} | {busy:.1f} |"
+                f" {wall:.1f} s | {busy:.1f} |"
             )
     lines.append("")
     one = details.get(1) or next(iter(details.values()))
