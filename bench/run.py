@@ -789,7 +789,9 @@ def _goals(
     on all).  Time ratios are judged on wall time; the CPU-time ratio is printed beside
     it because on a shared machine it is the steadier of the two."""
 
-    def ratio_goal(tool: str, ref: str, limit: float, what: str = "time") -> tuple[str, bool]:
+    def ratio_goal(
+        tool: str, ref: str, limit: float, what: str = "time"
+    ) -> tuple[str, bool | None]:
         parts, oks = [], []
         for e in entries:
             r, rr = results.get((e["id"], tool)), results.get((e["id"], ref))
@@ -811,6 +813,8 @@ def _goals(
             cpu = f", CPU {c / rc:.2f}×" if c and rc else ""
             parts.append(f"{e['id']}: {w / rw:.2f}×{cpu}")
             oks.append(w / rw <= limit)
+        if all(p.endswith("not measurable") for p in parts):
+            return "; ".join(parts), None  # skipped rows: no verdict
         return "; ".join(parts), bool(oks) and all(oks)
 
     goals = []
