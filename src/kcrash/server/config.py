@@ -58,6 +58,9 @@ class Settings:
     retention_bytes: int | None = None
     #: Seconds between retention runs (one also runs at start).
     retention_interval: float = 3600.0
+    #: Webhooks for new, regressed and spiking buckets (JSON; :mod:`alerts`), sent by
+    #: whatever analyzes: the embedded pool and the Celery workers alike.
+    alerts_file: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -114,12 +114,30 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
         help="keep stored files under SIZE in total, deleting the oldest",
     )
     p.add_argument(
+        "--alerts",
+        metavar="FILE",
+        help="webhooks for new/regressed/spiking buckets (JSON; see kcrash.server.alerts)",
+    )
+    p.add_argument(
         "--regroup",
         action="store_true",
         help="analyze every stored crash again with this kcrash's rules at start",
     )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return run
+
+
+def alerts_file(path: str | None) -> str | None:
+    """``--alerts FILE`` checked now (one line on a bad file, not a traceback later)."""
+    if not path:
+        return None
+    from ..server.alerts import load_config
+
+    try:
+        load_config(path)
+    except (OSError, ValueError) as e:
+        raise KcrashError(f"--alerts {path}: {e}") from None
+    return os.path.abspath(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(
         args,
         broker_url=args.broker,
+        alerts_file=alerts_file(args.alerts),
         workers=args.workers,
         debuginfo_dirs=tuple(os.path.abspath(d) for d in args.debuginfo),
         fetch_debuginfo=args.fetch_debuginfo,

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable
 
 from . import tool
-from .server_tool import add_store_options, settings_from_args
+from .server_tool import add_store_options, alerts_file, settings_from_args
 
 
 @tool("worker", "analyze crashes queued by `kcrash server --broker` (Celery worker)")
@@ -46,19 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise KcrashError("--concurrency must be at least 1")
-    if args.alerts:
-        from ..server.alerts import load_config
-
-        try:
-            load_config(args.alerts)
-        except (OSError, ValueError) as e:
-            raise KcrashError(f"--alerts {args.alerts}: {e}") from None
-        os.environ["KCRASH_ALERTS"] = os.path.abspath(args.alerts)
     if args.visibility_timeout is not None:
         os.environ["KCRASH_VISIBILITY_TIMEOUT"] = str(args.visibility_timeout)
     settings = settings_from_args(
         args,
         broker_url=args.broker,
+        alerts_file=alerts_file(args.alerts),
         debuginfo_dirs=tuple(os.path.abspath(d) for d in args.debuginfo),
         fetch_debuginfo=args.fetch_debuginfo,
     )
@@ -69,6 +62,16 @@ def run(args: argparse.Namespace) -> int:
         db = open_database(settings)  # migrates, so a worker may start before the API
     except Exception as e:
         raise KcrashError(f"cannot open the database: {str(e).splitlines()[0]}") from None
+    from ..server.ingest import store_problem
+
+    with db.session() as s:
+        problem = store_problem(s, settings.blob_dir)
+    if problem:
+        db.engine.dispose()
+        raise KcrashError(
+            f"--data {settings.data_dir}: {problem}; give the API server's --data directory "
+            "(on another machine: its mount point, NFS or the like)"
+        )
     app = celery_app.make_app(settings)
     # What no API process sent (broker down at upload time), a starting worker sends.
     try:
