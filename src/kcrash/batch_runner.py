@@ -53,6 +53,8 @@ PRELOAD = [
     "kcrash.report.render",
     "kcrash.report.render_text",
     "kcrash.report.render_json",
+    # the patterns compiled on first use, compiled once here for every child
+    "kcrash.diagnosis.warm",
 ]
 
 #: Outcome statuses. Only "ok" counts as analyzed.
@@ -86,6 +88,8 @@ class Outcome:
     crash_class: str | None = None
     culprit: str | None = None
     mode: str | None = None
+    #: the dump's kernel build id: dumps of one build share caches (``summary["builds"]``)
+    build_id: str | None = None
     #: steps of the analysis that failed or timed out (the report still came out)
     degraded: list[str] = field(default_factory=list)
     json: str | None = None
@@ -260,7 +264,13 @@ def _analyze_one(path: str, name: str, opts: Options, out_dir: str) -> dict[str,
     # a dump cut short is read as far as it goes: the summary says what is missing
     if dump.truncated:
         got.degraded.append(Note("lack.dump", what=dump.truncated).in_lang(opts.lang))
-    return {"status": OK, **asdict(got), "json": json_path, "text": text_path}
+    return {
+        "status": OK,
+        **asdict(got),
+        "build_id": dump.build_id,
+        "json": json_path,
+        "text": text_path,
+    }
 
 
 # ---------------------------------------------------------------- the parent
@@ -457,8 +467,32 @@ def summary_dict(
         "seconds": round(seconds, 3),
         "dumps_per_minute": round(analyzed / seconds * 60, 2) if seconds > 0 else None,
         "groups": group_by_signature(outcomes),
+        "builds": by_build(outcomes),
         "dumps": [asdict(o) for o in outcomes],
     }
+
+
+def by_build(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """Seconds per kernel build, in the order the dumps finished: the first dump of a
+    build pays for what later ones find cached (its symbol labels, kallsyms places),
+    so ``first_seconds`` against ``later_median_seconds`` shows what the reuse saves."""
+    builds: dict[str, list[float]] = {}
+    for o in outcomes:
+        if o.status == OK:
+            builds.setdefault(o.build_id or "unknown", []).append(o.seconds)
+    out = []
+    for bid, secs in builds.items():
+        later = sorted(secs[1:])
+        out.append(
+            {
+                "build_id": bid,
+                "dumps": len(secs),
+                "seconds": round(sum(secs), 3),
+                "first_seconds": round(secs[0], 3),
+                "later_median_seconds": round(later[len(later) // 2], 3) if later else None,
+            }
+        )
+    return sorted(out, key=lambda b: -b["dumps"])
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import drgn
 from drgn.helpers.linux.sched import task_cpu
 
 from ..model import Frame, Stack
-from ..target.frame_labels import kallsyms_name
+from ..target.frame_labels import kallsyms_name, symbol
 
 if TYPE_CHECKING:
     from ..target.open import Target
@@ -29,26 +29,6 @@ def _module_name(prog: drgn.Program, pc: int) -> str | None:
     return None if isinstance(mod, drgn.MainModule) else mod.name
 
 
-#: prog.cache key of :func:`_kallsyms_at`'s answers (pc -> name, address, size; or None).
-_NAMES_KEY = "kcrash.stacks.kallsyms_at"
-
-
-def _kallsyms_at(prog: drgn.Program, pc: int) -> tuple[str, int, int]:
-    """:func:`kallsyms_name` of ``pc`` (LookupError when no symbol covers it), remembered
-    per program: a symbol lookup in a module costs milliseconds, and thousands of blocked
-    tasks return to the same few addresses (issue 19)."""
-    known: dict[int, tuple[str, int, int] | None] = prog.cache.setdefault(_NAMES_KEY, {})
-    if pc not in known:
-        try:
-            known[pc] = kallsyms_name(prog, prog.symbol(pc), pc)
-        except LookupError:
-            known[pc] = None
-    got = known[pc]
-    if got is None:
-        raise LookupError(f"no symbol at {pc:#x}")
-    return got
-
-
 def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -> Frame:
     """Convert one drgn frame; ``regs`` attaches its pt_regs (exception frames)."""
     pc = frame.pc
@@ -58,7 +38,8 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     name = frame.name
     offset = size = None
     try:
-        sym_name, sym_addr, size = _kallsyms_at(prog, lookup_pc)
+        sym = symbol(prog, lookup_pc)
+        sym_name, sym_addr, size = kallsyms_name(prog, sym, lookup_pc)
         offset = pc - sym_addr
         # crash names a frame by its ELF symbol (``__handle_sysrq.cold``), and
         # an address in assembly code by the label before it, as kallsyms does;
@@ -330,7 +311,7 @@ def stack_from_unwound(
             regs=dict(fr.regs) if fr.regs is not None and fr.interrupted else None,
         )
         try:
-            name, addr, fact.size = kallsyms_name(prog, prog.symbol(lookup_pc), lookup_pc)
+            name, addr, fact.size = kallsyms_name(prog, symbol(prog, lookup_pc), lookup_pc)
             fact.function, fact.offset = name, fr.pc - addr
         except LookupError:
             pass

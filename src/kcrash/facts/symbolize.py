@@ -12,6 +12,7 @@ from __future__ import annotations
 import drgn
 
 from ..model import Frame
+from ..target.frame_labels import symbol
 
 
 def frame_address(prog: drgn.Program, frame: Frame) -> int | None:
@@ -21,7 +22,7 @@ def frame_address(prog: drgn.Program, frame: Frame) -> int | None:
     if not frame.function or frame.offset is None:
         return None
     try:
-        return prog.symbol(frame.function).address + frame.offset
+        return symbol(prog, frame.function).address + frame.offset
     except (LookupError, ValueError):
         return None
 

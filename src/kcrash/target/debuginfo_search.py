@@ -11,11 +11,10 @@ GNU build id when the dump's VMCOREINFO has one (``BUILD-ID=``, kernels
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from elftools.elf.elffile import ELFFile
 
 from ..errors import DebuginfoMismatchError, KcrashError
 from ..inputs import require_regular
@@ -59,20 +58,69 @@ def cache_root() -> Path:
 
 
 def elf_build_id(path: str | os.PathLike[str]) -> str | None:
-    """The GNU build id of an ELF file (hex), reading only its section headers."""
+    """The GNU build id of an ELF file (hex), reading only its section headers and notes.
+
+    Read with :mod:`struct`, not pyelftools: every ``analyze`` with a vmlinux asks
+    this, and importing pyelftools costs more (0.03-0.07 s) than reading the notes.
+    """
     try:
         with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for sec in elf.iter_sections():
-                if sec.header["sh_type"] != "SHT_NOTE":
+            ident = f.read(64)
+            if ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+                return None
+            is64, end = ident[4] == 2, "<" if ident[5] == 1 else ">"
+            if is64:
+                shoff, shentsize, shnum = (
+                    _unpack(end + "Q", ident, 0x28)[0],
+                    *_unpack(end + "HH", ident, 0x3A),
+                )
+            else:
+                shoff, shentsize, shnum = (
+                    _unpack(end + "I", ident, 0x20)[0],
+                    *_unpack(end + "HH", ident, 0x2E),
+                )
+            if not shoff or not 0 < shnum < 65280 or shentsize < (64 if is64 else 40):
+                return None
+            f.seek(shoff)
+            table = f.read(shentsize * shnum)
+            for i in range(shnum):
+                # sh_type, then (ELF64) sh_offset at 24 and sh_size at 32, (ELF32) 16 and 20
+                sh_type = _unpack(end + "I", table, i * shentsize + 4)[0]
+                if sh_type != _SHT_NOTE:
                     continue
-                for note in sec.iter_notes():
-                    # Match the owner too: vmlinux's .notes also holds Xen notes
-                    # whose type numbers collide with NT_GNU_BUILD_ID.
-                    if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_BUILD_ID":
-                        return str(note["n_desc"]).lower()
-    except (OSError, Exception):  # pyelftools raises assorted errors on garbage
+                off, size = _unpack(
+                    end + ("QQ" if is64 else "II"), table, i * shentsize + (24 if is64 else 16)
+                )
+                f.seek(off)
+                found = _gnu_build_id(f.read(min(size, 1 << 20)), end)
+                if found is not None:
+                    return found
+    except (OSError, struct.error, ValueError, IndexError):
         return None
+    return None
+
+
+_SHT_NOTE = 7
+_NT_GNU_BUILD_ID = 3
+
+
+def _unpack(fmt: str, data: bytes, offset: int) -> tuple[int, ...]:
+    return struct.unpack_from(fmt, data, offset)
+
+
+def _gnu_build_id(notes: bytes, end: str) -> str | None:
+    """The build id in one note section.  The owner is matched too: vmlinux's
+    ``.notes`` also holds Xen notes whose type numbers collide with NT_GNU_BUILD_ID."""
+    pos = 0
+    while pos + 12 <= len(notes):
+        namesz, descsz, ntype = struct.unpack_from(end + "III", notes, pos)
+        name_at = pos + 12
+        desc_at = name_at + ((namesz + 3) & ~3)
+        if desc_at + descsz > len(notes):
+            return None
+        if ntype == _NT_GNU_BUILD_ID and notes[name_at : name_at + namesz].rstrip(b"\0") == b"GNU":
+            return notes[desc_at : desc_at + descsz].hex()
+        pos = desc_at + ((descsz + 3) & ~3)
     return None
 
 
@@ -82,6 +130,8 @@ def elf_release(path: str | os.PathLike[str]) -> str | None:
     Reads the ``Linux version R (`` banner from ``.rodata`` without loading
     the file: we read in chunks until it is found (it sits early in .rodata).
     """
+    from elftools.elf.elffile import ELFFile  # error messages only: not on the fast path
+
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)

@@ -22,8 +22,6 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from elftools.elf.elffile import ELFFile
-
 from ..errors import NotADumpError, TruncatedDumpError
 from ..inputs import open_regular
 from ..notes import Note
@@ -108,6 +106,8 @@ def _read_at(f, offset: int, size: int) -> bytes:  # type: ignore[no-untyped-def
 
 def _elf_vmcoreinfo(f) -> tuple[dict[str, str], int]:  # type: ignore[no-untyped-def]
     """Return the VMCOREINFO of an ELF core and the end of its last segment."""
+    from elftools.elf.elffile import ELFFile  # ELF cores only: kdump files never need it
+
     elf = ELFFile(f)
     if elf.header["e_type"] != "ET_CORE":
         raise NotADumpError(f"{f.name}: an ELF file but not a core dump (is it a vmlinux?)")

@@ -10,22 +10,30 @@ and head_64.S, since v5.5) are symbols of size 0.  With this, ``bt`` and the
 report give one answer with and without debuginfo, and crash's.
 
 Finding those labels means walking the vmlinux's ~130,000 symbols (0.1 s):
-done once per build and cached by build id, like the kallsyms places.
+done once per build and cached by build id, like the kallsyms places.  The
+same walk keeps where every core-kernel symbol starts: drgn 0.3.0 looks an
+address up in the ELF symbol table by a linear scan (~2 ms a lookup), so
+probing the 64 bytes of padding after a function one address at a time cost
+0.1-0.3 s per report; with the starts known only a symbol's own address is
+looked up.
 """
 
 from __future__ import annotations
 
 import bisect
+from array import array
 
 import drgn
 
-from .kallsyms import cache_load, cache_store
+from .kallsyms import cache_load, cache_path, cache_store
 
 _KEY = "kcrash.inner_labels"
 
 
-def _labels(prog: drgn.Program) -> tuple[list[int], list[str]]:
-    """Sorted (addresses, names) of the size-0 code labels of the core kernel."""
+def _labels(prog: drgn.Program) -> tuple[list[int], list[str], array]:
+    """Sorted (addresses, names) of the size-0 code labels of the core kernel, and
+    the sorted start addresses of its symbols from ``_stext`` to the end of the image
+    (module symbols are left out: their places differ from dump to dump)."""
     got = prog.cache.get(_KEY)
     if got is not None:
         return got
@@ -36,20 +44,119 @@ def _labels(prog: drgn.Program) -> tuple[list[int], list[str]]:
     except (LookupError, ValueError, AttributeError):
         stext, bid = 0, None
     found = cache_load(bid, stext, kind="labels")
-    if found is None:
-        found = {
-            s.name: s.address
-            for s in prog.symbols()
-            if not s.size
-            and s.kind != drgn.SymbolKind.OBJECT
-            and not s.name.startswith(".")  # assembler-local: not in kallsyms
-            and s.address >= stext
-        }
+    starts = _load_starts(bid, stext) if found is not None else None
+    if found is None or starts is None:
+        found, starts = _walk(prog, stext, _image_end(prog))
         cache_store(bid, stext, found, kind="labels")
+        _store_starts(bid, stext, starts)
     pairs = sorted((a, n) for n, a in found.items())
-    got = ([a for a, _ in pairs], [n for _, n in pairs])
+    got = ([a for a, _ in pairs], [n for _, n in pairs], starts)
     prog.cache[_KEY] = got
     return got
+
+
+def _image_end(prog: drgn.Program) -> int:
+    """Where the core kernel's image ends (0 when drgn does not say)."""
+    try:
+        return max((hi for _, hi in prog.main_module().address_ranges), default=0)
+    except (LookupError, ValueError, AttributeError):
+        return 0
+
+
+def _walk(prog: drgn.Program, stext: int, image_end: int) -> tuple[dict[str, int], array]:
+    """One pass over the core kernel's symbols: its code labels and where each symbol
+    starts.  Module symbols are left out: their places differ from dump to dump.
+
+    Only a label inside a sized symbol can rename a frame or end a symbol early, so
+    only those are kept; and ``Symbol.kind`` (an enum built on each access, ~3 µs, 0.15-
+    0.3 s over all ~45,000 size-0 symbols, mostly ``__ksymtab_*`` data) is read only
+    for them.
+    """
+    spans: list[tuple[int, int]] = []
+    zero: list[drgn.Symbol] = []
+    starts: list[int] = []
+    for s in prog.symbols():
+        a = s.address
+        if a < stext or a >= image_end:
+            continue
+        starts.append(a)
+        size = s.size
+        if size:
+            spans.append((a, a + size))
+        else:
+            zero.append(s)
+    spans.sort()
+    span_starts = [lo for lo, _ in spans]
+    reach: list[int] = []  # reach[i]: the furthest end of spans[0..i]
+    far = 0
+    for _, hi in spans:
+        far = max(far, hi)
+        reach.append(far)
+    obj = drgn.SymbolKind.OBJECT
+    found: dict[str, int] = {}
+    for s in zero:
+        a = s.address
+        i = bisect.bisect_right(span_starts, a) - 1
+        if i < 0 or reach[i] <= a:
+            continue  # inside no sized symbol: never consulted
+        name = s.name
+        if not name.startswith(".") and s.kind != obj:  # assembler-local: not in kallsyms
+            found[name] = a
+    return found, array("Q", sorted(set(starts)))
+
+
+def _load_starts(bid: str | None, stext: int) -> array | None:
+    path = cache_path(bid, "labels", ".starts")
+    try:
+        if path is None or not path.exists():
+            return None
+        rel = array("Q")
+        rel.frombytes(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return array("Q", (stext + r for r in rel))
+
+
+def _store_starts(bid: str | None, stext: int, starts: array) -> None:
+    path = cache_path(bid, "labels", ".starts")
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp-starts")
+        tmp.write_bytes(array("Q", (a - stext for a in starts)).tobytes())
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home must not stop the analysis
+
+
+_SYMBOLS = "kcrash.symbols"
+
+
+def symbol(prog: drgn.Program, key: int | str) -> drgn.Symbol:
+    """``prog.symbol(key)``, remembered for this Program.
+
+    Why: drgn 0.3.0 finds an address (and a name) in a vmlinux's ELF symbol table by
+    a linear scan of its ~130,000 symbols, 1-4 ms a lookup, and one report asks for the
+    same frames' symbols from several steps.  :meth:`Target.load_module_debuginfo`
+    forgets them (:func:`forget_symbols`): a module's debug file can change the answer.
+    """
+    cache = prog.cache.setdefault(_SYMBOLS, {})
+    got = cache.get(key)
+    if got is None:
+        try:
+            got = prog.symbol(key)
+        except LookupError as e:
+            got = e
+        cache[key] = got
+    if isinstance(got, LookupError):
+        raise got
+    return got
+
+
+def forget_symbols(prog: drgn.Program) -> None:
+    """Drop what :func:`symbol` remembered (new debug files were loaded)."""
+    prog.cache.pop(_SYMBOLS, None)
 
 
 def _has_vmlinux(prog: drgn.Program) -> bool:
@@ -74,7 +181,7 @@ def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, i
     """
     name, addr, end = sym.name, sym.address, sym.address + sym.size
     if sym.size and _has_vmlinux(prog):  # without it symbols come from kallsyms already
-        addrs, names = _labels(prog)
+        addrs, names, starts = _labels(prog)
         i = bisect.bisect_right(addrs, pc) - 1
         if i >= 0 and sym.address <= addrs[i] < end:
             name, addr = names[i], addrs[i]
@@ -83,6 +190,7 @@ def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, i
         j = bisect.bisect_right(addrs, addr)
         if j < len(addrs) and addrs[j] < end:
             return name, addr, addrs[j] - addr
+        return name, addr, _next_symbol(prog, end, starts) - addr
     return name, addr, _next_symbol(prog, end) - addr
 
 
@@ -90,26 +198,19 @@ def kallsyms_name(prog: drgn.Program, sym: drgn.Symbol, pc: int) -> tuple[str, i
 _MAX_PADDING = 64
 
 
-#: prog.cache key of the answers of :func:`_next_symbol` (end -> next symbol's address).
-_NEXT_KEY = "kcrash.next_symbol"
-
-
-def _next_symbol(prog: drgn.Program, end: int) -> int:
+def _next_symbol(prog: drgn.Program, end: int, starts: array | None = None) -> int:
     """Where the next symbol starts, at most :data:`_MAX_PADDING` bytes after ``end``.
 
-    Up to 64 symbol lookups, each milliseconds in a module's padding: remembered per
-    program, since thousands of blocked tasks share the same few frames (issue 19)."""
-    known: dict[int, int] = prog.cache.setdefault(_NEXT_KEY, {})
-    got = known.get(end)
-    if got is None:
-        got = known[end] = _probe_next_symbol(prog, end)
-    return got
-
-
-def _probe_next_symbol(prog: drgn.Program, end: int) -> int:
-    for a in range(end, end + _MAX_PADDING):
+    With ``starts`` (the core kernel's symbol addresses) only the addresses where
+    some symbol starts are asked: the answer is the same, without the misses."""
+    probe: range | list[int] = range(end, end + _MAX_PADDING)
+    if starts and starts[0] <= end and end + _MAX_PADDING <= starts[-1]:
+        lo = bisect.bisect_left(starts, end)
+        hi = bisect.bisect_left(starts, end + _MAX_PADDING)
+        probe = list(starts[lo:hi])
+    for a in probe:
         try:
-            if prog.symbol(a).address == a:
+            if symbol(prog, a).address == a:
                 return a
         except LookupError:
             continue

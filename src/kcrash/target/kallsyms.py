@@ -151,18 +151,19 @@ def _decode(prog: Program, tables: dict[str, int], stext: int, uts: int) -> Symb
     return index if found.get("init_uts_ns") == uts else None
 
 
-def _cache_path(build_id: str | None, kind: str) -> Path | None:
+def cache_path(build_id: str | None, kind: str, suffix: str = ".json") -> Path | None:
+    """``~/.cache/kcrash/<kind>/<build id><suffix>``: what was learnt about one build."""
     if not build_id or not all(c in "0123456789abcdef" for c in build_id):
         return None
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "kcrash" / kind / f"{build_id}.json"
+    return root / "kcrash" / kind / f"{build_id}{suffix}"
 
 
 def cache_load(build_id: str | None, stext: int, kind: str = "kallsyms") -> dict[str, int] | None:
     """Addresses found before for this build (relative to ``_stext``, so
     they hold under any KASLR offset): skips the ~0.2 s scan.  ``kind`` names
     what they are (a directory of ``~/.cache/kcrash``)."""
-    path = _cache_path(build_id, kind)
+    path = cache_path(build_id, kind)
     try:
         if path is None or not path.exists():
             return None
@@ -175,7 +176,7 @@ def cache_load(build_id: str | None, stext: int, kind: str = "kallsyms") -> dict
 def cache_store(
     build_id: str | None, stext: int, tables: dict[str, int], kind: str = "kallsyms"
 ) -> None:
-    path = _cache_path(build_id, kind)
+    path = cache_path(build_id, kind)
     if path is None:
         return
     try:

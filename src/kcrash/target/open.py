@@ -69,6 +69,9 @@ class Target:
             return []
         with contextlib.suppress(drgn.MissingDebugInfoError):
             self.prog.load_module_debug_info(*mods)
+        from .frame_labels import forget_symbols
+
+        forget_symbols(self.prog)
         missing = sorted(m.name for m in mods if m.wants_debug_file())
         new = [n for n in missing if n not in self._modules_missing]
         if new:

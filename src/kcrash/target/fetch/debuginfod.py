@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +44,9 @@ def _timeout() -> float:
 
 def download(url: str, dest: str, *, progress: bool, say: Callable[[str], None]) -> int:
     """Stream ``url`` to ``dest``; return the byte count.  404 -> FileNotFoundError."""
+    import urllib.error  # here, not at the top: every analyze imports this module (0.03 s)
+    import urllib.request
+
     req = urllib.request.Request(url, headers={"User-Agent": "kcrash"})
     try:
         resp = urllib.request.urlopen(req, timeout=_timeout())
