@@ -102,7 +102,7 @@ def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None)
     if sc.kernel_modules:
         # Their dependencies first (kmod/deps, in modinfo's order), then each with its args.
         parts.append(
-            "for m in $(cat /share/kmod/deps); do insmod /share/kmod/$m.ko || fail \"insmod $m\"; "
+            'for m in $(cat /share/kmod/deps); do insmod /share/kmod/$m.ko || fail "insmod $m"; '
             "done\n"
         )
         for spec in sc.kernel_modules:

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .errors import NotADumpError
-from .model import CrashFacts, Stack
+from .model import CrashFacts, IoRequest, Stack
 from .notes import Note
 from .steps import Steps, time_limit
 
@@ -196,6 +196,15 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
         from .facts.waits import collect_waits
 
         facts.waits = steps.run("waits", lambda: collect_waits(target))
+        if facts.waits is not None:
+            from .facts.io import in_flight_requests, tie_waits
+
+            def requests() -> list[IoRequest]:
+                got = in_flight_requests(target)
+                tie_waits(prog, facts.waits or [], got)
+                return got
+
+            facts.io_requests = steps.run("io requests", requests)
     if "memory" in context:
         from .facts.memory import memory_summary
 

@@ -79,6 +79,7 @@ WAIT_FRAMES: tuple[WaitFrame, ...] = (
     WaitFrame("blk_mq_get_tag", "io", "", "no free request tag on a block device"),
     WaitFrame("rq_qos_wait", "io", "", "block-layer throttling (wbt)"),
     WaitFrame("io_schedule", "io", "", "waits for I/O to finish"),
+    WaitFrame("io_schedule_timeout", "io", "", "the same, waking now and then (blk_io_schedule)"),
     WaitFrame("synchronize_rcu", "rcu", "", "waits for an RCU grace period"),
     WaitFrame("synchronize_rcu_expedited", "rcu", "", "waits for an expedited grace period"),
     WaitFrame("__synchronize_srcu", "rcu", "", "waits for an SRCU grace period"),
@@ -118,6 +119,10 @@ LOCK_TYPES: dict[str, LockType] = {
 #: A wait list longer than this is not followed further (a corrupt list must not hang us).
 MAX_WAITERS = 512
 _KERNEL_MIN = 0xFFFF800000000000
+
+
+#: Waits whose object is a page or a flag bit, found by its wait entry (facts.io).
+OBJECT_KINDS = ("page", "bit", "io")
 
 
 def base_name(function: str | None) -> str:
@@ -169,14 +174,9 @@ def waits_on(prog: drgn.Program, ltype: LockType, address: int, task: int) -> bo
 
 def _stack_words(prog: drgn.Program, task: drgn.Object) -> list[int]:
     """The words of the task's kernel stack, from its saved stack pointer up."""
-    base = task.stack.value_()
-    size = prog["THREAD_SIZE"].value_() if "THREAD_SIZE" in prog else 16384
-    lo = task.thread.sp.value_()
-    if not base <= lo < base + size:
-        lo = base
-    lo &= ~7
-    data = prog.read(lo, base + size - lo)
-    return [int.from_bytes(data[i : i + 8], "little") for i in range(0, len(data) - 7, 8)]
+    from .io import stack_words
+
+    return [value for _, value in stack_words(prog, task)]
 
 
 def find_object_on_stack(prog: drgn.Program, task: drgn.Object, ltype: LockType) -> int | None:
@@ -241,6 +241,10 @@ def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[
             return f"{sym.name}+{off:#x}", "symbol+offset"
     except LookupError:
         pass
+    if struct:
+        got = object_lock_name(prog, address, struct)
+        if got is not None:
+            return got[0], "object"
     try:
         from drgn.helpers.linux.slab import slab_object_info
 
@@ -250,6 +254,168 @@ def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[
     except (LookupError, ValueError, drgn.FaultError, AttributeError, TypeError):
         pass
     return None, "unknown"
+
+
+@dataclass(frozen=True)
+class Container:
+    """A kind of heap object locks live in, named the way lockdep names their classes
+    (``&sb->s_umount``: the variable of ``init_rwsem(&sb->s_umount)`` and the member), and
+    how an address is proved to be one (never taken from the slab cache's name alone:
+    super blocks, disks and mm's come from kmalloc caches)."""
+
+    struct: str
+    var: str  #: the variable name kernel code and lockdep use for it
+    proof: str  #: key of :data:`_PROOFS`
+    reason: str
+
+
+CONTAINERS: tuple[Container, ...] = (
+    Container("struct super_block", "sb", "super_blocks", "every one is on super_blocks"),
+    Container(
+        "struct inode", "inode", "inode", "its i_sb is a super block, i_mapping its own i_data"
+    ),
+    Container("struct mm_struct", "mm", "task_mm", "a task's mm (or init_mm)"),
+    Container("struct signal_struct", "sig", "task_signal", "a task's signal"),
+    Container("struct gendisk", "disk", "disks", "a registered disk (block_class)"),
+    Container("struct request_queue", "q", "queues", "a registered disk's queue"),
+)
+_CONTAINER_KEY = "kcrash.lock_containers"
+
+
+def object_lock_name(prog: drgn.Program, address: int, struct: str) -> tuple[str, str] | None:
+    """``("&sb->s_umount", "super block nullb0 (ext4)")`` for a lock inside a heap object
+    :data:`CONTAINERS` knows and can prove, else None. Types only (BTF is enough)."""
+    for c in CONTAINERS:
+        for off, path in _lock_members(prog, c.struct, struct):
+            base = address - off
+            try:
+                what = _PROOFS[c.proof](prog, base)
+            except (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError):
+                what = None
+            if what is not None:
+                return f"&{c.var}->{path}", what
+    return None
+
+
+def _lock_members(prog: drgn.Program, container: str, struct: str) -> list[tuple[int, str]]:
+    """(offset, member path) of every ``struct`` inside ``container`` (nested structs and
+    anonymous unions followed, arrays and pointers not), cached per program."""
+    cache = prog.cache.setdefault(_CONTAINER_KEY, {})
+    key = ("members", container, struct)
+    if key not in cache:
+        try:
+            want = prog.type(struct)
+            cache[key] = list(_walk_members(prog.type(container), want, 0, "", 0))
+        except LookupError:
+            cache[key] = []
+    return cache[key]
+
+
+def _walk_members(t: drgn.Type, want: drgn.Type, base: int, prefix: str, depth: int):  # type: ignore[no-untyped-def]
+    t = _strip(t)
+    if depth > 6 or t.kind not in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION):
+        return
+    for m in t.members or ():
+        if m.bit_offset % 8:  # a bit field: no lock there
+            continue
+        mt = _strip(m.type)
+        off = base + m.bit_offset // 8
+        path = f"{prefix}.{m.name}" if prefix and m.name else (m.name or prefix)
+        if _same(mt, want):
+            yield off, path
+        elif mt.kind in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION):
+            yield from _walk_members(mt, want, off, path, depth + 1)
+
+
+def _proof_set(prog: drgn.Program, name: str, build) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    cache = prog.cache.setdefault(_CONTAINER_KEY, {})
+    if name not in cache:
+        try:
+            cache[name] = build(prog)
+        except (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError):
+            cache[name] = {}
+    return cache[name]
+
+
+def _super_blocks(prog: drgn.Program) -> dict[int, str]:
+    """Super block address -> ``nullb0 (ext4)``, from the super_blocks list (read at its
+    kallsyms address: no variable type needed without DWARF)."""
+    head = prog.symbol("super_blocks").address
+    off = drgn.offsetof(prog.type("struct super_block"), "s_list")
+    out: dict[int, str] = {}
+    node = prog.read_u64(head)
+    while node != head and len(out) < 4096:
+        sb = drgn.Object(prog, "struct super_block", address=node - off)
+        fs = sb.s_type.name.string_().decode(errors="replace")
+        out[node - off] = f"{sb.s_id.string_().decode(errors='replace')} ({fs})"
+        node = prog.read_u64(node)
+    return out
+
+
+def _task_members(prog: drgn.Program, member: str) -> dict[int, str]:
+    from drgn.helpers.linux.pid import for_each_task
+
+    out: dict[int, str] = {}
+    for t in for_each_task(prog):
+        ptr = getattr(t, member).value_()
+        if ptr and ptr not in out:
+            out[ptr] = f"{t.comm.string_().decode(errors='replace')} ({t.pid.value_()})"
+    return out
+
+
+def _disks(prog: drgn.Program) -> dict[int, str]:
+    from drgn.helpers.linux.block import disk_name, for_each_disk
+
+    return {d.value_(): disk_name(d).decode(errors="replace") for d in for_each_disk(prog)}
+
+
+def _prove_super_block(prog: drgn.Program, base: int) -> str | None:
+    got = _proof_set(prog, "super_blocks", _super_blocks).get(base)
+    return f"super block {got}" if got else None
+
+
+def _prove_inode(prog: drgn.Program, base: int) -> str | None:
+    inode = drgn.Object(prog, "struct inode", address=base)
+    sbs = _proof_set(prog, "super_blocks", _super_blocks)
+    sb = sbs.get(inode.i_sb.value_())
+    if sb is None or inode.i_mapping.value_() != inode.i_data.address_of_().value_():
+        return None
+    return f"inode {inode.i_ino.value_()} of {sb}"
+
+
+def _prove_mm(prog: drgn.Program, base: int) -> str | None:
+    got = _proof_set(prog, "task_mm", lambda p: _task_members(p, "mm")).get(base)
+    return f"the mm of {got}" if got else None
+
+
+def _prove_signal(prog: drgn.Program, base: int) -> str | None:
+    got = _proof_set(prog, "task_signal", lambda p: _task_members(p, "signal")).get(base)
+    return f"the signal_struct of {got}" if got else None
+
+
+def _prove_disk(prog: drgn.Program, base: int) -> str | None:
+    got = _proof_set(prog, "disks", _disks).get(base)
+    return f"disk {got}" if got else None
+
+
+def _prove_queue(prog: drgn.Program, base: int) -> str | None:
+    def queues(p: drgn.Program) -> dict[int, str]:
+        from drgn.helpers.linux.block import disk_name, for_each_disk
+
+        return {d.queue.value_(): disk_name(d).decode(errors="replace") for d in for_each_disk(p)}
+
+    got = _proof_set(prog, "queues", queues).get(base)
+    return f"the request queue of {got}" if got else None
+
+
+_PROOFS = {
+    "super_blocks": _prove_super_block,
+    "inode": _prove_inode,
+    "task_mm": _prove_mm,
+    "task_signal": _prove_signal,
+    "disks": _prove_disk,
+    "queues": _prove_queue,
+}
 
 
 def _global_member(prog: drgn.Program, name: str, offset: int, struct: str) -> str | None:
@@ -319,6 +485,9 @@ def lock_fact(target: Target, kind: str, address: int, how: str) -> LockFact:
     ltype = lock_type_of(kind)
     name, naming = lock_name(target, address, ltype.struct if ltype else None)
     fact = LockFact(kind=kind, address=address, name=name, naming=naming, found_by=how)
+    if naming == "object" and ltype is not None:
+        got = object_lock_name(prog, address, ltype.struct)
+        fact.container = got[1] if got else None
     try:
         if kind == "mutex":
             lock = drgn.Object(prog, "struct mutex", address=address)
@@ -364,6 +533,21 @@ def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
         return wait
     index, row = found
     wait.kind, wait.frame_index, wait.function = row.kind, index, stack.frames[index].function
+    if row.kind in OBJECT_KINDS:
+        from .io import task_object_wait
+
+        # folio_wait_bit_common() and __wait_on_bit() sleep in io_schedule(): the wait
+        # entry on the stack says which of them it is, and on what.
+        wait.object = task_object_wait(target, task)
+        if wait.object is not None:
+            wait.kind = wait.object.kind
+            # Name the frame of that wait (folio_wait_bit_common), not io_schedule.
+            for i, fr in enumerate(stack.frames[index:], index):
+                got = _BY_FUNCTION.get(base_name(fr.function))
+                if got is not None and got.kind == wait.kind:
+                    wait.frame_index, wait.function = i, fr.function
+                    break
+        return wait
     ltype = lock_type_of(row.kind)
     if ltype is None:
         return wait

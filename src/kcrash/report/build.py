@@ -22,7 +22,7 @@ from .labels import labels
 #: 1.2: ``objects`` (bad pointers: poison, slab cache/object/tracks) and the memory
 #: picture of an OOM in ``context.memory`` (breakdown, caches, leak suspect, cgroup)
 #:      ``hang`` (issue 18): the wait-for graph of blocked tasks, their locks and holders
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 def _frame(f: Frame) -> dict[str, Any]:
@@ -198,7 +198,7 @@ def build_report(
     input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}
     from .hang import hang_section, hang_steps
 
-    hang = hang_section(facts.waits, lang)
+    hang = hang_section(facts.waits, lang, facts.io_requests)
     if hang and hang.get("summary"):
         # What the graph shows goes first: it is the answer to "why is it hung".
         primary["explanation"] = [*primary["explanation"], hang["summary"]]

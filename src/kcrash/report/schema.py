@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 #: ``schema_version`` of the reports this code writes (docs/report-schema.json).
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.3"
 
 
 class Tool(TypedDict):
@@ -274,6 +274,40 @@ class HangLock(TypedDict, total=False):
     holder: Any
     readers: int | None
     last_reader: Any
+    container: str | None  # since 1.3
+
+
+class WaitObject(TypedDict, total=False):
+    """Since schema 1.3: the page/folio or flag bit a task sleeps on."""
+
+    kind: str
+    address: int
+    bit: str
+    found_by: str
+    flags: list[str]
+    index: int | None
+    inode: int | None
+    device: str | None
+    path: str | None
+    fs: str | None
+    owner: str | None
+    block: int | None
+    requests: list[int]
+
+
+class IoRequestDict(TypedDict, total=False):
+    """Since schema 1.3: a block request a driver held at the crash."""
+
+    address: int
+    disk: str
+    op: str
+    sector: int
+    bytes: int
+    state: str
+    age_seconds: float | None
+    start_time_ns: int | None
+    tag: int | None
+    waiters: list[dict[str, Any]]
 
 
 class HangTask(TypedDict, total=False):
@@ -287,6 +321,8 @@ class HangTask(TypedDict, total=False):
     unknown: str | None
     holds: list[dict[str, Any]]
     stack: list[str]
+    object: WaitObject | None  # since 1.3
+    requests: list[int]  # since 1.3
 
 
 class Hang(TypedDict):
@@ -301,6 +337,8 @@ class Hang(TypedDict):
     story: str | None
     tasks: list[HangTask]
     undetermined: list[str]
+    requests: list[IoRequestDict]  # since 1.3
+    io: list[str]  # since 1.3
 
 
 class Report(TypedDict):
