@@ -345,18 +345,20 @@ SCENARIOS: tuple[Scenario, ...] = (
     # wakes each second: not hung); kcrash_cfg_writer's down_write() waits behind it.
     *_hang_rows("rwsem-writer-stall", "kcrash_cfg_writer"),
     # I/O that never completes (issue 18): Debian's null_blk with a one-hour completion
-    # time (irqmode=2, a timer per request), then tasks that wait for it in every way a
-    # server's tasks do: `mount` holds the new super block's s_umount (write) while it waits
-    # for its first buffer (a bit wait on BH_Lock), `sync` waits for that s_umount, a
-    # buffered read waits on a folio lock, `dd conv=fsync` on a folio under writeback, an
-    # O_DIRECT read in io_schedule(). khungtaskd reports `mount` first (created first).
+    # time (irqmode=2, a timer per request). Powering the device on adds its disk, and 6.1
+    # scans its partitions right away: that task (a child of init) holds the disk's
+    # open_mutex and its claim while it waits on the lock of page 0 of nullb0, under a READ
+    # that never completes. `mount` then waits for the claim (bd_prepare_to_claim), `sync`
+    # (sync_bdevs) and three `dd` (buffered, fsync, O_DIRECT: each open) for
+    # `&disk->open_mutex`. khungtaskd reports `mount` first (the first one past 5 s), blocked
+    # in bd_prepare_to_claim().
     *(
         Scenario(
             "io-stall",
             IO_STALL,
             "hung-task",
             "blocked for more than 5 seconds",
-            "mount",
+            "bd_prepare_to_claim",
             "vmlinux",
             HUNG,
             formats=(fmt,),
