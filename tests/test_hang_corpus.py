@@ -13,10 +13,11 @@ both its captures (kdump and QEMU) with DWARF and without debuginfo (BTF, kallsy
 - hung-task (kcrash_crash, Debian 12 and 13): ``sh`` takes ``kcrash_lock`` twice: a cycle
   of one;
 - io-stall (Debian's own null_blk, requests complete after an hour): powering the device on
-  scans its partitions, and that task holds ``&disk->open_mutex`` of nullb0 while it waits
-  on the lock of page 0 of nullb0 under a READ that never completes; ``sync`` and three
-  ``dd`` wait for that mutex: a heap lock named like lockdep, a folio wait and a request in
-  flight (which device, how long).
+  scans its partitions, and that task holds the whole device's claim and
+  ``&disk->open_mutex`` of nullb0 while it waits on the lock of page 0 of nullb0 under a READ
+  that never completes; ``mount`` waits for the claim, ``sync`` and three ``dd`` for that
+  mutex: heap locks named like lockdep, a folio wait and a request in flight (which device,
+  how long).
 
 The three kcrash_hang scenarios run on Debian 12 (kdump and QEMU) and Debian 13 (kdump).
 
@@ -222,22 +223,18 @@ def test_io_stall_names_the_heap_mutex_the_page_and_the_request(
         assert ow["bit"] == "PG_locked" and ow["index"] == 0 and ow["device"] == "nullb0"
         assert ow["found_by"] == "stack-wait-entry" and "locked" in ow["flags"]
         assert holder["function"].startswith("folio_wait_bit_common")
-        assert [x["name"] for x in holder["holds"]] == ["&disk->open_mutex"]
+        held = sorted(x["name"] for x in holder["holds"])
+        assert held == ["&bdev->bd_claiming", "&disk->open_mutex"], held
         # ... which sync (sync_bdevs) and the three dd (their open) wait for
-        waiters = [t for t in h["tasks"] if t.get("lock")]
+        waiters = [t for t in h["tasks"] if t.get("lock") and t["lock"]["kind"] == "mutex"]
         assert sorted(t["comm"] for t in waiters) == ["dd", "dd", "dd", "sync"]
         for t in waiters:
             lk = t["lock"]
-            assert (lk["kind"], lk["name"], lk["naming"]) == (
-                "mutex",
-                "&disk->open_mutex",
-                "object",
-            )
+            assert (lk["name"], lk["naming"]) == ("&disk->open_mutex", "object")
             assert lk["container"] == "disk nullb0"
             assert lk["holder"] == {"pid": holder["pid"], "comm": holder["comm"]}
-            assert lk["found_by"] in (
-                {"dwarf-argument", "stack-waiter"} if dwarf else {"stack-waiter"}
-            )
+            ways = {"dwarf-argument", "stack-waiter"} if dwarf else {"stack-waiter"}
+            assert lk["found_by"] in ways
         assert len({t["lock"]["address"] for t in waiters}) == 1
         # the READ of that page, in flight since before mount blocked (> 5 s)
         (rq,) = h["requests"]
@@ -245,20 +242,28 @@ def test_io_stall_names_the_heap_mutex_the_page_and_the_request(
         assert rq["state"] == "in-flight" and rq["age_seconds"] >= 5
         assert rq["waiters"] == [{"pid": holder["pid"], "comm": holder["comm"]}]
         assert holder["requests"] == ow["requests"] == [rq["address"]]
-        assert h["root"] == holder["pid"] and h["deadlock"] is False
+        # mount waits for the claim of the whole device that the partition scan holds
+        mount = next(t for t in h["tasks"] if t["comm"] == "mount")
+        assert any(f.startswith("bd_prepare_to_claim") for f in mount["stack"][:4])
+        claim = mount["lock"]
+        assert (claim["kind"], claim["name"], claim["found_by"]) == (
+            "claim",
+            "&bdev->bd_claiming",
+            "stack-claim",
+        )
+        assert claim["container"] == "block device nullb0 (by disk_scan_partitions())"
+        assert claim["holder"] == {"pid": holder["pid"], "comm": holder["comm"]}
+        assert h["chain"] == [mount["pid"], holder["pid"]] and h["root"] == holder["pid"]
+        assert h["deadlock"] is False
         story = h["story"]
         for words in (
-            "`&disk->open_mutex`",
+            "`&bdev->bd_claiming`",
             "PG_locked of page 0 of nullb0",
             "READ request to nullb0",
         ):
             assert words in story, story
         assert r["next_steps"][0] == story
         assert any("nullb0 has 1 request(s) in flight" in s for s in r["next_steps"])
-        # mount waits for the claim of the whole device: not a lock kcrash follows (yet)
-        mount = next(t for t in h["tasks"] if t["comm"] == "mount")
-        assert mount["lock"] is None and mount["object"] is None
-        assert any(f.startswith("bd_prepare_to_claim") for f in mount["stack"][:4])
 
     io = entries(corpus, "io-stall")
     assert {e["capture"] for e in io} == {"kdump", "qemu"}
@@ -271,10 +276,10 @@ def test_io_stall_formats_and_chinese(corpus: list[dict[str, Any]]) -> None:
         jsonschema.validate(r, SCHEMA)
         for fmt in ("text", "markdown", "html"):
             out = " ".join(render_to_string(r, fmt).split())
-            assert "open_mutex" in out and "PG_locked" in out and "nullb0" in out, fmt
+            assert "open_mutex" in out and "bd_claiming" in out and "PG_locked" in out, fmt
             assert "in flight" in out, fmt
         zh = report(e, False, "zh")["hang"]
-        assert "&disk->open_mutex" in zh["story"] and "nullb0" in zh["story"]
+        assert "&bdev->bd_claiming" in zh["story"] and "nullb0" in zh["story"]
         assert "在途" in zh["story"] and "in flight" not in zh["story"]
 
     each(entries(corpus, "io-stall"), check)

@@ -255,6 +255,9 @@ class LockFact:
     #: (``name`` is then lockdep's style, ``&sb->s_umount``): what that object is, in words
     #: a report shows ("super block nullb0 (ext4)", "inode 12 of nullb0").
     container: str | None = None
+    #: a block device claim (kind ``claim``): the claimer's holder cookie when it is a
+    #: function (``disk_scan_partitions``), to find the task running it
+    claim_holder: str | None = None
 
 
 @dataclass

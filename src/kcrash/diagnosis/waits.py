@@ -117,6 +117,7 @@ def lock_params(lk: LockFact) -> dict[str, object]:
         "address": f"{lk.address:#x}",
         "naming": lk.naming,
         "kind": lk.kind.split("-")[0],
+        "container": lk.container,
     }
 
 

@@ -80,6 +80,9 @@ WAIT_FRAMES: tuple[WaitFrame, ...] = (
     WaitFrame("rq_qos_wait", "io", "", "block-layer throttling (wbt)"),
     WaitFrame("io_schedule", "io", "", "waits for I/O to finish"),
     WaitFrame("io_schedule_timeout", "io", "", "the same, waking now and then (blk_io_schedule)"),
+    WaitFrame(
+        "bd_prepare_to_claim", "claim", "", "another opener claims the whole block device (v5.10+)"
+    ),
     WaitFrame("synchronize_rcu", "rcu", "", "waits for an RCU grace period"),
     WaitFrame("synchronize_rcu_expedited", "rcu", "", "waits for an expedited grace period"),
     WaitFrame("__synchronize_srcu", "rcu", "", "waits for an SRCU grace period"),
@@ -518,6 +521,62 @@ def lock_fact(target: Target, kind: str, address: int, how: str) -> LockFact:
     return fact
 
 
+def claim_fact(target: Target, task: drgn.Object) -> LockFact | None:
+    """The claim a task in ``bd_prepare_to_claim()`` waits for: a whole disk's block device
+    whose ``bd_claiming`` is set (the claimer's holder cookie) and whose address is a word of
+    the task's stack. The holder cookie is a pointer the claimer chose; when it is a function
+    (``disk_scan_partitions`` since v5.17's partition scan), :func:`claim_holders` looks for
+    the task running it."""
+    from drgn.helpers.linux.block import disk_name, for_each_disk
+
+    prog = target.prog
+    try:
+        words = set(_stack_words(prog, task))
+        for disk in for_each_disk(prog):
+            whole = disk.part0.value_()
+            if whole not in words:
+                continue
+            cookie = disk.part0.bd_claiming.value_()
+            if not cookie:
+                continue
+            name = disk_name(disk).decode(errors="replace")
+            try:
+                sym = prog.symbol(cookie)
+                by = sym.name if sym.address == cookie else None
+            except LookupError:
+                by = None
+            return LockFact(
+                kind="claim",
+                address=whole,
+                name="&bdev->bd_claiming",
+                naming="object",
+                found_by="stack-claim",
+                state="claimed",
+                container=f"block device {name}" + (f" (by {by}())" if by else ""),
+                error=None,
+                claim_holder=by,
+            )
+    except (drgn.FaultError, LookupError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def claim_holders(waits: list[TaskWait]) -> None:
+    """A claim held by a function (the partition scan): its holder is the one task whose
+    stack runs that function, if exactly one does."""
+    for w in waits:
+        lk = w.lock
+        if lk is None or lk.kind != "claim" or not lk.claim_holder or lk.owner_task:
+            continue
+        running = [
+            o.task
+            for o in waits
+            if o.stack and any(base_name(f.function) == lk.claim_holder for f in o.stack.frames)
+        ]
+        if len(running) == 1:
+            lk.owner_task = running[0]
+
+
 def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
     """What one task waits on (kind, object, holder), from its stack and the structures."""
     from .tasks import crash_state
@@ -547,6 +606,11 @@ def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
                 if got is not None and got.kind == wait.kind:
                     wait.frame_index, wait.function = i, fr.function
                     break
+        return wait
+    if row.kind == "claim":
+        wait.lock = claim_fact(target, task)
+        if wait.lock is None:
+            wait.unknown = "not-on-stack"
         return wait
     ltype = lock_type_of(row.kind)
     if ltype is None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import drgn
 
 from ..model import TaskWait
-from .locks import task_wait, wait_frame
+from .locks import claim_holders, task_wait, wait_frame
 from .stacks import task_stack
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def collect_waits(target: Target) -> list[TaskWait]:
         for holder in (lock.owner_task, lock.last_reader_task):
             if holder and holder in by_address and holder not in done:
                 queue.append((by_address[holder], False))
+    claim_holders(out)
     return out
 
 
