@@ -15,7 +15,7 @@ import drgn
 from drgn.helpers.linux.sched import task_cpu
 
 from ..model import Frame, Stack
-from ..target.frame_labels import kallsyms_name
+from ..target.frame_labels import kallsyms_name, text_symbol_starts
 
 if TYPE_CHECKING:
     from ..target.open import Target
@@ -29,6 +29,28 @@ def _module_name(prog: drgn.Program, pc: int) -> str | None:
     return None if isinstance(mod, drgn.MainModule) else mod.name
 
 
+_NAMED = "kcrash.frame_names"
+
+
+def _kallsyms_at(prog: drgn.Program, pc: int) -> tuple[str, int, int]:
+    """:func:`kallsyms_name` of ``pc``; core-kernel text answers are kept per program.
+
+    Why: a drgn symbol lookup costs 2-5 ms with the vmlinux loaded, and the stacks of a hung
+    machine's tasks share most of their frames (``__schedule``, ``schedule``, the lock's
+    slow path): 180 lookups took 0.9 s of the waits step. Module text is not kept (its
+    DWARF may be loaded later, and its names with it). Raises LookupError like drgn."""
+    cache = prog.cache.setdefault(_NAMED, {})
+    got = cache.get(pc)
+    if got is not None:
+        return got
+    sym = prog.symbol(pc)
+    got = kallsyms_name(prog, sym, pc)
+    stext, etext, _ = text_symbol_starts(prog)
+    if stext <= pc < etext:
+        cache[pc] = got
+    return got
+
+
 def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -> Frame:
     """Convert one drgn frame; ``regs`` attaches its pt_regs (exception frames)."""
     pc = frame.pc
@@ -38,8 +60,7 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     name = frame.name
     offset = size = None
     try:
-        sym = prog.symbol(lookup_pc)
-        sym_name, sym_addr, size = kallsyms_name(prog, sym, lookup_pc)
+        sym_name, sym_addr, size = _kallsyms_at(prog, lookup_pc)
         offset = pc - sym_addr
         # crash names a frame by its ELF symbol (``__handle_sysrq.cold``), and
         # an address in assembly code by the label before it, as kallsyms does;

@@ -93,7 +93,7 @@ _MAX_PADDING = 64
 _STARTS = "kcrash.symbol_starts"
 
 
-def _starts(prog: drgn.Program) -> tuple[int, int, list[int]]:
+def text_symbol_starts(prog: drgn.Program) -> tuple[int, int, list[int]]:
     """(``_stext``, ``_etext``, sorted start addresses of every core-kernel text symbol).
 
     Why: a symbol lookup that misses costs 1-8 ms in drgn (every symbol finder is asked,
@@ -127,7 +127,7 @@ def _starts(prog: drgn.Program) -> tuple[int, int, list[int]]:
 
 def _next_symbol(prog: drgn.Program, end: int) -> int:
     """Where the next symbol starts, at most :data:`_MAX_PADDING` bytes after ``end``."""
-    stext, etext, starts = _starts(prog)
+    stext, etext, starts = text_symbol_starts(prog)
     if starts and stext <= end < etext:  # the core kernel's text: one bisection
         i = bisect.bisect_left(starts, end)
         return starts[i] if i < len(starts) and starts[i] < end + _MAX_PADDING else end
