@@ -251,7 +251,7 @@ def test_io_stall_names_the_heap_mutex_the_page_and_the_request(
             "&bdev->bd_claiming",
             "stack-claim",
         )
-        assert claim["container"] == "block device nullb0 (by disk_scan_partitions())"
+        assert claim["container"] == "block device nullb0 (claimed by disk_scan_partitions())"
         assert claim["holder"] == {"pid": holder["pid"], "comm": holder["comm"]}
         assert h["chain"] == [mount["pid"], holder["pid"]] and h["root"] == holder["pid"]
         assert h["deadlock"] is False
@@ -309,14 +309,16 @@ def test_heap_locks_are_named_by_their_proved_object(
     rw, mutex = "struct rw_semaphore", "struct mutex"
     sb_id = sb.s_id.string_().decode()
     got = object_lock_name(prog, sb.s_umount.address_of_().value_(), rw)
-    assert got is not None and got[0] == "&sb->s_umount" and sb_id in got[1]
+    assert got is not None and got[0] == "&sb->s_umount"
+    assert got[1]["kind"] == "super-block" and got[1]["name"] == sb_id
     inode = sb.s_root.d_inode
     got = object_lock_name(prog, inode.i_rwsem.address_of_().value_(), rw)
     assert got is not None and got[0] == "&inode->i_rwsem"
-    assert got[1].startswith(f"inode {inode.i_ino.value_()} of {sb_id}")
+    assert (got[1]["kind"], got[1]["ino"], got[1]["name"]) == ("inode", inode.i_ino.value_(), sb_id)
     task = next(t for t in for_each_task(prog) if t.mm)
     got = object_lock_name(prog, task.mm.mmap_lock.address_of_().value_(), rw)
     assert got is not None and got[0] == "&mm->mmap_lock"
+    assert got[1] == {"kind": "mm", "comm": task.comm.string_().decode(), "pid": task.pid.value_()}
     got = object_lock_name(prog, task.signal.cred_guard_mutex.address_of_().value_(), mutex)
     assert got is not None and got[0] == "&sig->cred_guard_mutex"
     assert object_lock_name(prog, prog.symbol("kcrash_lock_a").address, mutex) is None

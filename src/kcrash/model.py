@@ -252,9 +252,9 @@ class LockFact:
     count: int | None = None  # semaphore count / completion done
     error: str | None = None  # why the holder could not be read
     #: Since schema 1.3: the heap object the lock lies in, when ``naming`` is ``object``
-    #: (``name`` is then lockdep's style, ``&sb->s_umount``): what that object is, in words
-    #: a report shows ("super block nullb0 (ext4)", "inode 12 of nullb0").
-    container: str | None = None
+    #: (``name`` is then lockdep's style, ``&sb->s_umount``): ``kind`` (a ``hang.container.*``
+    #: message) and its parameters, ``{"kind": "disk", "name": "nullb0"}``.
+    container: dict[str, Any] | None = None
     #: a block device claim (kind ``claim``): the claimer's holder cookie when it is a
     #: function (``disk_scan_partitions``), to find the task running it
     claim_holder: str | None = None

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import drgn
 
@@ -285,9 +285,13 @@ CONTAINERS: tuple[Container, ...] = (
 _CONTAINER_KEY = "kcrash.lock_containers"
 
 
-def object_lock_name(prog: drgn.Program, address: int, struct: str) -> tuple[str, str] | None:
-    """``("&sb->s_umount", "super block nullb0 (ext4)")`` for a lock inside a heap object
-    :data:`CONTAINERS` knows and can prove, else None. Types only (BTF is enough)."""
+def object_lock_name(
+    prog: drgn.Program, address: int, struct: str
+) -> tuple[str, dict[str, Any]] | None:
+    """``("&sb->s_umount", {"kind": "super-block", "name": "nullb0", "fs": "ext4"})`` for a
+    lock inside a heap object :data:`CONTAINERS` knows and can prove, else None: the name
+    and what the object is (a message id's suffix and its parameters, ``hang.container.*``).
+    Types only (BTF is enough)."""
     for c in CONTAINERS:
         for off, path in _lock_members(prog, c.struct, struct):
             base = address - off
@@ -330,7 +334,7 @@ def _walk_members(t: drgn.Type, want: drgn.Type, base: int, prefix: str, depth: 
             yield from _walk_members(mt, want, off, path, depth + 1)
 
 
-def _proof_set(prog: drgn.Program, name: str, build) -> dict[int, str]:  # type: ignore[no-untyped-def]
+def _proof_set(prog: drgn.Program, name: str, build) -> dict[int, Any]:  # type: ignore[no-untyped-def]
     cache = prog.cache.setdefault(_CONTAINER_KEY, {})
     if name not in cache:
         try:
@@ -340,84 +344,68 @@ def _proof_set(prog: drgn.Program, name: str, build) -> dict[int, str]:  # type:
     return cache[name]
 
 
-def _super_blocks(prog: drgn.Program) -> dict[int, str]:
-    """Super block address -> ``nullb0 (ext4)``, from the super_blocks list (read at its
-    kallsyms address: no variable type needed without DWARF)."""
+def _super_blocks(prog: drgn.Program) -> dict[int, dict[str, Any]]:
+    """Super block address -> its id and file system type, from the super_blocks list (read
+    at its kallsyms address: no variable type needed without DWARF)."""
     head = prog.symbol("super_blocks").address
     off = drgn.offsetof(prog.type("struct super_block"), "s_list")
-    out: dict[int, str] = {}
+    out: dict[int, dict[str, Any]] = {}
     node = prog.read_u64(head)
     while node != head and len(out) < 4096:
         sb = drgn.Object(prog, "struct super_block", address=node - off)
         fs = sb.s_type.name.string_().decode(errors="replace")
-        out[node - off] = f"{sb.s_id.string_().decode(errors='replace')} ({fs})"
+        out[node - off] = {"name": sb.s_id.string_().decode(errors="replace"), "fs": fs}
         node = prog.read_u64(node)
     return out
 
 
-def _task_members(prog: drgn.Program, member: str) -> dict[int, str]:
+def _task_members(prog: drgn.Program, member: str) -> dict[int, dict[str, Any]]:
     from drgn.helpers.linux.pid import for_each_task
 
-    out: dict[int, str] = {}
+    out: dict[int, dict[str, Any]] = {}
     for t in for_each_task(prog):
         ptr = getattr(t, member).value_()
         if ptr and ptr not in out:
-            out[ptr] = f"{t.comm.string_().decode(errors='replace')} ({t.pid.value_()})"
+            out[ptr] = {"comm": t.comm.string_().decode(errors="replace"), "pid": t.pid.value_()}
     return out
 
 
-def _disks(prog: drgn.Program) -> dict[int, str]:
+def _disks(prog: drgn.Program, member: str | None) -> dict[int, dict[str, Any]]:
     from drgn.helpers.linux.block import disk_name, for_each_disk
 
-    return {d.value_(): disk_name(d).decode(errors="replace") for d in for_each_disk(prog)}
+    return {
+        (getattr(d, member) if member else d).value_(): {
+            "name": disk_name(d).decode(errors="replace")
+        }
+        for d in for_each_disk(prog)
+    }
 
 
-def _prove_super_block(prog: drgn.Program, base: int) -> str | None:
-    got = _proof_set(prog, "super_blocks", _super_blocks).get(base)
-    return f"super block {got}" if got else None
+def _prove(kind: str, name: str, build):  # type: ignore[no-untyped-def]
+    """A proof: the object is a key of the set ``build`` makes; what it is, for words."""
+
+    def prove(prog: drgn.Program, base: int) -> dict[str, Any] | None:
+        got = _proof_set(prog, name, build).get(base)
+        return {"kind": kind, **got} if got is not None else None
+
+    return prove
 
 
-def _prove_inode(prog: drgn.Program, base: int) -> str | None:
+def _prove_inode(prog: drgn.Program, base: int) -> dict[str, Any] | None:
     inode = drgn.Object(prog, "struct inode", address=base)
-    sbs = _proof_set(prog, "super_blocks", _super_blocks)
-    sb = sbs.get(inode.i_sb.value_())
+    sb = _proof_set(prog, "super_blocks", _super_blocks).get(inode.i_sb.value_())
     if sb is None or inode.i_mapping.value_() != inode.i_data.address_of_().value_():
         return None
-    return f"inode {inode.i_ino.value_()} of {sb}"
-
-
-def _prove_mm(prog: drgn.Program, base: int) -> str | None:
-    got = _proof_set(prog, "task_mm", lambda p: _task_members(p, "mm")).get(base)
-    return f"the mm of {got}" if got else None
-
-
-def _prove_signal(prog: drgn.Program, base: int) -> str | None:
-    got = _proof_set(prog, "task_signal", lambda p: _task_members(p, "signal")).get(base)
-    return f"the signal_struct of {got}" if got else None
-
-
-def _prove_disk(prog: drgn.Program, base: int) -> str | None:
-    got = _proof_set(prog, "disks", _disks).get(base)
-    return f"disk {got}" if got else None
-
-
-def _prove_queue(prog: drgn.Program, base: int) -> str | None:
-    def queues(p: drgn.Program) -> dict[int, str]:
-        from drgn.helpers.linux.block import disk_name, for_each_disk
-
-        return {d.queue.value_(): disk_name(d).decode(errors="replace") for d in for_each_disk(p)}
-
-    got = _proof_set(prog, "queues", queues).get(base)
-    return f"the request queue of {got}" if got else None
+    return {"kind": "inode", "ino": inode.i_ino.value_(), **sb}
 
 
 _PROOFS = {
-    "super_blocks": _prove_super_block,
+    "super_blocks": _prove("super-block", "super_blocks", _super_blocks),
     "inode": _prove_inode,
-    "task_mm": _prove_mm,
-    "task_signal": _prove_signal,
-    "disks": _prove_disk,
-    "queues": _prove_queue,
+    "task_mm": _prove("mm", "task_mm", lambda p: _task_members(p, "mm")),
+    "task_signal": _prove("signal", "task_signal", lambda p: _task_members(p, "signal")),
+    "disks": _prove("disk", "disks", lambda p: _disks(p, None)),
+    "queues": _prove("queue", "queues", lambda p: _disks(p, "queue")),
 }
 
 
@@ -552,7 +540,7 @@ def claim_fact(target: Target, task: drgn.Object) -> LockFact | None:
                 naming="object",
                 found_by="stack-claim",
                 state="claimed",
-                container=f"block device {name}" + (f" (by {by}())" if by else ""),
+                container={"kind": "bdev-claim", "name": name, "by": by},
                 error=None,
                 claim_holder=by,
             )

@@ -30,9 +30,19 @@ def _lock_words(p: dict[str, Any], lang: str) -> str:
     if not p.get("lock"):
         naming = "unknown"
     keys = {"slab": "hang.lock.slab", "unknown": "hang.lock.anonymous"}
-    if naming == "object" and p.get("container"):
+    container = p.get("container")
+    if isinstance(container, dict):
+        container = container_words(container, lang)
+    if naming == "object" and container:
         keys["object"] = "hang.lock.object"
-    return render(keys.get(naming, "hang.lock.named"), {**p, "kind": kind}, lang)
+    return render(
+        keys.get(naming, "hang.lock.named"), {**p, "kind": kind, "container": container}, lang
+    )
+
+
+def container_words(c: dict[str, Any], lang: str) -> str:
+    """``disk nullb0``, ``super block nullb0 (ext4)``: the heap object a lock lies in."""
+    return render(f"hang.container.{c['kind']}", c, lang)
 
 
 def _json_lock_words(lk: dict[str, Any], lang: str) -> str:
@@ -66,7 +76,7 @@ def say(msg: Message, lang: str) -> str:
     return render(msg.id, params, lang)
 
 
-def _lock_json(lk: LockFact, pids: dict[int, TaskWait]) -> dict[str, Any]:
+def _lock_json(lk: LockFact, pids: dict[int, TaskWait], lang: str) -> dict[str, Any]:
     holder = pids.get(lk.owner_task) if lk.owner_task else None
     reader = pids.get(lk.last_reader_task) if lk.last_reader_task else None
     return {
@@ -82,7 +92,7 @@ def _lock_json(lk: LockFact, pids: dict[int, TaskWait]) -> dict[str, Any]:
         "last_reader": {"pid": reader.pid, "comm": reader.comm} if reader else None,
         "count": lk.count,
         "error": lk.error,
-        "container": lk.container,
+        "container": container_words(lk.container, lang) if lk.container else None,
     }
 
 
@@ -123,7 +133,9 @@ def _request_json(r: IoRequest, by_task: dict[int, TaskWait]) -> dict[str, Any]:
     }
 
 
-def _task_json(w: TaskWait, g: WaitGraph, by_task: dict[int, TaskWait]) -> dict[str, Any]:
+def _task_json(
+    w: TaskWait, g: WaitGraph, by_task: dict[int, TaskWait], lang: str
+) -> dict[str, Any]:
     frames = [f for f in (w.stack.frames if w.stack else []) if not f.inlined]
     return {
         "pid": w.pid,
@@ -133,7 +145,7 @@ def _task_json(w: TaskWait, g: WaitGraph, by_task: dict[int, TaskWait]) -> dict[
         "blocked": w.blocked,
         "wait": w.kind,
         "function": w.function,
-        "lock": _lock_json(w.lock, by_task) if w.lock else None,
+        "lock": _lock_json(w.lock, by_task, lang) if w.lock else None,
         "unknown": w.unknown,
         "holds": [
             {
@@ -141,7 +153,7 @@ def _task_json(w: TaskWait, g: WaitGraph, by_task: dict[int, TaskWait]) -> dict[
                 "address": h.address,
                 "name": h.name,
                 "naming": h.naming,
-                "container": h.container,
+                "container": container_words(h.container, lang) if h.container else None,
             }
             for h in g.held.get(w.pid, [])
         ],
@@ -169,7 +181,7 @@ def hang_section(
         "blocked": g.blocked,
         "summary": say(summ, lang) if summ else None,
         "story": "".join(say(m, lang) for m in pieces) or None,
-        "tasks": [_task_json(w, g, by_task) for w in waits],
+        "tasks": [_task_json(w, g, by_task, lang) for w in waits],
         "undetermined": [say(m, lang) for m in undetermined(g)],
         "requests": [_request_json(r, by_task) for r in requests or []],
         "io": [say(m, lang) for m in io_messages(g)],
