@@ -221,7 +221,7 @@ def test_io_stall_names_the_heap_mutex_the_page_and_the_request(
         assert any(f.startswith("read_part_sector") for f in holder["stack"]), holder["stack"]
         ow = holder["object"]
         assert ow["bit"] == "PG_locked" and ow["index"] == 0 and ow["device"] == "nullb0"
-        assert ow["found_by"] == "stack-wait-entry" and "locked" in ow["flags"]
+        assert ow["found_by"] == "stack-wait-entry" and "PG_locked" in ow["flags"]
         assert holder["function"].startswith("folio_wait_bit_common")
         held = sorted(x["name"] for x in holder["holds"])
         assert held == ["&bdev->bd_claiming", "&disk->open_mutex"], held
