@@ -266,8 +266,8 @@ def test_io_stall_names_the_heap_mutex_the_page_and_the_request(
         assert any("nullb0 has 1 request(s) in flight" in s for s in r["next_steps"])
 
     io = entries(corpus, "io-stall")
-    assert {e["capture"] for e in io} == {"kdump", "qemu"}
     each(io, check)
+    assert {e["capture"] for e in io} == {"kdump", "qemu"}
 
 
 def test_io_stall_formats_and_chinese(corpus: list[dict[str, Any]]) -> None:
