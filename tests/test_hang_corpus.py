@@ -30,16 +30,13 @@ DWARF of the same build).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from checks import each
+from checks import each, validate_report
 
 from kcrash.pipeline import analyze_path, render_to_string
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 _CACHE: dict[tuple[str, bool, str], dict[str, Any]] = {}
 
 #: struct kcrash_hang_dev (module-hang/kcrash_hang.c) on x86-64: name[16], then the locks.
@@ -175,7 +172,7 @@ def test_formats_show_the_graph(corpus: list[dict[str, Any]]) -> None:
 
     def check(e: dict[str, Any]) -> None:
         r = report(e, True)
-        jsonschema.validate(r, SCHEMA)
+        validate_report(r)
         for fmt in ("text", "markdown", "html"):
             out = render_to_string(r, fmt)
             flat = " ".join(out.split())
@@ -273,7 +270,7 @@ def test_io_stall_names_the_heap_mutex_the_page_and_the_request(
 def test_io_stall_formats_and_chinese(corpus: list[dict[str, Any]]) -> None:
     def check(e: dict[str, Any]) -> None:
         r = report(e, False)
-        jsonschema.validate(r, SCHEMA)
+        validate_report(r)
         for fmt in ("text", "markdown", "html"):
             out = " ".join(render_to_string(r, fmt).split())
             assert "open_mutex" in out and "bd_claiming" in out and "PG_locked" in out, fmt

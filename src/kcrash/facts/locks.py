@@ -600,6 +600,15 @@ def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
         if wait.lock is None:
             wait.unknown = "not-on-stack"
         return wait
+    if row.kind == "spinlock":
+        from .spinlocks import spin_fact
+
+        spin = spin_fact(target, task, stack, index)
+        if isinstance(spin, str):
+            wait.unknown = spin
+        else:
+            wait.lock = spin
+        return wait
     ltype = lock_type_of(row.kind)
     if ltype is None:
         return wait

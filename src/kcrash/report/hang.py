@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..diagnosis.i18n import render
+from ..diagnosis.spins import spin_messages, spin_next_step, spinning
 from ..diagnosis.verdict import Message
 from ..diagnosis.waits import (
     WaitGraph,
@@ -45,7 +46,14 @@ def container_words(c: dict[str, Any], lang: str) -> str:
     return render(f"hang.container.{c['kind']}", c, lang)
 
 
-def _json_lock_words(lk: dict[str, Any], lang: str) -> str:
+def json_lock_words(kind: str, name: str | None, naming: str, address: int, lang: str) -> str:
+    """:func:`_lock_words` of a lock as the report's JSON holds it (its fields one by one)."""
+    return _json_lock_dict_words(
+        {"kind": kind, "name": name, "naming": naming, "address": address}, lang
+    )
+
+
+def _json_lock_dict_words(lk: dict[str, Any], lang: str) -> str:
     """:func:`_lock_words` of a lock as the report's JSON holds it."""
     p = {
         "kind": lk["kind"].split("-")[0],
@@ -71,6 +79,8 @@ def say(msg: Message, lang: str) -> str:
             params[k] = _sep(lang).join(_lock_words(x, lang) for x in v) or None
         elif k == "kind" and isinstance(v, str) and v:
             params[k] = render(f"hang.kind.{v}", {}, lang)
+        elif k == "confidence" and isinstance(v, str) and v:
+            params[k] = render(f"hang.confidence.{v}", {}, lang)
         else:
             params[k] = v
     return render(msg.id, params, lang)
@@ -93,6 +103,14 @@ def _lock_json(lk: LockFact, pids: dict[int, TaskWait], lang: str) -> dict[str, 
         "count": lk.count,
         "error": lk.error,
         "container": container_words(lk.container, lang) if lk.container else None,
+        # Since 1.3: a spinlock's holder is inferred from the other CPUs (no owner field).
+        "holder_cpu": lk.holder_cpu,
+        "holder_confidence": lk.holder_confidence,
+        "holder_clues": list(lk.holder_clues),
+        "holder_path": list(lk.holder_path),
+        "taken_in": lk.taken_in,
+        "waiter_cpu": lk.waiter_cpu,
+        "object_offset": lk.object_offset,
     }
 
 
@@ -185,7 +203,50 @@ def hang_section(
         "undetermined": [say(m, lang) for m in undetermined(g)],
         "requests": [_request_json(r, by_task) for r in requests or []],
         "io": [say(m, lang) for m in io_messages(g)],
+        "spinlocks": spin_section(waits, lang),
     }
+
+
+def _say_how(msg: Message, lang: str) -> str:
+    """The "how the holder was found" sentence: its clue messages joined into one list."""
+    clues = msg.params.get("clues") or []
+    words = _sep(lang).join(render(c.id, c.params, lang) for c in clues)  # type: ignore[union-attr]
+    conf = msg.params.get("confidence")
+    conf_words = render(f"hang.confidence.{conf}", {}, lang) if conf else None
+    return render(msg.id, {"confidence": conf_words, "clues": words or None}, lang)
+
+
+def spin_section(waits: list[TaskWait], lang: str) -> list[dict[str, Any]]:
+    """Since 1.3: each CPU spinning on a spinlock, the lock, its inferred holder and how it
+    was found, as data and as the sentences the text, Markdown and HTML reports print."""
+    out: list[dict[str, Any]] = []
+    for w in spinning(waits):
+        lk = w.lock
+        assert lk is not None
+        holder = next((h for h in waits if lk.owner_task and h.task == lk.owner_task), None)
+        sentence, how = spin_messages(w, waits)
+        step = spin_next_step(w, waits)
+        out.append(
+            {
+                "cpu": lk.waiter_cpu,
+                "pid": w.pid,
+                "comm": w.comm,
+                "lock": {"address": lk.address, "name": lk.name, "naming": lk.naming},
+                "function": lk.taken_in or w.function,
+                "holder": (
+                    {"pid": holder.pid, "comm": holder.comm, "cpu": lk.holder_cpu}
+                    if holder
+                    else None
+                ),
+                "holder_path": list(lk.holder_path),
+                "confidence": lk.holder_confidence,
+                "clues": list(lk.holder_clues),
+                "sentence": say(sentence, lang),
+                "how": _say_how(how, lang) if how else None,
+                "next_step": say(step, lang) if step else None,
+            }
+        )
+    return out
 
 
 def task_line(t: dict[str, Any], lang: str, requests: list[dict[str, Any]] | None = None) -> str:
@@ -193,9 +254,10 @@ def task_line(t: dict[str, Any], lang: str, requests: list[dict[str, Any]] | Non
     parts = [f"PID {t['pid']} ({t['comm']}) {t['state']}"]
     lk, ow = t.get("lock"), t.get("object")
     if lk:
-        words = _json_lock_words(lk, lang)
+        words = _json_lock_dict_words(lk, lang)
         how = render(f"hang.found.{lk['found_by']}", {}, lang)
-        parts.append(render("hang.task.waits", {"lock": words, "how": how}, lang))
+        verb = "hang.task.spins" if lk["kind"] == "spinlock" else "hang.task.waits"
+        parts.append(render(verb, {"lock": words, "how": how}, lang))
     elif ow:
         parts.append(_object_words(ow, lang))
     elif t.get("wait"):
@@ -205,7 +267,7 @@ def task_line(t: dict[str, Any], lang: str, requests: list[dict[str, Any]] | Non
             age = f"{r['age_seconds']:.1f}" if r.get("age_seconds") is not None else None
             parts.append(render("hang.task.request", {**r, "age": age}, lang))
     if t.get("holds"):
-        held = _sep(lang).join(_json_lock_words(h, lang) for h in t["holds"])
+        held = _sep(lang).join(_json_lock_dict_words(h, lang) for h in t["holds"])
         parts.append(render("hang.task.holds", {"locks": held}, lang))
     return parts[0] + ": " + "; ".join(parts[1:]) if len(parts) > 1 else parts[0]
 
@@ -236,6 +298,8 @@ def hang_lines(hang: dict[str, Any], lang: str, frames: int = 8) -> list[str]:
         out.append(hang["summary"])
     if hang.get("story"):
         out.append(hang["story"])
+    for sp in hang.get("spinlocks") or []:
+        out += [x for x in (sp["sentence"], sp["how"]) if x]
     if out:
         out.append("")
     for t in hang.get("tasks", []):
@@ -254,4 +318,5 @@ def hang_steps(hang: dict[str, Any] | None) -> list[str]:
     """The next steps the graph gives, first in the list: the story of the cycle or chain."""
     if not hang:
         return []
-    return ([hang["story"]] if hang.get("story") else []) + list(hang.get("io") or [])
+    spins = [sp["next_step"] for sp in hang.get("spinlocks") or [] if sp.get("next_step")]
+    return spins + ([hang["story"]] if hang.get("story") else []) + list(hang.get("io") or [])

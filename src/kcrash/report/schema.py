@@ -275,6 +275,14 @@ class HangLock(TypedDict, total=False):
     readers: int | None
     last_reader: Any
     container: str | None  # since 1.3
+    # Since 1.3: a spinlock's holder, inferred from the other CPUs (facts/spinlocks.py).
+    holder_cpu: int | None
+    holder_confidence: Literal["probable", "possible"] | None
+    holder_clues: list[str]
+    holder_path: list[str]
+    taken_in: str | None
+    waiter_cpu: int | None
+    object_offset: int | None
 
 
 class WaitObject(TypedDict, total=False):
@@ -310,6 +318,23 @@ class IoRequestDict(TypedDict, total=False):
     waiters: list[dict[str, Any]]
 
 
+class HangSpin(TypedDict):
+    """Since 1.3: one CPU spinning on a spinlock and the task inferred to hold it."""
+
+    cpu: int | None
+    pid: int
+    comm: str
+    lock: dict[str, Any]  # address, name, naming
+    function: str | None  # the spinning task's function that called spin_lock()
+    holder: dict[str, Any] | None  # pid, comm, cpu
+    holder_path: list[str]
+    confidence: Literal["probable", "possible"] | None
+    clues: list[str]
+    sentence: str
+    how: str | None
+    next_step: str | None
+
+
 class HangTask(TypedDict, total=False):
     pid: int
     comm: str
@@ -339,6 +364,7 @@ class Hang(TypedDict):
     undetermined: list[str]
     requests: list[IoRequestDict]  # since 1.3
     io: list[str]  # since 1.3
+    spinlocks: list[HangSpin]  # since 1.3
 
 
 class Report(TypedDict):
