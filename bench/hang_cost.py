@@ -9,7 +9,8 @@ Each run is a child process (fresh interpreter, page cache warm after a discarde
 round), in rounds that alternate the two variants so a slow minute of the shared machine
 lands on both. "without" is the same analysis with the ``waits`` step switched off
 (``waits`` taken out of each class's ``Rule.context`` in the child); the step's own time
-is read from the report's step records. Both debuginfo modes are measured: the DWARF one
+is read from the report's step records (``waits``, and since the I/O
+requests are read beside it, ``io requests``). Both debuginfo modes are measured: the DWARF one
 reads the waiting frame's argument first, the no-debuginfo one scans each blocked task's
 stack.
 """
@@ -37,6 +38,7 @@ SCENARIOS = (
     # the soft lockup behind a spinlock: the holder is searched on every other CPU
     "spin-held",
     "spin-held-heap",
+    "io-stall",
 )
 
 CHILD = r"""
@@ -51,7 +53,8 @@ t0 = time.perf_counter()
 r = a.analyze_path(path, vmlinux, no_debuginfo=vmlinux is None)
 wall = time.perf_counter() - t0
 step = next((s["seconds"] for s in r["steps"] if s["name"] == "waits"), None)
-print(json.dumps({"wall": wall, "step": step, "hang": bool(r.get("hang"))}))
+io = next((s["seconds"] for s in r["steps"] if s["name"] == "io requests"), None)
+print(json.dumps({"wall": wall, "step": step, "io": io, "hang": bool(r.get("hang"))}))
 """
 
 
@@ -102,18 +105,20 @@ def main() -> int:
         f"start, {load1[0]:.1f} at the end (a shared 2-core machine: compare within a row, "
         f"not with other days). Total {time.monotonic() - t_start:.0f} s.",
         "",
-        "| dump | mode | analyze with graph | without | difference | `waits` step |",
-        "|---|---|---|---|---|---|",
+        "| dump | mode | analyze with graph | without | difference | `waits` step "
+        "| `io requests` step |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in dumps:
         for mode in ("dwarf", "no-debuginfo"):
             w = [s["wall"] for s in samples[(e["id"], mode, True)]]
             wo = [s["wall"] for s in samples[(e["id"], mode, False)]]
             st = [s["step"] for s in samples[(e["id"], mode, True)]]
+            io = [s["io"] or 0.0 for s in samples[(e["id"], mode, True)]]
             mw, mwo, mst = statistics.median(w), statistics.median(wo), statistics.median(st)
             lines.append(
                 f"| {e['id']} | {mode} | {mw:.2f} s | {mwo:.2f} s | {mw - mwo:+.2f} s "
-                f"({(mw / mwo - 1) * 100:+.0f} %) | {mst:.3f} s |"
+                f"({(mw / mwo - 1) * 100:+.0f} %) | {mst:.3f} s | {statistics.median(io):.3f} s |"
             )
     text = "\n".join(lines) + "\n"
     print(text)

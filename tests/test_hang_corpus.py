@@ -11,7 +11,15 @@ both its captures (kdump and QEMU) with DWARF and without debuginfo (BTF, kallsy
 - rwsem-writer-stall: ``kcrash_cfg_writer`` waits for ``kcrash_hang_dev.cfg_sem``, read-held
   by ``kcrash_cfg_reader``, which sleeps in ``msleep()``: a chain whose root sleeps;
 - hung-task (kcrash_crash, Debian 12 and 13): ``sh`` takes ``kcrash_lock`` twice: a cycle
-  of one.
+  of one;
+- io-stall (Debian's own null_blk, requests complete after an hour): powering the device on
+  scans its partitions, and that task holds the whole device's claim and
+  ``&disk->open_mutex`` of nullb0 while it waits on the lock of page 0 of nullb0 under a READ
+  that never completes; ``mount`` waits for the claim, ``sync`` and three ``dd`` for that
+  mutex: heap locks named like lockdep, a folio wait and a request in flight (which device,
+  how long).
+
+The three kcrash_hang scenarios run on Debian 12 (kdump and QEMU) and Debian 13 (kdump).
 
 Expected names are the module's own (its source says which thread takes which lock), never
 kcrash's output. Without DWARF a member of ``kcrash_hang_dev`` is named by symbol and offset
@@ -92,7 +100,9 @@ def test_abba_deadlock_is_a_cycle_of_two_named_mutexes(
         assert r["next_steps"][0] == story, "the cycle is the first next step"
         assert not any("Find what" in s for s in r["next_steps"]), "the generic step is answered"
 
-    each(entries(corpus, "abba-deadlock"), check)
+    abba = entries(corpus, "abba-deadlock")
+    assert {"deb12", "deb13"} <= {e["kernel"] for e in abba}, "6.1 and 6.12 both checked"
+    each(abba, check)
 
 
 @BOTH
@@ -188,3 +198,124 @@ def test_wait_step_is_timed(corpus: list[dict[str, Any]]) -> None:
     r = report(entries(corpus, "abba-deadlock")[0], False)
     step = next(s for s in r["steps"] if s["name"] == "waits")
     assert step["status"] == "ok" and step["seconds"] >= 0
+
+
+@BOTH
+def test_io_stall_names_the_heap_mutex_the_page_and_the_request(
+    corpus: list[dict[str, Any]], dwarf: bool
+) -> None:
+    """The chain behind a block device that never completes, as the scenario builds it
+    (tables.py io-stall): who holds ``&disk->open_mutex``, which page it waits on, which
+    request on which device, for how long."""
+
+    def check(e: dict[str, Any]) -> None:
+        r = report(e, dwarf)
+        h = r["hang"]
+        pages = [t for t in h["tasks"] if (t.get("object") or {}).get("kind") == "page"]
+        assert len(pages) == 1, [t["comm"] for t in h["tasks"]]
+        holder = pages[0]
+        # the partition scan of the new disk (add_disk) holds the disk's open_mutex ...
+        assert any(f.startswith("read_part_sector") for f in holder["stack"]), holder["stack"]
+        ow = holder["object"]
+        assert ow["bit"] == "PG_locked" and ow["index"] == 0 and ow["device"] == "nullb0"
+        assert ow["found_by"] == "stack-wait-entry" and "PG_locked" in ow["flags"]
+        assert holder["function"].startswith("folio_wait_bit_common")
+        held = sorted(x["name"] for x in holder["holds"])
+        assert held == ["&bdev->bd_claiming", "&disk->open_mutex"], held
+        # ... which sync (sync_bdevs) and the three dd (their open) wait for
+        waiters = [t for t in h["tasks"] if t.get("lock") and t["lock"]["kind"] == "mutex"]
+        assert sorted(t["comm"] for t in waiters) == ["dd", "dd", "dd", "sync"]
+        for t in waiters:
+            lk = t["lock"]
+            assert (lk["name"], lk["naming"]) == ("&disk->open_mutex", "object")
+            assert lk["container"] == "disk nullb0"
+            assert lk["holder"] == {"pid": holder["pid"], "comm": holder["comm"]}
+            ways = {"dwarf-argument", "stack-waiter"} if dwarf else {"stack-waiter"}
+            assert lk["found_by"] in ways
+        assert len({t["lock"]["address"] for t in waiters}) == 1
+        # the READ of that page, in flight since before mount blocked (> 5 s)
+        (rq,) = h["requests"]
+        assert (rq["disk"], rq["op"], rq["sector"], rq["bytes"]) == ("nullb0", "READ", 0, 4096)
+        assert rq["state"] == "in-flight" and rq["age_seconds"] >= 5
+        assert rq["waiters"] == [{"pid": holder["pid"], "comm": holder["comm"]}]
+        assert holder["requests"] == ow["requests"] == [rq["address"]]
+        # mount waits for the claim of the whole device that the partition scan holds
+        mount = next(t for t in h["tasks"] if t["comm"] == "mount")
+        assert any(f.startswith("bd_prepare_to_claim") for f in mount["stack"][:4])
+        claim = mount["lock"]
+        assert (claim["kind"], claim["name"], claim["found_by"]) == (
+            "claim",
+            "&bdev->bd_claiming",
+            "stack-claim",
+        )
+        assert claim["container"] == "block device nullb0 (claimed by disk_scan_partitions())"
+        assert claim["holder"] == {"pid": holder["pid"], "comm": holder["comm"]}
+        assert h["chain"] == [mount["pid"], holder["pid"]] and h["root"] == holder["pid"]
+        assert h["deadlock"] is False
+        story = h["story"]
+        for words in (
+            "`&bdev->bd_claiming`",
+            "PG_locked of page 0 of nullb0",
+            "READ request to nullb0",
+        ):
+            assert words in story, story
+        assert r["next_steps"][0] == story
+        assert any("nullb0 has 1 request(s) in flight" in s for s in r["next_steps"])
+
+    io = entries(corpus, "io-stall")
+    each(io, check)
+    assert {e["capture"] for e in io} == {"kdump", "qemu"}
+
+
+def test_io_stall_formats_and_chinese(corpus: list[dict[str, Any]]) -> None:
+    def check(e: dict[str, Any]) -> None:
+        r = report(e, False)
+        validate_report(r)
+        for fmt in ("text", "markdown", "html"):
+            out = " ".join(render_to_string(r, fmt).split())
+            assert "open_mutex" in out and "bd_claiming" in out and "PG_locked" in out, fmt
+            assert "in flight" in out, fmt
+        zh = report(e, False, "zh")["hang"]
+        assert "&bdev->bd_claiming" in zh["story"] and "nullb0" in zh["story"]
+        assert "在途" in zh["story"] and "in flight" not in zh["story"]
+
+    each(entries(corpus, "io-stall"), check)
+
+
+@BOTH
+def test_heap_locks_are_named_by_their_proved_object(
+    corpus: list[dict[str, Any]], dwarf: bool
+) -> None:
+    """``&sb->s_umount``, ``&inode->i_rwsem``, ``&mm->mmap_lock``, ``&sig->cred_guard_mutex``
+    of real objects of a hang dump (each read from the kernel's own lists), with DWARF and
+    with BTF alone; a global is never taken for a heap object."""
+    import drgn
+    from drgn.helpers.linux.pid import for_each_task
+
+    from kcrash.facts.locks import object_lock_name
+    from kcrash.target.open import open_target
+
+    e = next(x for x in entries(corpus, "abba-deadlock") if x["kernel"] == "deb12")
+    prog = open_target(e["path"], e["vmlinux"] if dwarf else None, no_debuginfo=not dwarf).prog
+    head = prog.symbol("super_blocks").address
+    sb = drgn.container_of(
+        drgn.Object(prog, "struct list_head *", value=prog.read_u64(head)),
+        "struct super_block",
+        "s_list",
+    )
+    rw, mutex = "struct rw_semaphore", "struct mutex"
+    sb_id = sb.s_id.string_().decode()
+    got = object_lock_name(prog, sb.s_umount.address_of_().value_(), rw)
+    assert got is not None and got[0] == "&sb->s_umount"
+    assert got[1]["kind"] == "super-block" and got[1]["name"] == sb_id
+    inode = sb.s_root.d_inode
+    got = object_lock_name(prog, inode.i_rwsem.address_of_().value_(), rw)
+    assert got is not None and got[0] == "&inode->i_rwsem"
+    assert (got[1]["kind"], got[1]["ino"], got[1]["name"]) == ("inode", inode.i_ino.value_(), sb_id)
+    task = next(t for t in for_each_task(prog) if t.mm)
+    got = object_lock_name(prog, task.mm.mmap_lock.address_of_().value_(), rw)
+    assert got is not None and got[0] == "&mm->mmap_lock"
+    assert got[1] == {"kind": "mm", "comm": task.comm.string_().decode(), "pid": task.pid.value_()}
+    got = object_lock_name(prog, task.signal.cred_guard_mutex.address_of_().value_(), mutex)
+    assert got is not None and got[0] == "&sig->cred_guard_mutex"
+    assert object_lock_name(prog, prog.symbol("kcrash_lock_a").address, mutex) is None

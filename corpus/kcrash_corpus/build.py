@@ -321,6 +321,12 @@ class Builder:
                 extra = KernelBuilder(self.root, boot.kernel).extra_module(
                     state, boot.scenario.extra_module
                 )
+        kmods = None
+        if boot.scenario.kernel_modules:
+            with self.module_lock:
+                kmods = KernelBuilder(self.root, boot.kernel).kernel_modules(
+                    state, boot.scenario.kernel_modules
+                )
         rm_rf(bdir)
         bdir.mkdir(parents=True)
         files = run_boot(
@@ -333,6 +339,7 @@ class Builder:
             boot.hosts_tree,
             boot.kernel.derived_formats(),
             extra,
+            kmods,
         )
         dumps: dict[str, dict[str, Any]] = {}
         host_mdf = f"makedumpfile {self.tools.get('makedumpfile')} (Debian 12) in the capture"

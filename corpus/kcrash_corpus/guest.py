@@ -99,6 +99,15 @@ def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None)
     if sc.extra_module:
         name = sc.extra_module
         parts.append(f"insmod /share/{name}.ko || fail 'insmod {name}'\n")
+    if sc.kernel_modules:
+        # Their dependencies first (kmod/deps, in modinfo's order), then each with its args.
+        parts.append(
+            'for m in $(cat /share/kmod/deps); do insmod /share/kmod/$m.ko || fail "insmod $m"; '
+            "done\n"
+        )
+        for spec in sc.kernel_modules:
+            name, *args = spec.split()
+            parts.append(f"insmod /share/kmod/{name}.ko {' '.join(args)} || fail 'insmod {name}'\n")
     parts.append("sync\necho KCRASH-TRIGGER > /dev/console\n")
     parts.append(sc.trigger + "\n")
     return "".join(parts)
@@ -232,6 +241,7 @@ def run_boot(
     hosts_tree: str | None = None,
     derived: tuple[str, ...] = DERIVED_FORMATS,
     extra_module: Path | None = None,
+    kernel_modules: Path | None = None,
 ) -> dict[str, Path]:
     """Boot, crash, capture. Returns format -> dump path (in `out_dir`), plus the keys
     "console" and, for kdump, "dmesg". Raises BuildError naming the boot on any failure."""
@@ -245,6 +255,9 @@ def run_boot(
     links = [(state.vmlinuz, "vmlinuz"), (state.initrd, "initrd.cpio")]
     if extra_module is not None:
         links.append((str(extra_module), extra_module.name))
+    if kernel_modules is not None:
+        (share / "kmod").mkdir()
+        links += [(str(p), f"kmod/{p.name}") for p in sorted(kernel_modules.iterdir())]
     for src, name in links:
         try:
             os.link(src, share / name)

@@ -71,6 +71,18 @@ class KernelState:
     module_debug_done: bool = False
 
 
+def _module_dir(root: Path, release: str) -> Path:
+    """The modules of an unpacked image package: Debian 13 (merged /usr) ships them under
+    /usr/lib/modules."""
+    moddir = root / "lib" / "modules" / release
+    return moddir if moddir.is_dir() else root / "usr" / "lib" / "modules" / release
+
+
+def _modules_by_name(moddir: Path) -> dict[str, Path]:
+    """Module name (``-`` as ``_``) -> its file, ``.ko`` or ``.ko.xz``."""
+    return {p.name.split(".ko")[0].replace("-", "_"): p for p in moddir.rglob("*.ko*")}
+
+
 def tree_hash(path: Path) -> str:
     """Hash of a source tree's file names and contents (the test module's recipe)."""
     h = hashlib.sha256()
@@ -250,44 +262,78 @@ class KernelBuilder:
             shutil.copy2(boot / f"vmlinuz-{release}", vmlinuz)
             shutil.copy2(boot / f"config-{release}", self.dir / f"config-{release}")
             shutil.copy2(boot / f"System.map-{release}", self.dir / f"System.map-{release}")
-            # Debian 13 (merged /usr) ships the modules under /usr/lib/modules.
-            moddir = Path(tmp) / "lib" / "modules" / release
-            if not moddir.is_dir():
-                moddir = Path(tmp) / "usr" / "lib" / "modules" / release
-            by_name = {p.name.split(".ko")[0].replace("-", "_"): p for p in moddir.rglob("*.ko*")}
-            # Since Debian 13 the modules ship xz-compressed (`.ko.xz`); busybox insmod wants
-            # them plain, and the -dbg package keeps the debug files as plain `.ko`.
-            order: list[str] = []
-
-            def visit(name: str) -> None:
-                name = name.replace("-", "_")
-                if name in order:
-                    return
-                if name not in by_name:
-                    progress(self.step, f"module {name} not in this kernel (built in?), skipped")
-                    return
-                deps = run(["modinfo", "-F", "depends", by_name[name]], self.step, 30).stdout
-                for dep in filter(None, deps.strip().split(",")):
-                    visit(dep)
-                order.append(name)
-
-            for name in GUEST_MODULES:
-                visit(name)
+            moddir = _module_dir(Path(tmp), release)
+            by_name = _modules_by_name(moddir)
+            order = self._closure(by_name, GUEST_MODULES)
             for name in order:
-                src = by_name[name]
-                if src.suffix == ".xz":
-                    with (out / f"{name}.ko").open("wb") as fh:
-                        run(["xz", "-dc", src], self.step, 60, stdout=fh)
-                elif src.suffix == ".ko":
-                    shutil.copy2(src, out / f"{name}.ko")
-                else:
-                    raise BuildError(self.step, f"compressed module {src.name} not supported")
+                self._copy_module(by_name[name], out / f"{name}.ko")
             (out / "modules.order").write_text("\n".join(order) + "\n")
             (self.dir / "guest-modules.paths").write_text(
                 "\n".join(str(by_name[n].relative_to(tmp)).removesuffix(".xz") for n in order)
                 + "\n"
             )
         return vmlinuz, out
+
+    def _closure(self, by_name: dict[str, Path], names: tuple[str, ...]) -> list[str]:
+        """`names` and the modules they depend on (modinfo), dependencies first."""
+        order: list[str] = []
+
+        def visit(name: str) -> None:
+            name = name.replace("-", "_")
+            if name in order:
+                return
+            if name not in by_name:
+                progress(self.step, f"module {name} not in this kernel (built in?), skipped")
+                return
+            deps = run(["modinfo", "-F", "depends", by_name[name]], self.step, 30).stdout
+            for dep in filter(None, deps.strip().split(",")):
+                visit(dep)
+            order.append(name)
+
+        for name in names:
+            visit(name)
+        return order
+
+    def _copy_module(self, src: Path, dest: Path) -> None:
+        """A module as busybox insmod wants it: since Debian 13 the modules ship
+        xz-compressed (`.ko.xz`), the -dbg package keeps the debug files as plain `.ko`."""
+        if src.suffix == ".xz":
+            with dest.open("wb") as fh:
+                run(["xz", "-dc", src], self.step, 60, stdout=fh)
+        elif src.suffix == ".ko":
+            shutil.copy2(src, dest)
+        else:
+            raise BuildError(self.step, f"compressed module {src.name} not supported")
+
+    def kernel_modules(self, state: KernelState, specs: tuple[str, ...]) -> Path:
+        """Debian's own modules a scenario loads (Scenario.kernel_modules) and their
+        dependencies, from the pinned image package, in a directory for the guest's share:
+        the .ko files plus `deps` (the dependencies the guest has not loaded yet, in load
+        order). Built once per set of names; the image .deb is fetched again (prepare()
+        deletes it) and removed afterwards."""
+        names = tuple(spec.split()[0] for spec in specs)
+        out = self.dir / f"kmods-{hashlib.sha256(' '.join(names).encode()).hexdigest()[:12]}"
+        if (out / "deps").exists():
+            return out
+        progress(self.step, f"copying {', '.join(names)} from the image package")
+        image = f"linux-image-{state.release}"
+        deb = self.apt.download({image: state.packages[image]})[image]
+        loaded = (self.dir / "guest-modules.paths").read_text().split()
+        stage = self.dir / ".kmods.tmp"
+        rm_rf(stage)
+        stage.mkdir()
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            run(["dpkg-deb", "-x", deb, tmp], self.step, 300)
+            by_name = _modules_by_name(_module_dir(Path(tmp), state.release))
+            loaded_names = {Path(p).name.split(".ko")[0].replace("-", "_") for p in loaded}
+            order = [n for n in self._closure(by_name, names) if n not in loaded_names]
+            for name in order:
+                self._copy_module(by_name[name], stage / f"{name}.ko")
+        (stage / "deps").write_text("\n".join(n for n in order if n not in names) + "\n")
+        rm_rf(deb)
+        rm_rf(out)
+        stage.replace(out)
+        return out
 
     def _extract_userland(self, debs: list[Path]) -> Path:
         """The kernel's suite's kdump userland and libraries, unpacked (nothing installed)."""
@@ -324,11 +370,15 @@ class KernelBuilder:
         loader; --argv0 keeps the name (kbuild's modpost and objtool pick their real binary
         from it)."""
         libdir = userland / "usr/lib/x86_64-linux-gnu"
-        wrapper.write_text(
+        # A new file replaces the old one (never written through: the cache may be
+        # hard-linked into another, corpus-private.md).
+        tmp = wrapper.with_name(f".{wrapper.name}.tmp")
+        tmp.write_text(
             f'#!/bin/sh\nexec {libdir / LOADER} --library-path {libdir} --argv0 "$0" '
             f'{binary} "$@"\n'
         )
-        wrapper.chmod(0o755)
+        tmp.chmod(0o755)
+        tmp.replace(wrapper)
 
     def _extract_headers(
         self, debs: list[Path], release: str, userland: Path | None, root: Path | None = None
@@ -407,16 +457,14 @@ class KernelBuilder:
         built once per source hash against this kernel's headers (their small .debs are kept
         by prepare()); the unstripped .ko goes beside kcrash_crash's in this kernel's
         debug-modules directory (modules_debug_dir of a corpus built in place).
-        Host-userland kernels only (Debian 12/11): a newer suite's kbuild would need its
-        loader unpacked again."""
+        A kernel with its own suite's userland (Debian 13) unpacks that suite's loader and
+        tools again for its kbuild, as prepare() does."""
         src = EXTRA_MODULES[name]
         out = self.dir / f"extra-{name}-{tree_hash(src)}"
         ko = out / f"{name}.ko"
         debug = self.dir / "debug-modules" / f"{name}.ko"
         if ko.exists() and debug.exists():
             return ko
-        if self.kernel.userland:
-            raise BuildError(self.step, f"{name}.ko is built for host-userland kernels only")
         progress(self.step, f"building {name}.ko")
         wanted = {
             p: v
@@ -424,6 +472,10 @@ class KernelBuilder:
             if p.startswith(("linux-headers-", "linux-kbuild-"))
         }
         debs = self.apt.download(wanted)
+        userland = None
+        if self.kernel.userland:
+            tools = self.apt.download({p: state.packages[p] for p in USERLAND_PACKAGES})
+            userland = self._extract_userland(list(tools.values()))
         # Fixed paths, like kcrash_crash's (module-build/, headers/): the paths enter the
         # debug info and so the build id, which must not change between two builds of the
         # same source (a dump and the debug file it is read with must match).
@@ -432,8 +484,8 @@ class KernelBuilder:
         rm_rf(build)
         rm_rf(headers_root)
         try:
-            headers = self._extract_headers(list(debs.values()), state.release, None)
-            self._make_module(src, build, headers, None)
+            headers = self._extract_headers(list(debs.values()), state.release, userland)
+            self._make_module(src, build, headers, userland)
             built = build / f"{name}.ko"
             # New files replace old ones (never written through: the cache may be hard-linked).
             tmp_debug = debug.with_name(f".{name}.ko.tmp")
@@ -447,6 +499,8 @@ class KernelBuilder:
             stage.replace(out)
         finally:
             rm_rf(headers_root)
+            if userland is not None:
+                rm_rf(userland)
         return ko
 
     def _extract_etc(self, base_files: Path, kdump_tools: Path) -> Path:

@@ -162,6 +162,11 @@ class Scenario:
     #: A test module of kernel.EXTRA_MODULES the guest loads (from the share) before the
     #: trigger; its source hash enters only this scenario's recipe.
     extra_module: str | None = None
+    #: Debian's own modules of the kernel the guest loads before the trigger, each "name"
+    #: or "name arg=value …" (insmod's arguments): the build copies them and what they
+    #: depend on (modinfo) from the pinned image package into the share. Empty for every
+    #: scenario before it existed, so their recipes are unchanged.
+    kernel_modules: tuple[str, ...] = ()
 
     def recipe(self) -> dict[str, object]:
         """The fields that differ from their defaults: adding a field with a default to this
@@ -194,15 +199,38 @@ def _memslab(action: str) -> str:
     return f"sh -c 'echo {action} > /proc/kcrash_memslab'"
 
 
+#: The io-stall trigger: a null_blk device made through configfs (nr_devices=0 at load, so
+#: no device exists before its parameters are set) whose requests complete after an hour;
+#: named nullb0 so that its disk is /dev/nullb0 whichever way the kernel names it.
+IO_STALL = "; ".join(
+    (
+        "mount -t configfs none /sys/kernel/config || fail 'mount configfs'",
+        "d=/sys/kernel/config/nullb/nullb0",
+        "mkdir $d && echo 2 > $d/irqmode && echo 3600000000000 > $d/completion_nsec"
+        " || fail 'nullb0 configfs'",
+        "(echo 1 > $d/power &)",
+        "sleep 2",
+        "mkdir -p /mnt",
+        "(mount -t ext4 /dev/nullb0 /mnt &)",
+        "sleep 1",
+        "(sync &)",
+        "(dd if=/dev/nullb0 of=/dev/null bs=4096 count=1 skip=32 &)",
+        "(dd if=/dev/zero of=/dev/nullb0 bs=4096 count=1 seek=64 conv=fsync &)",
+        "(dd if=/dev/nullb0 of=/dev/null bs=4096 count=1 skip=128 iflag=direct &)",
+    )
+)
+
+
 def _hang(action: str) -> str:
     """Shell that starts the kernel threads of kcrash_hang's `action` (they block for good)."""
     return f"sh -c 'echo {action} > /proc/kcrash_hang'"
 
 
-def _hang_rows(action: str, culprit: str) -> tuple[Scenario, Scenario]:
-    """The kdump and the QEMU row of one kcrash_hang scenario (issue 18), Debian 12 only:
-    hung_task_panic turns the blocked threads into a panic; ``culprit`` is the thread
-    khungtaskd reports first."""
+def _hang_rows(action: str, culprit: str) -> tuple[Scenario, Scenario, Scenario]:
+    """The rows of one kcrash_hang scenario (issue 18): Debian 12's kdump and QEMU boots,
+    Debian 13's kdump boot (a row of its own: the Debian 12 rows' recipes stay as they
+    were). hung_task_panic turns the blocked threads into a panic; ``culprit`` is the
+    thread khungtaskd reports first."""
     return tuple(  # type: ignore[return-value]
         Scenario(
             action,
@@ -213,11 +241,15 @@ def _hang_rows(action: str, culprit: str) -> tuple[Scenario, Scenario]:
             "kcrash_hang",
             HUNG,
             formats=(fmt,),
-            kernels=("deb12",),
+            kernels=(kernel,),
             extra_module="kcrash_hang",
             **({"timeout": HANG_KDUMP_TIMEOUT} if fmt == "kdump-zlib" else {}),  # type: ignore[arg-type]
         )
-        for fmt in ("kdump-zlib", "qemu-kdump")
+        for kernel, fmt in (
+            ("deb12", "kdump-zlib"),
+            ("deb12", "qemu-kdump"),
+            ("deb13", "kdump-zlib"),
+        )
     )
 
 
@@ -440,6 +472,30 @@ SCENARIOS: tuple[Scenario, ...] = (
     # kcrash_cfg_reader holds kcrash_hang_dev.cfg_sem for reading and sleeps in msleep() (it
     # wakes each second: not hung); kcrash_cfg_writer's down_write() waits behind it.
     *_hang_rows("rwsem-writer-stall", "kcrash_cfg_writer"),
+    # I/O that never completes (issue 18): Debian's null_blk with a one-hour completion
+    # time (irqmode=2, a timer per request). Powering the device on adds its disk, and 6.1
+    # scans its partitions right away: that task (a child of init) holds the disk's
+    # open_mutex and its claim while it waits on the lock of page 0 of nullb0, under a READ
+    # that never completes. `mount` then waits for the claim (bd_prepare_to_claim), `sync`
+    # (sync_bdevs) and three `dd` (buffered, fsync, O_DIRECT: each open) for
+    # `&disk->open_mutex`. khungtaskd reports `mount` first (the first one past 5 s), blocked
+    # in bd_prepare_to_claim().
+    *(
+        Scenario(
+            "io-stall",
+            IO_STALL,
+            "hung-task",
+            "blocked for more than 5 seconds",
+            "bd_prepare_to_claim",
+            "vmlinux",
+            HUNG,
+            formats=(fmt,),
+            kernels=("deb12",),
+            kernel_modules=("null_blk nr_devices=0", "ext4"),
+            **({"timeout": HANG_KDUMP_TIMEOUT} if fmt == "kdump-zlib" else {}),  # type: ignore[arg-type]
+        )
+        for fmt in ("kdump-zlib", "qemu-kdump")
+    ),
     # Issue 18, a soft lockup behind a spinlock (module kcrash_spin): kcrash_spin_holder
     # holds kcrash_spin_lock on CPU 1 and polls a device that never answers (touching the
     # watchdog); kcrash_spin_waiter spins for it on CPU 0 until the watchdog panics there.
@@ -637,8 +693,14 @@ KERNELS: tuple[Kernel, ...] = (
         # the stack at panic() (its next pc is garbage, then the scan resumes two frames
         # up: out_of_memory.cold is missing), where DWARF and crash get it right. Until that
         # is fixed the dump stays out rather than the no-debuginfo tests being loosened.
+        # A scenario with a test module of its own only where a row names this kernel
+        # (the hang scenarios).
         scenarios=tuple(
-            dict.fromkeys(s.id for s in SCENARIOS if s.id != "oom" and not s.extra_module)
+            dict.fromkeys(
+                s.id
+                for s in SCENARIOS
+                if s.id != "oom" and (not s.extra_module or "deb13" in (s.kernels or ()))
+            )
         ),
         formats=("kdump-zlib",),
         userland="trixie",

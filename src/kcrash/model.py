@@ -223,6 +223,8 @@ class CrashFacts:
     bad_pointers: list[dict[str, Any]] = field(default_factory=list)
     #: blocked tasks and the holders of what they wait on (issue 18); None = not read
     waits: list[TaskWait] | None = None
+    #: block requests drivers held at the crash (issue 18), read with the waits
+    io_requests: list[IoRequest] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -258,6 +260,53 @@ class LockFact:
     taken_in: str | None = None  # the waiter's function that called spin_lock()
     waiter_cpu: int | None = None  # the CPU that spins on it
     object_offset: int | None = None  # a lock named by its slab cache: where in the object
+    #: Since schema 1.3: the heap object the lock lies in, when ``naming`` is ``object``
+    #: (``name`` is then lockdep's style, ``&sb->s_umount``): ``kind`` (a ``hang.container.*``
+    #: message) and its parameters, ``{"kind": "disk", "name": "nullb0"}``.
+    container: dict[str, Any] | None = None
+    #: a block device claim (kind ``claim``): the claimer's holder cookie when it is a
+    #: function (``disk_scan_partitions``), to find the task running it
+    claim_holder: str | None = None
+
+
+@dataclass
+class IoRequest:
+    """A block request the driver has and has not completed (issue 18), from the disk's
+    tags: which device, what, where, since when."""
+
+    address: int  # struct request
+    disk: str  # nullb0, sda
+    op: str  # READ, WRITE, FLUSH …
+    sector: int
+    bytes: int
+    state: str  # in-flight, idle, complete (MQ_RQ_*)
+    age_seconds: float | None = None  # crash time (jiffies) - start (deadline - timeout)
+    start_time_ns: int | None = None  # ktime_get_ns() at its allocation (0: not recorded)
+    tag: int | None = None
+    pages: list[int] = field(default_factory=list)  # struct page addresses of its bios
+    bios: list[int] = field(default_factory=list)  # struct bio addresses
+    waiters: list[int] = field(default_factory=list)  # task_struct addresses tied to it
+
+
+@dataclass
+class ObjectWait:
+    """A page/folio or a flag bit a task sleeps on (issue 18), proved by the wait-queue
+    entry on its stack (``wake_page_function``/``wake_bit_function`` with the task)."""
+
+    kind: str  # page, bit
+    address: int  # the folio (page) or the word holding the bit
+    bit: str  # PG_locked, PG_writeback, BH_Lock, or the number
+    found_by: str = "stack-wait-entry"
+    flags: list[str] = field(default_factory=list)  # the page's flags that are set
+    index: int | None = None  # page cache index (pages of PAGE_SIZE)
+    inode: int | None = None  # the mapping's host (inode number)
+    device: str | None = None  # the block device it belongs to (nullb0)
+    path: str | None = None  # the file, when the inode has a dentry
+    fs: str | None = None  # file system type of the inode's super block
+    owner: str | None = None  # for a bit: what the word belongs to ("buffer_head")
+    block: int | None = None  # for a buffer head: its block number
+    page: int | None = None  # for a buffer head: the page its data lies in
+    requests: list[int] = field(default_factory=list)  # IoRequest addresses holding it
 
 
 @dataclass
@@ -275,3 +324,7 @@ class TaskWait:
     unknown: str | None = None  # why the object could not be found (a code, see locks.py)
     stack: Stack | None = None
     blocked: bool = False  # in D state or spinning on a lock (not only a holder)
+    #: Since schema 1.3: the page or bit it sleeps on, and the requests in flight its
+    #: wait is tied to (its bio, its page, its buffer).
+    object: ObjectWait | None = None
+    requests: list[int] = field(default_factory=list)  # IoRequest addresses

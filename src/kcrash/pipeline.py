@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any
 
 from .errors import NotADumpError
-from .model import CrashFacts, Stack
+from .model import CrashFacts, IoRequest, Stack
 from .notes import Note
 from .steps import Steps, time_limit
 
@@ -216,6 +216,14 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
             note = scan.note()
             if note is not None:
                 facts.lacks.append(note)
+            from .facts.io import in_flight_requests, tie_waits
+
+            def requests() -> list[IoRequest]:
+                got = in_flight_requests(target)
+                tie_waits(prog, facts.waits or [], got)
+                return got
+
+            facts.io_requests = steps.run("io requests", requests)
     if "memory" in context:
         from .facts.memory import memory_summary
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kcrash.diagnosis.verdict import Message
-from kcrash.model import LockFact, TaskWait
+from kcrash.model import IoRequest, LockFact, TaskWait
 
 
 @dataclass
@@ -39,15 +39,17 @@ class WaitGraph:
     cycles: list[list[int]] = field(default_factory=list)  # each: pids, a waits for b …
     chain: list[int] = field(default_factory=list)  # longest chain, first waiter … root
     blocked: int = 0  # tasks blocked (D state or spinning)
+    requests: dict[int, IoRequest] = field(default_factory=dict)  # address -> request
 
     @property
     def root(self) -> int | None:
         return self.chain[-1] if self.chain and not self.cycles else None
 
 
-def build_graph(waits: list[TaskWait]) -> WaitGraph:
+def build_graph(waits: list[TaskWait], requests: list[IoRequest] | None = None) -> WaitGraph:
     """Edges from each wait to the holder of its lock; then cycles and the longest chain."""
     g = WaitGraph(tasks={w.pid: w for w in waits})
+    g.requests = {r.address: r for r in requests or []}
     by_task = {w.task: w.pid for w in waits}
     g.blocked = sum(1 for w in waits if w.blocked)
     for w in waits:
@@ -115,6 +117,7 @@ def lock_params(lk: LockFact) -> dict[str, object]:
         "address": f"{lk.address:#x}",
         "naming": lk.naming,
         "kind": lk.kind.split("-")[0],
+        "container": lk.container,
     }
 
 
@@ -154,7 +157,10 @@ def link_messages(g: WaitGraph, pids: list[int], cycle: bool) -> list[Message]:
         )
         if i < len(seq) - 1:
             msgs.append(Message("hang.link.wants", {"want": lock_params(g.edges[pid].lock)}))
-    msgs.append(Message("hang.cycle.end", {}) if cycle else root_message(g.tasks[pids[-1]]))
+    if cycle:
+        msgs.append(Message("hang.cycle.end", {}))
+    else:
+        msgs += root_messages(g.tasks[pids[-1]], g.requests)
     return msgs
 
 
@@ -180,6 +186,67 @@ ROOT_MESSAGES = {
     "rwlock": "hang.root.spin",
     "mutex-spin": "hang.root.spin",
 }
+
+
+def object_params(w: TaskWait) -> dict[str, object]:
+    """What a sentence needs to name the page or bit a task waits on."""
+    ow = w.object
+    if ow is None:
+        return {}
+    return {
+        "bit": ow.bit,
+        "index": ow.index,
+        "path": ow.path,
+        "device": ow.device,
+        "owner": ow.owner,
+        "block": ow.block,
+    }
+
+
+def request_params(r: IoRequest) -> dict[str, object]:
+    return {
+        "op": r.op,
+        "disk": r.disk,
+        "bytes": r.bytes,
+        "sector": r.sector,
+        "age": f"{r.age_seconds:.1f}" if r.age_seconds is not None else None,
+    }
+
+
+def root_messages(w: TaskWait, requests: dict[int, IoRequest] | None = None) -> list[Message]:
+    """What the root of a chain does; for a page, bit or I/O wait also the request in
+    flight behind it (the oldest), or that none holds it."""
+    if w.object is None and not (w.kind == "io" and w.requests):
+        return [root_message(w)]
+    p: dict[str, object] = {**_task(w), "function": w.function, **object_params(w)}
+    kind = w.object.kind if w.object is not None else "io"
+    out = [Message(f"hang.root.{kind}_of", p)]
+    tied = [r for a in w.requests if (r := (requests or {}).get(a)) is not None]
+    if tied:
+        oldest = max(tied, key=lambda r: r.age_seconds or 0.0)
+        out.append(Message("hang.root.request", request_params(oldest)))
+    else:
+        out.append(Message("hang.root.no_request", {}))
+    return out
+
+
+def io_messages(g: WaitGraph) -> list[Message]:
+    """Per disk with requests in flight: how many, the oldest, how many tasks wait."""
+    by_disk: dict[str, list[IoRequest]] = {}
+    for r in g.requests.values():
+        if r.state == "in-flight":
+            by_disk.setdefault(r.disk, []).append(r)
+    out = []
+    for _disk, rqs in sorted(by_disk.items()):
+        oldest = max(rqs, key=lambda r: r.age_seconds or 0.0)
+        waiters = {t for r in rqs for t in r.waiters}
+        out.append(
+            Message(
+                "hang.io.in_flight",
+                {**request_params(oldest), "count": len(rqs), "waiters": len(waiters)},
+            )
+        )
+    return out
 
 
 def root_message(w: TaskWait) -> Message:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import drgn
 
@@ -79,6 +79,10 @@ WAIT_FRAMES: tuple[WaitFrame, ...] = (
     WaitFrame("blk_mq_get_tag", "io", "", "no free request tag on a block device"),
     WaitFrame("rq_qos_wait", "io", "", "block-layer throttling (wbt)"),
     WaitFrame("io_schedule", "io", "", "waits for I/O to finish"),
+    WaitFrame("io_schedule_timeout", "io", "", "the same, waking now and then (blk_io_schedule)"),
+    WaitFrame(
+        "bd_prepare_to_claim", "claim", "", "another opener claims the whole block device (v5.10+)"
+    ),
     WaitFrame("synchronize_rcu", "rcu", "", "waits for an RCU grace period"),
     WaitFrame("synchronize_rcu_expedited", "rcu", "", "waits for an expedited grace period"),
     WaitFrame("__synchronize_srcu", "rcu", "", "waits for an SRCU grace period"),
@@ -122,6 +126,10 @@ MAX_WAITERS = 1 << 16
 _KERNEL_MIN = 0xFFFF800000000000
 #: prog.cache key of the wait lists already walked: (struct, address) -> tasks or None.
 _WAIT_LISTS = "kcrash.locks.wait_lists"
+
+
+#: Waits whose object is a page or a flag bit, found by its wait entry (facts.io).
+OBJECT_KINDS = ("page", "bit", "io")
 
 
 def base_name(function: str | None) -> str:
@@ -188,14 +196,9 @@ def _walk_wait_list(prog: drgn.Program, ltype: LockType, address: int) -> frozen
 
 def _stack_words(prog: drgn.Program, task: drgn.Object) -> list[int]:
     """The words of the task's kernel stack, from its saved stack pointer up."""
-    base = task.stack.value_()
-    size = prog["THREAD_SIZE"].value_() if "THREAD_SIZE" in prog else 16384
-    lo = task.thread.sp.value_()
-    if not base <= lo < base + size:
-        lo = base
-    lo &= ~7
-    data = prog.read(lo, base + size - lo)
-    return [int.from_bytes(data[i : i + 8], "little") for i in range(0, len(data) - 7, 8)]
+    from .io import stack_words
+
+    return [value for _, value in stack_words(prog, task)]
 
 
 def find_object_on_stack(prog: drgn.Program, task: drgn.Object, ltype: LockType) -> int | None:
@@ -260,6 +263,10 @@ def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[
             return f"{sym.name}+{off:#x}", "symbol+offset"
     except LookupError:
         pass
+    if struct:
+        got = object_lock_name(prog, address, struct)
+        if got is not None:
+            return got[0], "object"
     try:
         from drgn.helpers.linux.slab import slab_object_info
 
@@ -269,6 +276,156 @@ def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[
     except (LookupError, ValueError, drgn.FaultError, AttributeError, TypeError):
         pass
     return None, "unknown"
+
+
+@dataclass(frozen=True)
+class Container:
+    """A kind of heap object locks live in, named the way lockdep names their classes
+    (``&sb->s_umount``: the variable of ``init_rwsem(&sb->s_umount)`` and the member), and
+    how an address is proved to be one (never taken from the slab cache's name alone:
+    super blocks, disks and mm's come from kmalloc caches)."""
+
+    struct: str
+    var: str  #: the variable name kernel code and lockdep use for it
+    proof: str  #: key of :data:`_PROOFS`
+    reason: str
+
+
+CONTAINERS: tuple[Container, ...] = (
+    Container("struct super_block", "sb", "super_blocks", "every one is on super_blocks"),
+    Container(
+        "struct inode", "inode", "inode", "its i_sb is a super block, i_mapping its own i_data"
+    ),
+    Container("struct mm_struct", "mm", "task_mm", "a task's mm (or init_mm)"),
+    Container("struct signal_struct", "sig", "task_signal", "a task's signal"),
+    Container("struct gendisk", "disk", "disks", "a registered disk (block_class)"),
+    Container("struct request_queue", "q", "queues", "a registered disk's queue"),
+)
+_CONTAINER_KEY = "kcrash.lock_containers"
+
+
+def object_lock_name(
+    prog: drgn.Program, address: int, struct: str
+) -> tuple[str, dict[str, Any]] | None:
+    """``("&sb->s_umount", {"kind": "super-block", "name": "nullb0", "fs": "ext4"})`` for a
+    lock inside a heap object :data:`CONTAINERS` knows and can prove, else None: the name
+    and what the object is (a message id's suffix and its parameters, ``hang.container.*``).
+    Types only (BTF is enough)."""
+    for c in CONTAINERS:
+        for off, path in _lock_members(prog, c.struct, struct):
+            base = address - off
+            try:
+                what = _PROOFS[c.proof](prog, base)
+            except (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError):
+                what = None
+            if what is not None:
+                return f"&{c.var}->{path}", what
+    return None
+
+
+def _lock_members(prog: drgn.Program, container: str, struct: str) -> list[tuple[int, str]]:
+    """(offset, member path) of every ``struct`` inside ``container`` (nested structs and
+    anonymous unions followed, arrays and pointers not), cached per program."""
+    cache = prog.cache.setdefault(_CONTAINER_KEY, {})
+    key = ("members", container, struct)
+    if key not in cache:
+        try:
+            want = prog.type(struct)
+            cache[key] = list(_walk_members(prog.type(container), want, 0, "", 0))
+        except LookupError:
+            cache[key] = []
+    return cache[key]
+
+
+def _walk_members(t: drgn.Type, want: drgn.Type, base: int, prefix: str, depth: int):  # type: ignore[no-untyped-def]
+    t = _strip(t)
+    if depth > 6 or t.kind not in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION):
+        return
+    for m in t.members or ():
+        if m.bit_offset % 8:  # a bit field: no lock there
+            continue
+        mt = _strip(m.type)
+        off = base + m.bit_offset // 8
+        path = f"{prefix}.{m.name}" if prefix and m.name else (m.name or prefix)
+        if _same(mt, want):
+            yield off, path
+        elif mt.kind in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION):
+            yield from _walk_members(mt, want, off, path, depth + 1)
+
+
+def _proof_set(prog: drgn.Program, name: str, build) -> dict[int, Any]:  # type: ignore[no-untyped-def]
+    cache = prog.cache.setdefault(_CONTAINER_KEY, {})
+    if name not in cache:
+        try:
+            cache[name] = build(prog)
+        except (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError):
+            cache[name] = {}
+    return cache[name]
+
+
+def _super_blocks(prog: drgn.Program) -> dict[int, dict[str, Any]]:
+    """Super block address -> its id and file system type, from the super_blocks list (read
+    at its kallsyms address: no variable type needed without DWARF)."""
+    head = prog.symbol("super_blocks").address
+    off = drgn.offsetof(prog.type("struct super_block"), "s_list")
+    out: dict[int, dict[str, Any]] = {}
+    node = prog.read_u64(head)
+    while node != head and len(out) < 4096:
+        sb = drgn.Object(prog, "struct super_block", address=node - off)
+        fs = sb.s_type.name.string_().decode(errors="replace")
+        out[node - off] = {"name": sb.s_id.string_().decode(errors="replace"), "fs": fs}
+        node = prog.read_u64(node)
+    return out
+
+
+def _task_members(prog: drgn.Program, member: str) -> dict[int, dict[str, Any]]:
+    from drgn.helpers.linux.pid import for_each_task
+
+    out: dict[int, dict[str, Any]] = {}
+    for t in for_each_task(prog):
+        ptr = getattr(t, member).value_()
+        if ptr and ptr not in out:
+            out[ptr] = {"comm": t.comm.string_().decode(errors="replace"), "pid": t.pid.value_()}
+    return out
+
+
+def _disks(prog: drgn.Program, member: str | None) -> dict[int, dict[str, Any]]:
+    from drgn.helpers.linux.block import disk_name, for_each_disk
+
+    return {
+        (getattr(d, member) if member else d).value_(): {
+            "name": disk_name(d).decode(errors="replace")
+        }
+        for d in for_each_disk(prog)
+    }
+
+
+def _prove(kind: str, name: str, build):  # type: ignore[no-untyped-def]
+    """A proof: the object is a key of the set ``build`` makes; what it is, for words."""
+
+    def prove(prog: drgn.Program, base: int) -> dict[str, Any] | None:
+        got = _proof_set(prog, name, build).get(base)
+        return {"kind": kind, **got} if got is not None else None
+
+    return prove
+
+
+def _prove_inode(prog: drgn.Program, base: int) -> dict[str, Any] | None:
+    inode = drgn.Object(prog, "struct inode", address=base)
+    sb = _proof_set(prog, "super_blocks", _super_blocks).get(inode.i_sb.value_())
+    if sb is None or inode.i_mapping.value_() != inode.i_data.address_of_().value_():
+        return None
+    return {"kind": "inode", "ino": inode.i_ino.value_(), **sb}
+
+
+_PROOFS = {
+    "super_blocks": _prove("super-block", "super_blocks", _super_blocks),
+    "inode": _prove_inode,
+    "task_mm": _prove("mm", "task_mm", lambda p: _task_members(p, "mm")),
+    "task_signal": _prove("signal", "task_signal", lambda p: _task_members(p, "signal")),
+    "disks": _prove("disk", "disks", lambda p: _disks(p, None)),
+    "queues": _prove("queue", "queues", lambda p: _disks(p, "queue")),
+}
 
 
 def _global_member(prog: drgn.Program, name: str, offset: int, struct: str) -> str | None:
@@ -338,6 +495,9 @@ def lock_fact(target: Target, kind: str, address: int, how: str) -> LockFact:
     ltype = lock_type_of(kind)
     name, naming = lock_name(target, address, ltype.struct if ltype else None)
     fact = LockFact(kind=kind, address=address, name=name, naming=naming, found_by=how)
+    if naming == "object" and ltype is not None:
+        got = object_lock_name(prog, address, ltype.struct)
+        fact.container = got[1] if got else None
     try:
         if kind == "mutex":
             lock = drgn.Object(prog, "struct mutex", address=address)
@@ -368,6 +528,62 @@ def lock_fact(target: Target, kind: str, address: int, how: str) -> LockFact:
     return fact
 
 
+def claim_fact(target: Target, task: drgn.Object) -> LockFact | None:
+    """The claim a task in ``bd_prepare_to_claim()`` waits for: a whole disk's block device
+    whose ``bd_claiming`` is set (the claimer's holder cookie) and whose address is a word of
+    the task's stack. The holder cookie is a pointer the claimer chose; when it is a function
+    (``disk_scan_partitions`` since v5.17's partition scan), :func:`claim_holders` looks for
+    the task running it."""
+    from drgn.helpers.linux.block import disk_name, for_each_disk
+
+    prog = target.prog
+    try:
+        words = set(_stack_words(prog, task))
+        for disk in for_each_disk(prog):
+            whole = disk.part0.value_()
+            if whole not in words:
+                continue
+            cookie = disk.part0.bd_claiming.value_()
+            if not cookie:
+                continue
+            name = disk_name(disk).decode(errors="replace")
+            try:
+                sym = prog.symbol(cookie)
+                by = sym.name if sym.address == cookie else None
+            except LookupError:
+                by = None
+            return LockFact(
+                kind="claim",
+                address=whole,
+                name="&bdev->bd_claiming",
+                naming="object",
+                found_by="stack-claim",
+                state="claimed",
+                container={"kind": "bdev-claim", "name": name, "by": by},
+                error=None,
+                claim_holder=by,
+            )
+    except (drgn.FaultError, LookupError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def claim_holders(waits: list[TaskWait]) -> None:
+    """A claim held by a function (the partition scan): its holder is the one task whose
+    stack runs that function, if exactly one does."""
+    for w in waits:
+        lk = w.lock
+        if lk is None or lk.kind != "claim" or not lk.claim_holder or lk.owner_task:
+            continue
+        running = [
+            o.task
+            for o in waits
+            if o.stack and any(base_name(f.function) == lk.claim_holder for f in o.stack.frames)
+        ]
+        if len(running) == 1:
+            lk.owner_task = running[0]
+
+
 def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
     """What one task waits on (kind, object, holder), from its stack and the structures."""
     from .tasks import crash_state
@@ -383,6 +599,26 @@ def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
         return wait
     index, row = found
     wait.kind, wait.frame_index, wait.function = row.kind, index, stack.frames[index].function
+    if row.kind in OBJECT_KINDS:
+        from .io import task_object_wait
+
+        # folio_wait_bit_common() and __wait_on_bit() sleep in io_schedule(): the wait
+        # entry on the stack says which of them it is, and on what.
+        wait.object = task_object_wait(target, task)
+        if wait.object is not None:
+            wait.kind = wait.object.kind
+            # Name the frame of that wait (folio_wait_bit_common), not io_schedule.
+            for i, fr in enumerate(stack.frames[index:], index):
+                got = _BY_FUNCTION.get(base_name(fr.function))
+                if got is not None and got.kind == wait.kind:
+                    wait.frame_index, wait.function = i, fr.function
+                    break
+        return wait
+    if row.kind == "claim":
+        wait.lock = claim_fact(target, task)
+        if wait.lock is None:
+            wait.unknown = "not-on-stack"
+        return wait
     if row.kind == "spinlock":
         from .spinlocks import spin_fact
 

@@ -347,6 +347,11 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
     prog = target.prog
     try:
         ranges = _stack_ranges(prog, task)
+        if not _on_cpu(task):
+            # A task off every CPU was switched out by schedule(): the kdump path runs on
+            # CPUs only, so its stack holds no path to look for (the scan of its 16 KiB for
+            # crash_nmi_callback cost 0.1 s per sleeping task of a hung machine).
+            return _with_task(stack_from_trace(prog, target.stack_trace(task), False, ranges), task)
         if target.mode == "btf":
             # Without DWARF CFI, drgn's unwinder cannot cross the kdump path's
             # functions that objtool leaves without ORC (__crash_kexec is
@@ -365,6 +370,14 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
     except (ValueError, LookupError, drgn.FaultError) as e:
         st = Stack(error=str(e).splitlines()[0] if str(e) else type(e).__name__)
     return _with_task(st, task)
+
+
+def _on_cpu(task: drgn.Object) -> bool:
+    """Was ``task`` on a CPU at the crash (``on_cpu``; true when it cannot be read)?"""
+    try:
+        return bool(task.on_cpu.value_())
+    except (LookupError, AttributeError, drgn.FaultError):
+        return True
 
 
 def _with_task(st: Stack, task: drgn.Object) -> Stack:

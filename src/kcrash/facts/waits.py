@@ -20,7 +20,7 @@ import drgn
 
 from ..model import TaskWait
 from ..notes import Note
-from .locks import task_wait, wait_frame
+from .locks import claim_holders, task_wait, wait_frame
 from .stacks import task_stack
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ def collect_waits(target: Target, clock: Callable[[], float] = time.monotonic) -
         for holder in (lock.owner_task, lock.last_reader_task):
             if holder and holder in by_address and holder not in done:
                 queue.appendleft((by_address[holder], False))
+    claim_holders(out)
     return scan
 
 

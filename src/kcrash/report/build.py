@@ -198,7 +198,7 @@ def build_report(
     input_info = {**input_info, "lacks": [in_lang(x, lang) for x in input_info.get("lacks") or []]}
     from .hang import hang_section, hang_steps
 
-    hang = hang_section(facts.waits, lang)
+    hang = hang_section(facts.waits, lang, facts.io_requests)
     spins = [sp["sentence"] for sp in (hang or {}).get("spinlocks") or []]
     if hang and (hang.get("summary") or spins):
         # What the graph shows goes first: it is the answer to "why is it hung"; for a CPU

@@ -274,6 +274,7 @@ class HangLock(TypedDict, total=False):
     holder: Any
     readers: int | None
     last_reader: Any
+    container: str | None  # since 1.3
     # Since 1.3: a spinlock's holder, inferred from the other CPUs (facts/spinlocks.py).
     holder_cpu: int | None
     holder_confidence: Literal["probable", "possible"] | None
@@ -282,6 +283,39 @@ class HangLock(TypedDict, total=False):
     taken_in: str | None
     waiter_cpu: int | None
     object_offset: int | None
+
+
+class WaitObject(TypedDict, total=False):
+    """Since schema 1.3: the page/folio or flag bit a task sleeps on."""
+
+    kind: str
+    address: int
+    bit: str
+    found_by: str
+    flags: list[str]
+    index: int | None
+    inode: int | None
+    device: str | None
+    path: str | None
+    fs: str | None
+    owner: str | None
+    block: int | None
+    requests: list[int]
+
+
+class IoRequestDict(TypedDict, total=False):
+    """Since schema 1.3: a block request a driver held at the crash."""
+
+    address: int
+    disk: str
+    op: str
+    sector: int
+    bytes: int
+    state: str
+    age_seconds: float | None
+    start_time_ns: int | None
+    tag: int | None
+    waiters: list[dict[str, Any]]
 
 
 class HangSpin(TypedDict):
@@ -312,6 +346,8 @@ class HangTask(TypedDict, total=False):
     unknown: str | None
     holds: list[dict[str, Any]]
     stack: list[str]
+    object: WaitObject | None  # since 1.3
+    requests: list[int]  # since 1.3
 
 
 class Hang(TypedDict):
@@ -326,6 +362,8 @@ class Hang(TypedDict):
     story: str | None
     tasks: list[HangTask]
     undetermined: list[str]
+    requests: list[IoRequestDict]  # since 1.3
+    io: list[str]  # since 1.3
     spinlocks: list[HangSpin]  # since 1.3
 
 

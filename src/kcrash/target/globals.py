@@ -55,6 +55,9 @@ GLOBALS: tuple[Global, ...] = (
     Global("btf_idr", "struct idr", (4, 18), note="kernel/bpf/btf.c: every parsed BTF"),
     Global("boot_command_line", "char [{COMMAND_LINE_SIZE}]"),
     Global("cgrp_dfl_root", "struct cgroup_root", (3, 16)),
+    Global(
+        "class_kset", "struct kset *", (2, 6), note="drivers/base/class.c: for_each_disk's path"
+    ),
     Global("clear_seq", "struct latched_seq", (5, 13), note="u64 before 5.13"),
     Global("cpu_khz", "unsigned int"),
     Global("crash_notes", "note_buf_t *", note="per-CPU pointer (note_buf_t __percpu *)"),
