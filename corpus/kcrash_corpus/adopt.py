@@ -160,9 +160,11 @@ def _same_as_here(builder: Builder, boot: Boot, result: dict[str, Any]) -> bool:
 
 
 def _kernel_files(src_k: Path, dest_k: Path, out: Plan, bid: str) -> None:
-    """The debug .ko files and extra-module builds of a kernel this cache lacks; a file both
+    """The debug .ko files, extra-module builds and guest module sets (``kmods-*``: Debian's
+    own modules a scenario loads, e.g. null_blk) of a kernel this cache lacks; a file both
     have must be the same (a different build of one module would not match the dumps)."""
-    for sub in [src_k / "debug-modules", *sorted(src_k.glob("extra-*"))]:
+    subs = [src_k / "debug-modules", *sorted(src_k.glob("extra-*")), *sorted(src_k.glob("kmods-*"))]
+    for sub in subs:
         if not sub.is_dir() or sub.name.startswith("."):
             continue
         for f in sorted(p for p in sub.rglob("*") if p.is_file()):
@@ -288,7 +290,7 @@ def adopt(dest: Path, src: Path, only: list[str] | None) -> int:
                 # copied here are not the ones its manifest entries point at.
                 progress(STEP, f"note: kernels/{name}/kernel.json names {where}, not this cache")
         for d, s in p.kernel_files.items():
-            if s.parent.name.startswith("extra-") and not d.parent.exists():
+            if s.parent.name.startswith(("extra-", "kmods-")) and not d.parent.exists():
                 _place(s.parent, d.parent, set())
             elif not d.exists():
                 d.parent.mkdir(parents=True, exist_ok=True)
