@@ -72,8 +72,12 @@ def test_plan_covers_issue_2() -> None:
     # Debian 13: every scenario of deb12 but its size/QEMU variants and oom (left out until
     # the no-debuginfo unwinder crosses 6.12's panic(): see tables.py), every format but
     # QEMU's once between null-deref and sysrq, and the dump of Debian 12's makedumpfile.
+    # Plus issue 18's hang rows (kdump only; test_plan_covers_issue_18_extra_modules).
     deb13 = [b for b in boots if b.kernel.name == "deb13"]
-    assert {b.scenario.id for b in deb13} == REQUIRED_SCENARIOS - {"null-deref-4g", "oom"}
+    assert {b.scenario.id for b in deb13} == (REQUIRED_SCENARIOS | HANGS) - {
+        "null-deref-4g",
+        "oom",
+    }
     assert {f for b in deb13 for f in b.formats} == set(ALL_FORMATS) - {
         "qemu-elf",
         "qemu-kdump",
@@ -94,6 +98,8 @@ def test_plan_covers_issue_18_extra_modules() -> None:
     boots = plan()
     want = {
         *(("deb12", s, c, "kcrash_hang") for s in HANGS for c in ("kdump", "qemu")),
+        # Debian 13's kernel (6.12) for the same hangs: kdump only.
+        *(("deb13", s, "kdump", "kcrash_hang") for s in HANGS),
         *(("deb12", s, c, "kcrash_memslab") for s in MEMSLAB for c in ("kdump", "qemu")),
         ("deb11", "uaf-track", "kdump", "kcrash_memslab"),
         *(("deb12", s, c, "kcrash_spin") for s in SPIN for c in ("kdump", "qemu")),
@@ -112,6 +118,11 @@ def test_plan_covers_issue_18_extra_modules() -> None:
         if b.scenario.extra_module:
             assert f"insmod /share/{b.scenario.extra_module}.ko" in script
             assert f"/proc/{b.scenario.extra_module}" in b.scenario.trigger
+        elif b.scenario.kernel_modules:
+            # io-stall loads Debian's own modules (null_blk, ext4) from the image package.
+            assert "extra_module" not in b.scenario.recipe()
+            for spec in b.scenario.kernel_modules:
+                assert f"insmod /share/kmod/{spec.split()[0]}.ko" in script, b.id
         else:
             assert "insmod" not in script and "extra_module" not in b.scenario.recipe()
 
