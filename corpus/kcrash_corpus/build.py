@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import MANIFEST_NAME, SCHEMA_VERSION
-from .guest import capture_script, guest_formats, job_script, run_boot
+from . import MANIFEST_NAME, SCHEMA_VERSION, crash_arm64
+from .guest import PANIC_END, capture_script, guest_formats, job_script, run_boot
 from .kernel import EXTRA_MODULES, KernelBuilder, KernelState, tree_hash
 from .oracle import record_incomplete, record_oracle, run_crash
 from .reencode import REENCODER_VERSION, reencode
 from .rootfs import prepare as prepare_rootfs
 from .tables import (
+    ARCHES,
     CAPTURE_CMDLINE,
     CRASHKERNEL,
     FORMATS,
@@ -92,6 +93,8 @@ def plan() -> list[Boot]:
                 continue
             if sc.kernels is not None and kernel.name not in sc.kernels:
                 continue
+            if sc.arch != kernel.arch:  # a row's wording and class are its arch's
+                continue
             formats = kernel.formats_of(sc)
             if not formats:
                 continue
@@ -133,7 +136,19 @@ def _tool_versions() -> dict[str, str]:
         "host tools",
         30,
     )
-    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    versions = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    # A foreign architecture's emulator, asked apart (check=False: a host without it builds
+    # the x86 kernels all the same; its boots then stop at need_tools).
+    foreign = run(
+        ["dpkg-query", "-W", "-f", "${Package} ${Version}\n",
+         *sorted({a.qemu_package for a in ARCHES.values()})],
+        "host tools", 30, check=False,
+    )  # fmt: skip
+    for line in foreign.stdout.splitlines():
+        name, _, version = line.partition(" ")
+        if version:
+            versions[name] = version
+    return versions
 
 
 def _punch_zero_holes(path: Path, step: str) -> None:
@@ -155,6 +170,9 @@ class Builder:
         self.module_lock = threading.Lock()
         self.kernels: dict[str, KernelState] = {}
         self.trixie: TrixieTools | None = None
+        #: crash built for arm64 dumps (crash_arm64.py), prepared when an arm64 boot runs.
+        self.crash_arm64: crash_arm64.CrashArm64 | None = None
+        self.crash_arm64_lock = threading.Lock()
         self.tools = _tool_versions()
         self.errors: list[str] = []
 
@@ -173,13 +191,14 @@ class Builder:
 
     def guest_recipe(self, boot: Boot, state: KernelState) -> str:
         sc = boot.scenario
+        arch = ARCHES.get(boot.kernel.arch)
         return recipe_hash(
             RECIPE_VERSION,
             state.recipe,
             sc.recipe(),
             boot.capture,
             boot.formats,
-            job_script(sc, boot.capture, boot.id, boot.hosts_tree),
+            job_script(sc, boot.capture, boot.id, boot.hosts_tree, boot.kernel.arch),
             capture_script(guest_formats(boot.formats, boot.kernel.derived_formats())),
             CAPTURE_CMDLINE,
             CRASHKERNEL,
@@ -188,11 +207,17 @@ class Builder:
             # Only a scenario with an extra module hashes it (the others' recipes stay as
             # they were).
             *([tree_hash(EXTRA_MODULES[sc.extra_module])] if sc.extra_module else []),
+            # A foreign kernel's QEMU (the x86 boots' recipes stay as they were).
+            *([self.tools.get(arch.qemu_package), PANIC_END] if arch else []),
         )
 
     def oracle_recipe(self, guest_recipe: str, kernel: Kernel, sc: Scenario) -> str:
         # A scenario without commands of its own hashes ORACLE_COMMANDS alone, as before.
         commands = oracle_commands(sc)
+        if kernel.arch == "arm64":
+            return recipe_hash(
+                guest_recipe, commands, crash_arm64.VERSION, crash_arm64.TARGET, "arm64"
+            )
         if kernel.userland == TRIXIE_SUITE:
             # crash 8.0.6 is this kernel's one oracle (8.0.2 predates 6.12).
             assert self.trixie is not None
@@ -209,7 +234,17 @@ class Builder:
     ) -> dict[str, str]:
         """crash's reading of one dump: Debian 12's crash 8.0.2 plus 8.0.6's `ps` for the
         Debian 12/11 kernels; trixie's crash 8.0.6 alone for a trixie-userland kernel.
-        A format crash is known to read only in part adds crash's complaints."""
+        A format crash is known to read only in part adds crash's complaints.
+        An arm64 kernel's dumps: crash 8.0.6 built for ARM64 (crash_arm64.py), every command
+        in one session; its `ps` is also `ps-trixie` (the same crash as x86's ps-trixie)."""
+        if boot.kernel.arch == "arm64":
+            self.crash_arm64 = self._prepare_crash_arm64()
+            step = f"oracle {entry_id} ({self.crash_arm64.label})"
+            commands = oracle_commands(boot.scenario)
+            progress(step, "crash " + "; ".join(commands.values()))
+            oracle = run_crash(self.crash_arm64.crash, state.vmlinux, dump, tmp, commands, step)
+            oracle["ps-trixie"] = oracle["ps"]
+            return oracle
         if boot.kernel.userland == TRIXIE_SUITE:
             assert self.trixie is not None
             if FORMATS[fmt].get("crash_incomplete"):
@@ -332,7 +367,12 @@ class Builder:
                 flags = f"{FORMATS[fmt]['flag']} -d 31"
             elif boot.capture == "qemu":
                 path = files[fmt]
-                written_by = f"QEMU {self.tools.get('qemu-system-x86')} dump-guest-memory"
+                qemu = (
+                    ARCHES[boot.kernel.arch].qemu_package
+                    if boot.kernel.arch in ARCHES
+                    else ("qemu-system-x86")
+                )
+                written_by = f"QEMU {self.tools.get(qemu)} dump-guest-memory"
                 flags = f"format={FORMATS[fmt]['qmp']} paging=false"
             elif FORMATS[fmt].get("copy"):
                 path = files[fmt]
@@ -405,7 +445,11 @@ class Builder:
                     "dmesg": result["dmesg"],
                     "console": result["console"],
                     "oracle": dump["oracle"],
-                    "oracle_crash": ORACLE_CRASH[boot.kernel.userland == TRIXIE_SUITE],
+                    "oracle_crash": (
+                        self._arm64_label()
+                        if boot.kernel.arch == "arm64"
+                        else ORACLE_CRASH[boot.kernel.userland == TRIXIE_SUITE]
+                    ),
                     "expected": {
                         "class": sc.klass,
                         "panic_substring": PANIC_WORDING.get(
@@ -424,12 +468,34 @@ class Builder:
                     },
                     "size": dump["size"],
                     "sha256": dump["sha256"],
+                    # Only a foreign kernel's entries say it: a missing arch is x86_64.
+                    **({"arch": boot.kernel.arch} if boot.kernel.arch != "x86_64" else {}),
                     "written_by": dump["written_by"],
                     "flags": dump["flags"],
                     "recipe_version": RECIPE_VERSION,
                     "recipe": result["guest_recipe"],
                     "built_at": result["built_at"],
                 }
+
+    def _prepare_crash_arm64(self) -> crash_arm64.CrashArm64:
+        """Build (once, under a lock: the oracles of every arm64 boot wait for it) or reuse
+        crash for arm64 dumps."""
+        with self.crash_arm64_lock:
+            if self.crash_arm64 is None:
+                self.crash_arm64 = crash_arm64.prepare(self.root)
+            return self.crash_arm64
+
+    def _side_crash_arm64(self) -> None:
+        try:
+            self._prepare_crash_arm64()
+        except BuildError as exc:
+            self.errors.append(str(exc))
+
+    def _arm64_label(self) -> str:
+        if self.crash_arm64 is not None:
+            return self.crash_arm64.label
+        upstream = crash_arm64.VERSION.split("-")[0]
+        return f"crash {upstream} target={crash_arm64.TARGET} (Debian {crash_arm64.SUITE} source)"
 
     def live_record(self) -> dict[str, Any] | None:
         """The live tests' root file system and the crash they run beside kcrash (trixie's
@@ -535,6 +601,11 @@ class Builder:
         progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
         if live or self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
             self.trixie = prepare_trixie(self.root)
+        foreign = {ARCHES[b.kernel.arch] for b in boots if b.kernel.arch in ARCHES}
+        if foreign:
+            need_tools(
+                [t for a in foreign for t in (a.qemu, f"{a.cross_compile}gcc")], "host tools"
+            )
         if live:
             # Seconds when cached; about a minute fresh (downloads): see the README's budget.
             prepare_rootfs(self.root)
@@ -555,6 +626,9 @@ class Builder:
             submitted_side = False
 
             def side_tasks() -> None:
+                if any(b.kernel.arch == "arm64" for b in boots):
+                    # Minutes when not cached: built beside the first guests.
+                    futures.append(("crash-arm64", pool.submit(self._side_crash_arm64)))
                 for k in KERNELS:
                     if k.name in kernel_names and k.name not in state_f:
                         state_f[k.name] = pool.submit(self._prepare, k)
