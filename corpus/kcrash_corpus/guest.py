@@ -94,6 +94,18 @@ def job_script(
     if hosts_tree == "ready":
         sysctls = {**READY_SYSCTLS, **sysctls}
     parts.append(_sysctl_lines(sysctls))
+    foreign = ARCHES.get(arch)
+    if capture == "kdump" and foreign is not None and foreign.kallsyms_text is not None:
+        # kexec-tools needs `_text` in /proc/kallsyms (tables.Arch.kallsyms_text says why);
+        # _stext's low 32 bits minus the distance (the kernel is 2 MB-aligned: no borrow).
+        parts.append(
+            "stext=$(grep ' _stext$' /proc/kallsyms | cut -d' ' -f1)\n"
+            '[ -n "$stext" ] || fail "no _stext in /proc/kallsyms"\n'
+            "printf '%s%08x T _text\\n' \"$(echo $stext | cut -c1-8)\" "
+            f"$((0x$(echo $stext | cut -c9-16) - {foreign.kallsyms_text:#x})) > /tmp/kallsyms\n"
+            "cat /proc/kallsyms >> /tmp/kallsyms\n"
+            "mount --bind /tmp/kallsyms /proc/kallsyms || fail 'bind /proc/kallsyms'\n"
+        )
     if capture == "kdump":
         parts.append(
             "kexec -p /share/vmlinuz --initrd=/share/initrd.cpio "

@@ -195,12 +195,6 @@ class KernelBuilder:
         #: The host architecture's configuration of the suite: a cross build runs the
         #: host's kbuild binaries (fixdep, modpost …) from the same linux source version.
         self.host_apt = Apt(root, kernel.suite) if self.arch else self.apt
-        #: Where a foreign kernel's guest userland comes from (Kernel.kdump_suite).
-        self.userland_apt = (
-            Apt(root, kernel.kdump_suite, self.arch.name)
-            if self.arch and kernel.kdump_suite
-            else self.apt
-        )
         self.step = f"kernel {kernel.name}"
         #: A foreign kernel's userland packages (busybox, kdump tools and their libraries),
         #: set by resolve().
@@ -247,18 +241,13 @@ class KernelBuilder:
         userland = self.apt.candidates(list(USERLAND_PACKAGES)) if k.userland else {}
         if self.arch is not None:
             self.host_apt.update()
-            self.userland_apt.update()
             names = [
                 n
-                for n in self.userland_apt.recursive_depends(list(self.arch.userland))
+                for n in self.apt.recursive_depends(list(self.arch.userland))
                 if not n.startswith(FOREIGN_SKIP)
             ]
-            found = self.userland_apt.candidates(names)
+            userland = self.apt.candidates(names)
             self.foreign_userland = names
-            # Keyed by suite when it is not the kernel's, so that the recipe says where the
-            # guest's tools come from.
-            tag = f"@{self.kernel.kdump_suite}" if self.kernel.kdump_suite else ""
-            userland = {f"{n}{tag}": v for n, v in found.items()}
         return k.release, {
             **pinned,
             **{n: self.apt.version(n) for n in ("base-files", "kdump-tools")},
@@ -288,7 +277,9 @@ class KernelBuilder:
                 _cross_tool_versions(self.arch),
                 tree_hash(MODULE_SRC),
                 INIT_SCRIPT.read_text(),
-                asdict(self.arch),
+                # kallsyms_text shapes the guest's job script, which each boot's recipe
+                # hashes; the kernel's files do not depend on it.
+                {k: v for k, v in asdict(self.arch).items() if k != "kallsyms_text"},
             )
         state_file = self.dir / "kernel.json"
         old = read_json(state_file)
@@ -306,10 +297,7 @@ class KernelBuilder:
         small = {
             p: v
             for p, v in packages.items()
-            if not p.endswith("-dbg")
-            and not p.endswith(f":{HOST_ARCH}")
-            and (self.arch is None or p not in self.foreign_userland)
-            and "@" not in p
+            if not p.endswith("-dbg") and not p.endswith(f":{HOST_ARCH}")
         }
         debs = self.apt.download(small)
         host = {p.split(":")[0]: v for p, v in packages.items() if p.endswith(f":{HOST_ARCH}")}
@@ -321,11 +309,7 @@ class KernelBuilder:
             userland = self._extract_userland([debs[p] for p in USERLAND_PACKAGES])
         foreign = None
         if self.arch is not None:
-            tag = f"@{self.kernel.kdump_suite}" if self.kernel.kdump_suite else ""
-            tools = self.userland_apt.download(
-                {n: packages[f"{n}{tag}"] for n in self.foreign_userland}
-            )
-            foreign = self._extract_userland([tools[p] for p in self.foreign_userland])
+            foreign = self._extract_userland([debs[p] for p in self.foreign_userland])
         vmlinuz, guest_mods = self._extract_image(image, release)
         headers = self._extract_headers(
             [
@@ -342,6 +326,8 @@ class KernelBuilder:
         etc = self._extract_etc(debs["base-files"], debs["kdump-tools"])
         initrd = self._initramfs(guest_mods, etc, userland, foreign)
         vmlinux = self._extract_vmlinux(release)
+        if self.arch is not None and self.arch.kallsyms_text is not None:
+            self._check_text_distance(vmlinux, self.arch.kallsyms_text)
         state = KernelState(
             name=self.kernel.name, suite=self.kernel.suite, release=release,
             packages=packages, vmlinuz=str(vmlinuz), vmlinux=str(vmlinux),
@@ -410,9 +396,7 @@ class KernelBuilder:
 
     def _extract_userland(self, debs: list[Path]) -> Path:
         """The kernel's suite's kdump userland and libraries, unpacked (nothing installed)."""
-        suite = self.kernel.userland or (
-            f"{self.kernel.kdump_suite or self.kernel.suite} {self.kernel.arch}"
-        )
+        suite = self.kernel.userland or f"{self.kernel.suite} {self.kernel.arch}"
         progress(self.step, f"unpacking {suite}'s kexec-tools and makedumpfile")
         root = self.dir / "userland"
         rm_rf(root)
@@ -730,6 +714,21 @@ class KernelBuilder:
             '/opt/host/makedumpfile.bin "$@"\n'
         )
         wrapper.chmod(0o755)
+
+    def _check_text_distance(self, vmlinux: Path, distance: int) -> None:
+        """The guest computes `_text` as `_stext - distance` for kexec (Arch.kallsyms_text):
+        the distance must be this kernel's own."""
+        out = run(["readelf", "-sW", vmlinux], self.step, 300).stdout
+        syms = {}
+        for line in out.splitlines():
+            cols = line.split()
+            if len(cols) == 8 and cols[7] in ("_text", "_stext"):
+                syms[cols[7]] = int(cols[1], 16)
+        got = syms.get("_stext", 0) - syms.get("_text", 0)
+        if len(syms) != 2 or got != distance:
+            raise BuildError(
+                self.step, f"vmlinux has _stext - _text = {got:#x}, the table says {distance:#x}"
+            )
 
     def _dbg_deb(self, release: str) -> Path:
         name = f"linux-image-{release}-dbg"

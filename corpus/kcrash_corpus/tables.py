@@ -118,9 +118,6 @@ class Kernel:
     #: is fetched with apt's arm64 architecture, its module cross-built, its guest run by
     #: qemu-system-aarch64 with arm64 Debian binaries in the initramfs.
     arch: str = "x86_64"
-    #: A foreign-arch kernel's guest userland (busybox, kexec-tools, makedumpfile and their
-    #: libraries, that arch's packages) comes from this suite; None = the kernel's own.
-    kdump_suite: str | None = None
 
     @property
     def release(self) -> str:
@@ -593,22 +590,9 @@ KERNELS: tuple[Kernel, ...] = (
     ),
     # Issue 20: Debian 12's arm64 build of the same kernel (same ABI and version as deb12),
     # booted by qemu-system-aarch64 (-M virt, -cpu max: pointer authentication on), with the
-    # arm64 rows of SCENARIOS (`arch="arm64"`). Its kdump userland is trixie's arm64 one:
-    # Debian 12's kexec-tools 2.0.25 derives PAGE_OFFSET from `_text` in /proc/kallsyms,
-    # which Debian's arm64 6.1 does not list (CONFIG_KALLSYMS_ALL=n, and arm64's `_text`
-    # lies before `_stext`): `kexec -p` prints "Can't get the symbol of _text to calculate
-    # page_offset", writes PT_LOADs with virtual address 0 and a bogus kernel-text segment
-    # into the elfcorehdr, and makedumpfile 1.7.2 then fails ("vaddr_to_paddr_arm64: Can't
-    # read pgd"). Trixie's kexec-tools (2.0.31) reads vabits_actual from VMCOREINFO instead.
-    Kernel(
-        "deb12-arm64",
-        "bookworm",
-        "6.1.0-57",
-        "6.1.192-3",
-        flavour="arm64",
-        arch="arm64",
-        kdump_suite="trixie",
-    ),
+    # arm64 rows of SCENARIOS (`arch="arm64"`) and Debian 12's arm64 kdump userland (see
+    # Arch.kallsyms_text for what kexec needs there).
+    Kernel("deb12-arm64", "bookworm", "6.1.0-57", "6.1.192-3", flavour="arm64", arch="arm64"),
 )
 
 #: What the kernel prints where a kernel's wording differs from the scenario row's (the row
@@ -681,6 +665,19 @@ class Arch:
     guest_modules: tuple[str, ...]
     loader: str  #: the dynamic loader the guest's Debian binaries name (PT_INTERP)
     libdir: str  #: multiarch library directory of those binaries
+    #: `_stext - _text` of the arch's Debian kernels, when kexec-tools must be given `_text`
+    #: (job_script): kexec-tools (2.0.25 in Debian 12, and still trixie's 2.0.31) derives
+    #: PAGE_OFFSET and the kernel-text segment of the capture kernel's elfcorehdr from
+    #: `_text` in /proc/kallsyms; Debian's arm64 kernels do not list it (`_text` lies before
+    #: `_stext`, outside the text range kallsyms keeps without CONFIG_KALLSYMS_ALL), so
+    #: `kexec -p` says "Can't get the symbol of _text to calculate page_offset" and writes
+    #: PT_LOADs with virtual address 0 and a kernel-text PT_LOAD of absurd size, on which
+    #: makedumpfile fails ("vaddr_to_paddr_arm64: Can't read pgd"): an arm64 Debian server
+    #: with stock kdump-tools saves no usable dump of its own kernel. The guest adds the line
+    #: to a copy of /proc/kallsyms bind-mounted over it before `kexec -p` (the kernel's
+    #: memory, registers and notes are untouched). The build checks the distance against the
+    #: kernel's vmlinux.
+    kallsyms_text: int | None = None
     #: The arch's Debian packages whose binaries make the guest's userland (busybox, kdump
     #: tools); their libraries come from the same suite and architecture.
     userland: tuple[str, ...] = ("busybox-static", "kexec-tools", "makedumpfile")
@@ -702,6 +699,7 @@ ARCHES: dict[str, Arch] = {
         guest_modules=("virtio_pci", "9pnet_virtio", "9p", "qemu_fw_cfg"),
         loader="/lib/ld-linux-aarch64.so.1",
         libdir="/lib/aarch64-linux-gnu",
+        kallsyms_text=0x10000,
     ),
 }
 
