@@ -173,6 +173,9 @@ class Builder:
         #: crash built for arm64 dumps (crash_arm64.py), prepared when an arm64 boot runs.
         self.crash_arm64: crash_arm64.CrashArm64 | None = None
         self.crash_arm64_lock = threading.Lock()
+        #: The arm64 boots' oracles (see do_boot), and the pool they wait in.
+        self.late_pool: ThreadPoolExecutor | None = None
+        self.late: list[tuple[str, Future[None]]] = []
         self.tools = _tool_versions()
         self.errors: list[str] = []
 
@@ -293,6 +296,35 @@ class Builder:
             result = self._capture(boot, state, bdir, grecipe)
             fresh = True
             write_json(rfile, result)
+        if boot.kernel.arch == "arm64" and self.late_pool is not None:
+            # crash for arm64 dumps may still be building (many minutes cold): its oracle
+            # waits in a pool of its own, so this worker goes on to the next guest.
+            self.late.append(
+                (boot.id, self.late_pool.submit(self._late_oracle, boot, state, result, grecipe))
+            )
+            return
+        self._oracles(boot, state, result, grecipe, fresh)
+
+    def _late_oracle(
+        self, boot: Boot, state: KernelState, result: dict[str, Any], grecipe: str
+    ) -> None:
+        try:
+            self._oracles(boot, state, result, grecipe, False)
+        except BuildError as exc:
+            progress("error", str(exc))
+            self.errors.append(str(exc))
+
+    def _oracles(
+        self,
+        boot: Boot,
+        state: KernelState,
+        result: dict[str, Any],
+        grecipe: str,
+        fresh: bool,
+    ) -> None:
+        """crash's reading of each of a boot's dumps (unless cached), then the manifest."""
+        bdir = self.boot_dir(boot)
+        rfile = bdir / "result.json"
         orecipe = self.oracle_recipe(grecipe, boot.kernel, boot.scenario)
         for fmt, dump in result["dumps"].items():
             if dump.get("oracle_recipe") == orecipe and all(
@@ -612,6 +644,8 @@ class Builder:
         if not boots:
             self.write_manifest()
             return 0
+        if any(b.kernel.arch == "arm64" for b in boots):
+            self.late_pool = ThreadPoolExecutor(max_workers=1)
         kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
         first = next(k for k in KERNELS if k.name == kernel_names[0])
         # The first kernel is prepared up front (everything waits on it); the others are
@@ -652,6 +686,10 @@ class Builder:
                 side_tasks()
             for _name, fut in futures:
                 fut.exception()
+        if self.late_pool is not None:
+            for _name, fut in self.late:
+                fut.exception()
+            self.late_pool.shutdown()
         self.write_manifest()
         if self.errors:
             for err in self.errors:
