@@ -242,23 +242,14 @@ class Builder:
         in one session; its `ps` is also `ps-trixie` (the same crash as x86's ps-trixie)."""
         if boot.kernel.arch == "arm64":
             self.crash_arm64 = self._prepare_crash_arm64()
-            step = f"oracle {entry_id} ({self.crash_arm64.label})"
-            commands = oracle_commands(boot.scenario)
-            progress(step, "crash " + "; ".join(commands.values()))
-            oracle = run_crash(self.crash_arm64.crash, state.vmlinux, dump, tmp, commands, step)
-            oracle["ps-trixie"] = oracle["ps"]
-            return oracle
+            crash, label = self.crash_arm64.crash, self.crash_arm64.label
+            return self._crash_806(crash, label, boot, state, dump, tmp, entry_id)
         if boot.kernel.userland == TRIXIE_SUITE:
             assert self.trixie is not None
             if FORMATS[fmt].get("crash_incomplete"):
                 return record_incomplete(self.trixie.crash, state.vmlinux, dump, tmp, entry_id)
-            step = f"oracle {entry_id} (crash 8.0.6)"
-            commands = oracle_commands(boot.scenario)
-            progress(step, "crash " + "; ".join(commands.values()))
-            oracle = run_crash(self.trixie.crash, state.vmlinux, dump, tmp, commands, step)
-            # The same crash 8.0.6 session: its ps is the "ps-trixie" the tests compare with.
-            oracle["ps-trixie"] = oracle["ps"]
-            return oracle
+            crash, label = self.trixie.crash, "crash 8.0.6"
+            return self._crash_806(crash, label, boot, state, dump, tmp, entry_id)
         oracle = record_oracle(state.vmlinux, dump, tmp, entry_id, oracle_commands(boot.scenario))
         if self.ps_trixie and self.trixie:
             # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right. Best
@@ -275,6 +266,25 @@ class Builder:
                 oracle.update(extra)
             except BuildError as exc:
                 progress("warning", str(exc))
+        return oracle
+
+    def _crash_806(
+        self,
+        crash: list[str],
+        label: str,
+        boot: Boot,
+        state: KernelState,
+        dump: Path,
+        tmp: Path,
+        entry_id: str,
+    ) -> dict[str, str]:
+        """One crash 8.0.6 session (trixie's, or the one built for ARM64) is a kernel's only
+        oracle: every command, and its ps is also the "ps-trixie" the tests compare with."""
+        step = f"oracle {entry_id} ({label})"
+        commands = oracle_commands(boot.scenario)
+        progress(step, "crash " + "; ".join(commands.values()))
+        oracle = run_crash(crash, state.vmlinux, dump, tmp, commands, step)
+        oracle["ps-trixie"] = oracle["ps"]
         return oracle
 
     # -- one boot -----------------------------------------------------------------------------

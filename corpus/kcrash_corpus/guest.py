@@ -155,19 +155,10 @@ def qemu_command(
     """The QEMU command line: TCG (nested KVM here cannot run guests), KASLR left on."""
     if state.arch in ARCHES:
         return _foreign_qemu_command(state, sc, capture, share, console, qmp)
-    append = ["console=ttyS0,115200", "panic=5", "loglevel=7"]
-    if capture == "kdump":
-        append.append(f"crashkernel={sc.crashkernel}")
-    if sc.cmdline:
-        append.append(sc.cmdline)
+    append = ["console=ttyS0,115200", "panic=5", "loglevel=7", *_cmdline_tail(sc, capture)]
     cmd = [
-        QEMU, "-accel", "tcg", "-cpu", "max,la57=off", "-smp", str(sc.cpus),
-        "-m", str(sc.ram_mb), "-M", "pc", "-nodefaults", "-no-user-config",
-        "-display", "none", "-no-reboot",
-        "-kernel", state.vmlinuz, "-initrd", state.initrd, "-append", " ".join(append),
-        "-serial", f"file:{console}",
-        "-fsdev", f"local,id=share,path={share},security_model=none",
-        "-device", "virtio-9p-pci,fsdev=share,mount_tag=kcrash",
+        QEMU, "-accel", "tcg", "-cpu", "max,la57=off", "-M", "pc",
+        *_guest_args(state, sc, share, console, append),
     ]  # fmt: skip
     if capture == "qemu":
         assert qmp is not None
@@ -184,6 +175,29 @@ def qemu_command(
     return cmd
 
 
+def _cmdline_tail(sc: Scenario, capture: str) -> list[str]:
+    """The crashing kernel's command line after console and panic: the kdump reservation and
+    the scenario's own options."""
+    return ([f"crashkernel={sc.crashkernel}"] if capture == "kdump" else []) + (
+        [sc.cmdline] if sc.cmdline else []
+    )
+
+
+def _guest_args(
+    state: KernelState, sc: Scenario, share: Path, console: Path, append: list[str]
+) -> list[str]:
+    """QEMU's options every guest has whatever its board: CPUs and memory, direct kernel
+    boot, serial console to a file, the host share over virtio-9p."""
+    return [
+        "-smp", str(sc.cpus), "-m", str(sc.ram_mb), "-nodefaults", "-no-user-config",
+        "-display", "none", "-no-reboot",
+        "-kernel", state.vmlinuz, "-initrd", state.initrd, "-append", " ".join(append),
+        "-serial", f"file:{console}",
+        "-fsdev", f"local,id=share,path={share},security_model=none",
+        "-device", "virtio-9p-pci,fsdev=share,mount_tag=kcrash",
+    ]  # fmt: skip
+
+
 def _foreign_qemu_command(
     state: KernelState, sc: Scenario, capture: str, share: Path, console: Path, qmp: Path | None
 ) -> list[str]:
@@ -192,20 +206,14 @@ def _foreign_qemu_command(
     (never reboot) for QEMU's captures."""
     arch = ARCHES[state.arch]
     append = [f"console={arch.console}", "panic=0" if capture == "qemu" else "panic=5"]
-    append.append("loglevel=7")
-    if capture == "kdump":
-        append.append(f"crashkernel={sc.crashkernel}")
-    if sc.cmdline:
-        append.append(sc.cmdline)
+    append += ["loglevel=7", *_cmdline_tail(sc, capture)]
     cmd = [
-        arch.qemu, "-accel", "tcg", *arch.qemu_args, "-smp", str(sc.cpus),
-        "-m", str(sc.ram_mb), "-nodefaults", "-no-user-config",
-        "-display", "none", "-no-reboot",
-        "-kernel", state.vmlinuz, "-initrd", state.initrd, "-append", " ".join(append),
-        "-serial", f"file:{console}",
-        "-fsdev", f"local,id=share,path={share},security_model=none",
-        "-device", "virtio-9p-pci,fsdev=share,mount_tag=kcrash",
-    ]  # fmt: skip
+        arch.qemu,
+        "-accel",
+        "tcg",
+        *arch.qemu_args,
+        *_guest_args(state, sc, share, console, append),
+    ]
     if capture == "qemu":
         assert qmp is not None
         cmd += ["-device", "vmcoreinfo", "-qmp", f"unix:{qmp},server=on,wait=off"]
