@@ -567,9 +567,10 @@ def _arm64_rows() -> tuple[Scenario, ...]:
         Scenario("warn", _w("warn"), "warn", "WARNING: CPU:", "kcrash_warn", "kcrash_crash",
                  {"kernel/panic_on_warn": "1"}, **one),
         # slub_debug=P: the stale pointer read from the freed object is 0x6b6b…, which on
-        # arm64 is an unmapped kernel address (bit 55 set), not a GPF as on x86.
+        # arm64 is an unmapped address (bit 55 set), not a GPF as on x86; the kernel prints
+        # it with its top byte cleared (TBI): "… at virtual address 006b6b6b6b6b6bdf".
         Scenario("use-after-free", _w("use-after-free"), "bad-paging",
-                 f"{ARM64_PAGING} 6b6b6b6b6b6b6b", "kcrash_use_after_free", "kcrash_crash",
+                 f"{ARM64_PAGING} 006b6b6b6b6b6b", "kcrash_use_after_free", "kcrash_crash",
                  OOPS, cmdline="slub_debug=P", **one),
         Scenario("oom", _w("oom"), "oom-panic",
                  "Out of memory: system-wide panic_on_oom is enabled", "kcrash_oom",
