@@ -21,12 +21,23 @@ LIST_MAX_AGE = 6 * 3600
 
 
 class Apt:
-    """apt-get / apt-cache bound to a private configuration for one suite."""
+    """apt-get / apt-cache bound to a private configuration for one suite.
 
-    def __init__(self, root: Path, suite: str) -> None:
+    `arch` None is the host's architecture (amd64: the x86 kernels' configuration, at the
+    paths it always had); another architecture (arm64) gets a configuration and a .deb
+    directory of its own (`apt/<suite>-<arch>/`), so its lists never mix with the host's."""
+
+    def __init__(
+        self, root: Path, suite: str, arch: str | None = None, source: bool = False
+    ) -> None:
         self.suite = suite
-        self.dir = root / "apt" / suite
-        self.debs = root / "debs" / suite
+        self.arch = arch
+        self.source_lists = source
+        name = suite if arch is None else f"{suite}-{arch}"
+        if source:  # a configuration of its own: the binary ones' sources.list stays as it was
+            name += "-src"
+        self.dir = root / "apt" / name
+        self.debs = root / "debs" / name
 
     def _opts(self) -> list[str]:
         d = self.dir
@@ -39,6 +50,8 @@ class Apt:
             "-o", "Debug::NoLocking=1",
             "-o", "APT::Sandbox::User=root",
             "-o", "Acquire::Retries=3",
+            *(["-o", f"APT::Architecture={self.arch}", "-o", f"APT::Architectures={self.arch}"]
+              if self.arch else []),
         ]  # fmt: skip
 
     def update(self) -> None:
@@ -51,6 +64,10 @@ class Apt:
             f"deb [signed-by={KEYRING}] {MIRROR} {self.suite}-updates main\n"
             f"deb [signed-by={KEYRING}] {SECURITY} {self.suite}-security main\n"
         )
+        if self.source_lists:
+            sources = "".join(
+                line.replace("deb ", "deb-src ", 1) + "\n" for line in sources.splitlines()
+            )
         src = self.dir / "sources.list"
         stamp = self.dir / "updated"
         fresh = (
@@ -161,3 +178,37 @@ class Apt:
                     raise BuildError(step, f"{pkg} {want[pkg]} not downloaded")
                 found[pkg] = hits[0]
         return found
+
+    def orig_source(self, package: str, version: str, dest: Path, timeout: int = 900) -> Path:
+        """Debian's upstream tarball (`.orig.tar.*`) of source package `package`=`version`,
+        downloaded into `dest` by apt's own helper with the sha256 the suite's Sources index
+        gives (needs a configuration made with ``source=True``). Only the orig tarball: this
+        machine's archive mirror serves it but not every source package's `.dsc` and
+        `.debian.tar.xz`, so what is built is the upstream source Debian packages, without
+        Debian's patches."""
+        step = f"source {self.suite} {package}"
+        out = run(
+            ["apt-get", *self._opts(), "source", "--print-uris", f"{package}={version}"],
+            step,
+            timeout=120,
+            cwd=self.dir,  # not `dest`: apt leaves out files already there
+        )
+        for line in out.stdout.splitlines():
+            m = re.match(r"'(\S+)' (\S+\.orig\.tar\.\w+) \d+ (SHA256:[0-9a-f]+)", line)
+            if m:
+                url, name, digest = m.groups()
+                break
+        else:
+            raise BuildError(step, f"no orig tarball for {package} {version} in {self.suite}")
+        dest.mkdir(parents=True, exist_ok=True)
+        tarball = dest / name
+        if not tarball.exists():
+            progress(step, f"downloading {name}")
+            part = dest / f"{name}.part"
+            run(
+                ["/usr/lib/apt/apt-helper", "download-file", url, part, digest],
+                step,
+                timeout=timeout,
+            )
+            part.replace(tarball)
+        return tarball

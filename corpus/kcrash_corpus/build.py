@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import MANIFEST_NAME, SCHEMA_VERSION
-from .guest import capture_script, guest_formats, job_script, run_boot
+from . import MANIFEST_NAME, SCHEMA_VERSION, crash_arm64
+from .guest import PANIC_END, capture_script, guest_formats, job_script, run_boot
 from .kernel import EXTRA_MODULES, KernelBuilder, KernelState, tree_hash
 from .oracle import record_incomplete, record_oracle, run_crash
 from .reencode import REENCODER_VERSION, reencode
 from .rootfs import prepare as prepare_rootfs
 from .tables import (
+    ARCHES,
     CAPTURE_CMDLINE,
     CRASHKERNEL,
     FORMATS,
@@ -93,6 +94,8 @@ def plan() -> list[Boot]:
                 continue
             if sc.kernels is not None and kernel.name not in sc.kernels:
                 continue
+            if sc.arch != kernel.arch:  # a row's wording and class are its arch's
+                continue
             formats = kernel.formats_of(sc)
             if not formats:
                 continue
@@ -134,7 +137,19 @@ def _tool_versions() -> dict[str, str]:
         "host tools",
         30,
     )
-    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    versions = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    # A foreign architecture's emulator, asked apart (check=False: a host without it builds
+    # the x86 kernels all the same; its boots then stop at need_tools).
+    foreign = run(
+        ["dpkg-query", "-W", "-f", "${Package} ${Version}\n",
+         *sorted({a.qemu_package for a in ARCHES.values()})],
+        "host tools", 30, check=False,
+    )  # fmt: skip
+    for line in foreign.stdout.splitlines():
+        name, _, version = line.partition(" ")
+        if version:
+            versions[name] = version
+    return versions
 
 
 def _punch_zero_holes(path: Path, step: str) -> None:
@@ -177,6 +192,12 @@ class Builder:
         self.module_lock = threading.Lock()
         self.kernels: dict[str, KernelState] = {}
         self.trixie: TrixieTools | None = None
+        #: crash built for arm64 dumps (crash_arm64.py), prepared when an arm64 boot runs.
+        self.crash_arm64: crash_arm64.CrashArm64 | None = None
+        self.crash_arm64_lock = threading.Lock()
+        #: The arm64 boots' oracles (see do_boot), and the pool they wait in.
+        self.late_pool: ThreadPoolExecutor | None = None
+        self.late: list[tuple[str, Future[None]]] = []
         self.tools = _tool_versions()
         self.errors: list[str] = []
 
@@ -195,13 +216,14 @@ class Builder:
 
     def guest_recipe(self, boot: Boot, state: KernelState) -> str:
         sc = boot.scenario
+        arch = ARCHES.get(boot.kernel.arch)
         return recipe_hash(
             RECIPE_VERSION,
             state.recipe,
             sc.recipe(),
             boot.capture,
             boot.formats,
-            job_script(sc, boot.capture, boot.id, boot.hosts_tree),
+            job_script(sc, boot.capture, boot.id, boot.hosts_tree, boot.kernel.arch),
             capture_script(guest_formats(boot.formats, boot.kernel.derived_formats())),
             CAPTURE_CMDLINE,
             CRASHKERNEL,
@@ -210,11 +232,17 @@ class Builder:
             # Only a scenario with an extra module hashes it (the others' recipes stay as
             # they were).
             *([tree_hash(EXTRA_MODULES[sc.extra_module])] if sc.extra_module else []),
+            # A foreign kernel's QEMU (the x86 boots' recipes stay as they were).
+            *([self.tools.get(arch.qemu_package), PANIC_END] if arch else []),
         )
 
     def oracle_recipe(self, guest_recipe: str, kernel: Kernel, sc: Scenario) -> str:
         # A scenario without commands of its own hashes ORACLE_COMMANDS alone, as before.
         commands = oracle_commands(sc)
+        if kernel.arch == "arm64":
+            return recipe_hash(
+                guest_recipe, commands, crash_arm64.VERSION, crash_arm64.TARGET, "arm64"
+            )
         if kernel.userland == TRIXIE_SUITE:
             # crash 8.0.6 is this kernel's one oracle (8.0.2 predates 6.12).
             assert self.trixie is not None
@@ -231,18 +259,19 @@ class Builder:
     ) -> dict[str, str]:
         """crash's reading of one dump: Debian 12's crash 8.0.2 plus 8.0.6's `ps` for the
         Debian 12/11 kernels; trixie's crash 8.0.6 alone for a trixie-userland kernel.
-        A format crash is known to read only in part adds crash's complaints."""
+        A format crash is known to read only in part adds crash's complaints.
+        An arm64 kernel's dumps: crash 8.0.6 built for ARM64 (crash_arm64.py), every command
+        in one session; its `ps` is also `ps-trixie` (the same crash as x86's ps-trixie)."""
+        if boot.kernel.arch == "arm64":
+            self.crash_arm64 = self._prepare_crash_arm64()
+            crash, label = self.crash_arm64.crash, self.crash_arm64.label
+            return self._crash_806(crash, label, boot, state, dump, tmp, entry_id)
         if boot.kernel.userland == TRIXIE_SUITE:
             assert self.trixie is not None
             if FORMATS[fmt].get("crash_incomplete"):
                 return record_incomplete(self.trixie.crash, state.vmlinux, dump, tmp, entry_id)
-            step = f"oracle {entry_id} (crash 8.0.6)"
-            commands = oracle_commands(boot.scenario)
-            progress(step, "crash " + "; ".join(commands.values()))
-            oracle = run_crash(self.trixie.crash, state.vmlinux, dump, tmp, commands, step)
-            # The same crash 8.0.6 session: its ps is the "ps-trixie" the tests compare with.
-            oracle["ps-trixie"] = oracle["ps"]
-            return oracle
+            crash, label = self.trixie.crash, "crash 8.0.6"
+            return self._crash_806(crash, label, boot, state, dump, tmp, entry_id)
         oracle = record_oracle(state.vmlinux, dump, tmp, entry_id, oracle_commands(boot.scenario))
         if self.ps_trixie and self.trixie:
             # crash 8.0.2's ps lists two tasks on Debian 6.1; 8.0.6's is right. Best
@@ -259,6 +288,25 @@ class Builder:
                 oracle.update(extra)
             except BuildError as exc:
                 progress("warning", str(exc))
+        return oracle
+
+    def _crash_806(
+        self,
+        crash: list[str],
+        label: str,
+        boot: Boot,
+        state: KernelState,
+        dump: Path,
+        tmp: Path,
+        entry_id: str,
+    ) -> dict[str, str]:
+        """One crash 8.0.6 session (trixie's, or the one built for ARM64) is a kernel's only
+        oracle: every command, and its ps is also the "ps-trixie" the tests compare with."""
+        step = f"oracle {entry_id} ({label})"
+        commands = oracle_commands(boot.scenario)
+        progress(step, "crash " + "; ".join(commands.values()))
+        oracle = run_crash(crash, state.vmlinux, dump, tmp, commands, step)
+        oracle["ps-trixie"] = oracle["ps"]
         return oracle
 
     # -- one boot -----------------------------------------------------------------------------
@@ -280,6 +328,35 @@ class Builder:
             result = self._capture(boot, state, bdir, grecipe)
             fresh = True
             write_json(rfile, result)
+        if boot.kernel.arch == "arm64" and self.late_pool is not None:
+            # crash for arm64 dumps may still be building (many minutes cold): its oracle
+            # waits in a pool of its own, so this worker goes on to the next guest.
+            self.late.append(
+                (boot.id, self.late_pool.submit(self._late_oracle, boot, state, result, grecipe))
+            )
+            return
+        self._oracles(boot, state, result, grecipe, fresh)
+
+    def _late_oracle(
+        self, boot: Boot, state: KernelState, result: dict[str, Any], grecipe: str
+    ) -> None:
+        try:
+            self._oracles(boot, state, result, grecipe, False)
+        except BuildError as exc:
+            progress("error", str(exc))
+            self.errors.append(str(exc))
+
+    def _oracles(
+        self,
+        boot: Boot,
+        state: KernelState,
+        result: dict[str, Any],
+        grecipe: str,
+        fresh: bool,
+    ) -> None:
+        """crash's reading of each of a boot's dumps (unless cached), then the manifest."""
+        bdir = self.boot_dir(boot)
+        rfile = bdir / "result.json"
         orecipe = self.oracle_recipe(grecipe, boot.kernel, boot.scenario)
         for fmt, dump in result["dumps"].items():
             if dump.get("oracle_recipe") == orecipe and all(
@@ -361,7 +438,12 @@ class Builder:
                 flags = f"{FORMATS[fmt]['flag']} -d 31"
             elif boot.capture == "qemu":
                 path = files[fmt]
-                written_by = f"QEMU {self.tools.get('qemu-system-x86')} dump-guest-memory"
+                qemu = (
+                    ARCHES[boot.kernel.arch].qemu_package
+                    if boot.kernel.arch in ARCHES
+                    else ("qemu-system-x86")
+                )
+                written_by = f"QEMU {self.tools.get(qemu)} dump-guest-memory"
                 flags = f"format={FORMATS[fmt]['qmp']} paging=false"
             elif FORMATS[fmt].get("copy"):
                 path = files[fmt]
@@ -434,7 +516,11 @@ class Builder:
                     "dmesg": result["dmesg"],
                     "console": result["console"],
                     "oracle": dump["oracle"],
-                    "oracle_crash": ORACLE_CRASH[boot.kernel.userland == TRIXIE_SUITE],
+                    "oracle_crash": (
+                        self._arm64_label()
+                        if boot.kernel.arch == "arm64"
+                        else ORACLE_CRASH[boot.kernel.userland == TRIXIE_SUITE]
+                    ),
                     "expected": {
                         "class": sc.klass,
                         "panic_substring": PANIC_WORDING.get(
@@ -453,12 +539,34 @@ class Builder:
                     },
                     "size": dump["size"],
                     "sha256": dump["sha256"],
+                    # Only a foreign kernel's entries say it: a missing arch is x86_64.
+                    **({"arch": boot.kernel.arch} if boot.kernel.arch != "x86_64" else {}),
                     "written_by": dump["written_by"],
                     "flags": dump["flags"],
                     "recipe_version": RECIPE_VERSION,
                     "recipe": result["guest_recipe"],
                     "built_at": result["built_at"],
                 }
+
+    def _prepare_crash_arm64(self) -> crash_arm64.CrashArm64:
+        """Build (once, under a lock: the oracles of every arm64 boot wait for it) or reuse
+        crash for arm64 dumps."""
+        with self.crash_arm64_lock:
+            if self.crash_arm64 is None:
+                self.crash_arm64 = crash_arm64.prepare(self.root)
+            return self.crash_arm64
+
+    def _side_crash_arm64(self) -> None:
+        try:
+            self._prepare_crash_arm64()
+        except BuildError as exc:
+            self.errors.append(str(exc))
+
+    def _arm64_label(self) -> str:
+        if self.crash_arm64 is not None:
+            return self.crash_arm64.label
+        upstream = crash_arm64.VERSION.split("-")[0]
+        return f"crash {upstream} target={crash_arm64.TARGET} (Debian {crash_arm64.SUITE} source)"
 
     def live_record(self) -> dict[str, Any] | None:
         """The live tests' root file system and the crash they run beside kcrash (trixie's
@@ -551,11 +659,18 @@ class Builder:
         progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
         if live or self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
             self.trixie = prepare_trixie(self.root)
+        foreign = {ARCHES[b.kernel.arch] for b in boots if b.kernel.arch in ARCHES}
+        if foreign:
+            need_tools(
+                [t for a in foreign for t in (a.qemu, f"{a.cross_compile}gcc")], "host tools"
+            )
         if not boots:
             if live:
                 self._rootfs()
             self.write_manifest()
             return 0
+        if any(b.kernel.arch == "arm64" for b in boots):
+            self.late_pool = ThreadPoolExecutor(max_workers=1)
         kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
         first = next(k for k in KERNELS if k.name == kernel_names[0])
         # The first kernel is prepared up front (everything waits on it). The guests run in
@@ -588,12 +703,20 @@ class Builder:
                 )
             if live:
                 futures.append((LIVE_STEP, fetch.submit(self._rootfs)))
+            if any(b.kernel.arch == "arm64" for b in boots):
+                # crash for ARM64 is a compile (most of an hour cold), not a download: it
+                # takes a guest slot from the start, the arm64 oracles wait for it (late_pool).
+                futures.append(("crash-arm64", pool.submit(self._side_crash_arm64)))
             for boot in boots:
                 futures.append(
                     (boot.id, pool.submit(self._safe_boot, boot, state_f, boot.kernel.name))
                 )
             for _name, fut in futures:
                 fut.exception()
+        if self.late_pool is not None:
+            for _name, fut in self.late:
+                fut.exception()
+            self.late_pool.shutdown()
         self.write_manifest()
         if self.errors:
             for err in self.errors:

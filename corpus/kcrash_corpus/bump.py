@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .apt import Apt
-from .tables import KERNELS
+from .tables import ARCHES, KERNELS
 from .util import BuildError, progress
 
 TABLES = Path(__file__).resolve().parent / "tables.py"
@@ -30,7 +30,8 @@ def newest(root: Path, name: str) -> tuple[str, str]:
     kernel = next((k for k in KERNELS if k.name == name), None)
     if kernel is None:
         raise BuildError("bump", f"no kernel {name!r} in tables.KERNELS")
-    apt = Apt(root, kernel.suite)
+    # A foreign-arch kernel (arm64) is asked of that architecture's configuration.
+    apt = Apt(root, kernel.suite, kernel.arch if kernel.arch in ARCHES else None)
     apt.update()
     images = [d for d in apt.depends(kernel.meta_package) if d.startswith("linux-image-")]
     if not images:

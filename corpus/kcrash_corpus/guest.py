@@ -29,13 +29,14 @@ from typing import Any
 
 from .kernel import KernelState
 from .tables import (
-    CAPTURE_CMDLINE,
+    ARCHES,
     DERIVED_FORMATS,
     FORMATS,
     GUEST_KDUMP_FORMATS,
     HOST_FILES,
     READY_SYSCTLS,
     Scenario,
+    capture_cmdline,
 )
 from .util import BuildError, progress, rm_rf
 
@@ -45,6 +46,9 @@ QEMU = "qemu-system-x86_64"
 HOST_MAKEDUMPFILE = "/opt/host/makedumpfile"
 #: Deadline added per makedumpfile pass beyond the first (see run_boot).
 EXTRA_SECONDS_PER_PASS = 90
+#: The last line panic() prints (since v4.8, "---[ end Kernel panic - not syncing: …"): on a
+#: kernel without pvpanic (Debian's arm64) QEMU's capture is taken once the console has it.
+PANIC_END = "---[ end Kernel panic"
 
 
 def guest_formats(
@@ -79,7 +83,9 @@ def _host_copy(tree: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None) -> str:
+def job_script(
+    sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None, arch: str = "x86_64"
+) -> str:
     """The first kernel's part: knobs, capture kernel (kdump), host files, the trigger."""
     parts = [f"echo 'KCRASH-JOB {boot_id}' > /dev/console\n"]
     if hosts_tree == "not-ready":
@@ -88,10 +94,22 @@ def job_script(sc: Scenario, capture: str, boot_id: str, hosts_tree: str | None)
     if hosts_tree == "ready":
         sysctls = {**READY_SYSCTLS, **sysctls}
     parts.append(_sysctl_lines(sysctls))
+    foreign = ARCHES.get(arch)
+    if capture == "kdump" and foreign is not None and foreign.kallsyms_text is not None:
+        # kexec-tools needs `_text` in /proc/kallsyms (tables.Arch.kallsyms_text says why);
+        # _stext's low 32 bits minus the distance (the kernel is 2 MB-aligned: no borrow).
+        parts.append(
+            "stext=$(grep ' _stext$' /proc/kallsyms | cut -d' ' -f1)\n"
+            '[ -n "$stext" ] || fail "no _stext in /proc/kallsyms"\n'
+            "printf '%s%08x T _text\\n' \"$(echo $stext | cut -c1-8)\" "
+            f"$((0x$(echo $stext | cut -c9-16) - {foreign.kallsyms_text:#x})) > /tmp/kallsyms\n"
+            "cat /proc/kallsyms >> /tmp/kallsyms\n"
+            "mount --bind /tmp/kallsyms /proc/kallsyms || fail 'bind /proc/kallsyms'\n"
+        )
     if capture == "kdump":
         parts.append(
             "kexec -p /share/vmlinuz --initrd=/share/initrd.cpio "
-            f"--append={shlex.quote(CAPTURE_CMDLINE)} || fail 'kexec -p'\n"
+            f"--append={shlex.quote(capture_cmdline(arch))} || fail 'kexec -p'\n"
             '[ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ] || fail "capture kernel not loaded"\n'
         )
     if hosts_tree == "ready":
@@ -144,19 +162,12 @@ def qemu_command(
     state: KernelState, sc: Scenario, capture: str, share: Path, console: Path, qmp: Path | None
 ) -> list[str]:
     """The QEMU command line: TCG (nested KVM here cannot run guests), KASLR left on."""
-    append = ["console=ttyS0,115200", "panic=5", "loglevel=7"]
-    if capture == "kdump":
-        append.append(f"crashkernel={sc.crashkernel}")
-    if sc.cmdline:
-        append.append(sc.cmdline)
+    if state.arch in ARCHES:
+        return _foreign_qemu_command(state, sc, capture, share, console, qmp)
+    append = ["console=ttyS0,115200", "panic=5", "loglevel=7", *_cmdline_tail(sc, capture)]
     cmd = [
-        QEMU, "-accel", "tcg", "-cpu", "max,la57=off", "-smp", str(sc.cpus),
-        "-m", str(sc.ram_mb), "-M", "pc", "-nodefaults", "-no-user-config",
-        "-display", "none", "-no-reboot",
-        "-kernel", state.vmlinuz, "-initrd", state.initrd, "-append", " ".join(append),
-        "-serial", f"file:{console}",
-        "-fsdev", f"local,id=share,path={share},security_model=none",
-        "-device", "virtio-9p-pci,fsdev=share,mount_tag=kcrash",
+        QEMU, "-accel", "tcg", "-cpu", "max,la57=off", "-M", "pc",
+        *_guest_args(state, sc, share, console, append),
     ]  # fmt: skip
     if capture == "qemu":
         assert qmp is not None
@@ -171,6 +182,65 @@ def qemu_command(
             f"unix:{qmp},server=on,wait=off",
         ]
     return cmd
+
+
+def _cmdline_tail(sc: Scenario, capture: str) -> list[str]:
+    """The crashing kernel's command line after console and panic: the kdump reservation and
+    the scenario's own options."""
+    return ([f"crashkernel={sc.crashkernel}"] if capture == "kdump" else []) + (
+        [sc.cmdline] if sc.cmdline else []
+    )
+
+
+def _guest_args(
+    state: KernelState, sc: Scenario, share: Path, console: Path, append: list[str]
+) -> list[str]:
+    """QEMU's options every guest has whatever its board: CPUs and memory, direct kernel
+    boot, serial console to a file, the host share over virtio-9p."""
+    return [
+        "-smp", str(sc.cpus), "-m", str(sc.ram_mb), "-nodefaults", "-no-user-config",
+        "-display", "none", "-no-reboot",
+        "-kernel", state.vmlinuz, "-initrd", state.initrd, "-append", " ".join(append),
+        "-serial", f"file:{console}",
+        "-fsdev", f"local,id=share,path={share},security_model=none",
+        "-device", "virtio-9p-pci,fsdev=share,mount_tag=kcrash",
+    ]  # fmt: skip
+
+
+def _foreign_qemu_command(
+    state: KernelState, sc: Scenario, capture: str, share: Path, console: Path, qmp: Path | None
+) -> list[str]:
+    """QEMU for a foreign architecture's kernel (ARCHES): its board, CPU and console.
+    Without pvpanic the panicked guest must stay put until QEMU has dumped it: `panic=0`
+    (never reboot) for QEMU's captures."""
+    arch = ARCHES[state.arch]
+    append = [f"console={arch.console}", "panic=0" if capture == "qemu" else "panic=5"]
+    append += ["loglevel=7", *_cmdline_tail(sc, capture)]
+    cmd = [
+        arch.qemu,
+        "-accel",
+        "tcg",
+        *arch.qemu_args,
+        *_guest_args(state, sc, share, console, append),
+    ]
+    if capture == "qemu":
+        assert qmp is not None
+        cmd += ["-device", "vmcoreinfo", "-qmp", f"unix:{qmp},server=on,wait=off"]
+    return cmd
+
+
+def _wait_console(console: Path, marker: str, deadline: float, proc: subprocess.Popen) -> None:
+    """Wait until the guest's console has `marker` (a kernel without pvpanic tells QEMU
+    nothing); raises TimeoutError at the deadline, EOFError when QEMU is gone."""
+    while True:
+        with contextlib.suppress(OSError):
+            if marker in console.read_text(errors="replace"):
+                return
+        if proc.poll() is not None:
+            raise EOFError(f"QEMU exited ({proc.returncode}) before {marker!r}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {marker!r} on the console")
+        time.sleep(0.5)
 
 
 class _Qmp:
@@ -264,7 +334,7 @@ def run_boot(
         except OSError:
             shutil.copy2(src, share / name)
     gformats = guest_formats(formats, derived) if capture == "kdump" else []
-    (share / "job.sh").write_text(job_script(sc, capture, boot_id, hosts_tree))
+    (share / "job.sh").write_text(job_script(sc, capture, boot_id, hosts_tree, state.arch))
     (share / "capture.sh").write_text(capture_script(gformats))
     qmp_path = out_dir / "qmp.sock" if capture == "qemu" else None
     if qmp_path:
@@ -290,7 +360,13 @@ def run_boot(
                 assert qmp_path is not None
                 qmp = _Qmp(qmp_path, deadline)
                 try:
-                    qmp.wait_event("GUEST_PANICKED")
+                    if state.arch in ARCHES:
+                        _wait_console(console, PANIC_END, deadline, proc)
+                        # Registers at the stop: the panicking CPU in panic()'s endless
+                        # delay loop, the others parked by the panic's IPI.
+                        qmp.execute("stop")
+                    else:
+                        qmp.wait_event("GUEST_PANICKED")
                     progress(step, f"panicked after {time.monotonic() - t0:.0f}s; dumping")
                     for fmt in formats:
                         dest = share / f"vmcore.{fmt}"

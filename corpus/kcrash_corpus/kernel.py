@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .apt import Apt
-from .tables import GUEST_MODULES, RECIPE_VERSION, Kernel
+from .tables import ARCHES, GUEST_MODULES, RECIPE_VERSION, Arch, Kernel
 from .util import BuildError, progress, read_json, recipe_hash, rm_rf, run, write_json
 
 PKG_DIR = Path(__file__).resolve().parent
@@ -52,6 +52,16 @@ USERLAND_PACKAGES = (
     "libxenforeignmemory1", "libxengnttab1", "libxentoolcore1", "libxentoollog1",
 )  # fmt: skip
 LOADER = "ld-linux-x86-64.so.2"
+#: Debian's name of the host architecture (the kbuild binaries of a cross build are its).
+HOST_ARCH = "amd64"
+#: Packages of a foreign architecture's userland closure that no guest binary loads
+#: (maintainer-script and packaging dependencies): not downloaded.
+FOREIGN_SKIP = (
+    "perl", "libperl", "debconf", "cdebconf", "dpkg", "tar", "install-info",
+    "libdebian-installer", "libnewt", "libslang", "libtextwrap", "readline-common",
+    "libreadline", "libtinfo", "libgdbm", "libdb5", "libselinux", "libpcre2", "libacl1",
+    "libmd0", "libext2fs", "libuuid", "libcrypt",
+)  # fmt: skip
 
 
 @dataclass
@@ -69,6 +79,7 @@ class KernelState:
     initrd: str
     recipe: str  #: hash of everything the guest boots (changes -> dumps rebuild)
     module_debug_done: bool = False
+    arch: str = "x86_64"  #: Kernel.arch (a key of tables.ARCHES for a foreign kernel)
 
 
 def _module_dir(root: Path, release: str) -> Path:
@@ -110,6 +121,18 @@ def _host_tool_versions() -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
 
 
+def _cross_tool_versions(arch: Arch) -> dict[str, str]:
+    """Versions of the host packages a foreign kernel's build uses: the cross compiler and
+    binutils (the test module's code), and QEMU is hashed per boot."""
+    gcc = arch.cross_compile.rstrip("-").replace("_", "-")
+    out = run(
+        ["dpkg-query", "-W", "-f", "${Package} ${Version}\n", f"gcc-{gcc}", f"binutils-{gcc}"],
+        "host tools",
+        30,
+    )
+    return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+
 def build_id(elf: Path) -> str:
     """GNU build id of an ELF file (hex), read from its notes."""
     out = run(["readelf", "-n", elf], "build id", 120)
@@ -143,6 +166,36 @@ def _extract_members(
             feeder.kill()
 
 
+def _in_tree(tree: Path, path: Path) -> Path:
+    """`path` of an unpacked package tree with its symlinks followed inside `tree` (an
+    absolute link target such as libc6's `/lib/aarch64-linux-gnu/…` means `tree/lib/…`,
+    never the host's file)."""
+    current = tree
+    parts = list(path.relative_to("/").parts) if path.is_absolute() else list(path.parts)
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            current = current.parent if current != tree else tree
+            continue
+        candidate = current / part
+        if not candidate.is_symlink():
+            current = candidate
+            continue
+        links += 1
+        if links > 40:  # bounded: a link loop is an error, not a hang
+            break
+        target = Path(os.readlink(candidate))
+        if target.is_absolute():
+            current = tree
+            parts = list(target.relative_to("/").parts) + parts
+        else:
+            parts = list(target.parts) + parts
+    else:
+        return current
+    raise BuildError("unpacked tree", f"too many symlinks resolving {path} in {tree}")
+
+
 class KernelBuilder:
     """Prepare one kernel of ``tables.KERNELS`` under ``<root>/kernels/<name>``."""
 
@@ -150,8 +203,16 @@ class KernelBuilder:
         self.root = root
         self.kernel = kernel
         self.dir = root / "kernels" / kernel.name
-        self.apt = Apt(root, kernel.suite)
+        #: A foreign architecture's description (ARCHES), None for the host's (x86_64).
+        self.arch: Arch | None = ARCHES.get(kernel.arch)
+        self.apt = Apt(root, kernel.suite, self.arch.name if self.arch else None)
+        #: The host architecture's configuration of the suite: a cross build runs the
+        #: host's kbuild binaries (fixdep, modpost …) from the same linux source version.
+        self.host_apt = Apt(root, kernel.suite) if self.arch else self.apt
         self.step = f"kernel {kernel.name}"
+        #: A foreign kernel's userland packages (busybox, kdump tools and their libraries),
+        #: set by resolve().
+        self.foreign_userland: list[str] = []
 
     # -- resolution -------------------------------------------------------------------------
     def resolve(self) -> tuple[str, dict[str, str]]:
@@ -181,10 +242,26 @@ class KernelBuilder:
             if d.startswith(("linux-headers-", "linux-kbuild-"))
         ]
         pinned = {n: k.version for n in (image, f"{image}-dbg", headers, *hdeps)}
+        if self.arch is not None:
+            # The kbuild binaries run on the host: the host architecture's package.
+            pinned = {
+                (f"{n}:{HOST_ARCH}" if n.startswith("linux-kbuild-") else n): v
+                for n, v in pinned.items()
+            }
         for n in pinned:
-            if n != image and k.version not in self.apt.versions(n):
+            apt = self.host_apt if n.endswith(f":{HOST_ARCH}") else self.apt
+            if n != image and k.version not in apt.versions(n.split(":")[0]):
                 raise BuildError(self.step, f"{n} {k.version} is not served by Debian's mirror")
         userland = self.apt.candidates(list(USERLAND_PACKAGES)) if k.userland else {}
+        if self.arch is not None:
+            self.host_apt.update()
+            names = [
+                n
+                for n in self.apt.recursive_depends(list(self.arch.userland))
+                if not n.startswith(FOREIGN_SKIP)
+            ]
+            userland = self.apt.candidates(names)
+            self.foreign_userland = names
         return k.release, {
             **pinned,
             **{n: self.apt.version(n) for n in ("base-files", "kdump-tools")},
@@ -195,15 +272,29 @@ class KernelBuilder:
     def prepare(self) -> KernelState:
         """Everything a guest boot of this kernel needs, reusing the cache when current."""
         release, packages = self.resolve()
-        tools = _host_tool_versions()
-        recipe = recipe_hash(
-            RECIPE_VERSION,
-            packages,
-            tools,
-            tree_hash(MODULE_SRC),
-            INIT_SCRIPT.read_text(),
-            GUEST_MODULES,
-        )
+        if self.arch is None:
+            tools = _host_tool_versions()
+            recipe = recipe_hash(
+                RECIPE_VERSION,
+                packages,
+                tools,
+                tree_hash(MODULE_SRC),
+                INIT_SCRIPT.read_text(),
+                GUEST_MODULES,
+            )
+        else:
+            # A foreign kernel's guest binaries are its architecture's packages (in
+            # `packages`); the host gives the cross compiler.
+            recipe = recipe_hash(
+                RECIPE_VERSION,
+                packages,
+                _cross_tool_versions(self.arch),
+                tree_hash(MODULE_SRC),
+                INIT_SCRIPT.read_text(),
+                # kallsyms_text shapes the guest's job script, which each boot's recipe
+                # hashes; the kernel's files do not depend on it.
+                {k: v for k, v in asdict(self.arch).items() if k != "kallsyms_text"},
+            )
         state_file = self.dir / "kernel.json"
         old = read_json(state_file)
         if (
@@ -217,15 +308,29 @@ class KernelBuilder:
         progress(self.step, f"preparing {release} from {self.kernel.suite}")
         rm_rf(self.dir)
         self.dir.mkdir(parents=True)
-        small = {p: v for p, v in packages.items() if not p.endswith("-dbg")}
+        small = {
+            p: v
+            for p, v in packages.items()
+            if not p.endswith("-dbg") and not p.endswith(f":{HOST_ARCH}")
+        }
         debs = self.apt.download(small)
+        host = {p.split(":")[0]: v for p, v in packages.items() if p.endswith(f":{HOST_ARCH}")}
+        if host:
+            debs.update(self.host_apt.download(host))
         image = debs[f"linux-image-{release}"]
         userland = None
         if self.kernel.userland:
             userland = self._extract_userland([debs[p] for p in USERLAND_PACKAGES])
+        foreign = None
+        if self.arch is not None:
+            foreign = self._extract_userland([debs[p] for p in self.foreign_userland])
         vmlinuz, guest_mods = self._extract_image(image, release)
         headers = self._extract_headers(
-            [debs[p] for p in packages if p.startswith(("linux-headers-", "linux-kbuild-"))],
+            [
+                debs[p.split(":")[0]]
+                for p in packages
+                if p.startswith(("linux-headers-", "linux-kbuild-"))
+            ],
             release,
             userland,
         )
@@ -233,13 +338,15 @@ class KernelBuilder:
         debug_dir.mkdir()
         self._build_module(headers, guest_mods, debug_dir, userland)
         etc = self._extract_etc(debs["base-files"], debs["kdump-tools"])
-        initrd = self._initramfs(guest_mods, etc, userland)
+        initrd = self._initramfs(guest_mods, etc, userland, foreign)
         vmlinux = self._extract_vmlinux(release)
+        if self.arch is not None and self.arch.kallsyms_text is not None:
+            self._check_text_distance(vmlinux, self.arch.kallsyms_text)
         state = KernelState(
             name=self.kernel.name, suite=self.kernel.suite, release=release,
             packages=packages, vmlinuz=str(vmlinuz), vmlinux=str(vmlinux),
             build_id=build_id(vmlinux), modules_debug_dir=str(debug_dir),
-            initrd=str(initrd), recipe=recipe,
+            initrd=str(initrd), recipe=recipe, arch=self.kernel.arch,
         )  # fmt: skip
         write_json(state_file, asdict(state))
         # Small .debs are kept (a few MB, make re-preparing cheap); the image and the
@@ -264,7 +371,7 @@ class KernelBuilder:
             shutil.copy2(boot / f"System.map-{release}", self.dir / f"System.map-{release}")
             moddir = _module_dir(Path(tmp), release)
             by_name = _modules_by_name(moddir)
-            order = self._closure(by_name, GUEST_MODULES)
+            order = self._closure(by_name, self.arch.guest_modules if self.arch else GUEST_MODULES)
             for name in order:
                 self._copy_module(by_name[name], out / f"{name}.ko")
             (out / "modules.order").write_text("\n".join(order) + "\n")
@@ -337,7 +444,8 @@ class KernelBuilder:
 
     def _extract_userland(self, debs: list[Path]) -> Path:
         """The kernel's suite's kdump userland and libraries, unpacked (nothing installed)."""
-        progress(self.step, f"unpacking {self.kernel.userland}'s kexec-tools and makedumpfile")
+        suite = self.kernel.userland or f"{self.kernel.suite} {self.kernel.arch}"
+        progress(self.step, f"unpacking {suite}'s kexec-tools and makedumpfile")
         root = self.dir / "userland"
         rm_rf(root)
         for deb in debs:
@@ -432,11 +540,23 @@ class KernelBuilder:
         headers name a versioned gcc)."""
         shutil.copytree(src, build)
         env = dict(os.environ, DEBIAN_KERNEL_NO_CC_VERSION_CHECK="y")
+        if self.arch is not None:
+            # Cross build with Debian's cross gcc (the same gcc 12 Debian built the kernel
+            # with, as aarch64-linux-gnu-gcc) and the host's kbuild binaries.
+            cross = self.arch.cross_compile
+            cc = [f"ARCH={self.arch.name}", f"CROSS_COMPILE={cross}", f"CC={cross}gcc"]
+        else:
+            cc = ["CC=gcc"]
         run(
-            ["make", "-C", headers, f"M={build}", "CC=gcc",
+            ["make", "-C", headers, f"M={build}", *cc,
              *self._make_overrides(headers, userland), "modules"],
             self.step, 300, env=env,
         )  # fmt: skip
+
+    @property
+    def strip(self) -> str:
+        """The strip that knows the kernel's architecture (the host's knows only its own)."""
+        return f"{self.arch.cross_compile}strip" if self.arch else "strip"
 
     def _build_module(
         self, headers: Path, guest_mods: Path, debug_dir: Path, userland: Path | None
@@ -448,7 +568,7 @@ class KernelBuilder:
         ko = build / "kcrash_crash.ko"
         shutil.copy2(ko, debug_dir / "kcrash_crash.ko")
         # The guest loads a stripped copy, as distributions ship modules; same build id.
-        run(["strip", "--strip-debug", "-o", guest_mods / "kcrash_crash.ko", ko], self.step, 60)
+        run([self.strip, "--strip-debug", "-o", guest_mods / "kcrash_crash.ko", ko], self.step, 60)
         with (guest_mods / "modules.order").open("a") as fh:
             fh.write("kcrash_crash\n")
 
@@ -465,6 +585,9 @@ class KernelBuilder:
         debug = self.dir / "debug-modules" / f"{name}.ko"
         if ko.exists() and debug.exists():
             return ko
+        if self.arch:
+            # No arm64 scenario has an extra module: _make_module builds for the host only.
+            raise BuildError(self.step, f"{name}.ko is built for x86-64 kernels only")
         progress(self.step, f"building {name}.ko")
         wanted = {
             p: v
@@ -517,7 +640,9 @@ class KernelBuilder:
             )
         return etc
 
-    def _initramfs(self, guest_mods: Path, etc: Path, userland: Path | None) -> Path:
+    def _initramfs(
+        self, guest_mods: Path, etc: Path, userland: Path | None, foreign: Path | None = None
+    ) -> Path:
         """An uncompressed cpio (TCG decompresses slowly): busybox, kdump tools, modules."""
         progress(self.step, "packing initramfs")
         stage = self.dir / "initramfs"
@@ -537,7 +662,9 @@ class KernelBuilder:
             "etc/default",
         ):
             (stage / d).mkdir(parents=True, exist_ok=True)
-        if userland is None:
+        if foreign is not None:
+            self._foreign_binaries(stage, foreign)
+        elif userland is None:
             self._host_binaries(stage, GUEST_BINARIES)
         else:
             self._host_binaries(stage, ("/bin/busybox",))
@@ -574,6 +701,46 @@ class KernelBuilder:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(Path(lib).resolve(), dest)
 
+    def _foreign_binaries(self, stage: Path, tree: Path) -> None:
+        """A foreign architecture's busybox, kexec, vmcore-dmesg and makedumpfile from its
+        unpacked packages, at the paths the guest runs them from, with the shared
+        libraries they need (their DT_NEEDED closure, found in the tree: the host cannot
+        run that architecture's loader to ask) and the loader."""
+        assert self.arch is not None
+        libdirs = [Path(self.arch.libdir), Path("/usr") / self.arch.libdir.lstrip("/")]
+        wanted: list[Path] = []
+        for binary in GUEST_BINARIES:
+            src = _in_tree(tree, Path(binary))
+            if not src.is_file():
+                src = _in_tree(tree, Path("/usr") / binary.lstrip("/"))
+            dest = stage / binary.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+            wanted.append(src)
+        libs: dict[str, Path] = {}
+        while wanted:
+            elf = wanted.pop()
+            dyn = run(["readelf", "-d", elf], self.step, 30).stdout
+            for name in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn):
+                if name in libs:
+                    continue
+                found = [_in_tree(tree, d / name) for d in libdirs]
+                found = [f for f in found if f.is_file()]
+                if not found:
+                    raise BuildError(self.step, f"{elf.name} needs {name}: not in {tree}")
+                libs[name] = found[0]
+                wanted.append(found[0])
+        dest_dir = stage / self.arch.libdir.lstrip("/")
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        for name, lib in sorted(libs.items()):
+            shutil.copy2(lib, dest_dir / name)
+        loader = stage / self.arch.loader.lstrip("/")
+        loader.parent.mkdir(parents=True, exist_ok=True)
+        src = _in_tree(tree, Path(self.arch.loader))
+        if not src.is_file():  # a merged-/usr suite (trixie) ships it under /usr/lib
+            src = _in_tree(tree, Path("/usr") / self.arch.loader.lstrip("/"))
+        shutil.copy2(src, loader)
+
     def _userland_binaries(self, stage: Path, userland: Path) -> None:
         """The suite's kexec, vmcore-dmesg and makedumpfile at their paths with the suite's
         libraries and loader; the host's makedumpfile under /opt/host (its own loader and
@@ -606,6 +773,21 @@ class KernelBuilder:
             '/opt/host/makedumpfile.bin "$@"\n'
         )
         wrapper.chmod(0o755)
+
+    def _check_text_distance(self, vmlinux: Path, distance: int) -> None:
+        """The guest computes `_text` as `_stext - distance` for kexec (Arch.kallsyms_text):
+        the distance must be this kernel's own."""
+        out = run(["readelf", "-sW", vmlinux], self.step, 300).stdout
+        syms = {}
+        for line in out.splitlines():
+            cols = line.split()
+            if len(cols) == 8 and cols[7] in ("_text", "_stext"):
+                syms[cols[7]] = int(cols[1], 16)
+        got = syms.get("_stext", 0) - syms.get("_text", 0)
+        if len(syms) != 2 or got != distance:
+            raise BuildError(
+                self.step, f"vmlinux has _stext - _text = {got:#x}, the table says {distance:#x}"
+            )
 
     def _dbg_deb(self, release: str) -> Path:
         name = f"linux-image-{release}-dbg"
