@@ -109,6 +109,7 @@ class OopsEvent:
     registers: dict[str, int] = field(default_factory=dict)
     code: list[int] | None = None  # bytes of the "Code:" line
     code_ip_index: int | None = None  # index of the <xx> byte in ``code``
+    arch: str | None = None  # "arm64" when the block shows it (pc :, pstate:, ESR); else x86-64
     call_trace: list[Frame] = field(default_factory=list)
     modules_linked: list[str] = field(default_factory=list)
     fault_address: int | None = None

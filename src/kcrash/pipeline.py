@@ -242,8 +242,9 @@ def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any]
         if acc is None or target.mode != "dwarf":  # naming needs variable locations
             return asdict(acc) if acc is not None else None
         task = target.prog.crashed_thread().object
+        trace = _regs_trace(target.prog, exc.regs or {}) or target.prog.stack_trace(task)
         # drgn lists the inlined frames at one PC first: try each in turn.
-        for fr in target.prog.stack_trace(task):
+        for fr in trace:
             if fr.pc == exc.address:
                 name_access(fr, acc)
                 if acc.expression:
@@ -251,6 +252,30 @@ def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any]
         return asdict(acc)
 
     return steps.run("fault access", run, seconds=10)
+
+
+def _regs_trace(prog: Any, regs: dict[str, int]) -> Any:
+    """drgn's trace from an arm64 exception's saved registers, or None.
+
+    arm64's entry code has no CFI, so drgn's trace of the panic task reaches the
+    faulting function through a frame record only, without the registers its
+    variables live in; a ``struct pt_regs`` built from the saved registers
+    starts drgn's DWARF unwinder there with all of them.
+    """
+    if "pc" not in regs or "x29" not in regs:
+        return None
+    import struct
+
+    import drgn
+
+    try:
+        typ = prog.type("struct pt_regs")
+        names = [f"x{i}" for i in range(31)] + ["sp", "pc", "pstate"]
+        data = struct.pack("<34Q", *(regs.get(n, 0) for n in names))
+        data += bytes(max(0, typ.size - len(data)))
+        return prog.stack_trace(drgn.Object.from_bytes_(prog, typ, data))
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
 
 
 def analyze_path(

@@ -226,12 +226,16 @@ class CodeDecode:
     access: str | None = None  # "read" / "write" / "rw"
 
 
-def disassemble_code(code: list[int] | None, ip_index: int | None) -> CodeDecode | None:
+def disassemble_code(
+    code: list[int] | None, ip_index: int | None, arch: str | None = None
+) -> CodeDecode | None:
     """Disassemble the ``Code:`` bytes with capstone, marking the instruction at RIP.
 
     The bytes before RIP do not start on an instruction boundary, so like the
     kernel's ``scripts/decodecode`` we try each start offset and keep the
-    first one whose decoding lands exactly on the RIP byte.
+    first one whose decoding lands exactly on the RIP byte.  arm64
+    (``arch="arm64"``) has 4-byte instructions: the words before pc are
+    instructions as they are.
     """
     if not code or ip_index is None or not (0 <= ip_index < len(code)):
         return None
@@ -239,12 +243,20 @@ def disassemble_code(code: list[int] | None, ip_index: int | None) -> CodeDecode
         import capstone
     except ImportError:  # pragma: no cover - a dependency of the package
         return None
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    arm64 = arch == "arm64"
+    if arm64:
+        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    else:
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     md.detail = True
     buf = bytes(code)
     insns: list[Insn] = []
     prefix: list[Any] = []
-    prefix = _synced_prefix(md, buf, ip_index)
+    if arm64:
+        start = ip_index % 4
+        prefix = list(md.disasm(buf[start:ip_index], start))
+    else:
+        prefix = _synced_prefix(md, buf, ip_index)
     tail = list(md.disasm(buf[ip_index:], ip_index))
     out = CodeDecode(insns=insns)
     for i in prefix:
@@ -320,12 +332,12 @@ def _suspicious(insn: Any) -> int:
 def _mem_operand(insn: Any, out: CodeDecode) -> None:
     """Base/index/displacement of the memory operand of the faulting instruction."""
     try:
-        from capstone import CS_AC_READ, CS_AC_WRITE, x86
+        from capstone import CS_AC_READ, CS_AC_WRITE, arm64, x86
     except ImportError:  # pragma: no cover
         return
     try:
         for op in insn.operands:
-            if op.type == x86.X86_OP_MEM:
+            if op.type in (x86.X86_OP_MEM, arm64.ARM64_OP_MEM):
                 if op.mem.base:
                     out.mem_base = insn.reg_name(op.mem.base)
                 if op.mem.index:
@@ -351,6 +363,8 @@ def register_value(regs: dict[str, int], name: str | None) -> int | None:
     if not name:
         return None
     n = name.lower()
+    if n[:1] == "w" and n[1:].isdigit():  # arm64: w3 is the low half of x3
+        n = "x" + n[1:]
     # sub-registers of the 64-bit ones (eax -> rax, r8d -> r8)
     if n.startswith("e") and len(n) == 3:
         n = "r" + n[1:]
@@ -370,7 +384,7 @@ def fault_register(
         return None
     base = decode.mem_base
     val = register_value(regs, base)
-    if val is None or base in ("rip", "rsp", "rbp"):
+    if val is None or base in ("rip", "rsp", "rbp", "sp", "x29", "fp"):
         return None
     disp = decode.mem_disp or 0
     params = {

@@ -115,6 +115,8 @@ def _from_panic_string(facts: CrashFacts) -> Diagnosis:
     if rip is not None:
         ev.rip = rip
         ev.registers = {k.upper(): v for k, v in (rip.regs or {}).items()}
+        if "pc" in (rip.regs or {}):
+            ev.arch = "arm64"
     c = Classified(0, ev, got[0] if got else None, got[1] if got else None)
     d = _build(c, facts, primary=True, chain=[c], related=[])
     d.source = "panic_stack" if frames else "none"
@@ -124,7 +126,7 @@ def _from_panic_string(facts: CrashFacts) -> Diagnosis:
 def _exception_frame(frames: list[Frame]) -> Frame | None:
     """The first frame carrying exception registers (where the fault happened)."""
     for f in frames:
-        if f.regs and "rip" in f.regs and f.function:
+        if f.regs and ("rip" in f.regs or "pc" in f.regs) and f.function:
             return f
     return None
 
@@ -442,7 +444,7 @@ def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
                 e.fault_address = f"{bad:#x}"
                 e.address_kind = kind.id
                 e.messages.append(Message("evidence." + kind.id, kind.params))
-    dec = decode.disassemble_code(ev.code, ev.code_ip_index)
+    dec = decode.disassemble_code(ev.code, ev.code_ip_index, ev.arch)
     if dec is not None:
         e.code = [CodeLine(i.offset, i.bytes, i.text, i.faulting) for i in dec.insns]
         e.fault_instruction = dec.fault_insn

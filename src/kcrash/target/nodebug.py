@@ -40,7 +40,9 @@ from ..notes import Note
 from . import globals as kglobals
 from . import kallsyms
 from .btf import Btf, BtfError, BtfTypes
+from .dumpfile import parse_vmcoreinfo
 from .fetch.distro import debuginfo_package
+from .fpunwind import S_STACKFRAME, FpUnwinder, pac_mask, strip_pac
 from .orc import TYPE_UNDEFINED, OrcTable, OrcUnwinder, UnwoundFrame, orc_version
 from .vmcoreinfo_log import read_log
 
@@ -415,7 +417,7 @@ def stack_trace(prog: Program, thread_or_task: Any = None) -> drgn.StackTrace:
             trace = thread_or_task.stack_trace()
         else:
             trace = prog.stack_trace(thread_or_task)
-        return _checked(prog, trace)
+        return trace if is_arm64(prog) else _checked(prog, trace)
     if thread_or_task is not None:
         raise ValueError("stack traces of tasks need types (this kernel has no BTF)")
     frames = crashed_cpu_frames(prog)
@@ -475,13 +477,49 @@ def cpu_registers(prog: Program) -> list[dict[str, int]]:
 
         if st.path is None:
             st.path = _guess_core_path(prog)
-        st.cpu_regs = [c.regs for c in read_prstatus(st.path)] if st.path else []
+        machine = "aarch64" if is_arm64(prog) else "x86_64"
+        st.cpu_regs = [c.regs for c in read_prstatus(st.path, machine)] if st.path else []
     return st.cpu_regs
 
 
 def crashed_cpu_frames(prog: Program) -> list[UnwoundFrame]:
-    """The panicking CPU's stack, from its saved registers, by our ORC unwinder."""
+    """The panicking CPU's stack, from its saved registers, by our ORC unwinder
+    (frame records on arm64)."""
     return unwind_registers(prog, _crashed_registers(prog))
+
+
+def is_arm64(prog: Program) -> bool:
+    """Whether the dump is of an arm64 kernel (frame pointers, no ORC)."""
+    return prog.platform is not None and prog.platform.arch == drgn.Architecture.AARCH64
+
+
+def fp_unwinder(prog: Program) -> FpUnwinder:
+    """The arm64 frame-record unwinder of this dump (any mode: DWARF, BTF, kallsyms)."""
+    unwinder = prog.cache.get("kcrash.fpunwind")
+    if unwinder is None:
+        try:
+            info = parse_vmcoreinfo(prog["VMCOREINFO"].string_())
+        except (LookupError, drgn.FaultError):
+            info = {}
+        try:
+            stackframe = drgn.offsetof(prog.type("struct pt_regs"), "stackframe")
+        except (LookupError, ValueError):
+            stackframe = S_STACKFRAME  # no types (kallsyms mode): the v5.8-v6.12 layout
+
+        def symbol(addr: int) -> str | None:
+            try:
+                return prog.symbol(addr).name
+            except LookupError:
+                return None
+
+        unwinder = FpUnwinder(prog.read, symbol, pac_mask(info), stackframe)
+        prog.cache["kcrash.fpunwind"] = unwinder
+    return unwinder
+
+
+def strip_pac_of(prog: Program, addr: int) -> int:
+    """A return address without its pointer-authentication code (arm64; others: as is)."""
+    return strip_pac(addr, fp_unwinder(prog).mask) if is_arm64(prog) else addr
 
 
 def _crashed_registers(prog: Program) -> dict[str, int]:
@@ -495,7 +533,8 @@ def _crashed_registers(prog: Program) -> dict[str, int]:
     cpu = panic_cpu(prog)
     if cpu is None or cpu >= len(regs):
         # No panic recorded: take the first CPU that was in the kernel.
-        cpu = next((i for i, r in enumerate(regs) if r["rip"] >> 63), 0)
+        pc = "pc" if is_arm64(prog) else "rip"
+        cpu = next((i for i, r in enumerate(regs) if r[pc] >> 63), 0)
     return regs[cpu]
 
 
@@ -586,7 +625,9 @@ def _module_text_range(mod: Object) -> tuple[int, int]:
 def unwind_registers(
     prog: Program, regs: dict[str, int], interrupted: bool = True
 ) -> list[UnwoundFrame]:
-    """Frames from a register set, with our ORC unwinder (any mode)."""
+    """Frames from a register set, with our ORC unwinder (frame records on arm64)."""
+    if is_arm64(prog):
+        return fp_unwinder(prog).unwind(regs, interrupted)
     return _unwinder(prog).unwind(regs, interrupted).frames
 
 
@@ -617,13 +658,23 @@ def exception_frames(
             first = thread_or_task.stack_trace()[0]
         else:
             first = prog.stack_trace(thread_or_task)[0]
-        regs0 = dict(first.registers())
+        regs0 = frame_registers(first)
         first_exact = first.interrupted
         frames = unwind_registers(prog, regs0, first_exact)
     out = [(f.pc, f.sp, f.regs) for f in frames]
+    if is_arm64(prog):
+        return out  # the unwinder read every pt_regs it crossed
     if out and first_exact and _pt_regs_on_stack(prog, regs0):
         out[0] = (out[0][0], out[0][1], regs0)
     return out
+
+
+def frame_registers(frame: drgn.StackFrame) -> dict[str, int]:
+    """A drgn frame's registers, with ``pc`` on arm64 (drgn keeps it apart)."""
+    regs = dict(frame.registers())
+    if "x29" in regs or "x30" in regs:
+        regs["pc"] = frame.pc
+    return regs
 
 
 def _pt_regs_on_stack(prog: Program, regs: dict[str, int]) -> bool:
