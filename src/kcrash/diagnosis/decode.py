@@ -155,8 +155,24 @@ def _repeated_byte(addr: int) -> int | None:
     return b
 
 
-def classify_address(addr: int | None) -> Fact | None:
-    """What a faulting address most likely is, as a fact with parameters."""
+def is_arm64_kernel_or_user(addr: int) -> bool | None:
+    """arm64: True for a kernel address (bits 63..52 set: 48- and 52-bit VA, the top
+    byte ignored only for user tags), False for a user one (bits 63..52 clear), None
+    for neither (a wild value)."""
+    top = addr >> 52
+    if top == 0xFFF:
+        return True
+    if top == 0 or (addr >> 56 and (addr >> 52) & 0xF == 0):  # user, maybe tagged (TBI)
+        return False
+    return None
+
+
+def classify_address(addr: int | None, arch: str | None = None) -> Fact | None:
+    """What a faulting address most likely is, as a fact with parameters.
+
+    ``arch="arm64"``: the address-space layout of arm64 (kernel addresses from
+    0xffff000000000000, 0xfff0000000000000 with 52-bit VA) instead of x86-64's.
+    """
     if addr is None:
         return None
     addr &= (1 << 64) - 1
@@ -190,6 +206,11 @@ def classify_address(addr: int | None) -> Fact | None:
                 {"address": f"{addr:#x}", "start": f"{start:#x}", "end": f"{start + 7:#x}"},
             )
         return Fact("address.kasan_shadow", {"address": f"{addr:#x}", "start": f"{start:#x}"})
+    if arch == "arm64":
+        kernel = is_arm64_kernel_or_user(addr)
+        if kernel is None:
+            return Fact("address.non_canonical", {"address": f"{addr:#x}"})
+        return Fact("address.kernel" if kernel else "address.user", {"address": f"{addr:#x}"})
     if not is_canonical(addr):
         return Fact("address.non_canonical", {"address": f"{addr:#x}"})
     if addr < 0x0000800000000000:
@@ -377,7 +398,10 @@ def register_value(regs: dict[str, int], name: str | None) -> int | None:
 
 
 def fault_register(
-    decode: CodeDecode | None, regs: dict[str, int], fault_address: int | None
+    decode: CodeDecode | None,
+    regs: dict[str, int],
+    fault_address: int | None,
+    arch: str | None = None,
 ) -> Fact | None:
     """Which register was the NULL / poisoned base of the faulting access."""
     if decode is None or decode.mem_base is None:
@@ -395,7 +419,7 @@ def fault_register(
     }
     if val == 0:
         return Fact("code.null_base", params)
-    kind = classify_address(val)
+    kind = classify_address(val, arch)
     if kind is not None and kind.id.startswith(
         ("address.poison", "address.list_poison", "address.pointer_poison", "address.non_canonical")
     ):

@@ -430,7 +430,7 @@ def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         e.messages.extend(Message("evidence." + f.id, f.params) for f in facts_pf)
     addr = ev.fault_address
     if addr is not None and (has_evidence(rule, "fault-address") or is_pf):
-        kind = decode.classify_address(addr)
+        kind = decode.classify_address(addr, ev.arch)
         e.fault_address = f"{addr:#x}"
         if kind is not None:
             e.address_kind = kind.id
@@ -439,7 +439,7 @@ def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         bad = _list_bad_pointer(ev.lines)
         if bad is not None:
             e.messages.append(Message("evidence.list.bad_pointer", {"value": f"{bad:#x}"}))
-            kind = decode.classify_address(bad)
+            kind = decode.classify_address(bad, ev.arch)
             if kind is not None and e.address_kind is None:
                 e.fault_address = f"{bad:#x}"
                 e.address_kind = kind.id
@@ -459,14 +459,14 @@ def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
                 e.messages.append(
                     Message("evidence.code.effective_address", {"address": f"{eff:#x}"})
                 )
-                kind = decode.classify_address(eff)
+                kind = decode.classify_address(eff, ev.arch)
                 if kind is not None:
                     e.fault_address = f"{eff:#x}"
                     if e.address_kind is not None:
                         e.messages = [m for m in e.messages if m.id != "evidence." + e.address_kind]
                     e.address_kind = kind.id
                     e.messages.append(Message("evidence." + kind.id, kind.params))
-            fr = decode.fault_register(dec, ev.registers, addr)
+            fr = decode.fault_register(dec, ev.registers, addr, ev.arch)
             if fr is not None:
                 e.fault_register = dict(fr.params)
                 e.fault_register["id"] = fr.id
