@@ -156,6 +156,8 @@ class FpUnwinder:
             )
         ]
         fp = regs.get("x29", 0)
+        if interrupted:
+            self._leaf_caller(frames, regs)
         seen: set[int] = set()
         while len(frames) < _MAX_FRAMES and fp and fp >> 63 and not fp & 7 and fp not in seen:
             seen.add(fp)
@@ -179,6 +181,29 @@ class FpUnwinder:
             fp = next_fp
         return frames
 
+    def _leaf_caller(self, frames: list[UnwoundFrame], regs: dict[str, int]) -> None:
+        """Add the caller of an interrupted function that has no frame record of its own.
+
+        A leaf function (or one interrupted in its prologue or epilogue) keeps its
+        return address in ``lr`` only: ``x29`` is still its caller's record, whose
+        saved lr returns into the caller's caller, so following records alone skips
+        the caller. It is missing exactly when ``lr`` returns into another function
+        than ``pc``'s and is not the lr saved in the record at ``x29``.
+        """
+        pc, lr, fp = regs.get("pc", 0), regs.get("x30", 0), regs.get("x29", 0)
+        lr = strip_pac(lr, self.mask)
+        if not (lr >> 63 and fp >> 63):
+            return
+        own = self.symbol(pc)
+        if own is None or self.symbol(lr - 4) in (None, own):
+            return
+        try:
+            saved = strip_pac(struct.unpack("<QQ", self.read(fp, 16))[1], self.mask)
+        except Exception:
+            return
+        if saved != lr:
+            frames.append(UnwoundFrame(pc=lr, sp=regs.get("sp", 0), bp=fp))
+
     def _exception(self, frames: list[UnwoundFrame], record: int, kind: str) -> bool:
         """Append the context an entry vector saved; True when it ends the stack."""
         address = record - self.stackframe
@@ -196,7 +221,10 @@ class FpUnwinder:
                 interrupted=True,
             )
         )
-        return kind == "user"
+        if kind == "user":
+            return True
+        self._leaf_caller(frames, saved)
+        return False
 
 
 def _next_record_ok(fp: int, next_fp: int) -> bool:
