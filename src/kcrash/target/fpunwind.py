@@ -29,6 +29,7 @@ QEMU ``-cpu max``): :func:`strip_pac` restores the address.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,21 +50,16 @@ _ORIG_X0 = 272
 _SYSCALLNO = 280
 
 #: Entry vectors whose call into C (``el1h_64_sync_handler`` …) returns into them:
-#: the frame record below lives in a ``pt_regs``. Names since v5.14 (``el1h_64_*``,
-#: ``el0t_64_*``, ``el0t_32_*``); v5.10-v5.13 used ``el1_sync``, ``el1_irq``,
-#: ``el0_sync`` …; the ``_invalid`` vectors panic through the same kernel_entry.
+#: the frame record below lives in a ``pt_regs``. (regex over the whole name, why).
+#: The C handlers (``*_handler``) are ordinary frames and do not match.
 EXCEPTION_VECTORS: tuple[tuple[str, str], ...] = (
-    ("el1h_64_", "exception or interrupt taken from the kernel (EL1, SP_EL1), v5.14+"),
-    ("el1t_64_", "exception taken from EL1 on SP_EL0 (invalid: panics), v5.14+"),
-    ("el0t_64_", "exception or syscall from a 64-bit task (user registers), v5.14+"),
-    ("el0t_32_", "exception or syscall from a 32-bit task (user registers), v5.14+"),
-    ("el1_sync", "exception taken from the kernel, v4.x-v5.13"),
-    ("el1_irq", "interrupt taken in the kernel, v4.x-v5.13"),
-    ("el1_error", "SError taken in the kernel, v4.x-v5.13"),
-    ("el0_sync", "exception or syscall from a task, v4.x-v5.13"),
-    ("el0_irq", "interrupt taken in user mode, v4.x-v5.13"),
-    ("el0_error", "SError taken in user mode, v4.x-v5.13"),
+    (r"el1h_64_(?:sync|irq|fiq|error)", "taken from the kernel (EL1, SP_EL1), v5.14+"),
+    (r"el1t_64_(?:sync|irq|fiq|error)", "taken from EL1 on SP_EL0 (invalid: panics), v5.14+"),
+    (r"el0t_(?:64|32)_(?:sync|irq|fiq|error)", "syscall, fault or IRQ of a task, v5.14+"),
+    (r"el1_(?:sync|irq|fiq|error)(?:_invalid)?", "taken from the kernel, v4.x-v5.13"),
+    (r"el0_(?:sync|irq|fiq|error)(?:_compat)?(?:_invalid)?", "from a task, v4.x-v5.13"),
 )
+_VECTOR_RE = re.compile("|".join(f"(?:{p})" for p, _why in EXCEPTION_VECTORS))
 
 #: THREAD_SIZE on arm64 with 4 KiB pages (16 KiB since v4.x; IRQ_STACK_SIZE is the same).
 THREAD_SIZE = 16 << 10
@@ -75,12 +71,9 @@ SymbolName = Callable[[int], "str | None"]
 
 def vector_kind(name: str | None) -> str | None:
     """``"kernel"`` or ``"user"`` for an exception entry vector, else None."""
-    if not name:
+    if not name or not _VECTOR_RE.fullmatch(name):
         return None
-    for prefix, _why in EXCEPTION_VECTORS:
-        if name.startswith(prefix):
-            return "user" if name.startswith("el0") else "kernel"
-    return None
+    return "user" if name.startswith("el0") else "kernel"
 
 
 def pac_mask(vmcoreinfo: dict[str, str]) -> int:

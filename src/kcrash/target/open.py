@@ -130,6 +130,7 @@ def _open_program(dump: DumpFile) -> drgn.Program:
         if "ARCH_NAME" not in str(e):
             raise
     machine = dump_machine(dump)
+    _refuse_unreadable_qemu_arm64(dump, machine)
     if machine is None:
         raise NotADumpError(
             f"{dump.path}: the dump names no architecture (neither its header nor its "
@@ -138,6 +139,26 @@ def _open_program(dump: DumpFile) -> drgn.Program:
     prog = drgn.Program(PLATFORMS[machine])
     _set_core(prog, dump)
     return prog
+
+
+def _refuse_unreadable_qemu_arm64(dump: DumpFile, machine: str | None) -> None:
+    """One clear line for QEMU's kdump-format capture of an arm64 guest.
+
+    QEMU (7.2) writes such a file with the target's largest page size as its block
+    size (64 KiB) while the guest kernel's pages are 4 KiB (VMCOREINFO ``PAGESIZE``);
+    libkdumpfile then computes page frame numbers from the wrong size and every
+    virtual address fails to translate (``Cannot read 64-bit PTE … Out-of-bounds
+    PFN``), so nothing of the dump is readable.
+    """
+    page = dump.vmcoreinfo.get("PAGESIZE")
+    if machine != "aarch64" or dump.block_size is None or not page or not page.isdigit():
+        return
+    if dump.block_size != int(page):
+        raise NotADumpError(
+            f"{dump.path}: QEMU's kdump-format capture of an arm64 guest ({dump.block_size}-byte "
+            f"blocks for {page}-byte pages) which libkdumpfile cannot translate: capture it with dump-guest-memory "
+            "in ELF format (no -z/-l/-s), or with kdump inside the guest"
+        )
 
 
 def _set_core(prog: drgn.Program, dump: DumpFile) -> None:
