@@ -73,16 +73,19 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
         task = steps.run("panic task", lambda: panic_task(prog))
         if task is not None:
             facts.panic_stack = steps.run("panic stack", lambda: task_stack(target, task))
+        elif target.mode == "btf":
+            # no way to the panic task (no per-CPU data: kallsyms of code only): the
+            # crashed CPU's stack from its saved registers, as in the kallsyms mode
+            from .facts.stacks import crashed_cpu_stack
+
+            facts.panic_stack = steps.run("panic stack", lambda: crashed_cpu_stack(prog))
         facts.modules = steps.run("modules", lambda: loaded_modules(prog)) or []
     else:
         from .facts.panic import panic_message
-        from .facts.stacks import stack_from_trace
-        from .target import nodebug
+        from .facts.stacks import crashed_cpu_stack
 
-        def crashed_cpu_stack() -> Any:  # no task_struct without types: the CPU's registers
-            return stack_from_trace(prog, nodebug.stack_trace(prog, None), False)
-
-        facts.panic_stack = steps.run("panic stack", crashed_cpu_stack)
+        # no task_struct without types: the CPU's registers
+        facts.panic_stack = steps.run("panic stack", lambda: crashed_cpu_stack(prog))
         facts.system.release = target.dump.release
         facts.system.panic = panic_message(facts.log)
         facts.system.dumpfile = target.dump.path

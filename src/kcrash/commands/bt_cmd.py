@@ -146,6 +146,23 @@ def format_stack(st: Stack, source_lines: bool = False, name_of: Any = None) -> 
     return "\n".join(out)
 
 
+def _print_crashed_cpu(prog: Program, as_json: bool) -> None:
+    """The panicking CPU's stack from its saved registers when its task is unreachable
+    (no vmlinux and no per-CPU data): frames only, under a header that says so."""
+    from ..facts.stacks import crashed_cpu_stack
+
+    try:
+        st = crashed_cpu_stack(prog)
+    except (ValueError, LookupError, drgn.FaultError):
+        return
+    if as_json:
+        print_json(st)
+        return
+    st.comm, st.pid, st.cpu, st.task = "", 0, 0, 0
+    lines = format_stack(st, False, _symbol_namer(prog)).splitlines()[1:]
+    print("\n".join(["PANIC CPU (saved registers; its task is not reachable):", *lines]))
+
+
 def _arm64_frame(st: Stack) -> bool:
     """arm64 stacks print each frame's record address (no return slot below it)."""
     return any(f.regs is not None and _is_arm64_regs(f.regs) for f in st.frames) or bool(
@@ -214,6 +231,8 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
             except Exception as e:
                 why = e
             unreadable(target, "bt: the panic task (give a PID or -a)", why)
+            if target.mode != "dwarf":
+                _print_crashed_cpu(prog, args.json)
             return
         tasks = [t]
     stacks = [task_stack(target, t) for t in tasks]

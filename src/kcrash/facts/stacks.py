@@ -229,6 +229,11 @@ PANIC_PATH_FUNCTIONS = frozenset(
 )
 
 
+#: arm64's exception vector table (``vectors``, v3.7+): a CPU stopped by QEMU while it
+#: enters an exception (the panic loop's timer IRQ) has its pc there.
+ARM64_VECTOR_TABLES = frozenset(("vectors",))
+
+
 def _in_panic_path(name: str | None) -> bool:
     """Where a dumping CPU stopped: kexec/panic code, or QEMU's pvpanic device."""
     return bool(name) and (name in PANIC_PATH_FUNCTIONS or name.startswith("pvpanic"))
@@ -371,6 +376,18 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
     return _with_task(st, task)
 
 
+def crashed_cpu_stack(prog: drgn.Program) -> Stack:
+    """The panicking CPU's stack from its saved registers (NT_PRSTATUS), for a dump whose
+    panic task cannot be found (no types, or no per-CPU data): on arm64 with every
+    exception frame's registers (frame records), elsewhere the PCs of the ORC unwind."""
+    if nodebug.is_arm64(prog):
+        st = stack_from_unwound(prog, nodebug.crashed_cpu_frames(prog), [], confirmed=True)
+        if st.frames and st.frames[0].function in ARM64_VECTOR_TABLES:
+            st.frames[0].regs = None
+        return st
+    return stack_from_trace(prog, nodebug.stack_trace(prog, None), False)
+
+
 def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
     """An arm64 task's stack: frame records from drgn's first frame, through every
     exception frame (its ``pt_regs``) and IRQ-stack switch (:mod:`kcrash.target.fpunwind`).
@@ -387,8 +404,12 @@ def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
     st = stack_from_unwound(prog, frames, [], confirmed=True)
     if st.frames and frames[0].regs is not None and not first.interrupted:
         st.frames[0].regs = None
-    if st.frames and _in_panic_path(st.frames[0].function):
-        st.frames[0].regs = None  # where the dumping CPU saved its registers
+    if st.frames and (
+        _in_panic_path(st.frames[0].function) or st.frames[0].function in ARM64_VECTOR_TABLES
+    ):
+        # where the dumping CPU saved its registers, or (QEMU's capture) the CPU's
+        # state as it entered the vector table: no exception frame of the stack
+        st.frames[0].regs = None
     if target.mode == "dwarf":
         _with_dwarf_lines(prog, st)
     return st

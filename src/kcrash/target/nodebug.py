@@ -37,8 +37,8 @@ from drgn import FindObjectFlags, Object, Program
 
 from ..model import LogLine
 from ..notes import Note
+from . import datasyms, kallsyms
 from . import globals as kglobals
-from . import kallsyms
 from .btf import Btf, BtfError, BtfTypes
 from .dumpfile import parse_vmcoreinfo
 from .fetch.distro import debuginfo_package
@@ -199,6 +199,17 @@ def attach(
     if have_syms:
         _set_main_module_ranges(prog)
 
+    # 2b. kallsyms of code only (no CONFIG_KALLSYMS_ALL: Debian's arm64): the data
+    # symbols VMCOREINFO names, and the BTF blob found after the text.
+    data: datasyms.DataSymbols | None = None
+    if have_syms and kallsyms.symbol_address(prog, "init_uts_ns") is None:
+        data = datasyms.DataSymbols(datasyms.vmcoreinfo_symbols(prog))
+        found = datasyms.find_btf(prog)
+        if found is not None:
+            data.symbols["__start_BTF"], data.symbols["__stop_BTF"] = found
+        prog.register_symbol_finder("kcrash-datasyms", data, enable_index=1)
+        setup.lacks.append(Note("lack.code_kallsyms"))
+
     # 3. BTF types.
     t1 = time.perf_counter()
     if have_syms:
@@ -213,6 +224,19 @@ def attach(
 
     # 4. Objects (needs nothing but kallsyms; types only where BTF has them).
     prog.register_object_finder("kcrash-nodebug", _find_object, enable_index=-1)
+    if data is not None and setup.mode == "btf" and "init_uts_ns" in data.symbols:
+        init_task = datasyms.find_init_task(prog, data.symbols["init_uts_ns"])
+        if init_task is not None:
+            data.symbols["init_task"] = init_task
+        area = _module_area(prog)
+        if area is not None:
+            try:
+                names = datasyms.logged_module_names([r.text for r in read_log(prog)])
+            except (LookupError, ValueError, drgn.FaultError):
+                names = []
+            head = datasyms.find_modules_head(prog, names, area)
+            if head is not None:
+                data.symbols["modules"] = head
 
     # 5. Modules: drgn's module objects (their ORC, address ranges) and symbols.
     t2 = time.perf_counter()
@@ -237,6 +261,32 @@ def attach(
     setup.timings["total"] = time.perf_counter() - t0
     st.setup = setup
     return setup
+
+
+def _module_area(prog: Program) -> tuple[int, int] | None:
+    """Where to look for ``struct module``: around the code addresses on the CPUs'
+    stacks that kallsyms does not name (module code: a module's ``struct module`` is in
+    the same allocation, after its text), else VMCOREINFO's ``MODULES_VADDR`` ..
+    ``MODULES_END`` (arm64, v4.12+: link-time values, right without KASLR)."""
+    pcs: list[int] = []
+    for regs in cpu_registers(prog):
+        try:
+            frames = unwind_registers(prog, regs)
+        except (LookupError, ValueError, drgn.FaultError):
+            continue
+        for f in frames:
+            if f.pc >> 63:
+                try:
+                    prog.symbol(f.pc)
+                except LookupError:
+                    pcs.append(f.pc)
+    if pcs:
+        return min(pcs) - (32 << 20), max(pcs) + (32 << 20)
+    try:
+        info = parse_vmcoreinfo(prog["VMCOREINFO"].string_())
+        return int(info["NUMBER(MODULES_VADDR)"], 16), int(info["NUMBER(MODULES_END)"], 16)
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
 
 
 def _text_ranges(prog: Program) -> list[tuple[int, int]]:
@@ -531,11 +581,34 @@ def _crashed_registers(prog: Program) -> dict[str, int]:
             else "no CPU registers: attach() was not given the vmcore path"
         )
     cpu = panic_cpu(prog)
+    if (cpu is None or cpu >= len(regs)) and is_arm64(prog):
+        cpu = _cpu_in_panic(prog, regs)
     if cpu is None or cpu >= len(regs):
         # No panic recorded: take the first CPU that was in the kernel.
         pc = "pc" if is_arm64(prog) else "rip"
         cpu = next((i for i, r in enumerate(regs) if r[pc] >> 63), 0)
     return regs[cpu]
+
+
+#: Functions only the CPU that crashed runs (the others stop in an IPI handler).
+_PANIC_FRAMES = frozenset(("panic", "die", "__crash_kexec", "crash_kexec", "oops_end"))
+
+
+def _cpu_in_panic(prog: Program, regs: list[dict[str, int]]) -> int | None:
+    """The CPU whose stack goes through panic()/die(), when ``panic_cpu`` is not a
+    known symbol (kallsyms of code only): the stopped CPUs sit in their IPI handler."""
+    for i, r in enumerate(regs):
+        try:
+            frames = unwind_registers(prog, r)
+        except (LookupError, ValueError, drgn.FaultError):
+            continue
+        for f in frames:
+            try:
+                if prog.symbol(f.pc if f.interrupted else f.pc - 1).name in _PANIC_FRAMES:
+                    return i
+            except LookupError:
+                continue
+    return None
 
 
 def _unwinder(prog: Program) -> OrcUnwinder:
