@@ -22,6 +22,7 @@ the dump still says, each checked before it is used:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 from collections.abc import Callable
@@ -72,10 +73,8 @@ def _scan(read: Callable[[int, int], bytes], start: int, span: int, needle: byte
                 data = read(page, _PAGE)
             except drgn.FaultError:
                 continue
-            try:
+            with contextlib.suppress(drgn.FaultError):
                 data += read(page + _PAGE, overlap)
-            except drgn.FaultError:
-                pass
             search(page, data)
     return sorted(set(hits))
 

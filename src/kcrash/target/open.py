@@ -156,8 +156,8 @@ def _refuse_unreadable_qemu_arm64(dump: DumpFile, machine: str | None) -> None:
     if dump.block_size != int(page):
         raise NotADumpError(
             f"{dump.path}: QEMU's kdump-format capture of an arm64 guest ({dump.block_size}-byte "
-            f"blocks for {page}-byte pages) which libkdumpfile cannot translate: capture it with dump-guest-memory "
-            "in ELF format (no -z/-l/-s), or with kdump inside the guest"
+            f"blocks for {page}-byte pages), which libkdumpfile cannot translate: capture it "
+            "with dump-guest-memory in ELF format (no -z/-l/-s), or with kdump inside the guest"
         )
 
 
