@@ -122,6 +122,21 @@ def find_init_task(prog: Program, near: int) -> int | None:
     return None
 
 
+def from_init_task(prog: Program, init_task: int) -> dict[str, int]:
+    """Globals ``init_task`` points at: ``init_pid_ns`` (its pid's namespace, the one
+    drgn's task and PID helpers walk), ``init_nsproxy`` and ``init_mm`` (its
+    ``active_mm``; a kernel thread has no ``mm``)."""
+    out: dict[str, int] = {}
+    try:
+        task = drgn.Object(prog, "struct task_struct", address=init_task)
+        out["init_pid_ns"] = task.thread_pid.numbers[0].ns.value_()
+        out["init_nsproxy"] = task.nsproxy.value_()
+        out["init_mm"] = task.active_mm.value_()
+    except (drgn.FaultError, LookupError, AttributeError, IndexError):
+        pass
+    return {k: v for k, v in out.items() if v}
+
+
 class DataSymbols:
     """A drgn symbol finder over the data symbols found here (name -> address)."""
 

@@ -228,6 +228,7 @@ def attach(
         init_task = datasyms.find_init_task(prog, data.symbols["init_uts_ns"])
         if init_task is not None:
             data.symbols["init_task"] = init_task
+            data.symbols.update(datasyms.from_init_task(prog, init_task))
         area = _module_area(prog)
         if area is not None:
             try:
