@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from checks import is_arm64
 
 from kcrash.diagnosis import CLASS_IDS, diagnose, render_messages

@@ -18,10 +18,9 @@ from functools import cache
 from typing import Any
 
 import drgn
+from checks import is_arm64, platform
 from drgn.helpers.linux.pid import find_task, for_each_task
 from drgn.helpers.linux.printk import get_dmesg, get_printk_records
-
-from checks import is_arm64, platform
 
 from kcrash.target import nodebug
 from kcrash.target.vmcoreinfo_log import read_log
@@ -98,17 +97,13 @@ def test_release_tasks_and_log_match_dwarf(corpus: list[dict[str, Any]]) -> None
 def _kcrash_stack(e: dict[str, Any], dwarf_mode: bool, pid: int | None = None) -> list[Any]:
     """kcrash's own stack facts of a task (the panic task by default) in one mode."""
     from kcrash.facts.stacks import crashed_cpu_stack, panic_task, task_stack
-    from kcrash.target.open import open_target
 
     t = _target(e["path"], e["vmlinux"] if dwarf_mode else None)
     if pid is None:
         task = panic_task(t.prog)
         st = task_stack(t, task) if task is not None else crashed_cpu_stack(t.prog)
     else:
-        from drgn.helpers.linux.pid import find_task
-
         st = task_stack(t, find_task(t.prog, pid))
-    del open_target
     return [f for f in st.frames if not f.inlined]
 
 
