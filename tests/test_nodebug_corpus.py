@@ -439,3 +439,31 @@ def test_fp_unwinder_agrees_with_drgn_dwarf(corpus: list[dict[str, Any]]) -> Non
             assert got == want, (e["id"], pid, names(prog, got), names(d, want))
             checked += 1
         assert checked >= 10, e["id"]
+
+
+def test_arm64_return_addresses_carry_pac_and_are_stripped(corpus: list[dict[str, Any]]) -> None:
+    """QEMU -cpu max signs return addresses (FEAT_PAuth, CONFIG_ARM64_PTR_AUTH_KERNEL): the lr
+    saved in the panic CPU's frame records has a PAC in bits 63..48 (VMCOREINFO's
+    KERNELPACMASK); stripped, it is the frame's pc and kallsyms names it."""
+    import struct
+
+    from kcrash.target.fpunwind import strip_pac
+
+    arm = [e for e in corpus if is_arm64(e)]
+    assert arm, "the corpus has no arm64 dump"
+    for e in arm:
+        prog, _ = nodebug_prog(e)
+        mask = nodebug.fp_unwinder(prog).mask
+        assert mask == 0xFFFF000000000000, hex(mask)  # 48-bit VA
+        frames = nodebug.crashed_cpu_frames(prog)
+        pcs = {f.pc for f in frames}
+        signed = 0
+        for f in frames:
+            if not (f.bp and f.bp >> 63):
+                continue
+            _fp, lr = struct.unpack("<QQ", prog.read(f.bp, 16))
+            if lr and lr & mask != mask:
+                signed += 1
+                assert strip_pac(lr, mask) in pcs, (e["id"], hex(lr))
+                prog.symbol(strip_pac(lr, mask) - 1)  # named by kallsyms
+        assert signed >= 5, (e["id"], signed)
