@@ -204,6 +204,13 @@ def _compare_stack(e: dict[str, Any], crash: list[Any], ours: dict[str, Any]) ->
             assert o["function"] == c
     our_addrs = [f["address"] for f in frames if not f["regs"]]
     exc_rips = {f["address"] for f in frames if f["regs"]}
+    if is_arm64(e):
+        # crash's arm64 bt prints each frame at pc - 4 (the branch-and-link before a return
+        # address): back to the return address, except where the CPU was (exact pcs)
+        exact = exc_rips | ({frames[0]["address"]} if frames else set())
+        for f in crash:
+            if not f.exception and f.address is not None and f.address not in exact:
+                f.address += 4
     # At a stack switch ("--- <IRQ stack> ---") crash repeats the last frame,
     # and after a "possibly bogus exception frame" it lists the RIP as a frame.
     crash_addrs: list[int | None] = []

@@ -45,6 +45,9 @@ class Frame:
     # drgn's x86-64 names), None when its stack pointer is unknown: ``bt``
     # prints crash's ``--- <IRQ stack> ---`` where it changes.
     stack: str | None = None
+    # arm64: the address of the frame record this function saved (its x29), which
+    # crash's arm64 bt prints in brackets; None elsewhere.
+    fp: int | None = None
 
     @property
     def symbol(self) -> str:

@@ -125,10 +125,15 @@ def format_stack(st: Stack, source_lines: bool = False, name_of: Any = None) -> 
                 out.append(sep)
             mod = f" [{visible(fr.module)}]" if fr.module else ""
             sp = f"{fr.sp - 8:016x}" if fr.sp is not None else "?" * 16
-            if fr.regs is not None or (fr.sp is not None and _arm64_frame(st)):
-                sp = f"{fr.sp or 0:016x}"
+            address = fr.address or 0
+            if fr.fp is not None:
+                # arm64, as crash prints it: the frame record's address, and for a return
+                # address the branch-and-link before it (pc - 4)
+                sp = f"{fr.fp:016x}"
+                # (the first frame and an exception's pc are where the CPU was: exact)
+                address -= 0 if fr.regs is not None or n == 0 else 4
             name = visible(fr.function or "??")
-            out.append(f"{'#' + str(n):>3} [{sp}] {name} at {fr.address or 0:x}{mod}")
+            out.append(f"{'#' + str(n):>3} [{sp}] {name} at {address:x}{mod}")
             n += 1
         if source_lines:
             for f in [*pending_inline, fr]:
@@ -161,13 +166,6 @@ def _print_crashed_cpu(prog: Program, as_json: bool) -> None:
     st.comm, st.pid, st.cpu, st.task = "", 0, 0, 0
     lines = format_stack(st, False, _symbol_namer(prog)).splitlines()[1:]
     print("\n".join(["PANIC CPU (saved registers; its task is not reachable):", *lines]))
-
-
-def _arm64_frame(st: Stack) -> bool:
-    """arm64 stacks print each frame's record address (no return slot below it)."""
-    return any(f.regs is not None and _is_arm64_regs(f.regs) for f in st.frames) or bool(
-        st.user_regs and _is_arm64_regs(st.user_regs)
-    )
 
 
 def _symbol_namer(prog: Program) -> Any:

@@ -316,6 +316,7 @@ def stack_from_unwound(
             sp=fr.sp,
             reliable=fr.reliable or confirmed,
             regs=dict(fr.regs) if fr.regs is not None and fr.interrupted else None,
+            fp=fr.bp if nodebug.is_arm64(prog) else None,
         )
         try:
             name, addr, fact.size = kallsyms_name(prog, prog.symbol(lookup_pc), lookup_pc)
