@@ -99,14 +99,23 @@ def find_btf(prog: Program) -> tuple[int, int] | None:
     return None
 
 
-def find_init_task(prog: Program, near: int) -> int | None:
-    """``init_task``'s address, searched below ``near`` (``init_uts_ns``) with BTF types."""
+def _type_and_offsets(
+    prog: Program, name: str, *members: str
+) -> tuple[drgn.Type, list[int]] | None:
+    """A type (BTF) and the byte offsets of some of its members, or None."""
     try:
-        task_type = prog.type("struct task_struct")
-        comm_off = drgn.offsetof(task_type, "comm")
-        tasks_off = drgn.offsetof(task_type, "tasks")
+        typ = prog.type(name)
+        return typ, [drgn.offsetof(typ, m) for m in members]
     except (LookupError, ValueError):
         return None
+
+
+def find_init_task(prog: Program, near: int) -> int | None:
+    """``init_task``'s address, searched below ``near`` (``init_uts_ns``) with BTF types."""
+    got = _type_and_offsets(prog, "struct task_struct", "comm", "tasks")
+    if got is None:
+        return None
+    task_type, (comm_off, tasks_off) = got
     for hit in reversed(_scan(prog.read, near - _DATA_SCAN, _DATA_SCAN, _INIT_COMM)):
         addr = hit - comm_off
         try:
@@ -184,12 +193,10 @@ def find_modules_head(prog: Program, names: list[str], area: tuple[int, int]) ->
     image = kallsyms.symbol_address(prog, "_stext")
     if image is None:
         return None
-    try:
-        mod_type = prog.type("struct module")
-        name_off = drgn.offsetof(mod_type, "name")
-        list_off = drgn.offsetof(mod_type, "list")
-    except (LookupError, ValueError):
+    got = _type_and_offsets(prog, "struct module", "name", "list")
+    if got is None:
         return None
+    mod_type, (name_off, list_off) = got
     for name in names:
         needle = name.encode() + b"\0"
         for hit in _scan(prog.read, lo, hi - lo, needle):
