@@ -29,7 +29,15 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-SCENARIOS = ("abba-deadlock", "mutex-owner-waits", "rwsem-writer-stall", "hung-task")
+SCENARIOS = (
+    "abba-deadlock",
+    "mutex-owner-waits",
+    "rwsem-writer-stall",
+    "hung-task",
+    # the soft lockup behind a spinlock: the holder is searched on every other CPU
+    "spin-held",
+    "spin-held-heap",
+)
 
 CHILD = r"""
 import json, sys, time

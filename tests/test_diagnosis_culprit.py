@@ -139,7 +139,7 @@ def test_sanitizer_site_and_culprit_in_every_format(tmp_path: Path) -> None:
 
     r = _report("172", tmp_path)
     jsonschema.validate(r, SCHEMA)
-    assert r["schema_version"] == "1.2"
+    assert r["schema_version"] == "1.3"
     v = r["verdict"]
     assert v["crash_site"]["function"] == "memcmp"
     assert v["culprit"]["function"] == "xfrm_selector_match"

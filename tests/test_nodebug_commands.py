@@ -39,6 +39,7 @@ import pytest
 from checks import each, is_arm64
 
 from kcrash.commands import registry
+from kcrash.report.hang import json_lock_words as lock_words
 from kcrash.target.open import open_target
 
 #: Text commands, compared line by line (``sys`` without its KERNEL line).
@@ -119,6 +120,12 @@ def _hang_named_as_without_dwarf(
         for ld, ln in pairs:
             if ld and ln and ld["address"] == ln["address"] and ld["name"] and ln["name"]:
                 names[ld["name"]] = ln["name"]
+                if ld.get("naming") == "variable":
+                    # A heap member the frames' variables name (`&dev->lock`) is, without
+                    # DWARF, "in a kmalloc-64 object at …": another wording, not only a name.
+                    words = [lock_words(x["kind"], x["name"], x["naming"], x["address"], "en")
+                             for x in (ld, ln)]  # fmt: skip
+                    names[words[0]] = words[1]
 
     def renamed(x: Any) -> Any:
         if isinstance(x, str):
@@ -136,10 +143,15 @@ def _hang_named_as_without_dwarf(
         for t in h["tasks"]:
             t = {k: v for k, v in t.items() if k not in ("function", "stack")}
             if t.get("lock"):
-                t["lock"] = {k: v for k, v in t["lock"].items() if k not in ("found_by", "naming")}
+                mode_dependent = ("found_by", "naming", "object_offset")
+                t["lock"] = {k: v for k, v in t["lock"].items() if k not in mode_dependent}
             t["holds"] = [{k: v for k, v in x.items() if k != "naming"} for x in t["holds"]]
             tasks.append(t)
-        return {**h, "tasks": tasks, "undetermined": None}
+        spins = [
+            {**x, "lock": {k: v for k, v in x["lock"].items() if k != "naming"}}
+            for x in h.get("spinlocks") or []
+        ]
+        return {**h, "tasks": tasks, "undetermined": None, "spinlocks": spins}
 
     dwarf = renamed(dwarf)
     return {**dwarf, "hang": bare(dwarf["hang"])}, {**nodebug, "hang": bare(hn)}

@@ -30,6 +30,7 @@ MODULE_SRC = PKG_DIR / "module"
 EXTRA_MODULES: dict[str, Path] = {
     "kcrash_hang": PKG_DIR / "module-hang",
     "kcrash_memslab": PKG_DIR / "module-memslab",
+    "kcrash_spin": PKG_DIR / "module-spin",
 }
 INIT_SCRIPT = PKG_DIR / "guest" / "init.sh"
 #: Host tools copied into the initramfs (they run in both kernels of a kdump boot).

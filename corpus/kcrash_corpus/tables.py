@@ -221,6 +221,34 @@ def _hang_rows(action: str, culprit: str) -> tuple[Scenario, Scenario]:
     )
 
 
+def _spin(action: str) -> str:
+    """Shell that starts kcrash_spin's holder (CPU 1) and waiter (CPU 0) of `action`."""
+    return f"sh -c 'echo {action} > /proc/kcrash_spin'"
+
+
+def _spin_rows(action: str, culprit: str) -> tuple[Scenario, Scenario]:
+    """The kdump and the QEMU row of one kcrash_spin scenario (issue 18), Debian 12 only
+    (extra modules are built with the host's kbuild): CPU 0 spins for a spinlock CPU 1
+    holds until the soft-lockup watchdog panics (threshold 2 s: reported after 4 s);
+    ``culprit`` is the spinning thread's function."""
+    return tuple(  # type: ignore[return-value]
+        Scenario(
+            action,
+            _spin(action),
+            "soft-lockup",
+            "BUG: soft lockup - CPU#0",
+            culprit,
+            "kcrash_spin",
+            {"kernel/softlockup_panic": "1", "kernel/watchdog_thresh": "2"},
+            formats=(fmt,),
+            kernels=("deb12",),
+            extra_module="kcrash_spin",
+            **({"timeout": HANG_KDUMP_TIMEOUT} if fmt == "kdump-zlib" else {}),  # type: ignore[arg-type]
+        )
+        for fmt in ("kdump-zlib", "qemu-kdump")
+    )
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "null-deref",
@@ -312,6 +340,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     # kcrash_cfg_reader holds kcrash_hang_dev.cfg_sem for reading and sleeps in msleep() (it
     # wakes each second: not hung); kcrash_cfg_writer's down_write() waits behind it.
     *_hang_rows("rwsem-writer-stall", "kcrash_cfg_writer"),
+    # Issue 18, a soft lockup behind a spinlock (module kcrash_spin): kcrash_spin_holder
+    # holds kcrash_spin_lock on CPU 1 and polls a device that never answers (touching the
+    # watchdog); kcrash_spin_waiter spins for it on CPU 0 until the watchdog panics there.
+    *_spin_rows("spin-held", "kcrash_spin_waiter"),
+    # The same with the lock inside a kmalloc'ed struct kcrash_spin_dev (`&dev->lock`).
+    *_spin_rows("spin-held-heap", "kcrash_dev_waiter"),
     Scenario(
         "divide-error",
         _w("divide-error"),

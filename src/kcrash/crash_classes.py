@@ -417,6 +417,7 @@ _ROWS: tuple[Rule, ...] = (
         culprit="anchor",
         folds=("soft-lockup",),
         context=("cpu-stacks", "waits"),
+        answered_by_waits=(2,),  # find the lock holder in the other CPUs' stacks
         trailed_by=("softlockup: hung tasks",),
     ),
     Rule(

@@ -253,6 +253,15 @@ class LockFact:
     last_reader_task: int | None = None  # rwsem: the last reader the kernel recorded (a hint)
     count: int | None = None  # semaphore count / completion done
     error: str | None = None  # why the holder could not be read
+    # A spinlock records no holder (a qspinlock without CONFIG_DEBUG_SPINLOCK): the holder
+    # is inferred from the other CPUs (facts/spinlocks.py), owner_task then says whom.
+    holder_cpu: int | None = None  # the CPU the inferred holder runs on
+    holder_clues: list[str] = field(default_factory=list)  # codes, see facts/spinlocks.py
+    holder_confidence: str | None = None  # "probable" or "possible" (never proved)
+    holder_path: list[str] = field(default_factory=list)  # the holder's innermost frames
+    taken_in: str | None = None  # the waiter's function that called spin_lock()
+    waiter_cpu: int | None = None  # the CPU that spins on it
+    object_offset: int | None = None  # a lock named by its slab cache: where in the object
 
 
 @dataclass

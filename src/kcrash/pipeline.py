@@ -177,11 +177,14 @@ def add_context(target: Any, facts: CrashFacts, cls: str, steps: Steps) -> None:
 
     prog = target.prog
     if "cpu-stacks" in context:
-        from drgn.helpers.linux.cpumask import for_each_online_cpu
+        from drgn.helpers.linux.cpumask import for_each_present_cpu
         from drgn.helpers.linux.sched import cpu_curr
 
+        # Present, not online: panic() without kdump stops the other CPUs in
+        # stop_this_cpu(), which marks each offline, so a QEMU-captured dump's online
+        # mask holds the panicking CPU alone (crash's `bt -a` shows them all).
         def cpus() -> list[Stack]:
-            return [task_stack(target, cpu_curr(prog, c)) for c in for_each_online_cpu(prog)]
+            return [task_stack(target, cpu_curr(prog, c)) for c in for_each_present_cpu(prog)]
 
         facts.cpu_stacks = steps.run("cpu stacks", cpus) or []
     if "blocked-tasks" in context:

@@ -145,7 +145,13 @@ def link_messages(g: WaitGraph, pids: list[int], cycle: bool) -> list[Message]:
     for i, pid in enumerate(seq):
         prev = g.edges[pids[i]]  # the edge into seq[i]
         holder = "hang.link.reader" if prev.hint else "hang.link.holder"
-        msgs.append(Message(holder, {**_task(g.tasks[pid]), "readers": prev.lock.readers}))
+        conf = prev.lock.holder_confidence  # a spinlock's holder is inferred, never read
+        msgs.append(
+            Message(
+                "hang.link.inferred" if conf else holder,
+                {**_task(g.tasks[pid]), "readers": prev.lock.readers, "confidence": conf},
+            )
+        )
         if i < len(seq) - 1:
             msgs.append(Message("hang.link.wants", {"want": lock_params(g.edges[pid].lock)}))
     msgs.append(Message("hang.cycle.end", {}) if cycle else root_message(g.tasks[pids[-1]]))
@@ -240,4 +246,8 @@ def undetermined(g: WaitGraph) -> list[Message]:
             out.append(Message("hang.unknown.unlocked", {**_task(w), **lock_params(lk)}))
         if lk is not None and lk.naming == "symbol+offset":
             out.append(Message("hang.unknown.member", lock_params(lk)))
+        if lk is not None and lk.naming == "slab" and lk.object_offset is not None:
+            # A heap object's type is not in the slab: the frames' variables (DWARF) say it.
+            offset = f"{lk.object_offset:#x}"
+            out.append(Message("hang.unknown.slab-member", {**lock_params(lk), "offset": offset}))
     return out

@@ -364,6 +364,15 @@ def task_wait(target: Target, task: drgn.Object, stack: Stack) -> TaskWait:
         return wait
     index, row = found
     wait.kind, wait.frame_index, wait.function = row.kind, index, stack.frames[index].function
+    if row.kind == "spinlock":
+        from .spinlocks import spin_fact
+
+        spin = spin_fact(target, task, stack, index)
+        if isinstance(spin, str):
+            wait.unknown = spin
+        else:
+            wait.lock = spin
+        return wait
     ltype = lock_type_of(row.kind)
     if ltype is None:
         return wait

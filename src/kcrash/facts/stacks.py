@@ -274,7 +274,10 @@ def stack_from_trace(
             # points 8 bytes below the end) is still on that stack.
             fact.stack = next((k for lo, hi, k in ranges if lo <= fact.sp <= hi), "TASK")
         st.frames.append(fact)
-        prev = fr
+        if not fr.is_inline:
+            # The entry code's frame (its pt_regs holds orig_ax), not an inline frame
+            # of the interrupted function (cpu_relax() in a spin loop) that sits between.
+            prev = fr
     return st
 
 

@@ -51,11 +51,11 @@ def collect_waits(target: Target) -> list[TaskWait]:
         addr = t.value_()
         if addr in done:
             continue
-        done.add(addr)
         stack = task_stack(target, t)
         found = wait_frame(stack)
         if is_blocked and crash_state(t) == "RU" and (found is None or not _spins(found[1].kind)):
-            continue
+            continue  # not done: it may still be queued as a holder (a spinlock's)
+        done.add(addr)
         w = task_wait(target, t, stack)
         w.stack, w.blocked = stack, is_blocked
         out.append(w)

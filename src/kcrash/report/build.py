@@ -22,7 +22,7 @@ from .labels import labels
 #: 1.2: ``objects`` (bad pointers: poison, slab cache/object/tracks) and the memory
 #: picture of an OOM in ``context.memory`` (breakdown, caches, leak suspect, cgroup)
 #:      ``hang`` (issue 18): the wait-for graph of blocked tasks, their locks and holders
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 def _frame(f: Frame) -> dict[str, Any]:
@@ -199,9 +199,12 @@ def build_report(
     from .hang import hang_section, hang_steps
 
     hang = hang_section(facts.waits, lang)
-    if hang and hang.get("summary"):
-        # What the graph shows goes first: it is the answer to "why is it hung".
-        primary["explanation"] = [*primary["explanation"], hang["summary"]]
+    spins = [sp["sentence"] for sp in (hang or {}).get("spinlocks") or []]
+    if hang and (hang.get("summary") or spins):
+        # What the graph shows goes first: it is the answer to "why is it hung"; for a CPU
+        # spinning on a spinlock, which lock and which CPU's task holds it.
+        said = [hang["summary"]] if hang.get("summary") else []
+        primary["explanation"] = [*primary["explanation"], *said, *spins]
         # The generic "find what it waits for / who holds it" steps are answered now.
         from ..crash_classes import RULES_BY_ID
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..diagnosis.i18n import render
+from ..diagnosis.spins import spin_messages, spin_next_step, spinning
 from ..diagnosis.verdict import Message
 from ..diagnosis.waits import WaitGraph, build_graph, story, summary, undetermined
 from ..model import LockFact, TaskWait
@@ -25,7 +26,7 @@ def _lock_words(p: dict[str, Any], lang: str) -> str:
     return render(keys.get(naming, "hang.lock.named"), {**p, "kind": kind}, lang)
 
 
-def _json_lock_words(kind: str, name: str | None, naming: str, address: int, lang: str) -> str:
+def json_lock_words(kind: str, name: str | None, naming: str, address: int, lang: str) -> str:
     """:func:`_lock_words` of a lock as the report's JSON holds it."""
     p = {"kind": kind.split("-")[0], "lock": name, "naming": naming, "address": f"{address:#x}"}
     return _lock_words(p, lang)
@@ -45,6 +46,8 @@ def say(msg: Message, lang: str) -> str:
             params[k] = _sep(lang).join(_lock_words(x, lang) for x in v) or None
         elif k == "kind" and isinstance(v, str) and v:
             params[k] = render(f"hang.kind.{v}", {}, lang)
+        elif k == "confidence" and isinstance(v, str) and v:
+            params[k] = render(f"hang.confidence.{v}", {}, lang)
         else:
             params[k] = v
     return render(msg.id, params, lang)
@@ -66,6 +69,14 @@ def _lock_json(lk: LockFact, pids: dict[int, TaskWait]) -> dict[str, Any]:
         "last_reader": {"pid": reader.pid, "comm": reader.comm} if reader else None,
         "count": lk.count,
         "error": lk.error,
+        # Since 1.3: a spinlock's holder is inferred from the other CPUs (no owner field).
+        "holder_cpu": lk.holder_cpu,
+        "holder_confidence": lk.holder_confidence,
+        "holder_clues": list(lk.holder_clues),
+        "holder_path": list(lk.holder_path),
+        "taken_in": lk.taken_in,
+        "waiter_cpu": lk.waiter_cpu,
+        "object_offset": lk.object_offset,
     }
 
 
@@ -107,7 +118,50 @@ def hang_section(waits: list[TaskWait] | None, lang: str) -> dict[str, Any] | No
         "story": "".join(say(m, lang) for m in pieces) or None,
         "tasks": [_task_json(w, g, by_task) for w in waits],
         "undetermined": [say(m, lang) for m in undetermined(g)],
+        "spinlocks": spin_section(waits, lang),
     }
+
+
+def _say_how(msg: Message, lang: str) -> str:
+    """The "how the holder was found" sentence: its clue messages joined into one list."""
+    clues = msg.params.get("clues") or []
+    words = _sep(lang).join(render(c.id, c.params, lang) for c in clues)  # type: ignore[union-attr]
+    conf = msg.params.get("confidence")
+    conf_words = render(f"hang.confidence.{conf}", {}, lang) if conf else None
+    return render(msg.id, {"confidence": conf_words, "clues": words or None}, lang)
+
+
+def spin_section(waits: list[TaskWait], lang: str) -> list[dict[str, Any]]:
+    """Since 1.3: each CPU spinning on a spinlock, the lock, its inferred holder and how it
+    was found, as data and as the sentences the text, Markdown and HTML reports print."""
+    out: list[dict[str, Any]] = []
+    for w in spinning(waits):
+        lk = w.lock
+        assert lk is not None
+        holder = next((h for h in waits if lk.owner_task and h.task == lk.owner_task), None)
+        sentence, how = spin_messages(w, waits)
+        step = spin_next_step(w, waits)
+        out.append(
+            {
+                "cpu": lk.waiter_cpu,
+                "pid": w.pid,
+                "comm": w.comm,
+                "lock": {"address": lk.address, "name": lk.name, "naming": lk.naming},
+                "function": lk.taken_in or w.function,
+                "holder": (
+                    {"pid": holder.pid, "comm": holder.comm, "cpu": lk.holder_cpu}
+                    if holder
+                    else None
+                ),
+                "holder_path": list(lk.holder_path),
+                "confidence": lk.holder_confidence,
+                "clues": list(lk.holder_clues),
+                "sentence": say(sentence, lang),
+                "how": _say_how(how, lang) if how else None,
+                "next_step": say(step, lang) if step else None,
+            }
+        )
+    return out
 
 
 def task_line(t: dict[str, Any], lang: str) -> str:
@@ -115,14 +169,15 @@ def task_line(t: dict[str, Any], lang: str) -> str:
     parts = [f"PID {t['pid']} ({t['comm']}) {t['state']}"]
     lk = t.get("lock")
     if lk:
-        words = _json_lock_words(lk["kind"], lk["name"], lk["naming"], lk["address"], lang)
+        words = json_lock_words(lk["kind"], lk["name"], lk["naming"], lk["address"], lang)
         how = render(f"hang.found.{lk['found_by']}", {}, lang)
-        parts.append(render("hang.task.waits", {"lock": words, "how": how}, lang))
+        verb = "hang.task.spins" if lk["kind"] == "spinlock" else "hang.task.waits"
+        parts.append(render(verb, {"lock": words, "how": how}, lang))
     elif t.get("wait"):
         parts.append(render("hang.task.in", {"function": t["function"]}, lang))
     if t.get("holds"):
         held = _sep(lang).join(
-            _json_lock_words(h["kind"], h["name"], h["naming"], h["address"], lang)
+            json_lock_words(h["kind"], h["name"], h["naming"], h["address"], lang)
             for h in t["holds"]
         )
         parts.append(render("hang.task.holds", {"locks": held}, lang))
@@ -136,6 +191,8 @@ def hang_lines(hang: dict[str, Any], lang: str, frames: int = 8) -> list[str]:
         out.append(hang["summary"])
     if hang.get("story"):
         out.append(hang["story"])
+    for sp in hang.get("spinlocks") or []:
+        out += [x for x in (sp["sentence"], sp["how"]) if x]
     if out:
         out.append("")
     for t in hang.get("tasks", []):
@@ -148,6 +205,7 @@ def hang_lines(hang: dict[str, Any], lang: str, frames: int = 8) -> list[str]:
 
 def hang_steps(hang: dict[str, Any] | None) -> list[str]:
     """The next steps the graph gives, first in the list: the story of the cycle or chain."""
-    if not hang or not hang.get("story"):
+    if not hang:
         return []
-    return [hang["story"]]
+    spins = [sp["next_step"] for sp in hang.get("spinlocks") or [] if sp.get("next_step")]
+    return spins + ([hang["story"]] if hang.get("story") else [])

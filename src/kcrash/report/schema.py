@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 #: ``schema_version`` of the reports this code writes (docs/report-schema.json).
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.3"
 
 
 class Tool(TypedDict):
@@ -274,6 +274,31 @@ class HangLock(TypedDict, total=False):
     holder: Any
     readers: int | None
     last_reader: Any
+    # Since 1.3: a spinlock's holder, inferred from the other CPUs (facts/spinlocks.py).
+    holder_cpu: int | None
+    holder_confidence: Literal["probable", "possible"] | None
+    holder_clues: list[str]
+    holder_path: list[str]
+    taken_in: str | None
+    waiter_cpu: int | None
+    object_offset: int | None
+
+
+class HangSpin(TypedDict):
+    """Since 1.3: one CPU spinning on a spinlock and the task inferred to hold it."""
+
+    cpu: int | None
+    pid: int
+    comm: str
+    lock: dict[str, Any]  # address, name, naming
+    function: str | None  # the spinning task's function that called spin_lock()
+    holder: dict[str, Any] | None  # pid, comm, cpu
+    holder_path: list[str]
+    confidence: Literal["probable", "possible"] | None
+    clues: list[str]
+    sentence: str
+    how: str | None
+    next_step: str | None
 
 
 class HangTask(TypedDict, total=False):
@@ -301,6 +326,7 @@ class Hang(TypedDict):
     story: str | None
     tasks: list[HangTask]
     undetermined: list[str]
+    spinlocks: list[HangSpin]  # since 1.3
 
 
 class Report(TypedDict):
