@@ -139,12 +139,15 @@ class FpUnwinder:
         not a return address (a sleeping task's saved context).
         """
         pc = regs["pc"]
+        regs = dict(regs)
+        if "x30" in regs:  # lr as the CPU held it: maybe signed (a saved context's PAC)
+            regs["x30"] = strip_pac(regs["x30"], self.mask)
         frames = [
             UnwoundFrame(
                 pc=pc,
                 sp=regs.get("sp", 0),
                 bp=regs.get("x29"),
-                regs=dict(regs) if interrupted else None,
+                regs=regs if interrupted else None,
                 interrupted=interrupted,
             )
         ]

@@ -27,6 +27,7 @@ Kernels: 6.0+ (VMCOREINFO locates kallsyms); BTF since 5.2 (Debian 11+).
 from __future__ import annotations
 
 import logging
+import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -583,12 +584,33 @@ def _crashed_registers(prog: Program) -> dict[str, int]:
         )
     cpu = panic_cpu(prog)
     if (cpu is None or cpu >= len(regs)) and is_arm64(prog):
-        cpu = _cpu_in_panic(prog, regs)
+        cpu = _cpu_of_last_report(prog)
+        if cpu is None or cpu >= len(regs):
+            cpu = _cpu_in_panic(prog, regs)
     if cpu is None or cpu >= len(regs):
         # No panic recorded: take the first CPU that was in the kernel.
         pc = "pc" if is_arm64(prog) else "rip"
         cpu = next((i for i, r in enumerate(regs) if r[pc] >> 63), 0)
     return regs[cpu]
+
+
+_REPORT_CPU_RE = re.compile(r"^CPU: (\d+) (?:UID: \d+ )?PID: \d+ Comm: ")
+
+
+def _cpu_of_last_report(prog: Program) -> int | None:
+    """The CPU of the log's last report (dump_stack's "CPU: 1 PID: 121 Comm: sh" line,
+    lib/dump_stack.c, v2.6-v6.x; "UID:" since v6.10): the one that oopsed or panicked.
+    With kdump the panicking CPU's saved registers are the oops's (die() calls
+    crash_kexec(regs)), so its stack does not go through panic()."""
+    try:
+        lines = [ln.text for ln in log_lines(prog)]
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
+    for text in reversed(lines):
+        m = _REPORT_CPU_RE.match(text)
+        if m:
+            return int(m.group(1))
+    return None
 
 
 #: Functions only the CPU that crashed runs (the others stop in an IPI handler).
