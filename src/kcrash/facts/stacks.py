@@ -386,10 +386,19 @@ def crashed_cpu_stack(prog: drgn.Program) -> Stack:
     exception frame's registers (frame records), elsewhere the PCs of the ORC unwind."""
     if nodebug.is_arm64(prog):
         st = stack_from_unwound(prog, nodebug.crashed_cpu_frames(prog), [], confirmed=True)
-        if st.frames and st.frames[0].function in ARM64_VECTOR_TABLES:
-            st.frames[0].regs = None
+        _drop_dump_path_regs(st)
         return st
     return stack_from_trace(prog, nodebug.stack_trace(prog, None), False)
+
+
+def _drop_dump_path_regs(st: Stack) -> None:
+    """No register block for a first frame where the dumping CPU saved its registers
+    (``__crash_kexec`` …) or, in QEMU's capture, where the CPU was entering the vector
+    table: neither is an exception frame of the stack (arm64)."""
+    if st.frames and (
+        _in_panic_path(st.frames[0].function) or st.frames[0].function in ARM64_VECTOR_TABLES
+    ):
+        st.frames[0].regs = None
 
 
 def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
@@ -408,12 +417,7 @@ def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
     st = stack_from_unwound(prog, frames, [], confirmed=True)
     if st.frames and frames[0].regs is not None and not first.interrupted:
         st.frames[0].regs = None
-    if st.frames and (
-        _in_panic_path(st.frames[0].function) or st.frames[0].function in ARM64_VECTOR_TABLES
-    ):
-        # where the dumping CPU saved its registers, or (QEMU's capture) the CPU's
-        # state as it entered the vector table: no exception frame of the stack
-        st.frames[0].regs = None
+    _drop_dump_path_regs(st)
     if target.mode == "dwarf":
         _with_dwarf_lines(prog, st)
     return st
