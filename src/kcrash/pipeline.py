@@ -64,6 +64,7 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
     facts.log = steps.run("log", lambda: flog.target_log(target)) or []
     facts.events = steps.run("events", lambda: events_from_log(facts.log)) or []
     steps.run("code bytes", lambda: fill_code_from_memory(prog, facts.events))
+    steps.run("noreturn callers", lambda: name_noreturn_callers(prog, facts.events))
     if target.mode != "kallsyms":
         facts.system = steps.run("system", lambda: system_info(target, facts.log)) or facts.system
         # Module DWARF only for the modules the crash report involves.
@@ -91,6 +92,34 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
         facts.system.dumpfile = target.dump.path
         steps.skip("system", Note("step.no_types"))
     return facts
+
+
+def name_noreturn_callers(prog: Any, events: list[Any]) -> int:
+    """Rename the ``f+0x0/…`` frames of an arm64 ``Call trace:`` after the dump's symbols.
+
+    arm64's dump_backtrace() prints each return address as it is (``%pSb``, v5.x-6.x).
+    After a call to a noreturn function that ends its caller (``panic()`` at the end
+    of ``sysrq_handle_crash``), the return address is the first byte of the *next*
+    function, so the log names that one at offset 0 (``sysrq_reset_seq_param_set+0x0``).
+    The caller is the function holding the ``bl`` just before: named from the dump.
+    """
+    from .target.nodebug import is_arm64
+
+    if not is_arm64(prog):
+        return 0
+    fixed = 0
+    for ev in events:
+        for i, fr in enumerate(ev.call_trace):
+            if i == 0 or fr.offset != 0 or not fr.function or fr.regs:
+                continue
+            try:
+                start = prog.symbol(fr.function).address
+                sym = prog.symbol(start - 4)
+            except (LookupError, ValueError):
+                continue
+            fr.function, fr.offset, fr.size = sym.name, start - sym.address, sym.size
+            fixed += 1
+    return fixed
 
 
 def fill_code_from_memory(prog: Any, events: list[Any]) -> int:
