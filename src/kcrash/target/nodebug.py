@@ -770,6 +770,9 @@ def frame_registers(frame: drgn.StackFrame) -> dict[str, int]:
     regs = dict(frame.registers())
     if "x29" in regs or "x30" in regs:
         regs["pc"] = frame.pc
+        # drgn also lists x29 and x30 by their aliases fp and lr: one name each
+        regs.pop("fp", None)
+        regs.pop("lr", None)
     return regs
 
 
