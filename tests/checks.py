@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+#: The JSON report's schema (docs/report-schema.json), which every report must satisfy.
+REPORT_SCHEMA = json.loads((Path(__file__).parents[1] / "docs/report-schema.json").read_text())
+
+
+@functools.cache
+def _report_validator() -> Any:
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(REPORT_SCHEMA)
+    cls.check_schema(REPORT_SCHEMA)
+    return cls(REPORT_SCHEMA)
+
+
+def validate_report(report: Any) -> None:
+    """``jsonschema.validate(report, REPORT_SCHEMA)`` with the schema checked once: validate()
+    checks the schema itself and builds a validator on every call, 35 times the cost of the
+    validation (0.14 s CPU a report; the suite validates hundreds)."""
+    _report_validator().validate(report)
 
 
 def each(entries: list[dict[str, Any]], check: Callable[[dict[str, Any]], None]) -> None:

@@ -7,12 +7,14 @@ reuse :class:`ServerProcess` (database URL and broker URL are options).
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -58,7 +60,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 60) -> ServerProcess:
+    def start(self, timeout: float = 180) -> ServerProcess:
         cmd = [sys.executable, "-m", "kcrash", "server", "--data", str(self.data)]
         cmd += ["--listen", f"127.0.0.1:{self.port}", "--log-level", "warning", *self.extra]
         if self.database:
@@ -74,6 +76,7 @@ class ServerProcess:
                     return self
             except OSError:
                 time.sleep(0.2)
+        self.stop(signal.SIGKILL)  # not left behind by a failed test
         raise AssertionError(f"kcrash server did not answer in {timeout} s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -121,3 +124,33 @@ class ServerProcess:
                 return crash
             time.sleep(0.3)
         raise AssertionError(f"crash {crash_id} not analyzed in {timeout} s")
+
+
+class WebhookReceiver(http.server.ThreadingHTTPServer):
+    """A webhook endpoint on loopback that keeps what the analysis runners send."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Hook)
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def events(self, want: int, timeout: float = 30) -> list[tuple[str, dict[str, Any]]]:
+        """(event, payload) of what arrived, once ``want`` deliveries did (or at timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.got) < want:
+            time.sleep(0.2)
+        return [(h["x-kcrash-event"], json.loads(b)) for h, b in self.got]
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    server: WebhookReceiver
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()

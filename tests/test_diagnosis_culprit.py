@@ -7,11 +7,11 @@ tests over hand-built frames, in addition.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
+from checks import validate_report
 from test_syzkaller_benchmark import DATA, load_case
 
 from kcrash.diagnosis.culprit import (
@@ -26,8 +26,6 @@ from kcrash.diagnosis.culprit import (
 )
 from kcrash.model import Frame
 from kcrash.pipeline import analyze_path, render_to_string
-
-SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 
 
 def _all_rows():
@@ -135,10 +133,8 @@ def _report(name: str, tmp_path: Path) -> dict:
 
 def test_sanitizer_site_and_culprit_in_every_format(tmp_path: Path) -> None:
     """KASAN in memcmp called by xfrm_selector_match (syzkaller file 172)."""
-    import jsonschema
-
     r = _report("172", tmp_path)
-    jsonschema.validate(r, SCHEMA)
+    validate_report(r)
     assert r["schema_version"] == "1.3"
     v = r["verdict"]
     assert v["crash_site"]["function"] == "memcmp"

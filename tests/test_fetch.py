@@ -181,7 +181,10 @@ def test_debuginfod_fetch_into_empty_cache(
     # now cached: found again without the network
     again = fetch_debuginfo(kernel["release"], bid, allow_network=False, cache_root=tmp_path)
     assert again == path
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bid, "by-release"])
+    # the build, its release link and the (empty) lock that serialises fetches of the build
+    lock = f".fetch-{bid}.lock"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([bid, "by-release", lock])
+    assert (tmp_path / lock).stat().st_size == 0
 
 
 @pytest.mark.corpus
@@ -207,6 +210,53 @@ def test_cli_fetches_a_dumps_vmlinux_through_debuginfod(
     assert loopback.hits == [f"/buildid/{kernel['build_id']}/debuginfo"]
     assert f"{debuginfod}/buildid/{kernel['build_id']}/debuginfo" in proc.stderr
     assert "no debuginfo for build id" in proc.stderr
+
+
+@pytest.mark.corpus
+def test_workers_sharing_a_cache_fetch_a_build_once(
+    corpus: list[dict[str, Any]],
+    kernel: dict[str, Any],
+    debuginfod: str,
+    loopback: _Server,
+    tmp_path: Path,
+) -> None:
+    """Two fetches of one build into one ``KCRASH_DEBUGINFO_CACHE`` (a fleet's workers after
+    a new kernel's first crashes): one downloads, the other waits for it and reads the cache.
+
+    The test holds the build's lock itself until both processes say they wait, so the race
+    is the worst case every time, not a matter of timing."""
+    from kcrash.target.fetch.cache import fetch_lock
+
+    dump = next(e for e in corpus if e["build_id"] == kernel["build_id"])
+    shared = tmp_path / "shared-cache"
+    env = {
+        "KCRASH_DEBUGINFO_CACHE": str(shared),
+        "DEBUGINFOD_URLS": f"{_url(loopback)} {debuginfod}",
+    }
+    full = {k: v for k, v in os.environ.items() if k != "DEBUGINFOD_URLS"} | env
+    cmd = [sys.executable, "-m", "kcrash", "debuginfo", dump["path"], "--fetch"]
+    errs = [tmp_path / f"err{i}" for i in range(2)]
+    with fetch_lock(kernel["build_id"], shared):
+        procs = []
+        for err in errs:
+            with open(err, "w") as f:
+                procs.append(
+                    subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=f, text=True, env=full)
+                )
+        deadline = time.monotonic() + 300
+        while not all("waiting for another kcrash" in e.read_text() for e in errs):
+            assert time.monotonic() < deadline, [e.read_text() for e in errs]
+            assert all(p.poll() is None for p in procs), [e.read_text() for e in errs]
+            time.sleep(0.2)
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    said = [e.read_text() for e in errs]
+    assert [p.returncode for p in procs] == [0, 0], said
+    want = str(shared / kernel["build_id"] / "vmlinux")
+    assert [o.strip() for o in outs] == [want, want]
+    fetched = [s for s in said if f"{debuginfod}/buildid/{kernel['build_id']}/debuginfo" in s]
+    assert len(fetched) == 1, said
+    assert sum("fetched by another kcrash" in s for s in said) == 1, said
+    assert loopback.hits == [f"/buildid/{kernel['build_id']}/debuginfo"]  # one process asked
 
 
 @pytest.mark.corpus

@@ -10,13 +10,11 @@ vmcores and vmcore-dmesg.txt files and the oops logs of tests/data/oops.  Kills 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import pick
-from server_process import ServerProcess, kcrash_env, make_token
+from server_process import ServerProcess, WebhookReceiver, kcrash_env, make_token
 from services import create_database, postgres_server, redis_url  # noqa: F401  (fixtures)
 
 from kcrash.server import alerts
@@ -97,28 +95,6 @@ def fleet(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
         w.stop()
 
 
-class _Receiver(http.server.ThreadingHTTPServer):
-    """A webhook endpoint on loopback that keeps what the workers send."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Hook)
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _Hook(http.server.BaseHTTPRequestHandler):
-    server: _Receiver
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
-
-
 def _submit(srv: ServerProcess, token: str, *args: str, timeout: float = 120) -> str:
     r = subprocess.run(
         [sys.executable, "-m", "kcrash", "submit", "--server", srv.url, "--token", token, *args],
@@ -151,8 +127,7 @@ def test_corpus_ingest_ends_in_the_right_buckets(
     """Two workers; one null-deref bug as 2 vmcore formats + its dmesg (Debian 12) and the
     Debian 11 build's dmesg; sysrq's dmesg; a gpf oops log twice (one crash)."""
     srv, tok = fleet["server"], fleet["tokens"]
-    hooks = _Receiver()
-    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    hooks = WebhookReceiver()
     alerts_file = fleet["data"].parent / "alerts.json"
     alerts_file.write_text(json.dumps({"webhooks": [{"url": hooks.url, "secret": "k"}]}))
     fleet["spawn"]("--alerts", str(alerts_file))
@@ -292,3 +267,28 @@ def test_kill9_server_mid_upload_loses_nothing(fleet: dict[str, Any], corpus: li
     status, page = srv.json("GET", "/api/v1/crashes?limit=1", tok["read"])
     assert status == 200 and page["total"] == before["total"] + 1, "the half upload is no crash"
     assert [p for p in tmp.iterdir()] == [], "the half upload's file was removed at start"
+
+
+def test_worker_needs_the_api_data_dir_at_any_mount_point(
+    fleet: dict[str, Any], tmp_path: Path
+) -> None:
+    """Workers read uploads from the API's --data directory (shared, e.g. over NFS).  A worker
+    started on another directory says so in one line and exits, before it takes any crash
+    (it would fail them all); the right directory under another path (a mount point) works:
+    uploads are found by content hash, not by the path the API wrote."""
+    d = fleet
+    (tmp_path / "elsewhere").mkdir()
+    wrong = Worker(tmp_path / "elsewhere" / "data", d["database"], d["broker"], 90)
+    rc = wrong.proc.wait(timeout=180)
+    out = wrong.log.read_text()
+    assert rc != 0 and "Traceback" not in out, out
+    assert "not the API server's data directory" in out and len(out.strip().splitlines()) == 1
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (mnt / "kcrash").symlink_to(d["data"], target_is_directory=True)
+    d["workers"].append(Worker(mnt / "kcrash", d["database"], d["broker"], 91))
+    srv, tok = d["server"], d["tokens"]
+    st, body = srv.submit(tok["submit"], (OOPS / "s390x-bug-on.txt").read_bytes(), host="mnt-1")
+    assert st == 202 and not body["duplicate"], body
+    crash = srv.wait_done(tok["read"], body["id"], timeout=240)
+    assert crash["status"] == "done" and crash["class"] == "bug-on", crash

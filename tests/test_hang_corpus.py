@@ -22,16 +22,13 @@ DWARF of the same build).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from checks import each
+from checks import each, validate_report
 
 from kcrash.pipeline import analyze_path, render_to_string
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 _CACHE: dict[tuple[str, bool, str], dict[str, Any]] = {}
 
 #: struct kcrash_hang_dev (module-hang/kcrash_hang.c) on x86-64: name[16], then the locks.
@@ -165,7 +162,7 @@ def test_formats_show_the_graph(corpus: list[dict[str, Any]]) -> None:
 
     def check(e: dict[str, Any]) -> None:
         r = report(e, True)
-        jsonschema.validate(r, SCHEMA)
+        validate_report(r)
         for fmt in ("text", "markdown", "html"):
             out = render_to_string(r, fmt)
             flat = " ".join(out.split())

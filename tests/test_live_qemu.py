@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_live_guest import NO_TIMER_CHECK
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def guest(
         "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max,la57=off", "-smp", "2", "-m", "512",
         "-M", "pc", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", kjson["vmlinuz"], "-initrd", kjson["initrd"],
-        "-append", "console=ttyS0,115200 loglevel=7",
+        "-append", f"console=ttyS0,115200 loglevel=7 {NO_TIMER_CHECK}",
         "-serial", f"file:{console}",
         "-fsdev", f"local,id=share,path={share},security_model=none",
         "-device", "virtio-9p-pci,fsdev=share,mount_tag=kcrash",

@@ -14,10 +14,12 @@ import contextlib
 import glob
 import io
 import re
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import drgn
+import pytest
 from checks import is_arm64, platform
 from drgn.helpers.linux.pid import find_task, for_each_task
 from drgn.helpers.linux.printk import get_dmesg, get_printk_records
@@ -41,12 +43,32 @@ def dwarf(e: dict[str, Any]) -> drgn.Program:
     return _dwarf(e["path"], e["vmlinux"], e.get("modules_debug_dir"), is_arm64(e))
 
 
-def nodebug_prog(e: dict[str, Any], use_btf: bool = True) -> tuple[drgn.Program, Any]:
+@cache
+def _nodebug(
+    path: str, release: str | None, use_btf: bool, arm64: bool
+) -> tuple[drgn.Program, Any]:
     # QEMU-made dumps leave the architecture empty: give the platform.
-    prog = drgn.Program(platform(e))
-    prog.set_core_dump(e["path"])
-    setup = nodebug.attach(prog, e.get("release"), use_btf=use_btf, path=e["path"])
+    prog = drgn.Program(platform({"arch": "arm64" if arm64 else None}))
+    prog.set_core_dump(path)
+    setup = nodebug.attach(prog, release, use_btf=use_btf, path=path)
     return prog, setup
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_programs() -> Iterator[None]:
+    """Drop the opened dumps when the module ends: the DWARF ones hold gigabytes, which the
+    next test files of this worker need."""
+    yield
+    _dwarf.cache_clear()
+    _nodebug.cache_clear()
+    _target.cache_clear()
+
+
+def nodebug_prog(e: dict[str, Any], use_btf: bool = True) -> tuple[drgn.Program, Any]:
+    """The dump opened without DWARF, once per dump and mode for the module (as ``dwarf``):
+    every test here only reads it, and attaching costs about 0.5 s CPU, which ten tests
+    over every dump made 5 min."""
+    return _nodebug(e["path"], e.get("release"), use_btf, is_arm64(e))
 
 
 def kernel_pcs(trace: drgn.StackTrace) -> list[int]:

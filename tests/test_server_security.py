@@ -20,6 +20,8 @@ import pytest
 import zstandard
 from server_process import ServerProcess, make_token
 
+from kcrash.server.store import STORE_ID_FILE
+
 OOPS = Path(__file__).parent / "data" / "oops"
 CAP = 4 * 1024 * 1024
 
@@ -40,7 +42,7 @@ def _tok(server: ServerProcess) -> dict[str, str]:
 
 def _stored(server: ServerProcess) -> list[Path]:
     blobs = server.data / "blobs"
-    return sorted(p for p in blobs.rglob("*") if p.is_file())
+    return sorted(p for p in blobs.rglob("*") if p.is_file() and p.name != STORE_ID_FILE)
 
 
 def _crash_count(server: ServerProcess) -> int:
@@ -209,7 +211,7 @@ def test_retention_at_start_deletes_rows_and_files(tmp_path: Path) -> None:
         status, sub = srv.submit(admin, log, host="old-host")
         assert status == 202
         assert srv.wait_done(admin, sub["id"])["status"] == "done"
-        files = [p for p in (data / "blobs").rglob("*") if p.is_file()]
+        files = [p for p in (data / "blobs").rglob("*") if p.is_file() and p.name != STORE_ID_FILE]
         assert len(files) == 1
     finally:
         srv.stop()
@@ -240,3 +242,31 @@ def test_text_that_is_no_kernel_log_fails_with_its_reason(server: ServerProcess)
     assert "blobs" not in crash["error"] and "Traceback" not in crash["error"]
     status, body, _h = server.request("GET", "/metrics", t["read"])
     assert status == 200 and b"kcrash_crashes_failed 1.0" in body
+
+
+def test_behind_a_tls_proxy(server: ServerProcess) -> None:
+    """TLS ends at a reverse proxy: ``X-Forwarded-Proto: https`` from a trusted proxy
+    address (``FORWARDED_ALLOW_IPS``, default 127.0.0.1: here the test is the proxy) makes
+    the dashboard's session cookie ``Secure``; over plain HTTP it is not (or no browser
+    would send it back)."""
+    import http.client
+    import urllib.parse
+
+    form = urllib.parse.urlencode({"token": _tok(server)["read"], "next": "/"})
+    ctype = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def cookie(extra: dict[str, str]) -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:  # not urllib: the cookie comes with the 303, which urllib would follow
+            conn.request("POST", "/login", body=form, headers={**ctype, **extra})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 303, resp.status
+            return str(resp.getheader("set-cookie") or "")
+        finally:
+            conn.close()
+
+    proxied = cookie({"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"})
+    plain = cookie({})
+    assert "secure" in proxied.lower() and "httponly" in proxied.lower(), proxied
+    assert "secure" not in plain.lower(), plain

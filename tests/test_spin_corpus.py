@@ -23,15 +23,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from checks import each
+from checks import each, validate_report
 from test_hang_corpus import entries as hang_entries
 from test_hang_corpus import report
 
 from kcrash.pipeline import render_to_string
-
-SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 
 #: scenario -> (waiter function, holder function, lock name with DWARF)
 SCENARIOS = {
@@ -136,7 +133,7 @@ def test_formats_show_the_spinlock(corpus: list[dict[str, Any]]) -> None:
 
     def check(e: dict[str, Any]) -> None:
         r = report(e, True)
-        jsonschema.validate(r, SCHEMA)
+        validate_report(r)
         sp = spin_of(r)
         for fmt in ("text", "markdown", "html"):
             flat = " ".join(render_to_string(r, fmt).split())

@@ -1,4 +1,4 @@
-"""Command line: ``python -m kcrash_corpus {build,bump,verify,list}``."""
+"""Command line: ``python -m kcrash_corpus {build,adopt,bump,verify,list}``."""
 
 from __future__ import annotations
 
@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--no-ps-trixie", action="store_true", help="skip crash 8.0.6's ps (the ps-trixie oracle)"
     )
+    a = sub.add_parser(
+        "adopt", help="copy the finished boots another cache built (hard links) into this one"
+    )
+    a.add_argument("source", type=Path, help="the other cache, e.g. /work/corpus-NAME")
+    a.add_argument("--only", nargs="*", help="boot ids or globs, e.g. 'deb12/abba-deadlock/*'")
     bp = sub.add_parser(
         "bump", help="move a kernel's pin to Debian's newest build, rebuild it, compare"
     )
@@ -89,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             rc = Builder(root, args.jobs, args.only, not args.no_ps_trixie).build()
             print(f"build finished in {time.monotonic() - t0:.0f}s, root {root}", file=sys.stderr)
             return rc
+        if args.cmd == "adopt":
+            from .adopt import adopt
+
+            return adopt(root, args.source, args.only)
         if args.cmd == "bump":
             from .bump import bump
 

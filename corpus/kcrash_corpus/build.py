@@ -17,6 +17,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,27 @@ def _punch_zero_holes(path: Path, step: str) -> None:
     read back are the same (the sha256 too), but a 1 GB guest's never-used memory no longer
     takes disk space."""
     run(["fallocate", "--dig-holes", str(path)], step, 300)
+
+
+@contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the cache for whatever writes it (a build, an adopt): two of them
+    (say CI and a developer) writing the same dumps, oracle files or manifest at once would
+    corrupt each other. Waits, saying which process holds it."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".build.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            progress("lock", f"another build (pid {holder}) holds {lock.name}; waiting")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 class Builder:
@@ -490,21 +512,8 @@ class Builder:
 
     # -- whole build --------------------------------------------------------------------------
     def build(self) -> int:
-        """Build under an exclusive lock on the cache: two builds (say CI and a developer)
-        writing the same dumps and oracle files at once would corrupt each other."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".build.lock").open("a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.seek(0)
-                holder = lock.read().strip() or "?"
-                progress("lock", f"another build (pid {holder}) holds {lock.name}; waiting")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            lock.seek(0)
-            lock.truncate()
-            lock.write(f"{os.getpid()}\n")
-            lock.flush()
+        """Build under the cache's exclusive lock (:func:`build_lock`)."""
+        with build_lock(self.root):
             return self._build()
 
     def _build(self) -> int:
@@ -535,47 +544,47 @@ class Builder:
         progress("plan", f"{len(boots)} boots: {', '.join(b.id for b in boots)}")
         if live or self.ps_trixie or any(b.kernel.userland == TRIXIE_SUITE for b in boots):
             self.trixie = prepare_trixie(self.root)
-        if live:
-            # Seconds when cached; about a minute fresh (downloads): see the README's budget.
-            prepare_rootfs(self.root)
         if not boots:
+            if live:
+                self._rootfs()
             self.write_manifest()
             return 0
         kernel_names = [k.name for k in KERNELS if any(b.kernel.name == k.name for b in boots)]
         first = next(k for k in KERNELS if k.name == kernel_names[0])
-        # The first kernel is prepared up front (everything waits on it); the others are
-        # prepared in the pool beside the first guests.
+        # The first kernel is prepared up front (everything waits on it). The guests run in
+        # `jobs` slots; what is mostly downloading and unpacking (the other kernels, every
+        # kernel's module debug files, the live root file system) runs in one lane of its
+        # own beside them, so that no guest slot waits on the network: on a fresh machine
+        # the kernels' packages are about 3 GB.
         self.kernels[first.name] = KernelBuilder(self.root, first).prepare()
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="guest") as pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as fetch,
+        ):
             state_f: dict[str, Future[KernelState]] = {}
             done_f: Future[KernelState] = Future()
             done_f.set_result(self.kernels[first.name])
             state_f[first.name] = done_f
             futures: list[tuple[str, Future[Any]]] = []
-            submitted_side = False
-
-            def side_tasks() -> None:
-                for k in KERNELS:
-                    if k.name in kernel_names and k.name not in state_f:
-                        state_f[k.name] = pool.submit(self._prepare, k)
-                        futures.append((f"kernel {k.name}", state_f[k.name]))
-                for name in kernel_names:
-                    futures.append(
-                        (
-                            f"kernel {name} module debug",
-                            pool.submit(self._module_debug, name, state_f[name]),
-                        )
+            # In the order the guests need them: the kernels (their boots come after the
+            # first kernel's), then what only the tests read.
+            for k in KERNELS:
+                if k.name in kernel_names and k.name not in state_f:
+                    state_f[k.name] = fetch.submit(self._prepare, k)
+                    futures.append((f"kernel {k.name}", state_f[k.name]))
+            for name in kernel_names:
+                futures.append(
+                    (
+                        f"kernel {name} module debug",
+                        fetch.submit(self._module_debug, name, state_f[name]),
                     )
-
-            for i, boot in enumerate(boots):
-                if not submitted_side and (i >= len(PRIORITY) or boot.id not in PRIORITY):
-                    side_tasks()
-                    submitted_side = True
+                )
+            if live:
+                futures.append((LIVE_STEP, fetch.submit(self._rootfs)))
+            for boot in boots:
                 futures.append(
                     (boot.id, pool.submit(self._safe_boot, boot, state_f, boot.kernel.name))
                 )
-            if not submitted_side:
-                side_tasks()
             for _name, fut in futures:
                 fut.exception()
         self.write_manifest()
@@ -585,6 +594,15 @@ class Builder:
             return 1
         progress("done", f"manifest: {self.root / MANIFEST_NAME}")
         return 0
+
+    def _rootfs(self) -> None:
+        """The live tests' root file system: seconds when cached; about a minute fresh
+        (downloads): see the README's budget."""
+        try:
+            prepare_rootfs(self.root)
+        except BuildError as exc:
+            progress("error", str(exc))
+            self.errors.append(str(exc))
 
     def _prepare(self, kernel: Kernel) -> KernelState:
         try:

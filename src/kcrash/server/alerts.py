@@ -33,6 +33,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,6 +301,22 @@ class Notifier:
             time.sleep(min(2**attempt, 10))
         log.error("webhook %s: %s alert not delivered", hook.url, event.kind)
         return False
+
+
+def notify_after_analysis(
+    sessions: Callable[[], Session], crash_id: int, config: AlertConfig
+) -> int:
+    """The alerts of one crash that has just been analyzed, delivered; called by every
+    analysis runner (the embedded pool and the Celery task) once the crash is ``done``.
+    Alerts never fail an analysis: every error is logged and dropped (0 sent)."""
+    try:
+        with sessions() as s:
+            crash = s.get(Crash, crash_id)
+            events = events_for(s, crash, config) if crash is not None else []
+        return Notifier(config).deliver(events)
+    except Exception:
+        log.exception("crash %s: alerts failed", crash_id)
+        return 0
 
 
 def load_config(path: str | None) -> AlertConfig | None:

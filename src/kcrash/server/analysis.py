@@ -88,6 +88,7 @@ def analyze_file(
     mem_bytes: int,
     debuginfo_dirs: Sequence[str] = (),
     fetch_debuginfo: bool = False,
+    debuginfo_cache: str | None = None,
     max_report_bytes: int = 16 * 1024 * 1024,
 ) -> dict[str, Any]:
     """The report dict of ``path``; raises :class:`AnalysisError` with the reason."""
@@ -104,6 +105,8 @@ def analyze_file(
         if fetch_debuginfo:
             cmd.append("--fetch-debuginfo")
         env = dict(os.environ, DRGN_DISABLE_PLUGINS="*", KCRASH_DEBUG="")
+        if debuginfo_cache:
+            env["KCRASH_DEBUGINFO_CACHE"] = debuginfo_cache
         started = time.monotonic()
         with open(Path(tmp) / "stderr", "w+b") as err:
             proc = subprocess.Popen(

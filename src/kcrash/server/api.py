@@ -160,6 +160,8 @@ def create_app(settings: Settings, *, queue: JobQueue | None = None) -> FastAPI:
     with db.session() as s:
         ingest.regroup_if_rules_changed(s)
     store = BlobStore(settings.blob_dir, settings.limits)
+    with db.session() as s:
+        ingest.ensure_store_id(s, settings.blob_dir)
     jobs: JobQueue = queue or make_queue(db, settings)
 
     @contextlib.asynccontextmanager

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from . import alerts
 from .config import Settings
 from .db import Database, open_database
-from .ingest import process_crash
+from .ingest import BlobUnreachable, process_crash
 from .models import DONE, FAILED, QUEUED, RUNNING, Crash, utcnow
 
 log = logging.getLogger("kcrash.worker")
@@ -95,7 +95,9 @@ def make_app(settings: Settings) -> Celery:
     )
     _register(app)
     app.conf.kcrash_settings = settings
-    app.conf.kcrash_alerts = alerts.load_config(os.environ.get("KCRASH_ALERTS"))
+    app.conf.kcrash_alerts = alerts.load_config(
+        settings.alerts_file or os.environ.get("KCRASH_ALERTS")
+    )
     return app
 
 
@@ -131,20 +133,10 @@ def run_task(
         done = process_crash(s, crash_id, settings)
         if done is None:
             return "gone"
-        if alerts_config is not None and done.status == DONE and not was_done:
-            _alert(db, crash_id, alerts_config)
-        return done.status
-
-
-def _alert(db: Database, crash_id: int, config: alerts.AlertConfig) -> None:
-    """Alerts never fail an analysis: every error is logged and dropped."""
-    try:
-        with db.session() as s:
-            crash = s.get(Crash, crash_id)
-            events = alerts.events_for(s, crash, config) if crash is not None else []
-        alerts.Notifier(config).deliver(events)
-    except Exception:
-        log.exception("crash %s: alerts failed", crash_id)
+        status = done.status
+    if alerts_config is not None and status == DONE and not was_done:
+        alerts.notify_after_analysis(db.sessions, crash_id, alerts_config)
+    return status
 
 
 def _register(app: Celery) -> None:
@@ -155,6 +147,10 @@ def _register(app: Celery) -> None:
         except DBAPIError as e:  # the database went away: try later, a bounded number of times
             log.warning("crash %s: database error, retrying: %s", crash_id, e)
             raise self.retry(exc=e, countdown=min(60, 5 * 2**self.request.retries)) from e
+        except BlobUnreachable as e:  # not this worker's fault, nor the crash's: later, or
+            # another worker; after the retries the crash stays queued (sent again at starts)
+            log.error("%s", e)
+            raise self.retry(exc=e, countdown=60) from e
 
 
 def stale_queued(db: Database, older_than: dt.timedelta = STALE_QUEUED) -> list[int]:

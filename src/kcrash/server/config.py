@@ -52,12 +52,18 @@ class Settings:
     debuginfo_dirs: tuple[str, ...] = ()
     #: Let the analysis child download debuginfo into the shared cache.
     fetch_debuginfo: bool = False
+    #: The debuginfo cache of the analysis children (``KCRASH_DEBUGINFO_CACHE``); one shared
+    #: directory for all workers means one download per build id. None: the user's cache.
+    debuginfo_cache: str | None = None
     #: Retention: crashes older than this many days are deleted (None: kept).
     retention_days: float | None = None
     #: Retention: blobs beyond this many bytes in total are deleted oldest first (None: no cap).
     retention_bytes: int | None = None
     #: Seconds between retention runs (one also runs at start).
     retention_interval: float = 3600.0
+    #: Webhooks for new, regressed and spiking buckets (JSON; :mod:`alerts`), sent by
+    #: whatever analyzes: the embedded pool and the Celery workers alike.
+    alerts_file: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -65,6 +65,15 @@ def make_engine(settings: Settings) -> Engine:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to the newest Alembic revision (idempotent; run at every start)."""
+    _migrate(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (every migration is reversible; tested)."""
+    _migrate(engine, "downgrade", revision)
+
+
+def _migrate(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -81,7 +90,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         try:
             with conn.begin():
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
+                getattr(command, direction)(cfg, revision)
         finally:
             if sqlite:
                 raw.execute("PRAGMA foreign_keys=ON")

@@ -22,6 +22,7 @@ from . import buckets
 from .analysis import AnalysisError, analyze_file
 from .config import Settings, default_data_dir
 from .models import DONE, FAILED, QUEUED, RUNNING, Crash, Host, Meta, utcnow
+from .store import STORE_ID_FILE, blob_path_for
 
 #: Host facts a submission may carry (header ``X-Kcrash-<Name>`` or form field ``<name>``).
 HOST_FIELDS = ("host", "machine_id", "kernel_release", "distro", "hardware")
@@ -121,6 +122,26 @@ def apply_report(crash: Crash, report: dict[str, Any]) -> None:
     crash.crashed_at = crash.crashed_at or _crash_time(report)
 
 
+class BlobUnreachable(Exception):
+    """The crash's upload is not visible to this process: its ``--data`` is not the API's
+    blob store (a worker without the shared directory).  Not the crash's fault: it is left
+    as it was, for a process that can read it."""
+
+
+def locate_blob(crash: Crash, settings: Settings) -> Path | None:
+    """The upload of a crash as this process sees it: under its own ``--data`` by content
+    hash, else at the path the API stored; None when retention deleted it."""
+    if not crash.blob_path:
+        return None
+    for path in (blob_path_for(settings.blob_dir, crash.sha256), Path(crash.blob_path)):
+        if path.is_file():
+            return path
+    raise BlobUnreachable(
+        f"crash {crash.id}: its upload is not under {settings.blob_dir} (is --data the API "
+        "server's data directory, or its mount point?)"
+    )
+
+
 def process_crash(
     session: Session, crash_id: int, settings: Settings | None = None, *, again: bool = False
 ) -> Crash | None:
@@ -134,6 +155,7 @@ def process_crash(
     crash = session.get(Crash, crash_id)
     if crash is None or (crash.status == DONE and not again):
         return crash
+    blob = locate_blob(crash, settings)  # BlobUnreachable leaves the crash untouched
     crash.status = RUNNING
     crash.attempts = (crash.attempts or 0) + 1
     crash.error = None
@@ -143,15 +165,16 @@ def process_crash(
     lim = settings.limits
     started = time.monotonic()
     try:
-        if not crash.blob_path or not Path(crash.blob_path).exists():
-            raise AnalysisError("the uploaded file is gone (deleted by retention?)")
+        if blob is None:
+            raise AnalysisError("the uploaded file was deleted by retention")
         report = analyze_file(
-            crash.blob_path,
+            blob,
             crash.kind,
             timeout=lim.analysis_timeout,
             mem_bytes=lim.analysis_mem_bytes,
             debuginfo_dirs=settings.debuginfo_dirs,
             fetch_debuginfo=settings.fetch_debuginfo,
+            debuginfo_cache=settings.debuginfo_cache,
             max_report_bytes=lim.max_report_bytes,
         )
     except AnalysisError as e:
@@ -221,3 +244,38 @@ def regroup_if_rules_changed(session: Session) -> list[int]:
     else:
         row.value = current
     return ids
+
+
+#: Meta key of the blob store's id (see ``store.STORE_ID_FILE``).
+STORE_ID_KEY = "blob_store_id"
+
+
+def ensure_store_id(session: Session, blob_dir: Path) -> str:
+    """At API start: the store's id in the database and in the blob directory, made on the
+    first start; written again into a blob directory that lost it."""
+    import secrets
+
+    row = session.get(Meta, STORE_ID_KEY)
+    if row is None:
+        row = Meta(key=STORE_ID_KEY, value=secrets.token_hex(16))
+        session.add(row)
+    marker = blob_dir / STORE_ID_FILE
+    if not marker.is_file() or marker.read_text().strip() != row.value:
+        marker.write_text(row.value + "\n")
+        marker.chmod(0o600)
+    return row.value
+
+
+def store_problem(session: Session, blob_dir: Path) -> str | None:
+    """Why a worker with this blob directory cannot read the API's uploads (None: it can)."""
+    row = session.get(Meta, STORE_ID_KEY)
+    if row is None:
+        return None  # no API has started on this database yet: nothing to read
+    marker = blob_dir / STORE_ID_FILE
+    try:
+        found = marker.read_text().strip()
+    except OSError:
+        return f"{marker} is missing: this is not the API server's data directory"
+    if found != row.value:
+        return f"{marker} names another store than the database's: another server's data"
+    return None

@@ -15,9 +15,11 @@ import queue
 import threading
 from typing import Protocol
 
+from . import alerts
 from .config import Settings
 from .db import Database
-from .ingest import process_crash, unfinished
+from .ingest import BlobUnreachable, process_crash, unfinished
+from .models import DONE, FAILED, Crash
 
 log = logging.getLogger("kcrash.server")
 
@@ -31,11 +33,13 @@ class JobQueue(Protocol):
 
 
 class LocalPool:
-    """Threads that run :func:`process_crash` for queued crash ids (embedded server)."""
+    """Threads that run :func:`process_crash` for queued crash ids (embedded server), and
+    send the alerts of each newly analyzed crash, as the Celery workers do."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.alerts = alerts.load_config(settings.alerts_file)
         self.q: queue.Queue[int | None] = queue.Queue()
         self.threads: list[threading.Thread] = []
         self.pending: set[int] = set()
@@ -74,7 +78,18 @@ class LocalPool:
                 return
             try:
                 with self.db.sessions() as s:
-                    process_crash(s, crash_id, self.settings)
+                    before = s.get(Crash, crash_id)
+                    was_done = before is not None and before.status == DONE
+                    done = process_crash(s, crash_id, self.settings)
+                    status = done.status if done is not None else None
+                if self.alerts is not None and status == DONE and not was_done:
+                    alerts.notify_after_analysis(self.db.sessions, crash_id, self.alerts)
+            except BlobUnreachable as e:  # the server's own store lost the file
+                log.error("%s", e)
+                with self.db.session() as s:
+                    crash = s.get(Crash, crash_id)
+                    if crash is not None:
+                        crash.status, crash.error = FAILED, "the uploaded file is missing"
             except Exception:  # one crash's bug must not stop the pool
                 log.exception("analysis of crash %s failed", crash_id)
             finally:

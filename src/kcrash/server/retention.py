@@ -101,7 +101,7 @@ def sweep_orphans(session: Session, store: BlobStore, now: dt.datetime) -> Reten
             continue
         for name in files:
             p = os.path.join(dirpath, name)
-            if p in known:
+            if p in known or p == str(store.id_file):  # the store's id is no upload
                 continue
             try:
                 mtime = dt.datetime.fromtimestamp(os.stat(p).st_mtime, dt.timezone.utc)

@@ -188,6 +188,18 @@ class Received:
     kind: str
 
 
+#: A random id written by the API into its blob store and into the database (Meta
+#: ``blob_store_id``): a worker whose ``--data`` holds another id (or none) does not see the
+#: API's uploads, and says so at start instead of failing every analysis.
+STORE_ID_FILE = ".store-id"
+
+
+def blob_path_for(root: Path, sha256: str) -> Path:
+    """Where an upload lives under a blob store: by content hash, so a worker finds it under
+    its own mount point of the shared directory, whatever path the API wrote it at."""
+    return Path(root) / sha256[:2] / sha256[2:4] / sha256
+
+
 class BlobStore:
     def __init__(self, root: Path, limits: Limits) -> None:
         self.root = Path(root)
@@ -206,7 +218,11 @@ class BlobStore:
         return n
 
     def path_for(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return blob_path_for(self.root, sha256)
+
+    @property
+    def id_file(self) -> Path:
+        return self.root / STORE_ID_FILE
 
     async def receive(
         self,

@@ -45,6 +45,19 @@ RELATIVE_VMLINUX_PATHS = (
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kcrash" / "debuginfo"
 
 
+def cache_root() -> Path:
+    """The debuginfo cache, read at call time: ``KCRASH_DEBUGINFO_CACHE`` (a fleet's workers
+    point it at one shared directory, so a build id is fetched once for all of them), else
+    ``$XDG_CACHE_HOME/kcrash/debuginfo``, else ``~/.cache/kcrash/debuginfo``."""
+    shared = os.environ.get("KCRASH_DEBUGINFO_CACHE")
+    if shared:
+        return Path(shared)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "kcrash" / "debuginfo"
+    return CACHE_DIR
+
+
 def elf_build_id(path: str | os.PathLike[str]) -> str | None:
     """The GNU build id of an ELF file (hex), reading only its section headers."""
     try:
@@ -108,7 +121,7 @@ def search_dirs(extra: Iterable[str] = ()) -> list[str]:
 
 def _candidates(release: str | None, build_id: str | None, dirs: list[str]) -> Iterator[str]:
     if build_id:
-        yield str(CACHE_DIR / build_id / "vmlinux")
+        yield str(cache_root() / build_id / "vmlinux")
         for d in [*dirs, "/usr/lib/debug"]:
             yield os.path.join(d, ".build-id", build_id[:2], build_id[2:] + ".debug")
     if release:

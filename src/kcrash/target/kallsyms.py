@@ -180,7 +180,9 @@ def cache_store(
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        # One temp name per process: two analyses of the same build (``batch --jobs``, test
+        # workers) would otherwise write into each other's half-written file.
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps({k: v - stext for k, v in tables.items()}))
         tmp.replace(path)
     except OSError:

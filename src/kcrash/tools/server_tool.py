@@ -39,6 +39,38 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_debuginfo_options(p: argparse.ArgumentParser) -> None:
+    """Where analyses find debuginfo: the same options for the server's pool and the workers."""
+    p.add_argument(
+        "--debuginfo",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directories with vmlinux and module debuginfo for the analyses",
+    )
+    p.add_argument(
+        "--fetch-debuginfo",
+        action="store_true",
+        help="let analyses download missing debuginfo into the debuginfo cache",
+    )
+    p.add_argument(
+        "--debuginfo-cache",
+        metavar="DIR",
+        help="the debuginfo cache the analyses read and fetch into; give every worker the "
+        "same shared directory and each build id is downloaded once for the fleet "
+        "(default: the user's ~/.cache/kcrash/debuginfo)",
+    )
+
+
+def debuginfo_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The Settings fields of :func:`add_debuginfo_options`."""
+    return {
+        "debuginfo_dirs": tuple(os.path.abspath(d) for d in args.debuginfo),
+        "fetch_debuginfo": args.fetch_debuginfo,
+        "debuginfo_cache": os.path.abspath(args.debuginfo_cache) if args.debuginfo_cache else None,
+    }
+
+
 def settings_from_args(args: argparse.Namespace, **extra: object):  # type: ignore[no-untyped-def]
     from ..server.config import Limits, Settings, default_data_dir
 
@@ -74,18 +106,7 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
         "`kcrash worker` processes instead of the embedded pool",
     )
     p.add_argument("--workers", type=int, default=1, help="embedded analysis processes at once")
-    p.add_argument(
-        "--debuginfo",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="directories with vmlinux and module debuginfo for the analyses",
-    )
-    p.add_argument(
-        "--fetch-debuginfo",
-        action="store_true",
-        help="let analyses download missing debuginfo into the shared cache",
-    )
+    add_debuginfo_options(p)
     p.add_argument(
         "--max-vmcore-bytes",
         type=parse_size,
@@ -114,12 +135,30 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
         help="keep stored files under SIZE in total, deleting the oldest",
     )
     p.add_argument(
+        "--alerts",
+        metavar="FILE",
+        help="webhooks for new/regressed/spiking buckets (JSON; see kcrash.server.alerts)",
+    )
+    p.add_argument(
         "--regroup",
         action="store_true",
         help="analyze every stored crash again with this kcrash's rules at start",
     )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return run
+
+
+def alerts_file(path: str | None) -> str | None:
+    """``--alerts FILE`` checked now (one line on a bad file, not a traceback later)."""
+    if not path:
+        return None
+    from ..server.alerts import load_config
+
+    try:
+        load_config(path)
+    except (OSError, ValueError) as e:
+        raise KcrashError(f"--alerts {path}: {e}") from None
+    return os.path.abspath(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,9 +174,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(
         args,
         broker_url=args.broker,
+        alerts_file=alerts_file(args.alerts),
         workers=args.workers,
-        debuginfo_dirs=tuple(os.path.abspath(d) for d in args.debuginfo),
-        fetch_debuginfo=args.fetch_debuginfo,
+        **debuginfo_settings(args),
         retention_days=args.retention_days,
         retention_bytes=args.retention_size,
     )

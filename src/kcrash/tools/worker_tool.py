@@ -13,7 +13,13 @@ import socket
 from collections.abc import Callable
 
 from . import tool
-from .server_tool import add_store_options, settings_from_args
+from .server_tool import (
+    add_debuginfo_options,
+    add_store_options,
+    alerts_file,
+    debuginfo_settings,
+    settings_from_args,
+)
 
 
 @tool("worker", "analyze crashes queued by `kcrash server --broker` (Celery worker)")
@@ -22,8 +28,7 @@ def configure(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]
     p.add_argument("--broker", required=True, metavar="URL", help="Celery broker (redis://…)")
     p.add_argument("--concurrency", type=int, default=1, help="analyses at once (processes)")
     p.add_argument("--name", help="worker node name (default: kcrash@HOST-PID)")
-    p.add_argument("--debuginfo", action="append", default=[], metavar="DIR")
-    p.add_argument("--fetch-debuginfo", action="store_true")
+    add_debuginfo_options(p)
     p.add_argument("--analysis-timeout", type=float, metavar="S", help="default 900")
     p.add_argument(
         "--visibility-timeout",
@@ -46,21 +51,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise KcrashError("--concurrency must be at least 1")
-    if args.alerts:
-        from ..server.alerts import load_config
-
-        try:
-            load_config(args.alerts)
-        except (OSError, ValueError) as e:
-            raise KcrashError(f"--alerts {args.alerts}: {e}") from None
-        os.environ["KCRASH_ALERTS"] = os.path.abspath(args.alerts)
     if args.visibility_timeout is not None:
         os.environ["KCRASH_VISIBILITY_TIMEOUT"] = str(args.visibility_timeout)
     settings = settings_from_args(
         args,
         broker_url=args.broker,
-        debuginfo_dirs=tuple(os.path.abspath(d) for d in args.debuginfo),
-        fetch_debuginfo=args.fetch_debuginfo,
+        alerts_file=alerts_file(args.alerts),
+        **debuginfo_settings(args),
     )
     from ..server import celery_app
     from ..server.db import open_database
@@ -69,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
         db = open_database(settings)  # migrates, so a worker may start before the API
     except Exception as e:
         raise KcrashError(f"cannot open the database: {str(e).splitlines()[0]}") from None
+    from ..server.ingest import store_problem
+
+    with db.session() as s:
+        problem = store_problem(s, settings.blob_dir)
+    if problem:
+        db.engine.dispose()
+        raise KcrashError(
+            f"--data {settings.data_dir}: {problem}; give the API server's --data directory "
+            "(on another machine: its mount point, NFS or the like)"
+        )
     app = celery_app.make_app(settings)
     # What no API process sent (broker down at upload time), a starting worker sends.
     try:

@@ -103,6 +103,36 @@ def fetch_debuginfo(
         return local
     if not allow_network:
         return None
+    with cache.fetch_lock(build_id or f"release-{release}", cache_root, say):
+        # Another process may have fetched it while this one waited for the lock.
+        local = find_local(release, build_id, root=cache_root)
+        if local:
+            say(f"found in the cache, fetched by another kcrash: {local}")
+            return local
+        return _fetch_remote(
+            release,
+            build_id,
+            progress=progress,
+            modules=modules,
+            all_modules=all_modules,
+            say=say,
+            cache_root=cache_root,
+            debuginfod_urls=debuginfod_urls,
+        )
+
+
+def _fetch_remote(
+    release: str | None,
+    build_id: str | None,
+    *,
+    progress: bool,
+    modules: Iterable[str],
+    all_modules: bool,
+    say: Say,
+    cache_root: Path | None,
+    debuginfod_urls: list[str] | None,
+) -> str | None:
+    """debuginfod, then the distribution archive (the order of the module docstring)."""
     servers = debuginfod.server_urls() if debuginfod_urls is None else debuginfod_urls
     if build_id and servers:
         path = debuginfod.fetch(

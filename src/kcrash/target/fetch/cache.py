@@ -16,7 +16,11 @@ fetches of the same build at once cannot leave a half-written vmlinux.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...errors import DebuginfoMismatchError
@@ -24,11 +28,54 @@ from .. import debuginfo_search as di
 
 
 def cache_dir() -> Path:
-    """The cache root, honouring ``XDG_CACHE_HOME`` at call time (tests set it late)."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "kcrash" / "debuginfo"
-    return di.CACHE_DIR
+    """The cache root (:func:`kcrash.target.debuginfo_search.cache_root`), read at call time:
+    tests and fleet workers set ``KCRASH_DEBUGINFO_CACHE``/``XDG_CACHE_HOME`` late."""
+    return di.cache_root()
+
+
+#: How long a fetch waits for another process fetching the same build before fetching itself.
+#: An analysis child is killed by its own time limit long before this, releasing its lock.
+FETCH_LOCK_WAIT = 1800.0
+
+
+@contextlib.contextmanager
+def fetch_lock(
+    key: str, root: Path | None = None, say: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold ``ROOT/.fetch-KEY.lock`` while one build is fetched.
+
+    Why: workers sharing one cache would otherwise download the same 1 GB package or
+    debuginfod file at once when a new kernel's first crashes arrive together; the second
+    waits here and then finds the first one's result in the cache.  ``flock`` is dropped by
+    the kernel when its holder dies, so a killed fetcher never blocks the others; the wait is
+    still bounded (:data:`FETCH_LOCK_WAIT`) so a stuck one cannot hang them.
+    """
+    root = root or cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+    fd = os.open(root / f".fetch-{safe}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + FETCH_LOCK_WAIT
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    if say:
+                        say(
+                            f"another fetch of {key} still runs after {FETCH_LOCK_WAIT:g} s; "
+                            "fetching anyway"
+                        )
+                    break
+                if say and not told:
+                    say(f"waiting for another kcrash fetching {key} into {root}")
+                    told = True
+                time.sleep(0.5)
+        yield
+    finally:
+        os.close(fd)
 
 
 def gnu_build_id(path: str | os.PathLike[str]) -> str | None:
