@@ -148,7 +148,9 @@ def test_arm64_stacks_match_dwarf(corpus: list[dict[str, Any]]) -> None:
         got = _kcrash_stack(e, False)
         key = [(f.address, f.function, f.module, f.regs) for f in got]
         assert key == [(f.address, f.function, f.module, f.regs) for f in want], e["id"]
-        assert len(got) >= 5 and any(f.regs for f in got), e["id"]
+        assert len(got) >= 5, e["id"]
+        if e["expected"]["class"] == "null-deref":  # an oops: its exception frame's registers
+            assert any(f.regs for f in got), e["id"]
         d = dwarf(e)
         prog, _ = nodebug_prog(e)
         assert sorted(t.pid.value_() for t in for_each_task(prog)) == sorted(
