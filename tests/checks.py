@@ -41,3 +41,18 @@ def each(entries: list[dict[str, Any]], check: Callable[[dict[str, Any]], None])
         except AssertionError as err:
             failures.append(f"{e['id']}: {err}")
     assert not failures, "\n".join(failures)
+
+
+def is_arm64(entry: dict[str, Any]) -> bool:
+    """An entry of an arm64 kernel (the manifest says ``"arch": "arm64"``; x86-64 else)."""
+    return entry.get("arch") == "arm64"
+
+
+def platform(entry: dict[str, Any]) -> Any:
+    """The drgn platform of an entry's dump (QEMU's kdump format names none)."""
+    import drgn
+
+    if is_arm64(entry):
+        flags = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
+        return drgn.Platform(drgn.Architecture.AARCH64, flags)
+    return drgn.host_platform

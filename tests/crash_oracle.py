@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 _FRAME_RE = re.compile(r"^\s*#(\d+) \[([0-9a-f]+)\] (\S+) at ([0-9a-f]+)(?: \[(\S+)\])?")
 _EXC_RE = re.compile(r"^\s+\[exception RIP: ([^\]+]+)(?:\+(\d+))?\]")
+#: arm64's exception frame (crash's arm64_print_exception_frame, KERNEL_MODE):
+#: "     PC: ffff800000e20024  [kcrash_get_refcount+36]" then LR, "SP: … PSTATE: …", X29…X0;
+#: a user-mode frame is one "PC: …   LR: …   SP: …" line without a name.
+_ARM64_PC_RE = re.compile(r"^\s+PC: ([0-9a-f]{16})  \[([^\]+]+)(?:\+(\d+))?\]")
+_ARM64_USER_PC_RE = re.compile(r"^\s+PC: [0-9a-f]+   LR: ")
 
 
 def parse_sys(text: str) -> dict[str, str]:
@@ -66,7 +71,11 @@ def parse_bt(text: str) -> list[list[CrashFrame]]:
         if m and tasks:
             tasks[-1].append(CrashFrame(m.group(1), None, exception=True))
             continue
-        m = re.search(r"\bRSP: ([0-9a-f]+)", line)
+        m = _ARM64_PC_RE.match(line)
+        if m and tasks:
+            tasks[-1].append(CrashFrame(m.group(2), int(m.group(1), 16), exception=True))
+            continue
+        m = re.search(r"\b(?:RSP|SP): ([0-9a-f]+)", line)
         if m and tasks and tasks[-1] and tasks[-1][-1].exception and tasks[-1][-1].rsp is None:
             tasks[-1][-1].rsp = int(m.group(1), 16)
     return tasks
@@ -139,7 +148,18 @@ def register_blocks(text: str) -> list[list[tuple[str, list[str]]]]:
             current = []
             blocks.append((m.group(1), current))
             continue
+        m = _ARM64_PC_RE.match(line)
+        if m:  # arm64: the PC line opens the block and is one of its registers
+            current = [f"PC: {m.group(1)}"]
+            blocks.append((m.group(2) + (f"+{m.group(3)}" if m.group(3) else ""), current))
+            continue
+        if _ARM64_USER_PC_RE.match(line):
+            current = [" ".join(line.split())]
+            blocks.append((f"user regs after {last_frame}", current))
+            continue
         if re.match(r"^\s+[A-Z0-9_]+: [0-9a-f]+", line):
+            if current is not None and line.lstrip().startswith("LR: "):
+                line = line.split("  [")[0]  # arm64 names LR: the value is the register
             if current is None:
                 current = []
                 blocks.append((f"user regs after {last_frame}", current))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks import each, validate_report
+from checks import each, is_arm64, validate_report
 
 from kcrash.pipeline import analyze_path, render_to_string
 
@@ -97,7 +97,43 @@ def test_null_deref_names_the_struct_member(corpus: list[dict[str, Any]]) -> Non
         assert acc["struct"] == "struct kcrash_device"
         assert acc["member_offset"] == 0x74
         code = report(e)["evidence"]["code"]
-        assert code and code[0].startswith("=>") and "+ 0x74]" in code[0]
+        # x86 `mov eax, dword ptr [rdi + 0x74]`; arm64 `ldr w0, [x0, #0x74]` (capstone arm64)
+        want = "#0x74]" if is_arm64(e) else "+ 0x74]"
+        assert code and code[0].startswith("=>") and want in code[0], code
+
+
+def test_arm64_exception_frame_and_esr(corpus: list[dict[str, Any]]) -> None:
+    """arm64 dumps: the exception's registers (sp, x0-x29 of the oops) are the evidence,
+    the ESR is decoded (data abort from EL1, translation fault, a read), the faulting
+    instruction disassembled in capstone's arm64 mode with its NULL base register, and the
+    same evidence comes without debuginfo (frame records, BTF found in the image)."""
+    arm = [e for e in corpus if is_arm64(e) and e["scenario"] == "null-deref"]
+    assert arm, "the corpus has no arm64 null-deref dump"
+    for e in arm:
+        for dwarf in (True, False):
+            r = report(e, dwarf=dwarf)
+            regs = {k.lower(): v for k, v in r["evidence"]["registers"].items()}
+            assert {f"x{i}" for i in range(30)} | {"sp"} <= set(regs), (e["id"], regs)
+            assert int(str(regs["x0"]), 0) == 0  # the NULL struct pointer
+            text = render_to_string(r, "text")
+            assert "arm64 ESR 0x96000006: exception class 0x25 (dabt_current)" in text, e["id"]
+            assert "translation fault at translation level 2" in text and "WnR = 0" in text
+            assert "In ldr w0, [x0, #0x74], register x0 held the NULL pointer." in text
+
+
+def test_arm64_qemu_kdump_is_refused_in_one_line(refused: list[dict[str, Any]]) -> None:
+    """QEMU's kdump-format capture of an arm64 guest: libkdumpfile cannot translate its
+    addresses (64 KiB blocks for the kernel's 4 KiB pages: every read fails with "Cannot
+    read 64-bit PTE"); kcrash says so in one line and exits 2, never a traceback."""
+    for e in refused:
+        for cmd in (["analyze", e["path"]], ["sys", e["path"], "--no-debuginfo"]):
+            p = subprocess.run(
+                [sys.executable, "-m", "kcrash", *cmd], capture_output=True, text=True, timeout=300
+            )
+            assert p.returncode == 2, (cmd, p.stderr)
+            err = p.stderr.strip().splitlines()
+            assert len(err) == 1 and "Traceback" not in p.stderr, p.stderr
+            assert "arm64" in err[0] and "ELF" in err[0], err
 
 
 def test_json_matches_the_schema(corpus: list[dict[str, Any]]) -> None:
@@ -134,7 +170,8 @@ def test_output_formats(fmt: str, corpus: list[dict[str, Any]]) -> None:
     else:
         assert "null-deref" in out and r["signature"]["id"] in out
         # text from the log is never taken for rich markup
-        assert "[rdi + 0x74]" in out and "kcrash_get_refcount [kcrash_crash]" in out
+        operand = "[x0, #0x74]" if is_arm64(e) else "[rdi + 0x74]"
+        assert operand in out and "kcrash_get_refcount [kcrash_crash]" in out
 
 
 def test_cli_writes_every_format(corpus: list[dict[str, Any]], tmp_path: Path) -> None:

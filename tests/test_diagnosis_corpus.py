@@ -9,10 +9,12 @@ corpus is missing (``corpus`` fixture of conftest.py).
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
+from checks import is_arm64
 
 from kcrash.diagnosis import CLASS_IDS, diagnose, render_messages
 from kcrash.oops.text import read_text
@@ -41,6 +43,13 @@ def _texts(entry: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _noreturn_at_end(path: str) -> bool:
+    """Whether the log's call trace has a frame at ``+0x0`` right after panic()."""
+    with open(path, errors="replace") as f:
+        lines = f.read().splitlines()
+    return any("panic+" in a and "+0x0/" in b for a, b in pairwise(lines))
+
+
 def test_every_boot_has_text(corpus: list[dict[str, Any]]) -> None:
     for e in _boots(corpus):
         assert _texts(e), f"{e['boot']}: no vmcore-dmesg.txt nor console capture"
@@ -60,6 +69,11 @@ def test_class_and_culprit_match_manifest(corpus: list[dict[str, Any]]) -> None:
                 d.culprit.module if d.culprit else None,
             )
             want = (exp["class"], exp["culprit_function"], exp["culprit_module"])
+            if is_arm64(e) and _noreturn_at_end(path):
+                # arm64 prints return addresses as they are: after panic() at the end of
+                # sysrq_handle_crash the log names the *next* function at +0x0; text alone
+                # cannot name the caller (analyze of the dump does: test_analyze.py)
+                got, want = got[::2], want[::2]
             if got != want:
                 failures.append(f"{e['boot']} {kind}: got {got}, expected {want} ({d.title})")
     assert not failures, "\n".join(failures)
@@ -135,7 +149,11 @@ def test_null_deref_evidence_decodes_offset(corpus: list[dict[str, Any]], lang: 
         for _, path in _texts(e):
             d = diagnose(_read(path).facts)[0]
             assert d.evidence.address_kind == "address.null_offset"
-            assert d.evidence.page_fault is not None
+            if is_arm64(e):  # arm64 reports the ESR, not x86's #PF error code
+                ids = [m.id for m in d.evidence.messages]
+                assert "evidence.esr.read" in ids and "evidence.esr.fsc.level" in ids, ids
+            else:
+                assert d.evidence.page_fault is not None
             text = " ".join(render_messages(d, lang)["evidence"])
             assert d.evidence.fault_address in text
 

@@ -398,3 +398,24 @@ def test_console_cut_inside_the_cpu_line() -> None:
     ev = read_text(io.StringIO(cut)).events[0]
     assert (ev.cpu, ev.pid, ev.comm, ev.release) == (1, 3026, "tc", "3.10.0-1062.7.1.el7.x86_64")
     assert verdict(cut) == verdict(text)
+
+
+def test_arm64_code_words_are_disassembled() -> None:
+    """arm64's ``Code:`` line is 32-bit words, the faulting one in parentheses: capstone's
+    arm64 mode decodes it, and the register dump (``x0 : 0000…``, ``x9 :`` padded) gives the
+    base register's value, as x86's bytes and registers do."""
+    for name, insn, base, null in (
+        # may_access_direct_pkt_data: x0 is the NULL prog->aux (fault address 0x4)
+        ("arm64-6.10-null", "ldr w3, [x0, #4]", "x0", True),
+        # KASAN's shadow check: x2 (3) + x1 (the shadow offset 0xdfffa00000000000)
+        ("arm64-5.9-callers", "ldrsb w1, [x2, x1]", "x2", False),
+    ):
+        d = diagnose(read_text(io.StringIO(load(name))).facts)[0]
+        assert d.evidence.fault_instruction == insn, (name, d.evidence.fault_instruction)
+        assert [c.text for c in d.evidence.code if c.faulting] == [insn], name
+        assert len(d.evidence.code) == 5, name  # four words before pc, and pc's
+        ids = {m.id: m.params for m in d.evidence.messages}
+        if null:
+            assert ids["evidence.code.null_base"]["register"] == base, (name, ids)
+        else:
+            assert "evidence.code.null_base" not in ids, name

@@ -588,3 +588,33 @@ def test_piped_python_mode(dump: dict[str, Any], target: Any) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(panic_pid + 1), "1"]
+
+
+def test_arm64_shell_matches_one_shot_commands(corpus: list[dict[str, Any]]) -> None:
+    """On arm64 dumps the shell (``-c``) prints what the one-shot commands print, with the
+    vmlinux and without it: ``sys`` (MACHINE aarch64), ``bt`` (crash's arm64 register block:
+    PC and LR named, X29 … X0), ``mod``."""
+    arm = [e for e in corpus if e.get("arch") == "arm64"]
+    assert arm, "the corpus has no arm64 dump"
+    e = arm[0]
+    for args in ([e["path"], e["vmlinux"]], [e["path"], "--no-debuginfo"]):
+        one = ""
+        for cmd in ("sys", "bt", "mod"):
+            p = subprocess.run(
+                [*KCRASH, cmd, *args], capture_output=True, text=True, timeout=DEADLINE
+            )
+            assert p.returncode in (0, 4), p.stderr  # 4: partial (no per-CPU data)
+            one += p.stdout
+        sh = subprocess.run(
+            [*KCRASH, *args, "-c", "sys; bt; mod"],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            stdin=subprocess.DEVNULL,
+        )
+        assert "Traceback" not in sh.stderr, sh.stderr
+        assert sh.stdout == one, args
+        assert "MACHINE: aarch64  (unknown Mhz)" in one
+        assert re.search(r"^     PC: [0-9a-f]{16}  \[kcrash_get_refcount\+\d+\]$", one, re.M), one
+        assert re.search(r"^    X29: [0-9a-f]{16}  X28: ", one, re.M)
+        assert re.search(r"^\S+\s+kcrash_crash\s", one, re.M)

@@ -45,6 +45,9 @@ class Frame:
     # drgn's x86-64 names), None when its stack pointer is unknown: ``bt``
     # prints crash's ``--- <IRQ stack> ---`` where it changes.
     stack: str | None = None
+    # arm64: the address of the frame record this function saved (its x29), which
+    # crash's arm64 bt prints in brackets; None elsewhere.
+    fp: int | None = None
 
     @property
     def symbol(self) -> str:
@@ -109,6 +112,7 @@ class OopsEvent:
     registers: dict[str, int] = field(default_factory=dict)
     code: list[int] | None = None  # bytes of the "Code:" line
     code_ip_index: int | None = None  # index of the <xx> byte in ``code``
+    arch: str | None = None  # "arm64" when the block shows it (pc :, pstate:, ESR); else x86-64
     call_trace: list[Frame] = field(default_factory=list)
     modules_linked: list[str] = field(default_factory=list)
     fault_address: int | None = None

@@ -68,6 +68,7 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
     facts.log = steps.run("log", lambda: flog.target_log(target)) or []
     facts.events = steps.run("events", lambda: events_from_log(facts.log)) or []
     steps.run("code bytes", lambda: fill_code_from_memory(prog, facts.events))
+    steps.run("noreturn callers", lambda: name_noreturn_callers(prog, facts.events))
     if target.mode != "kallsyms":
         facts.system = steps.run("system", lambda: system_info(target, facts.log)) or facts.system
         # Module DWARF only for the modules the crash report involves.
@@ -77,21 +78,52 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
         task = steps.run("panic task", lambda: panic_task(prog))
         if task is not None:
             facts.panic_stack = steps.run("panic stack", lambda: task_stack(target, task))
+        elif target.mode == "btf":
+            # no way to the panic task (no per-CPU data: kallsyms of code only): the
+            # crashed CPU's stack from its saved registers, as in the kallsyms mode
+            from .facts.stacks import crashed_cpu_stack
+
+            facts.panic_stack = steps.run("panic stack", lambda: crashed_cpu_stack(prog))
         facts.modules = steps.run("modules", lambda: loaded_modules(prog)) or []
     else:
         from .facts.panic import panic_message
-        from .facts.stacks import stack_from_trace
-        from .target import nodebug
+        from .facts.stacks import crashed_cpu_stack
 
-        def crashed_cpu_stack() -> Any:  # no task_struct without types: the CPU's registers
-            return stack_from_trace(prog, nodebug.stack_trace(prog, None), False)
-
-        facts.panic_stack = steps.run("panic stack", crashed_cpu_stack)
+        # no task_struct without types: the CPU's registers
+        facts.panic_stack = steps.run("panic stack", lambda: crashed_cpu_stack(prog))
         facts.system.release = target.dump.release
         facts.system.panic = panic_message(facts.log)
         facts.system.dumpfile = target.dump.path
         steps.skip("system", Note("step.no_types"))
     return facts
+
+
+def name_noreturn_callers(prog: Any, events: list[Any]) -> int:
+    """Rename the ``f+0x0/…`` frames of an arm64 ``Call trace:`` after the dump's symbols.
+
+    arm64's dump_backtrace() prints each return address as it is (``%pSb``, v5.x-6.x).
+    After a call to a noreturn function that ends its caller (``panic()`` at the end
+    of ``sysrq_handle_crash``), the return address is the first byte of the *next*
+    function, so the log names that one at offset 0 (``sysrq_reset_seq_param_set+0x0``).
+    The caller is the function holding the ``bl`` just before: named from the dump.
+    """
+    from .target.nodebug import is_arm64
+
+    if not is_arm64(prog):
+        return 0
+    fixed = 0
+    for ev in events:
+        for i, fr in enumerate(ev.call_trace):
+            if i == 0 or fr.offset != 0 or not fr.function or fr.regs:
+                continue
+            try:
+                start = prog.symbol(fr.function).address
+                sym = prog.symbol(start - 4)
+            except (LookupError, ValueError):
+                continue
+            fr.function, fr.offset, fr.size = sym.name, start - sym.address, sym.size
+            fixed += 1
+    return fixed
 
 
 def fill_code_from_memory(prog: Any, events: list[Any]) -> int:
@@ -270,8 +302,9 @@ def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any]
         if acc is None or target.mode != "dwarf":  # naming needs variable locations
             return asdict(acc) if acc is not None else None
         task = target.prog.crashed_thread().object
+        trace = _regs_trace(target.prog, exc.regs or {}) or target.prog.stack_trace(task)
         # drgn lists the inlined frames at one PC first: try each in turn.
-        for fr in target.prog.stack_trace(task):
+        for fr in trace:
             if fr.pc == exc.address:
                 name_access(fr, acc)
                 if acc.expression:
@@ -279,6 +312,30 @@ def fault_access(target: Any, facts: CrashFacts, steps: Steps) -> dict[str, Any]
         return asdict(acc)
 
     return steps.run("fault access", run, seconds=10)
+
+
+def _regs_trace(prog: Any, regs: dict[str, int]) -> Any:
+    """drgn's trace from an arm64 exception's saved registers, or None.
+
+    arm64's entry code has no CFI, so drgn's trace of the panic task reaches the
+    faulting function through a frame record only, without the registers its
+    variables live in; a ``struct pt_regs`` built from the saved registers
+    starts drgn's DWARF unwinder there with all of them.
+    """
+    if "pc" not in regs or "x29" not in regs:
+        return None
+    import struct
+
+    import drgn
+
+    try:
+        typ = prog.type("struct pt_regs")
+        names = [f"x{i}" for i in range(31)] + ["sp", "pc", "pstate"]
+        data = struct.pack("<34Q", *(regs.get(n, 0) for n in names))
+        data += bytes(max(0, typ.size - len(data)))
+        return prog.stack_trace(drgn.Object.from_bytes_(prog, typ, data))
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
 
 
 def analyze_path(

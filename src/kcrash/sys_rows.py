@@ -118,6 +118,10 @@ def _dumpfile(info: SystemInfo) -> str | None:
 def _machine(info: SystemInfo) -> str | None:
     if info.machine and info.cpu_mhz:
         return f"{info.machine}  ({info.cpu_mhz} Mhz)"  # crash appends the CPU clock
+    if info.machine == "aarch64":
+        # arm64 kernels keep no CPU clock (no cpu_khz); crash's arm64 processor_speed()
+        # gives 0 and its sys says so in these words
+        return f"{info.machine}  (unknown Mhz)"
     return info.machine
 
 

@@ -39,8 +39,11 @@ def mode_note(target: Any) -> str | None:
     """One line saying what this mode lacks, printed on stderr by text commands."""
     if target.mode == "dwarf":
         return None
+    from ..target.nodebug import is_arm64
+
+    stacks = "frame records" if is_arm64(target.prog) else "ORC"
     what = {
-        "btf": "types from the dump's BTF, symbols from kallsyms, stacks from ORC",
+        "btf": f"types from the dump's BTF, symbols from kallsyms, stacks from {stacks}",
         "kallsyms": "no types (no BTF): symbols from kallsyms and the log only",
     }.get(target.mode, target.mode)
     lacks = target.lacks[0] if target.lacks else ""

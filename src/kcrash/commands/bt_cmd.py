@@ -58,7 +58,39 @@ def _register_lines(regs: dict[str, int]) -> list[str]:
     return out
 
 
-def format_stack(st: Stack, source_lines: bool = False) -> str:
+def _is_arm64_regs(regs: dict[str, int]) -> bool:
+    return "pc" in regs and "x29" in regs
+
+
+def _arm64_register_lines(regs: dict[str, int], name_of: Any, user: bool = False) -> list[str]:
+    """An arm64 ``pt_regs`` as crash prints it (arm64_print_exception_frame): PC and LR
+    named, SP and PSTATE, X29 down to X0 three a row, ORIG_X0 and SYSCALLNO; a user
+    context on one PC/LR/SP line and PSTATE at the end."""
+    pc, lr, sp = regs["pc"], regs.get("x30", 0), regs.get("sp", 0)
+    if user:
+        out = [f"     PC: {pc:016x}   LR: {lr:016x}   SP: {sp:016x}"]
+    else:
+
+        def named(addr: int) -> str:
+            name = name_of(addr)
+            return f"[{visible(name)}]" if name else "[unknown or invalid address]"
+
+        out = [
+            f"     PC: {pc:016x}  {named(pc)}",
+            f"     LR: {lr:016x}  {named(lr)}",
+            f"     SP: {sp:016x}  PSTATE: {regs.get('pstate', 0):08x}",
+        ]
+    cells = [f"{' ' if i < 10 else ''}X{i}: {regs.get(f'x{i}', 0):016x}" for i in range(29, -1, -1)]
+    out.extend("    " + "  ".join(cells[i : i + 3]) for i in range(0, len(cells), 3))
+    syscallno = regs.get("syscallno", 0) & ((1 << 64) - 1)  # crash prints -1 as ffff…
+    tail = f"    ORIG_X0: {regs.get('orig_x0', 0):016x}  SYSCALLNO: {syscallno:x}"
+    if user:
+        tail += f"  PSTATE: {regs.get('pstate', 0):08x}"
+    out.append(tail)
+    return out
+
+
+def format_stack(st: Stack, source_lines: bool = False, name_of: Any = None) -> str:
     """One task's backtrace as crash prints it.
 
     Like crash: inlined calls are not numbered frames (they are shown with
@@ -79,7 +111,11 @@ def format_stack(st: Stack, source_lines: bool = False) -> str:
         switch = prev_stack not in (None, "TASK") and fr.stack != prev_stack
         sep = f"--- <{_STACK_NAMES.get(prev_stack or '', 'exception')} stack> ---"
         prev_stack = fr.stack
-        if fr.regs is not None:
+        if fr.regs is not None and _is_arm64_regs(fr.regs):
+            # arm64: crash prints the saved registers after the entry vector's
+            # frame (el1h_64_sync …), then the interrupted function as a frame.
+            out.extend(_arm64_register_lines(fr.regs, name_of or (lambda a: None)))
+        if fr.regs is not None and not _is_arm64_regs(fr.regs):
             out.append(f"    [exception RIP: {visible(_crash_symbol(fr))}]")
             out.extend(_register_lines(fr.regs))
             if switch:
@@ -89,8 +125,15 @@ def format_stack(st: Stack, source_lines: bool = False) -> str:
                 out.append(sep)
             mod = f" [{visible(fr.module)}]" if fr.module else ""
             sp = f"{fr.sp - 8:016x}" if fr.sp is not None else "?" * 16
+            address = fr.address or 0
+            if fr.fp is not None:
+                # arm64, as crash prints it: the frame record's address, and for a return
+                # address the branch-and-link before it (pc - 4)
+                sp = f"{fr.fp:016x}"
+                # (the first frame and an exception's pc are where the CPU was: exact)
+                address -= 0 if fr.regs is not None or n == 0 else 4
             name = visible(fr.function or "??")
-            out.append(f"{'#' + str(n):>3} [{sp}] {name} at {fr.address or 0:x}{mod}")
+            out.append(f"{'#' + str(n):>3} [{sp}] {name} at {address:x}{mod}")
             n += 1
         if source_lines:
             for f in [*pending_inline, fr]:
@@ -99,11 +142,44 @@ def format_stack(st: Stack, source_lines: bool = False) -> str:
                     where = f" (inlined {f.function})" if f.inlined else ""
                     out.append(f"    {file}: {line}{where}")
         pending_inline = []
-    if st.user_regs:
+    if st.user_regs and _is_arm64_regs(st.user_regs):
+        out.extend(_arm64_register_lines(st.user_regs, name_of, user=True))
+    elif st.user_regs:
         out.extend(_register_lines(st.user_regs))
     if st.error:
         out.append(f"    (unwinding stopped: {st.error})")
     return "\n".join(out)
+
+
+def _print_crashed_cpu(prog: Program, as_json: bool) -> None:
+    """The panicking CPU's stack from its saved registers when its task is unreachable
+    (no vmlinux and no per-CPU data): frames only, under a header that says so."""
+    from ..facts.stacks import crashed_cpu_stack
+
+    try:
+        st = crashed_cpu_stack(prog)
+    except (ValueError, LookupError, drgn.FaultError):
+        return
+    if as_json:
+        print_json(st)
+        return
+    st.comm, st.pid, st.cpu, st.task = "", 0, 0, 0
+    lines = format_stack(st, False, _symbol_namer(prog)).splitlines()[1:]
+    print("\n".join(["PANIC CPU (saved registers; its task is not reachable):", *lines]))
+
+
+def _symbol_namer(prog: Program) -> Any:
+    """``func+off`` (decimal) of a kernel text address, as crash names PC and LR."""
+
+    def name_of(addr: int) -> str | None:
+        try:
+            sym = prog.symbol(addr)
+        except LookupError:
+            return None
+        off = addr - sym.address
+        return f"{sym.name}+{off}" if off else sym.name
+
+    return name_of
 
 
 def _crash_symbol(fr: Frame) -> str:
@@ -153,6 +229,8 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
             except Exception as e:
                 why = e
             unreadable(target, "bt: the panic task (give a PID or -a)", why)
+            if target.mode != "dwarf":
+                _print_crashed_cpu(prog, args.json)
             return
         tasks = [t]
     stacks = [task_stack(target, t) for t in tasks]
@@ -163,4 +241,5 @@ def _kcrash_cmd_bt(prog: Program, name: str, args: argparse.Namespace, **kwargs:
     if args.json:
         print_json(stacks if len(stacks) > 1 or args.all_cpus else stacks[0])
         return
-    print("\n\n".join(format_stack(s, args.lines) for s in stacks))
+    namer = _symbol_namer(prog)
+    print("\n\n".join(format_stack(s, args.lines, namer) for s in stacks))

@@ -825,6 +825,13 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"__irq_(?:svc|usr)",
             r"el1_irq",
             r"el1h_64_irq\w*",
+            # arm64 >= 5.14: el1h_64_irq -> el1h_64_irq_handler -> el1_interrupt ->
+            # __el1_irq -> do_interrupt_handler -> call_on_irq_stack; el0t_64_irq from user
+            r"el1_interrupt",
+            r"__el1_irq",
+            r"el0t_64_irq\w*",
+            r"el0_interrupt",
+            r"__el0_irq_handler_common",
             r"call_on_irq_stack",
             r"do_interrupt_handler",
             r"kthread",
@@ -838,6 +845,7 @@ INFRASTRUCTURE: dict[str, tuple[Skip, ...]] = {
             r"acpi_idle_\w+",
             r"cpuidle_enter\w*",
             r"(?:do|cpu)_idle",
+            r"cpu_do_idle",  # arm64: the wfi of arch_cpu_idle
             r"cpu_startup_entry",
             r"start_secondary",
             r"secondary_startup_64\w*",

@@ -155,8 +155,24 @@ def _repeated_byte(addr: int) -> int | None:
     return b
 
 
-def classify_address(addr: int | None) -> Fact | None:
-    """What a faulting address most likely is, as a fact with parameters."""
+def is_arm64_kernel_or_user(addr: int) -> bool | None:
+    """arm64: True for a kernel address (bits 63..52 set: 48- and 52-bit VA, the top
+    byte ignored only for user tags), False for a user one (bits 63..52 clear), None
+    for neither (a wild value)."""
+    top = addr >> 52
+    if top == 0xFFF:
+        return True
+    if top == 0 or (addr >> 56 and (addr >> 52) & 0xF == 0):  # user, maybe tagged (TBI)
+        return False
+    return None
+
+
+def classify_address(addr: int | None, arch: str | None = None) -> Fact | None:
+    """What a faulting address most likely is, as a fact with parameters.
+
+    ``arch="arm64"``: the address-space layout of arm64 (kernel addresses from
+    0xffff000000000000, 0xfff0000000000000 with 52-bit VA) instead of x86-64's.
+    """
     if addr is None:
         return None
     addr &= (1 << 64) - 1
@@ -190,6 +206,11 @@ def classify_address(addr: int | None) -> Fact | None:
                 {"address": f"{addr:#x}", "start": f"{start:#x}", "end": f"{start + 7:#x}"},
             )
         return Fact("address.kasan_shadow", {"address": f"{addr:#x}", "start": f"{start:#x}"})
+    if arch == "arm64":
+        kernel = is_arm64_kernel_or_user(addr)
+        if kernel is None:
+            return Fact("address.non_canonical", {"address": f"{addr:#x}"})
+        return Fact("address.kernel" if kernel else "address.user", {"address": f"{addr:#x}"})
     if not is_canonical(addr):
         return Fact("address.non_canonical", {"address": f"{addr:#x}"})
     if addr < 0x0000800000000000:
@@ -226,12 +247,16 @@ class CodeDecode:
     access: str | None = None  # "read" / "write" / "rw"
 
 
-def disassemble_code(code: list[int] | None, ip_index: int | None) -> CodeDecode | None:
+def disassemble_code(
+    code: list[int] | None, ip_index: int | None, arch: str | None = None
+) -> CodeDecode | None:
     """Disassemble the ``Code:`` bytes with capstone, marking the instruction at RIP.
 
     The bytes before RIP do not start on an instruction boundary, so like the
     kernel's ``scripts/decodecode`` we try each start offset and keep the
-    first one whose decoding lands exactly on the RIP byte.
+    first one whose decoding lands exactly on the RIP byte.  arm64
+    (``arch="arm64"``) has 4-byte instructions: the words before pc are
+    instructions as they are.
     """
     if not code or ip_index is None or not (0 <= ip_index < len(code)):
         return None
@@ -239,12 +264,20 @@ def disassemble_code(code: list[int] | None, ip_index: int | None) -> CodeDecode
         import capstone
     except ImportError:  # pragma: no cover - a dependency of the package
         return None
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    arm64 = arch == "arm64"
+    if arm64:
+        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    else:
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     md.detail = True
     buf = bytes(code)
     insns: list[Insn] = []
     prefix: list[Any] = []
-    prefix = _synced_prefix(md, buf, ip_index)
+    if arm64:
+        start = ip_index % 4
+        prefix = list(md.disasm(buf[start:ip_index], start))
+    else:
+        prefix = _synced_prefix(md, buf, ip_index)
     tail = list(md.disasm(buf[ip_index:], ip_index))
     out = CodeDecode(insns=insns)
     for i in prefix:
@@ -320,12 +353,12 @@ def _suspicious(insn: Any) -> int:
 def _mem_operand(insn: Any, out: CodeDecode) -> None:
     """Base/index/displacement of the memory operand of the faulting instruction."""
     try:
-        from capstone import CS_AC_READ, CS_AC_WRITE, x86
+        from capstone import CS_AC_READ, CS_AC_WRITE, arm64, x86
     except ImportError:  # pragma: no cover
         return
     try:
         for op in insn.operands:
-            if op.type == x86.X86_OP_MEM:
+            if op.type in (x86.X86_OP_MEM, arm64.ARM64_OP_MEM):
                 if op.mem.base:
                     out.mem_base = insn.reg_name(op.mem.base)
                 if op.mem.index:
@@ -351,6 +384,8 @@ def register_value(regs: dict[str, int], name: str | None) -> int | None:
     if not name:
         return None
     n = name.lower()
+    if n[:1] == "w" and n[1:].isdigit():  # arm64: w3 is the low half of x3
+        n = "x" + n[1:]
     # sub-registers of the 64-bit ones (eax -> rax, r8d -> r8)
     if n.startswith("e") and len(n) == 3:
         n = "r" + n[1:]
@@ -363,14 +398,17 @@ def register_value(regs: dict[str, int], name: str | None) -> int | None:
 
 
 def fault_register(
-    decode: CodeDecode | None, regs: dict[str, int], fault_address: int | None
+    decode: CodeDecode | None,
+    regs: dict[str, int],
+    fault_address: int | None,
+    arch: str | None = None,
 ) -> Fact | None:
     """Which register was the NULL / poisoned base of the faulting access."""
     if decode is None or decode.mem_base is None:
         return None
     base = decode.mem_base
     val = register_value(regs, base)
-    if val is None or base in ("rip", "rsp", "rbp"):
+    if val is None or base in ("rip", "rsp", "rbp", "sp", "x29", "fp"):
         return None
     disp = decode.mem_disp or 0
     params = {
@@ -381,7 +419,7 @@ def fault_register(
     }
     if val == 0:
         return Fact("code.null_base", params)
-    kind = classify_address(val)
+    kind = classify_address(val, arch)
     if kind is not None and kind.id.startswith(
         ("address.poison", "address.list_poison", "address.pointer_poison", "address.non_canonical")
     ):

@@ -115,6 +115,8 @@ def _from_panic_string(facts: CrashFacts) -> Diagnosis:
     if rip is not None:
         ev.rip = rip
         ev.registers = {k.upper(): v for k, v in (rip.regs or {}).items()}
+        if "pc" in (rip.regs or {}):
+            ev.arch = "arm64"
     c = Classified(0, ev, got[0] if got else None, got[1] if got else None)
     d = _build(c, facts, primary=True, chain=[c], related=[])
     d.source = "panic_stack" if frames else "none"
@@ -124,7 +126,7 @@ def _from_panic_string(facts: CrashFacts) -> Diagnosis:
 def _exception_frame(frames: list[Frame]) -> Frame | None:
     """The first frame carrying exception registers (where the fault happened)."""
     for f in frames:
-        if f.regs and "rip" in f.regs and f.function:
+        if f.regs and ("rip" in f.regs or "pc" in f.regs) and f.function:
             return f
     return None
 
@@ -428,7 +430,7 @@ def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         e.messages.extend(Message("evidence." + f.id, f.params) for f in facts_pf)
     addr = ev.fault_address
     if addr is not None and (has_evidence(rule, "fault-address") or is_pf):
-        kind = decode.classify_address(addr)
+        kind = decode.classify_address(addr, ev.arch)
         e.fault_address = f"{addr:#x}"
         if kind is not None:
             e.address_kind = kind.id
@@ -437,12 +439,12 @@ def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
         bad = _list_bad_pointer(ev.lines)
         if bad is not None:
             e.messages.append(Message("evidence.list.bad_pointer", {"value": f"{bad:#x}"}))
-            kind = decode.classify_address(bad)
+            kind = decode.classify_address(bad, ev.arch)
             if kind is not None and e.address_kind is None:
                 e.fault_address = f"{bad:#x}"
                 e.address_kind = kind.id
                 e.messages.append(Message("evidence." + kind.id, kind.params))
-    dec = decode.disassemble_code(ev.code, ev.code_ip_index)
+    dec = decode.disassemble_code(ev.code, ev.code_ip_index, ev.arch)
     if dec is not None:
         e.code = [CodeLine(i.offset, i.bytes, i.text, i.faulting) for i in dec.insns]
         e.fault_instruction = dec.fault_insn
@@ -457,14 +459,14 @@ def _evidence(rule: Rule | None, ev: OopsEvent, facts: CrashFacts) -> Evidence:
                 e.messages.append(
                     Message("evidence.code.effective_address", {"address": f"{eff:#x}"})
                 )
-                kind = decode.classify_address(eff)
+                kind = decode.classify_address(eff, ev.arch)
                 if kind is not None:
                     e.fault_address = f"{eff:#x}"
                     if e.address_kind is not None:
                         e.messages = [m for m in e.messages if m.id != "evidence." + e.address_kind]
                     e.address_kind = kind.id
                     e.messages.append(Message("evidence." + kind.id, kind.params))
-            fr = decode.fault_register(dec, ev.registers, addr)
+            fr = decode.fault_register(dec, ev.registers, addr, ev.arch)
             if fr is not None:
                 e.fault_register = dict(fr.params)
                 e.fault_register["id"] = fr.id

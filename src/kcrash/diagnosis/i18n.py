@@ -70,6 +70,13 @@ def render(message_id: str, params: dict[str, Any] | None = None, lang: str = DE
         missing.discard("module")
     for name in missing:
         values[name] = _lookup(f"unknown.{name}", lang) or _lookup("unknown.other", lang) or ""
+    for name, value in list(values.items()):
+        # a word of kcrash's own passed as a value (the kind of an arm64 fault status):
+        # said in the report's language by its "value.<param>.<word>" entry
+        if isinstance(value, str) and value.isidentifier():
+            word = _lookup(f"value.{name}.{value}", lang)
+            if word is not None:
+                values[name] = word
     try:
         out = _FORMATTER.vformat(fmt, (), values)
     except (KeyError, ValueError, IndexError, AttributeError, TypeError):

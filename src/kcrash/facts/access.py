@@ -13,11 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import drgn
-from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+from capstone import CS_ARCH_ARM64, CS_ARCH_X86, CS_MODE_64, CS_MODE_ARM, Cs
+from capstone.arm64 import ARM64_OP_MEM
 from capstone.x86 import X86_OP_MEM
 
 _CS = Cs(CS_ARCH_X86, CS_MODE_64)
 _CS.detail = True
+_CS_ARM64 = Cs(CS_ARCH_ARM64, CS_MODE_ARM)
+_CS_ARM64.detail = True
 
 
 @dataclass
@@ -40,9 +43,11 @@ def decode_access(prog: drgn.Program, rip: int, regs: dict[str, int]) -> MemoryA
         code = prog.read(rip, 16)
     except drgn.FaultError:
         return None
-    for insn in _CS.disasm(code, rip, 1):
+    arm64 = prog.platform is not None and prog.platform.arch == drgn.Architecture.AARCH64
+    md, mem = (_CS_ARM64, ARM64_OP_MEM) if arm64 else (_CS, X86_OP_MEM)
+    for insn in md.disasm(code, rip, 1):
         for op in insn.operands:
-            if op.type != X86_OP_MEM:
+            if op.type != mem:
                 continue
             base = insn.reg_name(op.mem.base) if op.mem.base else None
             acc = MemoryAccess(
@@ -57,7 +62,10 @@ def decode_access(prog: drgn.Program, rip: int, regs: dict[str, int]) -> MemoryA
 
 
 def _full_register(name: str) -> str:
-    """``ebx`` -> ``rbx``, ``r8d`` -> ``r8`` (drgn names the 64-bit registers)."""
+    """``ebx`` -> ``rbx``, ``r8d`` -> ``r8``, arm64 ``w3`` -> ``x3`` (drgn names the
+    64-bit registers)."""
+    if name[:1] == "w" and name[1:].isdigit():
+        return "x" + name[1:]
     if name.startswith("e") and len(name) == 3:
         return "r" + name[1:]
     for suffix in ("d", "w", "b"):

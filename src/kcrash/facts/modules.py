@@ -13,6 +13,28 @@ from drgn.helpers.linux.module import module_address_regions, module_taints
 from ..model import ModuleInfo
 from ..target.kallsyms import modules
 
+#: The taints a module carries and their letters (kernel/panic.c taint_flags[] rows
+#: with ``module = true``, v4.x-v6.x): bit -> letter, in bit order as module_flags()
+#: prints them. For dumps where taint_flags itself is not found (no data symbols).
+MODULE_TAINTS: tuple[tuple[int, str], ...] = (
+    (0, "P"),  # TAINT_PROPRIETARY_MODULE
+    (1, "F"),  # TAINT_FORCED_MODULE
+    (10, "C"),  # TAINT_CRAP (staging)
+    (12, "O"),  # TAINT_OOT_MODULE
+    (13, "E"),  # TAINT_UNSIGNED_MODULE
+    (15, "K"),  # TAINT_LIVEPATCH
+    (16, "X"),  # TAINT_AUX
+    (17, "T"),  # TAINT_RANDSTRUCT
+)
+
+
+def _module_taint_letters(mod: drgn.Object) -> str:
+    try:
+        bits = mod.taints.value_()
+    except (AttributeError, drgn.FaultError):
+        return ""
+    return "".join(letter for bit, letter in MODULE_TAINTS if bits & (1 << bit))
+
 
 def _why(e: BaseException) -> str:
     from .system import read_error
@@ -46,8 +68,8 @@ def loaded_modules(prog: drgn.Program, errors: list[str] | None = None) -> list[
         size = sum(r[1] for r in regions)
         try:
             taints = module_taints(mod)
-        except Exception:
-            taints = ""
+        except Exception:  # no taint_flags[] (kallsyms of code only): the bits themselves
+            taints = _module_taint_letters(mod)
         return ModuleInfo(name, base, size, taints.strip(), debug_files.get(name), mod.value_())
 
     read = (drgn.FaultError, LookupError, ValueError)

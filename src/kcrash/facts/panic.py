@@ -16,8 +16,25 @@ import re
 
 from ..crash_classes import PANIC_AFTER_REPORT_RE
 from ..model import LogLine
+from ..oops.lines import END_PANIC_RE
 
 _PANIC_RE = re.compile(r"Kernel panic - not syncing: ?(.*)")
+
+
+def _panic_line(text: str) -> tuple[str, str]:
+    """``(line from "Kernel panic" on, message)`` of a panic line.
+
+    panic() ends with ``---[ end Kernel panic - not syncing: MSG ]---`` (since
+    v4.5) when no kdump kernel takes over: the last line of a QEMU capture
+    (arm64 ``virt`` has no pvpanic stop before it). Its message is MSG, without
+    the closing ``]---``.
+    """
+    end = END_PANIC_RE.match(text)
+    if end:
+        msg = end.group("msg").strip()
+        return f"Kernel panic - not syncing: {msg}", msg
+    msg = _PANIC_RE.search(text).group(1).strip()  # type: ignore[union-attr]
+    return text[text.index("Kernel panic") :].strip(), msg
 
 
 def panic_message(log: list[LogLine]) -> str | None:
@@ -33,10 +50,9 @@ def panic_message(log: list[LogLine]) -> str | None:
             panic_idx = i
             break
     if panic_idx is not None:
-        line = log[panic_idx].text
-        msg = _PANIC_RE.search(line).group(1).strip()  # type: ignore[union-attr]
+        line, msg = _panic_line(log[panic_idx].text)
         if not PANIC_AFTER_REPORT_RE.match(msg):
-            return line[line.index("Kernel panic") :].strip()
+            return line
     before = log[:panic_idx] if panic_idx is not None else log
     from ..oops.text import events_from_log  # the log parser, also used for console logs
 
@@ -45,6 +61,5 @@ def panic_message(log: list[LogLine]) -> str | None:
         first = next((e for e in events if e.oops_number == 1), events[0])
         return first.header.strip()
     if panic_idx is not None:
-        line = log[panic_idx].text
-        return line[line.index("Kernel panic") :].strip()
+        return _panic_line(log[panic_idx].text)[0]
     return None

@@ -15,6 +15,7 @@ import drgn
 from drgn.helpers.linux.sched import task_cpu
 
 from ..model import Frame, Stack
+from ..target import nodebug
 from ..target.frame_labels import kallsyms_name, symbol
 
 if TYPE_CHECKING:
@@ -75,7 +76,11 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     )
 
 
-_USER_LIMIT = 0xFFFF800000000000  # x86-64: kernel addresses are above this
+def _is_user(pc: int) -> bool:
+    """A user-space address: bit 63 clear (x86-64 kernel addresses start at
+    0xffff800000000000, arm64's at 0xffff000000000000 or, 52-bit, 0xfff0000000000000)."""
+    return not pc >> 63
+
 
 #: Functions of the kdump path whose return slot starts the panic path.
 KEXEC_ENTRY_FUNCTIONS = ("machine_kexec",)
@@ -224,6 +229,11 @@ PANIC_PATH_FUNCTIONS = frozenset(
 )
 
 
+#: arm64's exception vector table (``vectors``, v3.7+): a CPU stopped by QEMU while it
+#: enters an exception (the panic loop's timer IRQ) has its pc there.
+ARM64_VECTOR_TABLES = frozenset(("vectors",))
+
+
 def _in_panic_path(name: str | None) -> bool:
     """Where a dumping CPU stopped: kexec/panic code, or QEMU's pvpanic device."""
     return bool(name) and (name in PANIC_PATH_FUNCTIONS or name.startswith("pvpanic"))
@@ -245,7 +255,7 @@ def stack_from_trace(
     first_pc = frames[0].pc if frames else None
     prev: drgn.StackFrame | None = None
     for fr in frames:
-        if fr.pc < _USER_LIMIT:
+        if _is_user(fr.pc):
             if fr.interrupted:
                 st.user_regs = _with_orig_ax(prog, prev, dict(fr.registers()))
             break
@@ -297,7 +307,7 @@ def stack_from_unwound(
     the CPU's saved registers give), so a step found by scanning is reliable."""
     st = Stack()
     for fr in frames:
-        if fr.pc < _USER_LIMIT:
+        if _is_user(fr.pc):
             if fr.regs is not None:
                 st.user_regs = dict(fr.regs)
             break
@@ -309,6 +319,7 @@ def stack_from_unwound(
             sp=fr.sp,
             reliable=fr.reliable or confirmed,
             regs=dict(fr.regs) if fr.regs is not None and fr.interrupted else None,
+            fp=fr.bp if nodebug.is_arm64(prog) else None,
         )
         try:
             name, addr, fact.size = kallsyms_name(prog, symbol(prog, lookup_pc), lookup_pc)
@@ -347,6 +358,8 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
     prog = target.prog
     try:
         ranges = _stack_ranges(prog, task)
+        if nodebug.is_arm64(prog):
+            return _with_task(arm64_task_stack(target, task), task)
         if not _on_cpu(task):
             # A task off every CPU was switched out by schedule(): the kdump path runs on
             # CPUs only, so its stack holds no path to look for (the scan of its 16 KiB for
@@ -378,6 +391,82 @@ def _on_cpu(task: drgn.Object) -> bool:
         return bool(task.on_cpu.value_())
     except (LookupError, AttributeError, drgn.FaultError):
         return True
+
+
+def crashed_cpu_stack(prog: drgn.Program) -> Stack:
+    """The panicking CPU's stack from its saved registers (NT_PRSTATUS), for a dump whose
+    panic task cannot be found (no types, or no per-CPU data): on arm64 with every
+    exception frame's registers (frame records), elsewhere the PCs of the ORC unwind."""
+    if nodebug.is_arm64(prog):
+        st = stack_from_unwound(prog, nodebug.crashed_cpu_frames(prog), [], confirmed=True)
+        _drop_dump_path_regs(st)
+        return st
+    return stack_from_trace(prog, nodebug.stack_trace(prog, None), False)
+
+
+def _drop_dump_path_regs(st: Stack) -> None:
+    """No register block for a first frame where the dumping CPU saved its registers
+    (``__crash_kexec`` …) or, in QEMU's capture, where the CPU was entering the vector
+    table: neither is an exception frame of the stack (arm64)."""
+    if st.frames and (
+        _in_panic_path(st.frames[0].function) or st.frames[0].function in ARM64_VECTOR_TABLES
+    ):
+        st.frames[0].regs = None
+
+
+def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
+    """An arm64 task's stack: frame records from drgn's first frame, through every
+    exception frame (its ``pt_regs``) and IRQ-stack switch (:mod:`kcrash.target.fpunwind`).
+
+    With DWARF, drgn's frames are the same where the code has CFI, but the entry
+    code has none: drgn then falls back to frame records without the ``pt_regs``
+    registers, so the frame records are the stack in every mode, and DWARF adds
+    the source lines and inlined calls of each frame (:func:`_with_dwarf_lines`).
+    """
+    prog = target.prog
+    first = target.stack_trace(task)[0]
+    regs = nodebug.frame_registers(first)
+    frames = nodebug.unwind_registers(prog, regs, first.interrupted)
+    st = stack_from_unwound(prog, frames, [], confirmed=True)
+    if st.frames and frames[0].regs is not None and not first.interrupted:
+        st.frames[0].regs = None
+    _drop_dump_path_regs(st)
+    if target.mode == "dwarf":
+        _with_dwarf_lines(prog, st)
+    return st
+
+
+def _with_dwarf_lines(prog: drgn.Program, st: Stack) -> None:
+    """Source lines and inlined calls of each frame from DWARF, as drgn's own
+    frames carry them (``bt -l``, the culprit's file:line): an inlined call is a
+    frame of its own before the real one, marked ``inlined``."""
+    out: list[Frame] = []
+    for fr in st.frames:
+        if fr.address is None:
+            out.append(fr)
+            continue
+        pc = fr.address if fr.regs is not None else fr.address - 1
+        try:
+            locs = list(prog.source_location(pc))
+        except (LookupError, ValueError):
+            out.append(fr)
+            continue
+        for loc in locs[:-1]:
+            out.append(
+                Frame(
+                    function=str(loc).split(" at ", 1)[0],  # drgn 0.3.0: no .name
+                    module=fr.module,
+                    address=fr.address,
+                    source=f"{loc.filename}:{loc.line}",
+                    sp=fr.sp,
+                    inlined=True,
+                    stack=fr.stack,
+                )
+            )
+        if locs:
+            fr.source = f"{locs[-1].filename}:{locs[-1].line}"
+        out.append(fr)
+    st.frames = out
 
 
 def _with_task(st: Stack, task: drgn.Object) -> Stack:

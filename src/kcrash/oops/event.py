@@ -47,6 +47,12 @@ _CONTEXTS = {
 }
 
 
+#: Lines only arm64's oops printer writes (arch/arm64/mm/fault.c mem_abort_decode,
+#: arch/arm64/kernel/process.c __show_regs, 4.x-6.x): the ``Code:`` words and the
+#: registers are then arm64's.
+_ARM64_LINE_RE = re.compile(r"^(?:pc : |lr : |pstate: |ESR = 0x|Mem abort info:|x29: )")
+
+
 def fill_event(records: list[LogLine], index: int) -> OopsEvent:
     """Parse one block; never raises on odd input (fields stay ``None``)."""
     head = records[0]
@@ -72,6 +78,8 @@ def fill_event(records: list[LogLine], index: int) -> OopsEvent:
         if not s:
             continue
         _head_facts(ev, s)
+        if ev.arch is None and _ARM64_LINE_RE.match(s):
+            ev.arch = "arm64"
         if _GP_KTHREAD_RE.search(s) and section in ("head", "trace"):
             section = "gp-kthread"
             continue

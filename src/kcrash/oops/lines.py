@@ -13,7 +13,12 @@ Wordings handled, by kernel version:
 * arm64 pastes: ``pc : func+0x14/0x30 [mod]`` is taken as the RIP line.
 * Registers: the ``__show_regs`` block (``RSP: 0018:... EFLAGS: ...``,
   ``RAX: ... RBX: ... RCX: ...`` ... ``CR2: ... CR3: ... CR4: ...``).
-* ``Code:`` with the byte at RIP in ``<xx>`` (``(xx)`` on some arches).
+* arm64 registers (``__show_regs``, arch/arm64/kernel/process.c): ``sp : ffff...``,
+  ``x29: ffff... x28: ...`` three a row, one-digit names padded (``x9 : ...``).
+* ``Code:`` with the byte at RIP in ``<xx>`` (``(xx)`` on some arches); arm64 and
+  other fixed-width ISAs print 32-bit words, the faulting one in parentheses:
+  ``Code: 7100707f 54000081 f9401c00 (b9400403)`` (arch/arm64/kernel/traps.c
+  dump_kernel_instr, 4.x-6.x).
 """
 
 from __future__ import annotations
@@ -53,9 +58,10 @@ RIP_RE = re.compile(
 REG_LINE_RE = re.compile(
     r"^\s*(?:RAX|RBX|RCX|RDX|RSI|RDI|RBP|RSP|R0[89]|R1[0-5]|FS|CS|CR2|DR[0-7]|PKRU|"
     r"EAX|EBX|ECX|EDX|ESI|EDI|EBP|ESP|DS|ES|EFLAGS|ORIG_RAX):"
+    r"|^\s*(?:x\d{1,2} ?|sp ):"  # arm64
 )
 _REG_PAIR_RE = re.compile(
-    r"(?P<name>[A-Za-z][A-Za-z0-9_]*):\s*(?:(?P<seg>[0-9a-f]{4}):)?(?P<val>[0-9a-f]{4,16})\b"
+    r"(?P<name>[A-Za-z][A-Za-z0-9_]*) ?:\s*(?:(?P<seg>[0-9a-f]{4}):)?(?P<val>[0-9a-f]{4,16})\b"
 )
 CODE_RE = re.compile(r"^\s*Code:\s*(?P<body>.*)$")
 CONTEXT_RE = re.compile(r"^\s*<(?P<end>/?)(?P<name>IRQ|TASK|NMI|SOFTIRQ|EOI|EOE|#?[A-Z]{2,3})>\s*$")
@@ -221,24 +227,37 @@ def parse_registers(text: str) -> dict[str, int]:
 
 
 def parse_code(text: str) -> tuple[list[int], int | None] | None:
-    """``Code: 48 89 <8b> 47`` -> (bytes, index of the byte at RIP)."""
+    """``Code: 48 89 <8b> 47`` -> (bytes, index of the byte at RIP).
+
+    A line of 32-bit words (``Code: f9401c00 (b9400403)``, arm64) gives their bytes
+    in memory order (little-endian), the index of the marked word's first byte.
+    """
     m = CODE_RE.match(text)
     if not m:
         return None
+    toks = m.group("body").split()
+    width = 8 if toks and all(len(t.strip("<>()")) == 8 for t in toks) else 2
     out: list[int] = []
     ip: int | None = None
-    for tok in m.group("body").split():
-        marked = len(tok) == 4 and tok[0] in "<(" and tok[3] in ">)"
-        hexpart = tok[1:3] if marked else tok
-        if len(hexpart) != 2:
+    for tok in toks:
+        marked = len(tok) == width + 2 and tok[0] in "<(" and tok[-1] in ">)"
+        hexpart = tok[1:-1] if marked else tok
+        if len(hexpart) != width:
             return None
         try:
-            out.append(int(hexpart, 16))
+            value = int(hexpart, 16)
         except ValueError:
             return None
         if marked and ip is None:
-            ip = len(out) - 1
+            ip = len(out)
+        out.extend(value.to_bytes(width // 2, "little"))
     return (out, ip) if out else None
+
+
+def code_is_words(text: str) -> bool:
+    """Whether a ``Code:`` line is made of 32-bit words (arm64, riscv, ppc)."""
+    m = CODE_RE.match(text)
+    return bool(m) and all(len(t.strip("<>()")) == 8 for t in m.group("body").split())
 
 
 def parse_modules(text: str) -> list[str] | None:

@@ -48,7 +48,8 @@ class DumpFile:
     #: the file is cut short but its headers and page table are whole: what is missing
     #: (read as far as it goes, as crash does; reads of the lost pages fail)
     truncated: str | None = None
-    machine: str = ""  # utsname.machine in the kdump header ("" from QEMU)
+    machine: str = ""  # utsname.machine in the kdump header ("" or "Unknown" from QEMU)
+    block_size: int | None = None  # kdump header's block_size (its page size; None for ELF)
     vmcoreinfo: dict[str, str] = field(default_factory=dict)
     size: int = 0
 
@@ -351,6 +352,7 @@ def _kdump_dumpfile(  # type: ignore[no-untyped-def]
         partial=bool(dump_level and dump_level > 0),
         incomplete=bool(h["status"] & _DUMP_DH_COMPRESSED_INCOMPLETE),
         machine=machine,
+        block_size=bs,
         vmcoreinfo=info,
         size=size,
     )

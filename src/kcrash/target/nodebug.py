@@ -27,6 +27,7 @@ Kernels: 6.0+ (VMCOREINFO locates kallsyms); BTF since 5.2 (Debian 11+).
 from __future__ import annotations
 
 import logging
+import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -37,10 +38,12 @@ from drgn import FindObjectFlags, Object, Program
 
 from ..model import LogLine
 from ..notes import Note
+from . import datasyms, kallsyms
 from . import globals as kglobals
-from . import kallsyms
 from .btf import Btf, BtfError, BtfTypes
+from .dumpfile import parse_vmcoreinfo
 from .fetch.distro import debuginfo_package
+from .fpunwind import S_STACKFRAME, FpUnwinder, pac_mask, strip_pac
 from .orc import TYPE_UNDEFINED, OrcTable, OrcUnwinder, UnwoundFrame, orc_version
 from .vmcoreinfo_log import read_log
 
@@ -197,6 +200,17 @@ def attach(
     if have_syms:
         _set_main_module_ranges(prog)
 
+    # 2b. kallsyms of code only (no CONFIG_KALLSYMS_ALL: Debian's arm64): the data
+    # symbols VMCOREINFO names, and the BTF blob found after the text.
+    data: datasyms.DataSymbols | None = None
+    if have_syms and kallsyms.symbol_address(prog, "init_uts_ns") is None:
+        data = datasyms.DataSymbols(datasyms.vmcoreinfo_symbols(prog))
+        found = datasyms.find_btf(prog)
+        if found is not None:
+            data.symbols["__start_BTF"], data.symbols["__stop_BTF"] = found
+        prog.register_symbol_finder("kcrash-datasyms", data, enable_index=1)
+        setup.lacks.append(Note("lack.code_kallsyms"))
+
     # 3. BTF types.
     t1 = time.perf_counter()
     if have_syms:
@@ -211,6 +225,20 @@ def attach(
 
     # 4. Objects (needs nothing but kallsyms; types only where BTF has them).
     prog.register_object_finder("kcrash-nodebug", _find_object, enable_index=-1)
+    if data is not None and setup.mode == "btf" and "init_uts_ns" in data.symbols:
+        init_task = datasyms.find_init_task(prog, data.symbols["init_uts_ns"])
+        if init_task is not None:
+            data.symbols["init_task"] = init_task
+            data.symbols.update(datasyms.from_init_task(prog, init_task))
+        area = _module_area(prog)
+        if area is not None:
+            try:
+                names = datasyms.logged_module_names([r.text for r in read_log(prog)])
+            except (LookupError, ValueError, drgn.FaultError):
+                names = []
+            head = datasyms.find_modules_head(prog, names, area)
+            if head is not None:
+                data.symbols["modules"] = head
 
     # 5. Modules: drgn's module objects (their ORC, address ranges) and symbols.
     t2 = time.perf_counter()
@@ -235,6 +263,32 @@ def attach(
     setup.timings["total"] = time.perf_counter() - t0
     st.setup = setup
     return setup
+
+
+def _module_area(prog: Program) -> tuple[int, int] | None:
+    """Where to look for ``struct module``: around the code addresses on the CPUs'
+    stacks that kallsyms does not name (module code: a module's ``struct module`` is in
+    the same allocation, after its text), else VMCOREINFO's ``MODULES_VADDR`` ..
+    ``MODULES_END`` (arm64, v4.12+: link-time values, right without KASLR)."""
+    pcs: list[int] = []
+    for regs in cpu_registers(prog):
+        try:
+            frames = unwind_registers(prog, regs)
+        except (LookupError, ValueError, drgn.FaultError):
+            continue
+        for f in frames:
+            if f.pc >> 63:
+                try:
+                    prog.symbol(f.pc)
+                except LookupError:
+                    pcs.append(f.pc)
+    if pcs:
+        return min(pcs) - (32 << 20), max(pcs) + (32 << 20)
+    try:
+        info = parse_vmcoreinfo(prog["VMCOREINFO"].string_())
+        return int(info["NUMBER(MODULES_VADDR)"], 16), int(info["NUMBER(MODULES_END)"], 16)
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
 
 
 def _text_ranges(prog: Program) -> list[tuple[int, int]]:
@@ -415,7 +469,7 @@ def stack_trace(prog: Program, thread_or_task: Any = None) -> drgn.StackTrace:
             trace = thread_or_task.stack_trace()
         else:
             trace = prog.stack_trace(thread_or_task)
-        return _checked(prog, trace)
+        return trace if is_arm64(prog) else _checked(prog, trace)
     if thread_or_task is not None:
         raise ValueError("stack traces of tasks need types (this kernel has no BTF)")
     frames = crashed_cpu_frames(prog)
@@ -475,13 +529,49 @@ def cpu_registers(prog: Program) -> list[dict[str, int]]:
 
         if st.path is None:
             st.path = _guess_core_path(prog)
-        st.cpu_regs = [c.regs for c in read_prstatus(st.path)] if st.path else []
+        machine = "aarch64" if is_arm64(prog) else "x86_64"
+        st.cpu_regs = [c.regs for c in read_prstatus(st.path, machine)] if st.path else []
     return st.cpu_regs
 
 
 def crashed_cpu_frames(prog: Program) -> list[UnwoundFrame]:
-    """The panicking CPU's stack, from its saved registers, by our ORC unwinder."""
+    """The panicking CPU's stack, from its saved registers, by our ORC unwinder
+    (frame records on arm64)."""
     return unwind_registers(prog, _crashed_registers(prog))
+
+
+def is_arm64(prog: Program) -> bool:
+    """Whether the dump is of an arm64 kernel (frame pointers, no ORC)."""
+    return prog.platform is not None and prog.platform.arch == drgn.Architecture.AARCH64
+
+
+def fp_unwinder(prog: Program) -> FpUnwinder:
+    """The arm64 frame-record unwinder of this dump (any mode: DWARF, BTF, kallsyms)."""
+    unwinder = prog.cache.get("kcrash.fpunwind")
+    if unwinder is None:
+        try:
+            info = parse_vmcoreinfo(prog["VMCOREINFO"].string_())
+        except (LookupError, drgn.FaultError):
+            info = {}
+        try:
+            stackframe = drgn.offsetof(prog.type("struct pt_regs"), "stackframe")
+        except (LookupError, ValueError):
+            stackframe = S_STACKFRAME  # no types (kallsyms mode): the v5.8-v6.12 layout
+
+        def symbol(addr: int) -> str | None:
+            try:
+                return prog.symbol(addr).name
+            except LookupError:
+                return None
+
+        unwinder = FpUnwinder(prog.read, symbol, pac_mask(info), stackframe)
+        prog.cache["kcrash.fpunwind"] = unwinder
+    return unwinder
+
+
+def strip_pac_of(prog: Program, addr: int) -> int:
+    """A return address without its pointer-authentication code (arm64; others: as is)."""
+    return strip_pac(addr, fp_unwinder(prog).mask) if is_arm64(prog) else addr
 
 
 def _crashed_registers(prog: Program) -> dict[str, int]:
@@ -493,10 +583,55 @@ def _crashed_registers(prog: Program) -> dict[str, int]:
             else "no CPU registers: attach() was not given the vmcore path"
         )
     cpu = panic_cpu(prog)
+    if (cpu is None or cpu >= len(regs)) and is_arm64(prog):
+        cpu = _cpu_of_last_report(prog)
+        if cpu is None or cpu >= len(regs):
+            cpu = _cpu_in_panic(prog, regs)
     if cpu is None or cpu >= len(regs):
         # No panic recorded: take the first CPU that was in the kernel.
-        cpu = next((i for i, r in enumerate(regs) if r["rip"] >> 63), 0)
+        pc = "pc" if is_arm64(prog) else "rip"
+        cpu = next((i for i, r in enumerate(regs) if r[pc] >> 63), 0)
     return regs[cpu]
+
+
+_REPORT_CPU_RE = re.compile(r"^CPU: (\d+) (?:UID: \d+ )?PID: \d+ Comm: ")
+
+
+def _cpu_of_last_report(prog: Program) -> int | None:
+    """The CPU of the log's last report (dump_stack's "CPU: 1 PID: 121 Comm: sh" line,
+    lib/dump_stack.c, v2.6-v6.x; "UID:" since v6.10): the one that oopsed or panicked.
+    With kdump the panicking CPU's saved registers are the oops's (die() calls
+    crash_kexec(regs)), so its stack does not go through panic()."""
+    try:
+        lines = [ln.text for ln in log_lines(prog)]
+    except (LookupError, ValueError, drgn.FaultError):
+        return None
+    for text in reversed(lines):
+        m = _REPORT_CPU_RE.match(text)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+#: Functions only the CPU that crashed runs (the others stop in an IPI handler).
+_PANIC_FRAMES = frozenset(("panic", "die", "__crash_kexec", "crash_kexec", "oops_end"))
+
+
+def _cpu_in_panic(prog: Program, regs: list[dict[str, int]]) -> int | None:
+    """The CPU whose stack goes through panic()/die(), when ``panic_cpu`` is not a
+    known symbol (kallsyms of code only): the stopped CPUs sit in their IPI handler."""
+    for i, r in enumerate(regs):
+        try:
+            frames = unwind_registers(prog, r)
+        except (LookupError, ValueError, drgn.FaultError):
+            continue
+        for f in frames:
+            try:
+                if prog.symbol(f.pc if f.interrupted else f.pc - 1).name in _PANIC_FRAMES:
+                    return i
+            except LookupError:
+                continue
+    return None
 
 
 def _unwinder(prog: Program) -> OrcUnwinder:
@@ -586,7 +721,9 @@ def _module_text_range(mod: Object) -> tuple[int, int]:
 def unwind_registers(
     prog: Program, regs: dict[str, int], interrupted: bool = True
 ) -> list[UnwoundFrame]:
-    """Frames from a register set, with our ORC unwinder (any mode)."""
+    """Frames from a register set, with our ORC unwinder (frame records on arm64)."""
+    if is_arm64(prog):
+        return fp_unwinder(prog).unwind(regs, interrupted)
     return _unwinder(prog).unwind(regs, interrupted).frames
 
 
@@ -617,13 +754,26 @@ def exception_frames(
             first = thread_or_task.stack_trace()[0]
         else:
             first = prog.stack_trace(thread_or_task)[0]
-        regs0 = dict(first.registers())
+        regs0 = frame_registers(first)
         first_exact = first.interrupted
         frames = unwind_registers(prog, regs0, first_exact)
     out = [(f.pc, f.sp, f.regs) for f in frames]
+    if is_arm64(prog):
+        return out  # the unwinder read every pt_regs it crossed
     if out and first_exact and _pt_regs_on_stack(prog, regs0):
         out[0] = (out[0][0], out[0][1], regs0)
     return out
+
+
+def frame_registers(frame: drgn.StackFrame) -> dict[str, int]:
+    """A drgn frame's registers, with ``pc`` on arm64 (drgn keeps it apart)."""
+    regs = dict(frame.registers())
+    if "x29" in regs or "x30" in regs:
+        regs["pc"] = frame.pc
+        # drgn also lists x29 and x30 by their aliases fp and lr: one name each
+        regs.pop("fp", None)
+        regs.pop("lr", None)
+    return regs
 
 
 def _pt_regs_on_stack(prog: Program, regs: dict[str, int]) -> bool:

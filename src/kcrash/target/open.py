@@ -27,10 +27,39 @@ from . import debuginfo_search as di
 from .dumpfile import DumpFile, inspect, parse_vmcoreinfo
 from .fetch.distro import debuginfo_package
 
-X86_64 = drgn.Platform(
-    drgn.Architecture.X86_64,
-    drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN,
+_LE64 = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
+X86_64 = drgn.Platform(drgn.Architecture.X86_64, _LE64)
+AARCH64 = drgn.Platform(drgn.Architecture.AARCH64, _LE64)
+
+#: utsname.machine (the kdump header's, or OSRELEASE's suffix) -> drgn platform.
+PLATFORMS: dict[str, drgn.Platform] = {"x86_64": X86_64, "aarch64": AARCH64, "arm64": AARCH64}
+
+#: VMCOREINFO entries only one architecture exports, for a header that names none.
+#: arm64: ``NUMBER(VA_BITS)`` (v4.12+), ``NUMBER(kimage_voffset)`` (v4.12+),
+#: ``NUMBER(KERNELPACMASK)`` (v5.7+); x86-64: ``NUMBER(phys_base)`` and
+#: ``SYMBOL(init_top_pgt)`` (v4.13+; ``init_level4_pgt`` before).
+_VMCOREINFO_ARCH: tuple[tuple[str, str], ...] = (
+    ("NUMBER(kimage_voffset)", "aarch64"),
+    ("NUMBER(VA_BITS)", "aarch64"),
+    ("NUMBER(KERNELPACMASK)", "aarch64"),
+    ("SYMBOL(init_top_pgt)", "x86_64"),
+    ("SYMBOL(init_level4_pgt)", "x86_64"),
+    ("NUMBER(phys_base)", "x86_64"),
 )
+
+
+def dump_machine(dump: DumpFile) -> str | None:
+    """The dump's architecture as ``uname -m`` says it, from its headers.
+
+    The kdump header's utsname first (QEMU writes the guest's, ``aarch64``), then
+    what only one architecture puts in VMCOREINFO.
+    """
+    if dump.machine in PLATFORMS:
+        return "aarch64" if PLATFORMS[dump.machine] is AARCH64 else dump.machine
+    for key, machine in _VMCOREINFO_ARCH:
+        if key in dump.vmcoreinfo:
+            return machine
+    return None
 
 
 @dataclass
@@ -93,7 +122,8 @@ def _open_program(dump: DumpFile) -> drgn.Program:
 
     QEMU's kdump writer (``dump-guest-memory -z``, flattened) leaves the
     architecture out of what libkdumpfile reads ("KDUMP_ATTR_ARCH_NAME: Key
-    has no value"), so on that error we retry with x86-64 given explicitly.
+    has no value": QEMU 7.2 for x86-64 and arm64 guests), so on that error
+    we retry with the platform the headers name (:func:`dump_machine`).
     """
     prog = drgn.Program()
     try:
@@ -102,9 +132,36 @@ def _open_program(dump: DumpFile) -> drgn.Program:
     except NotADumpError as e:
         if "ARCH_NAME" not in str(e):
             raise
-    prog = drgn.Program(X86_64)
+    machine = dump_machine(dump)
+    _refuse_unreadable_qemu_arm64(dump, machine)
+    if machine is None:
+        raise NotADumpError(
+            f"{dump.path}: the dump names no architecture (neither its header nor its "
+            "VMCOREINFO): rewrite it with makedumpfile -R (flattened) or capture it as ELF"
+        )
+    prog = drgn.Program(PLATFORMS[machine])
     _set_core(prog, dump)
     return prog
+
+
+def _refuse_unreadable_qemu_arm64(dump: DumpFile, machine: str | None) -> None:
+    """One clear line for QEMU's kdump-format capture of an arm64 guest.
+
+    QEMU (7.2) writes such a file with the target's largest page size as its block
+    size (64 KiB) while the guest kernel's pages are 4 KiB (VMCOREINFO ``PAGESIZE``);
+    libkdumpfile then computes page frame numbers from the wrong size and every
+    virtual address fails to translate (``Cannot read 64-bit PTE … Out-of-bounds
+    PFN``), so nothing of the dump is readable.
+    """
+    page = dump.vmcoreinfo.get("PAGESIZE")
+    if machine != "aarch64" or dump.block_size is None or not page or not page.isdigit():
+        return
+    if dump.block_size != int(page):
+        raise NotADumpError(
+            f"{dump.path}: QEMU's kdump-format capture of an arm64 guest ({dump.block_size}-byte "
+            f"blocks for {page}-byte pages), which libkdumpfile cannot translate: capture it "
+            "with dump-guest-memory in ELF format (no -z/-l/-s), or with kdump inside the guest"
+        )
 
 
 def _set_core(prog: drgn.Program, dump: DumpFile) -> None:

@@ -10,9 +10,10 @@ stack, so we read the notes ourselves:
   flattened variant: ``offset_note``/``size_note`` of the sub-header
   (``struct kdump_sub_header``, header version 4+).
 
-``struct elf_prstatus`` on x86-64 has ``pr_pid`` at byte 32 and ``pr_reg``
-(``struct user_regs_struct``: r15 … gs, 27 longs) at byte 112; kdump
-writes one per online CPU in CPU order, QEMU one per vCPU.
+``struct elf_prstatus`` on x86-64 and arm64 has ``pr_pid`` at byte 32 and
+``pr_reg`` at byte 112: on x86-64 ``struct user_regs_struct`` (r15 … gs, 27
+longs), on arm64 ``struct user_pt_regs`` (x0-x30, sp, pc, pstate: 34 longs);
+kdump writes one per online CPU in CPU order, QEMU one per vCPU.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ USER_REGS = (
     *("rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "rflags", "rsp", "ss", "fs_base"),
     *("gs_base", "ds", "es", "fs", "gs"),
 )
+#: pr_reg of each architecture, by ``uname -m``.
+PR_REG: dict[str, tuple[str, ...]] = {
+    "x86_64": USER_REGS,
+    "aarch64": (*(f"x{i}" for i in range(31)), "sp", "pc", "pstate"),
+}
 _PR_PID = 32
 _PR_REG = 112
 
@@ -56,21 +62,22 @@ def parse_notes(data: bytes) -> list[tuple[bytes, int, bytes]]:
     return out
 
 
-def prstatus_from_notes(data: bytes) -> list[CpuRegisters]:
+def prstatus_from_notes(data: bytes, machine: str = "x86_64") -> list[CpuRegisters]:
     """The NT_PRSTATUS notes of a notes blob, in order."""
+    names = PR_REG[machine]
     out = []
     for name, ntype, desc in parse_notes(data):
-        if ntype != NT_PRSTATUS or name != b"CORE" or len(desc) < _PR_REG + 8 * 27:
+        if ntype != NT_PRSTATUS or name != b"CORE" or len(desc) < _PR_REG + 8 * len(names):
             continue
         pid = struct.unpack_from("<i", desc, _PR_PID)[0]
-        vals = struct.unpack_from("<27Q", desc, _PR_REG)
-        out.append(CpuRegisters(len(out), pid, dict(zip(USER_REGS, vals, strict=True))))
+        vals = struct.unpack_from(f"<{len(names)}Q", desc, _PR_REG)
+        out.append(CpuRegisters(len(out), pid, dict(zip(names, vals, strict=True))))
     return out
 
 
-def read_prstatus(path: str) -> list[CpuRegisters]:
+def read_prstatus(path: str, machine: str = "x86_64") -> list[CpuRegisters]:
     """Every CPU's saved registers from a vmcore file (ELF, kdump, flattened)."""
-    return prstatus_from_notes(read_notes(path))
+    return prstatus_from_notes(read_notes(path), machine)
 
 
 def read_notes(path: str) -> bytes:
