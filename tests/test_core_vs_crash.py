@@ -68,9 +68,11 @@ def _oracle(entry: dict[str, Any], cmd: str) -> str:
 
 
 def _ps_oracle(e: dict[str, Any]) -> str:
-    """crash 8.0.6's ``ps`` (``ps-trixie`` beside crash 8.0.2's x86 oracle; the arm64
-    oracle is crash 8.0.6 itself, built for ARM64)."""
-    return _oracle(e, "ps-trixie" if "ps-trixie" in e["oracle"] else "ps")
+    """crash 8.0.6's ``ps``: ``ps-trixie`` (beside crash 8.0.2's x86 oracle; on a kernel
+    whose only oracle is crash 8.0.6 — Debian 13, arm64 — the same session's ``ps``).
+    Never 8.0.2's ``ps``, which lists two or three tasks on Debian's 6.1."""
+    assert "ps-trixie" in e["oracle"], "no crash 8.0.6 ps (ps-trixie): rebuild its oracle"
+    return _oracle(e, "ps-trixie")
 
 
 def _ids(corpus: list[dict[str, Any]]) -> list[str]:
