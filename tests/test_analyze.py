@@ -124,7 +124,12 @@ def test_arm64_exception_frame_and_esr(corpus: list[dict[str, Any]]) -> None:
 def test_arm64_qemu_kdump_is_refused_in_one_line(refused: list[dict[str, Any]]) -> None:
     """QEMU's kdump-format capture of an arm64 guest: libkdumpfile cannot translate its
     addresses (64 KiB blocks for the kernel's 4 KiB pages: every read fails with "Cannot
-    read 64-bit PTE"); kcrash says so in one line and exits 2, never a traceback."""
+    read 64-bit PTE"); kcrash says so in one line and exits 2, never a traceback.
+    crash 8.0.6 built for ARM64 does read this file's memory (diskdump.c reads pages by the
+    header's block size: its sys, log, ps and mod are right; its bt finds no CPU registers
+    there and lists no frame): the difference is drgn's reader, libkdumpfile, not the dump;
+    the same boot's QEMU ELF dump is read by kcrash."""
+    assert refused, "the corpus has no arm64 QEMU kdump-format dump"
     for e in refused:
         for cmd in (["analyze", e["path"]], ["sys", e["path"], "--no-debuginfo"]):
             p = subprocess.run(

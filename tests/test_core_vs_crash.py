@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 from typing import Any
 
@@ -189,12 +190,40 @@ def _follows_a_call(target: Any, vmlinux: str, addr: int) -> bool:
     return False
 
 
+def _crash_found_no_prstatus(e: dict[str, Any]) -> bool:
+    """crash 8.0.6 built for ARM64 reads no CPU registers from QEMU's arm64 ELF dump: it
+    says "cpu 1: invalid NT_PRSTATUS note (n_type != NT_PRSTATUS)" and "cpu N: cannot find
+    NT_PRSTATUS note" for every CPU (QEMU writes more notes per CPU than the NT_PRSTATUS one
+    crash expects in turn), so its ``bt`` lists each active task with no frame at all.
+    kcrash reads those notes (drgn): its stacks there have no crash counterpart and are
+    checked on their own (every return address follows a bl/blr, every register block's PC
+    names it)."""
+    if not is_arm64(e) or e["format"] != "qemu-elf":
+        return False
+    # crash prints its warnings on its own output, before the first command's.
+    session = os.path.join(os.path.dirname(e["oracle"]["bt"]), "crash.stdout")
+    with open(session, encoding="utf-8", errors="replace") as f:
+        return "cannot find NT_PRSTATUS note" in f.read()
+
+
 def _compare_stack(e: dict[str, Any], crash: list[Any], ours: dict[str, Any]) -> None:
     frames = [f for f in ours["frames"] if not f["inlined"]]
+    if not crash and _crash_found_no_prstatus(e):
+        target = _target(e)
+        for f in frames[1:-1]:
+            if not f["regs"]:
+                assert _follows_a_call(target, e["vmlinux"], f["address"]), f["function"]
+        return
     our_exc = [f for f in frames if f["regs"]]
     gave_up = any(f.bogus or f.after_bogus for f in crash)
     # crash's own "possibly bogus exception frame": its registers and name are garbage.
     crash_exc = [f.function for f in crash if f.exception and not f.bogus]
+    if is_arm64(e) and frames and frames[0]["regs"] and crash and not crash[0].exception:
+        # A CPU that kdump stopped: ipi_cpu_crash_stop() saved the registers its IPI
+        # interrupted (arch/arm64/kernel/smp.c). kcrash shows them as that interrupted
+        # context, as on x86 (where crash too shows them, the NMI's exception RIP); crash's
+        # arm64 bt starts its frame #0 at them without a register block.
+        our_exc = our_exc[1:]
     if gave_up:
         # crash stops trusting its unwind there; ours goes on (ORC, checked below).
         our_exc = our_exc[: len(crash_exc)]
@@ -405,8 +434,12 @@ def test_exception_registers_equal_crash(entries: list[dict[str, Any]]) -> None:
         for ours, crash in zip(ours_tasks, crash_tasks, strict=True):
             right = [b for b in crash if not _crash_gave_up(b[0])]
             assert _subsequence(right, ours), (ours, crash)  # type: ignore[arg-type]
-            gave_up = len(right) < len(crash)
+            gave_up = len(right) < len(crash) or (not crash and _crash_found_no_prstatus(e))
             extra = [b for b in ours if b not in right]
+            if is_arm64(e) and ours and extra[:1] == ours[:1]:
+                # A stopped CPU's own registers (see _compare_stack): crash's arm64 bt
+                # starts from them without printing them; checked below as ours alone.
+                gave_up = gave_up or extra == ours[:1]
             assert not extra or gave_up, extra
             for name, lines in extra:
                 regs = dict(
