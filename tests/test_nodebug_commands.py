@@ -223,8 +223,9 @@ def _arm64_answers_the_same(e: dict[str, Any]) -> None:
     nodebug = open_target(e["path"], None, no_debuginfo=True)
     assert dwarf.mode == "dwarf" and nodebug.mode == "btf", (e["id"], nodebug.lacks)
     assert any("CONFIG_KALLSYMS_ALL" in str(s) for s in nodebug.lacks), nodebug.lacks
-    # The module list is found from a module's frame on a CPU's stack; with KASLR and no
-    # module code on any stack (sysrq) it is not found without vmlinux: said, not guessed.
+    # The module list is found from a module the log names ("Modules linked in:", else a
+    # module whose loading tainted the kernel); a log naming none leaves it unfound
+    # without vmlinux: said, not guessed.
     mods = _run(nodebug, "mod")
     found_modules = not any(u.startswith("mod:") for u in nodebug.unreadable)
     assert found_modules or mods.count("\n") == 1, mods

@@ -167,16 +167,29 @@ class DataSymbols:
 
 #: "Modules linked in: a(OE) b [last unloaded: c]" (lib/dump_stack.c, print_modules()).
 _MODULES_LINE_RE = re.compile(r"Modules linked in:(?P<mods>.*)")
+#: A module whose load tainted the kernel names itself (kernel/module/main.c, v6.1:
+#: "kcrash_crash: loading out-of-tree module taints kernel.", and the signature check's
+#: "…: module verification failed: …"). A panic() or a sysrq crash prints no "Modules
+#: linked in:" line (only an oops, a BUG or a WARN do): these lines still name a module.
+_TAINTING_MODULE_RE = re.compile(
+    r"^(?P<name>[\w-]+): (?:loading out-of-tree module taints kernel|module verification failed)"
+)
 
 
 def logged_module_names(log_text: list[str]) -> list[str]:
-    """Module names of the last "Modules linked in:" line of the log, taint flags off."""
+    """Module names the log gives: those of its last "Modules linked in:" line (taint
+    flags off), else those of the modules whose loading tainted the kernel."""
     for text in reversed(log_text):
         m = _MODULES_LINE_RE.search(text)
         if m:
             body = re.sub(r"\[last unloaded: [^\]]*\]", "", m.group("mods"))
             return [re.sub(r"\(\w+\)$", "", tok) for tok in body.split()]
-    return []
+    names: list[str] = []
+    for text in log_text:
+        m = _TAINTING_MODULE_RE.match(text)
+        if m and m.group("name") not in names:
+            names.append(m.group("name"))
+    return names
 
 
 def find_modules_head(prog: Program, names: list[str], area: tuple[int, int]) -> int | None:
