@@ -391,6 +391,8 @@ class Builder:
         build).  A cached boot gets it here, one crash session, without a new capture."""
         if not (self.ps_trixie and self.trixie) or boot.kernel.userland == TRIXIE_SUITE:
             return
+        if boot.kernel.arch != "x86_64":  # its one oracle is crash 8.0.6 (ps included)
+            return
         entry_id = f"{boot.id.rsplit('/', 1)[0]}/{fmt}"
         tmp = bdir / "oracle" / f".{fmt}.ps-trixie.tmp"
         rm_rf(tmp)
