@@ -286,9 +286,17 @@ def _module_area(prog: Program) -> tuple[int, int] | None:
         return min(pcs) - (32 << 20), max(pcs) + (32 << 20)
     try:
         info = parse_vmcoreinfo(prog["VMCOREINFO"].string_())
-        return int(info["NUMBER(MODULES_VADDR)"], 16), int(info["NUMBER(MODULES_END)"], 16)
+        lo, hi = int(info["NUMBER(MODULES_VADDR)"], 16), int(info["NUMBER(MODULES_END)"], 16)
     except (LookupError, ValueError, drgn.FaultError):
         return None
+    stext, etext = kallsyms.symbol_address(prog, "_stext"), kallsyms.symbol_address(prog, "_etext")
+    if int(info.get("KERNELOFFSET", "0"), 16) and stext and etext:
+        # KASLR moves the module region too (arch/arm64/kernel/kaslr.c, v6.1): its base
+        # into [_etext - MODULES_VSIZE, _stext), or with RANDOMIZE_MODULE_REGION_FULL
+        # (Debian) into [_end - 2 GiB, _stext]; the region is MODULES_VSIZE long. The
+        # window from _etext - 2 GiB (kallsyms of code has no _end) covers both.
+        return max(etext - (2 << 30), lo), stext + (hi - lo)
+    return lo, hi
 
 
 def _text_ranges(prog: Program) -> list[tuple[int, int]]:
