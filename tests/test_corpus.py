@@ -195,7 +195,16 @@ def test_crash_bt_not_empty(param: Any) -> None:
         assert "page excluded" in excluded, excluded
         return
     bt = Path(e["oracle"]["bt"]).read_text(errors="replace")
-    assert "PID:" in bt and " #0 " in bt, bt[:500]
+    if e.get("arch") == "arm64" and e["capture"] == "qemu":
+        # crash 8.0.6 built for ARM64 reads no CPU registers from QEMU's arm64 captures
+        # (ELF and kdump format alike: QEMU writes more notes per CPU than the NT_PRSTATUS
+        # one crash expects in turn): it says so and lists the panic task without a frame.
+        # kcrash reads the ELF capture's notes (tests/test_core_vs_crash.py).
+        session = Path(e["oracle"]["bt"]).parent / "crash.stdout"
+        assert "cannot find NT_PRSTATUS note" in session.read_text(errors="replace")
+        assert "PID:" in bt and " #0 " not in bt, bt[:500]
+    else:
+        assert "PID:" in bt and " #0 " in bt, bt[:500]
     sys_out = Path(e["oracle"]["sys"]).read_text(errors="replace")
     assert e["release"] in sys_out
 
