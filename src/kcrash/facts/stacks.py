@@ -424,7 +424,18 @@ def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
     the source lines and inlined calls of each frame (:func:`_with_dwarf_lines`).
     """
     prog = target.prog
-    first = target.stack_trace(task)[0]
+    try:
+        first = target.stack_trace(task)[0]
+    except LookupError:
+        # Without per-CPU data (no vmlinux and no CONFIG_KALLSYMS_ALL: no `crash_notes`)
+        # drgn cannot start a running task; kdump's own NT_PRSTATUS note of its CPU names
+        # it (pr_pid is the CPU's current task, crash_save_cpu()), as crash matches them.
+        regs = _prstatus_of(prog, task)
+        if regs is None:
+            raise
+        st = stack_from_unwound(prog, nodebug.unwind_registers(prog, regs), [], confirmed=True)
+        _drop_dump_path_regs(st)
+        return st
     regs = nodebug.frame_registers(first)
     frames = nodebug.unwind_registers(prog, regs, first.interrupted)
     st = stack_from_unwound(prog, frames, [], confirmed=True)
@@ -434,6 +445,14 @@ def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
     if target.mode == "dwarf":
         _with_dwarf_lines(prog, st)
     return st
+
+
+def _prstatus_of(prog: drgn.Program, task: drgn.Object) -> dict[str, int] | None:
+    """The registers of the one NT_PRSTATUS note whose pid is ``task``'s (not the idle
+    tasks': every idle CPU's note says pid 0)."""
+    pid = task.pid.value_()
+    notes = [r for r in nodebug.cpu_prstatus(prog) if r.pid == pid] if pid else []
+    return notes[0].regs if len(notes) == 1 else None
 
 
 def _with_dwarf_lines(prog: drgn.Program, st: Stack) -> None:

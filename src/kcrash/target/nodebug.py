@@ -542,6 +542,17 @@ def cpu_registers(prog: Program) -> list[dict[str, int]]:
     return st.cpu_regs
 
 
+def cpu_prstatus(prog: Program) -> list[Any]:
+    """Each CPU's NT_PRSTATUS note (:class:`.prstatus.CpuRegisters`: index, pid, regs)."""
+    from .prstatus import read_prstatus
+
+    st = _state(prog)
+    if st.path is None:
+        st.path = _guess_core_path(prog)
+    machine = "aarch64" if is_arm64(prog) else "x86_64"
+    return read_prstatus(st.path, machine) if st.path else []
+
+
 def crashed_cpu_frames(prog: Program) -> list[UnwoundFrame]:
     """The panicking CPU's stack, from its saved registers, by our ORC unwinder
     (frame records on arm64)."""
