@@ -351,7 +351,9 @@ def test_kallsyms_only_mode(corpus: list[dict[str, Any]]) -> None:
             assert is_subsequence(got, want), (e["id"], names(d, got), names(d, want))
             missing = [f for f in full if f.address not in got]
             assert all(f.module and f.module != "vmlinux" for f in missing), missing
-            assert any(regs and not regs["pc"] >> 63 for _pc, _sp, regs in frames), e["id"]
+            if e["expected"]["class"] != "hung-task":  # khungtaskd: a kernel thread panics
+                # a task that entered the kernel by a system call: its user-mode pt_regs
+                assert any(regs and not regs["pc"] >> 63 for _pc, _sp, regs in frames), e["id"]
             continue
         want = kernel_pcs(d.crashed_thread().stack_trace())
         assert got == want, (e["id"], names(d, got), names(d, want))
@@ -495,4 +497,6 @@ def test_arm64_return_addresses_carry_pac_and_are_stripped(corpus: list[dict[str
                 signed += 1
                 assert strip_pac(lr, mask) in pcs, (e["id"], hex(lr))
                 prog.symbol(strip_pac(lr, mask) - 1)  # named by kallsyms
-        assert signed >= 5, (e["id"], signed)
+        # every frame record's lr but the outermost (ret_from_fork's, or the one at the
+        # entry from user mode); a kernel thread's stack (khungtaskd) has only 4
+        assert signed >= min(5, len(frames) - 1), (e["id"], signed)
