@@ -592,6 +592,14 @@ class Builder:
                 self.crash_arm64 = crash_arm64.prepare(self.root)
             return self.crash_arm64
 
+    def _oracles_stored(self, boot: Boot) -> bool:
+        """Every dump of the boot's result.json has crash's output on disk."""
+        result = read_json(self.boot_dir(boot) / "result.json")
+        return bool(result) and all(
+            d.get("oracle") and all(Path(p).exists() for p in d["oracle"].values())
+            for d in result["dumps"].values()
+        )
+
     def _side_crash_arm64(self) -> None:
         try:
             self._prepare_crash_arm64()
@@ -739,9 +747,11 @@ class Builder:
                 )
             if live:
                 futures.append((LIVE_STEP, fetch.submit(self._rootfs)))
-            if any(b.kernel.arch == "arm64" for b in boots):
+            if any(not self._oracles_stored(b) for b in boots if b.kernel.arch == "arm64"):
                 # crash for ARM64 is a compile (most of an hour cold), not a download: it
                 # takes a guest slot from the start, the arm64 oracles wait for it (late_pool).
+                # Not when every arm64 boot has its oracles (an adopted or kept cache): a
+                # recipe that changed still gets crash, from the oracle that needs it.
                 futures.append(("crash-arm64", pool.submit(self._side_crash_arm64)))
             for boot in boots:
                 futures.append(
