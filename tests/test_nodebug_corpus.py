@@ -245,7 +245,8 @@ def _drgn_text(drgn_text: bytes, ours: str) -> str:
     """drgn 0.3.0's text of a record, or ours where drgn misreads a data block that wraps
     the ring: it reads it from the ring's start without skipping the block's 8-byte id
     word, so its text is that id then ours cut by 8 bytes (log-full's record 648080:
-    crash's `log` prints it as we do). Anything else drgn says must be ours exactly."""
+    crash's `log` prints it as we do; https://github.com/osandov/drgn/pull/635). Anything
+    else drgn says must be ours exactly."""
     text = drgn_text.decode("utf-8", "replace")
     ours_b = ours.encode()
     if text != ours and len(drgn_text) > 8 and drgn_text[8:] == ours_b[: len(drgn_text) - 8]:

@@ -75,7 +75,8 @@ def target_log(target: Any) -> list[LogLine]:
     ``vmcore-dmesg`` does: it needs no types, reads the ring in three bulk reads (2-3x
     faster than drgn's helper on a 32 MB ring), and reads a data block that wraps the ring
     right, where drgn 0.3.0's ``get_printk_records`` returns its id word as text and cuts
-    its end. An older ring is read by drgn's printk helpers (they need types).
+    its end (https://github.com/osandov/drgn/pull/635). An older ring is read by drgn's
+    printk helpers (they need types).
     """
     from ..target import nodebug
     from ..target.vmcoreinfo_log import VmcoreinfoLogError
