@@ -664,11 +664,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             (("qemu-kdump",), 512, ("deb12",)),
         )
     ),
+    *SCALE_SCENARIOS,
 )
-# SCALE_SCENARIOS (issue 19) are not in the default corpus yet: on 2026-11-30 their dumps
-# failed the tests that run over every entry (crowd-hung-task's culprit name, log-full
-# classified as an oops, the 16 GB null-deref's signature), found too late to fix; they
-# come back with those fixes (branch `scale`).
 
 
 #: Pinned builds (move one with `python3 -m kcrash_corpus bump NAME`). Debian keeps a few
