@@ -28,6 +28,9 @@ import drgn
 from .kallsyms import cache_load, cache_path, cache_store
 
 _KEY = "kcrash.inner_labels"
+#: The cache's directory under ~/.cache/kcrash: "labels2" since the walk also keeps the
+#: name kallsyms gives an address several functions share (older caches lack them).
+_KIND = "labels2"
 
 
 def _labels(prog: drgn.Program) -> tuple[list[int], list[str], array]:
@@ -43,11 +46,11 @@ def _labels(prog: drgn.Program) -> tuple[list[int], list[str], array]:
         bid = build_id.hex() if build_id else None
     except (LookupError, ValueError, AttributeError):
         stext, bid = 0, None
-    found = cache_load(bid, stext, kind="labels")
+    found = cache_load(bid, stext, kind=_KIND)
     starts = _load_starts(bid, stext) if found is not None else None
     if found is None or starts is None:
         found, starts = _walk(prog, stext, _image_end(prog))
-        cache_store(bid, stext, found, kind="labels")
+        cache_store(bid, stext, found, kind=_KIND)
         _store_starts(bid, stext, starts)
     pairs = sorted((a, n) for n, a in found.items())
     got = ([a for a, _ in pairs], [n for _, n in pairs], starts)
@@ -75,6 +78,7 @@ def _walk(prog: drgn.Program, stext: int, image_end: int) -> tuple[dict[str, int
     spans: list[tuple[int, int]] = []
     zero: list[drgn.Symbol] = []
     starts: list[int] = []
+    sized: dict[int, list[str]] = {}
     for s in prog.symbols():
         a = s.address
         if a < stext or a >= image_end:
@@ -83,6 +87,7 @@ def _walk(prog: drgn.Program, stext: int, image_end: int) -> tuple[dict[str, int
         size = s.size
         if size:
             spans.append((a, a + size))
+            sized.setdefault(a, []).append(s.name)
         else:
             zero.append(s)
     spans.sort()
@@ -102,11 +107,19 @@ def _walk(prog: drgn.Program, stext: int, image_end: int) -> tuple[dict[str, int
         name = s.name
         if not name.startswith(".") and s.kind != obj:  # assembler-local: not in kallsyms
             found[name] = a
+    # Functions sharing one address (a syscall's __x64_sys_sync, __ia32_sys_sync and
+    # __do_sys_sync): drgn's ELF lookup returns one of them, kallsyms -- and crash, and
+    # kcrash without debuginfo -- the last by name.  Kept as a label at that address, the
+    # last by name wins below as it does for the labels (one name in both modes).
+    for a, names in sized.items():
+        named = [n for n in names if not n.startswith(".")]
+        if len(named) > 1:
+            found[max(named)] = a
     return found, array("Q", sorted(set(starts)))
 
 
 def _load_starts(bid: str | None, stext: int) -> array | None:
-    path = cache_path(bid, "labels", ".starts")
+    path = cache_path(bid, _KIND, ".starts")
     try:
         if path is None or not path.exists():
             return None
@@ -118,7 +131,7 @@ def _load_starts(bid: str | None, stext: int) -> array | None:
 
 
 def _store_starts(bid: str | None, stext: int, starts: array) -> None:
-    path = cache_path(bid, "labels", ".starts")
+    path = cache_path(bid, _KIND, ".starts")
     if path is None:
         return
     try:
