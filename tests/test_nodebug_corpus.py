@@ -227,31 +227,27 @@ def test_drgn_crash_commands_run_unchanged(corpus: list[dict[str, Any]]) -> None
 
 def test_vmcoreinfo_log_matches_printk_records(corpus: list[dict[str, Any]]) -> None:
     for e in corpus:
+        if e["scenario"] == "log-full":
+            # Checked against crash's `log` line for line below instead: drgn 0.3.0 misreads
+            # its one data block that wraps the ring (it returns the block's 8-byte id word
+            # as text, https://github.com/osandov/drgn/pull/635), and its helper takes
+            # ~30 s over the ring's 650,000 records.
+            continue
         d = dwarf(e)
         prog, _ = nodebug_prog(e, use_btf=False)
-        records = get_printk_records(d)
-        lines = read_log(prog)
         want = [
-            (r.seq, _drgn_text(r.text, ours.text), r.timestamp, r.level)
-            for r, ours in zip(records, lines, strict=False)
+            (r.seq, r.text.decode("utf-8", "replace"), r.timestamp, r.level)
+            for r in get_printk_records(d)
         ]
-        got = [(ln.seq, ln.text, round((ln.timestamp or 0) * 1e9), ln.level) for ln in lines]
+        got = [
+            (ln.seq, ln.text, round((ln.timestamp or 0) * 1e9), ln.level) for ln in read_log(prog)
+        ]
         assert len(got) > 100, e["id"]
-        assert len(got) == len(records), e["id"]
         assert got == want, e["id"]
+        # The facts' shape (one entry per line, later lines "continued").
+        from kcrash.facts.log import log_lines
 
-
-def _drgn_text(drgn_text: bytes, ours: str) -> str:
-    """drgn 0.3.0's text of a record, or ours where drgn misreads a data block that wraps
-    the ring: it reads it from the ring's start without skipping the block's 8-byte id
-    word, so its text is that id then ours cut by 8 bytes (log-full's record 648080:
-    crash's `log` prints it as we do; https://github.com/osandov/drgn/pull/635). Anything
-    else drgn says must be ours exactly."""
-    text = drgn_text.decode("utf-8", "replace")
-    ours_b = ours.encode()
-    if text != ours and len(drgn_text) > 8 and drgn_text[8:] == ours_b[: len(drgn_text) - 8]:
-        return ours
-    return text
+        assert nodebug.log_lines(prog) == log_lines(d), e["id"]
 
 
 def test_full_log_keeps_the_record_that_wraps(corpus: list[dict[str, Any]]) -> None:
