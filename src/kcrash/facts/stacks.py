@@ -369,7 +369,16 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
         st = stack_from_trace(prog, trace, synthetic, ranges)
     except (ValueError, LookupError, drgn.FaultError) as e:
         st = Stack(error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+    if not st.frames and st.error is None and not st.user_regs:
+        # Seen live: a CPU's current task switched out between the runqueue read and the
+        # stack read (rcu_preempt), and its stack gave no kernel frame.  Say so, never an
+        # empty block.
+        st.error = NO_FRAMES
     return _with_task(st, task)
+
+
+#: Why a stack shows no frame when the unwinder raised nothing.
+NO_FRAMES = "no kernel frame on the stack when it was read"
 
 
 def _on_cpu(task: drgn.Object) -> bool:
