@@ -369,11 +369,6 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
         st = stack_from_trace(prog, trace, synthetic, ranges)
     except (ValueError, LookupError, drgn.FaultError) as e:
         st = Stack(error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-    if not st.frames and st.error is None and not st.user_regs:
-        # Seen live: a CPU's current task switched out between the runqueue read and the
-        # stack read (rcu_preempt), and its stack gave no kernel frame.  Say so, never an
-        # empty block.
-        st.error = NO_FRAMES
     return _with_task(st, task)
 
 
@@ -390,6 +385,11 @@ def _on_cpu(task: drgn.Object) -> bool:
 
 
 def _with_task(st: Stack, task: drgn.Object) -> Stack:
+    if not st.frames and st.error is None and not st.user_regs:
+        # Seen live: a CPU's current task switched out between the runqueue read and the
+        # stack read (rcu_preempt), and its stack gave no kernel frame.  Say so, never an
+        # empty block.
+        st.error = NO_FRAMES
     st.pid = task.pid.value_()
     st.comm = task.comm.string_().decode("utf-8", "replace")
     st.cpu = task_cpu(task)
