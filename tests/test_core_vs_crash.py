@@ -139,16 +139,19 @@ _INIT_TEXT: dict[str, tuple[int, int, int, Any]] = {}
 
 
 def _init_text(target: Any, vmlinux: str) -> tuple[int, int, int, Any]:
-    """(start, end, KASLR offset, ELF) of the kernel's init text, read from vmlinux."""
+    """(start, end, KASLR offset, ELF) of the kernel's init text in this dump: the link-time
+    values are read from vmlinux once, the KASLR offset is each boot's own (two dumps of
+    one vmlinux from two boots were given the first one's offset)."""
     if vmlinux not in _INIT_TEXT:
         from elftools.elf.elffile import ELFFile
 
         elf = ELFFile(open(vmlinux, "rb"))  # noqa: SIM115 - kept open for the session
         link = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()
                 if s.name in ("_stext", "_sinittext", "_einittext")}  # fmt: skip
-        slide = target.prog.symbol("_stext").address - link["_stext"]
-        _INIT_TEXT[vmlinux] = (link["_sinittext"] + slide, link["_einittext"] + slide, slide, elf)
-    return _INIT_TEXT[vmlinux]
+        _INIT_TEXT[vmlinux] = (link["_sinittext"], link["_einittext"], link["_stext"], elf)
+    start, end, stext, elf = _INIT_TEXT[vmlinux]
+    slide = target.prog.symbol("_stext").address - stext
+    return start + slide, end + slide, slide, elf
 
 
 def _code_before(target: Any, vmlinux: str, addr: int, n: int) -> bytes | None:

@@ -103,6 +103,9 @@ def test_plan_covers_issue_18_extra_modules() -> None:
         *(("deb12", s, c, "kcrash_memslab") for s in MEMSLAB for c in ("kdump", "qemu")),
         ("deb11", "uaf-track", "kdump", "kcrash_memslab"),
         *(("deb12", s, c, "kcrash_spin") for s in SPIN for c in ("kdump", "qemu")),
+        # Issue 19's scale guests: 10,000 threads, and 16 GB touched (tests/test_scale_corpus.py).
+        ("deb12", "crowd-hung-task", "kdump", "kcrash_scale"),
+        ("deb12", "null-deref-16g", "qemu", "kcrash_scale"),
     }
     got = {
         (b.kernel.name, b.scenario.id, b.capture, b.scenario.extra_module)

@@ -32,6 +32,7 @@ from .tables import (
     ARCHES,
     CAPTURE_CMDLINE,
     CRASHKERNEL,
+    CULPRIT_FUNCTION,
     FORMATS,
     KERNELS,
     ORACLE_COMMANDS,
@@ -563,7 +564,7 @@ class Builder:
                             (boot.kernel.name, sc.id), sc.panic_substring
                         ),
                         "crash_incomplete": bool(f.get("crash_incomplete")),
-                        "culprit_function": sc.culprit_function,
+                        "culprit_function": CULPRIT_FUNCTION.get(sc.id, sc.culprit_function),
                         "culprit_module": sc.culprit_module,
                     },
                     "guest": {

@@ -65,7 +65,10 @@ def vmcore_facts(target: Any, steps: Steps) -> CrashFacts:
     prog = target.prog
     facts = CrashFacts(source="vmcore", mode=target.mode, lacks=list(target.lacks))
 
-    facts.log = steps.run("log", lambda: flog.target_log(target)) or []
+    tail = steps.run("log", lambda: flog.target_log_tail(target))
+    facts.log, left_out = tail if tail is not None else ([], 0)
+    if left_out:
+        facts.lacks.append(Note("lack.log_tail", left=left_out, mb=flog.ANALYZE_LOG_BYTES >> 20))
     facts.events = steps.run("events", lambda: events_from_log(facts.log)) or []
     steps.run("code bytes", lambda: fill_code_from_memory(prog, facts.events))
     steps.run("noreturn callers", lambda: name_noreturn_callers(prog, facts.events))

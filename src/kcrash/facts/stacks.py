@@ -385,6 +385,10 @@ def task_stack(target: Target, task: drgn.Object) -> Stack:
     return _with_task(st, task)
 
 
+#: Why a stack shows no frame when the unwinder raised nothing.
+NO_FRAMES = "no kernel frame on the stack when it was read"
+
+
 def _on_cpu(task: drgn.Object) -> bool:
     """Was ``task`` on a CPU at the crash (``on_cpu``; true when it cannot be read)?"""
     try:
@@ -489,6 +493,11 @@ def _with_dwarf_lines(prog: drgn.Program, st: Stack) -> None:
 
 
 def _with_task(st: Stack, task: drgn.Object) -> Stack:
+    if not st.frames and st.error is None and not st.user_regs:
+        # Seen live: a CPU's current task switched out between the runqueue read and the
+        # stack read (rcu_preempt), and its stack gave no kernel frame.  Say so, never an
+        # empty block.
+        st.error = NO_FRAMES
     st.pid = task.pid.value_()
     st.comm = task.comm.string_().decode("utf-8", "replace")
     st.cpu = task_cpu(task)

@@ -24,6 +24,7 @@ How a block is delimited (x86-64, kernels 3.10-6.x):
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,10 @@ from kcrash.oops import lines as L
 MAX_BLOCK_LINES = 1500
 MAX_HEAD_NOISE = 80  # unrecognised lines tolerated before the call trace
 MAX_TRACE_NOISE = 3  # ... and inside it (interleaved console output)
+#: Report blocks kept: the first half (the [#1] chain) and the latest half (the reports that
+#: led to the panic). Keeping only the latest one lost the oops of a log whose sysrq reports
+#: (log-full: 1,555 "sysrq: Show State/Memory" before its NULL dereference) filled the cap:
+#: the panic line replaced it, and the verdict was "panic: Fatal exception".
 MAX_EVENTS = 400
 MAX_AUX_BLOCKS = 256  # NMI backtraces and sysrq task dumps
 CONTINUATION_WINDOW = 40  # lines after a preamble in which its oops may follow
@@ -149,6 +154,7 @@ class BlockScanner:
         self._open: dict[str | None, _Block] = {}
         self._count = 0
         self.events: list[OopsEvent] = []
+        self._latest: deque[OopsEvent] = deque(maxlen=MAX_EVENTS - MAX_EVENTS // 2)
         self.dropped_events = 0
         self._aux = 0
 
@@ -288,17 +294,19 @@ class BlockScanner:
                 return
             self._aux += 1
         ev = build_event(recs, block.start_index)
-        if len(self.events) >= MAX_EVENTS:
-            # keep the first events (the [#1] chain) and the most recent one (the panic)
-            self.events[-1] = ev
-            self.dropped_events += 1
-        else:
+        if len(self.events) < MAX_EVENTS // 2:
             self.events.append(ev)
+            return
+        if len(self._latest) == self._latest.maxlen:
+            self.dropped_events += 1
+        self._latest.append(ev)
 
     def finish(self) -> list[OopsEvent]:
         """Close every open block; the events in log order."""
         for key in list(self._open):
             self._close(key)
+        self.events.extend(self._latest)
+        self._latest.clear()
         self.events.sort(key=lambda e: e.line_index)
         return self.events
 

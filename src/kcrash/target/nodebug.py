@@ -45,7 +45,7 @@ from .dumpfile import parse_vmcoreinfo
 from .fetch.distro import debuginfo_package
 from .fpunwind import S_STACKFRAME, FpUnwinder, pac_mask, strip_pac
 from .orc import TYPE_UNDEFINED, OrcTable, OrcUnwinder, UnwoundFrame, orc_version
-from .vmcoreinfo_log import read_log
+from .vmcoreinfo_log import read_log, split_records
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +142,7 @@ def log_lines(prog: Program) -> list[LogLine]:
     Same shape as :func:`kcrash.facts.log.log_lines`: a multi-line record
     gives several lines, the later ones ``continued``.
     """
-    out: list[LogLine] = []
-    for rec in read_log(prog):
-        for i, part in enumerate(rec.text.split("\n")):
-            out.append(
-                LogLine(part, rec.timestamp, rec.level, rec.caller, rec.seq, continued=i > 0)
-            )
-    return out
+    return split_records(read_log(prog))
 
 
 def _release_of(prog: Program) -> str | None:
