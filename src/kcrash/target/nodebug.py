@@ -358,36 +358,113 @@ def _find_module_type(
 
 
 def _load_module_btf(prog: Program, st: _State) -> list[BtfTypes]:
-    """Each loaded module's BTF, split on the kernel's.
+    """Each loaded module's BTF, split on the kernel's (``CONFIG_DEBUG_INFO_BTF_MODULES``,
+    5.11+; Debian 12's 6.1 has it).
 
-    ``struct module.btf_data`` is freed once the module is live, but the
-    BPF subsystem keeps every BTF it parsed in ``btf_idr`` (``struct btf``:
-    ``data``/``data_size``, ``base_btf`` set for modules):
-    ``CONFIG_DEBUG_INFO_BTF_MODULES``, 5.11+.  Debian 12's 6.1 has it.
+    Since v5.11 a module carries its BTF in ``struct module`` (``btf_data``,
+    ``btf_data_size``) only while it loads: the pointer is into the copy of the
+    ``.ko`` freed after init, and ``do_init_module()`` clears it (6.1's dumps
+    here: ``btf_data`` NULL, ``btf_data_size`` kept).  The BPF subsystem keeps
+    its own copy in a ``struct btf`` (``data``/``data_size``, ``base_btf`` set
+    for a module), reachable two ways, tried in order (:data:`_MODULE_BTF_SOURCES`).
     """
-    from drgn.helpers.linux.idr import idr_for_each
-
     assert st.btf is not None and st.types is not None
     out: list[BtfTypes] = []
     st.module_types = out  # re-entrant lookups while reading see "none yet"
-    try:
-        idr = prog["btf_idr"]
-        btf_ptr = prog.type("struct btf *")
-        entries = [drgn.cast(btf_ptr, e) for _, e in idr_for_each(idr.address_of_())]
-        for b in entries:
-            if not b.base_btf.value_():
-                continue  # vmlinux itself
-            size = b.data_size.value_()
-            if not 24 <= size <= 64 << 20:
-                continue
+    for _name, source, _why in _MODULE_BTF_SOURCES:
+        try:
+            blobs = source(prog)
+        except (LookupError, AttributeError, drgn.FaultError, ValueError):
+            continue  # before 5.11, no BPF, or this path unreachable in this dump
+        for blob in blobs:
             try:
-                blob = prog.read(b.data.value_(), size)
                 out.append(BtfTypes(prog, Btf(blob, base=st.btf), st.types))
-            except (BtfError, drgn.FaultError):
+            except BtfError:
                 continue
-    except (LookupError, AttributeError, drgn.FaultError, ValueError):
-        pass  # before 5.11, or no BPF: no module BTF
+        if blobs:
+            break
     return out
+
+
+#: A module's BTF is between these sizes, or the pointer read is not one.
+_MODULE_BTF_MAX = 64 << 20
+_BTF_MAGIC = b"\x9f\xeb"  # 0xeB9F, little-endian
+
+
+def _btf_blob(prog: Program, data: int, size: int) -> bytes | None:
+    """The ``size`` bytes at ``data`` if they start like a BTF header, else None."""
+    if not data or not 24 <= size <= _MODULE_BTF_MAX:
+        return None
+    try:
+        blob = prog.read(data, size)
+    except drgn.FaultError:
+        return None
+    return blob if blob[:2] == _BTF_MAGIC else None
+
+
+def _module_btf_from_idr(prog: Program) -> list[bytes]:
+    """Every module ``struct btf`` in ``btf_idr`` (kernel/bpf/btf.c, every parsed BTF).
+    A data symbol: kallsyms lists it only with ``CONFIG_KALLSYMS_ALL`` (Debian's amd64
+    kernels, not its arm64 ones)."""
+    from drgn.helpers.linux.idr import idr_for_each
+
+    btf_ptr = prog.type("struct btf *")
+    out = []
+    for _, entry in idr_for_each(prog["btf_idr"].address_of_()):
+        b = drgn.cast(btf_ptr, entry)
+        if not b.base_btf.value_():
+            continue  # vmlinux itself
+        blob = _btf_blob(prog, b.data.value_(), b.data_size.value_())
+        if blob is not None:
+            out.append(blob)
+    return out
+
+
+def _module_btf_from_sysfs(prog: Program) -> list[bytes]:
+    """Each module's ``/sys/kernel/btf/<module>`` file, found in kernfs from the module's
+    own sysfs directory (``/sys/module/<module>``): needs only the module list, no data
+    symbol.  The file is a ``struct bin_attribute`` (kernfs node's ``priv`` is its
+    ``attr``) whose ``private`` is the module's ``struct btf`` (5.11-6.13,
+    ``btf_module_read``) or, since v6.14 (``sysfs_bin_attr_simple_read``), the BTF data
+    itself: both are told apart by the BTF magic."""
+    from drgn.helpers.linux.kernfs import kernfs_walk
+    from drgn.helpers.linux.module import for_each_module
+
+    mods = list(for_each_module(prog))
+    if not mods:
+        return []
+    root = mods[0].mkobj.kobj.sd
+    while root.parent:
+        root = root.parent
+    btf_dir = kernfs_walk(root, "kernel/btf")
+    if not btf_dir:
+        return []
+    attr_type = prog.type("struct attribute *")
+    btf_ptr = prog.type("struct btf *")
+    out = []
+    for mod in mods:
+        if not mod.btf_data_size.value_():
+            continue  # built without BTF (an out-of-tree module like ours)
+        node = kernfs_walk(btf_dir, mod.name.string_().decode(errors="replace"))
+        if not node:
+            continue
+        attr = drgn.container_of(drgn.cast(attr_type, node.priv), "struct bin_attribute", "attr")
+        size = attr.size.value_()
+        private = attr.private.value_()
+        blob = _btf_blob(prog, private, size)
+        if blob is None:
+            b = drgn.cast(btf_ptr, attr.private)
+            blob = _btf_blob(prog, b.data.value_(), b.data_size.value_())
+        if blob is not None:
+            out.append(blob)
+    return out
+
+
+#: Where a dump keeps its modules' BTF, in the order tried; each row: (name, reader, why).
+_MODULE_BTF_SOURCES: tuple[tuple[str, Any, str], ...] = (
+    ("btf_idr", _module_btf_from_idr, "one data symbol for every module (CONFIG_KALLSYMS_ALL)"),
+    ("sysfs", _module_btf_from_sysfs, "the module list only: Debian's arm64 without vmlinux"),
+)
 
 
 def _find_object(
