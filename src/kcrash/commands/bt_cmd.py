@@ -82,11 +82,18 @@ def _arm64_register_lines(regs: dict[str, int], name_of: Any, user: bool = False
         ]
     cells = [f"{' ' if i < 10 else ''}X{i}: {regs.get(f'x{i}', 0):016x}" for i in range(29, -1, -1)]
     out.extend("    " + "  ".join(cells[i : i + 3]) for i in range(0, len(cells), 3))
-    syscallno = regs.get("syscallno", 0) & ((1 << 64) - 1)  # crash prints -1 as ffff…
-    tail = f"    ORIG_X0: {regs.get('orig_x0', 0):016x}  SYSCALLNO: {syscallno:x}"
+    # Registers from a CPU's NT_PRSTATUS alone (a user_pt_regs) have no orig_x0 and
+    # syscallno: the line leaves them out rather than print a value nobody read.
+    tail = []
+    if "orig_x0" in regs and "syscallno" in regs:
+        # An s32 (NO_SYSCALL is -1) that crash reads as the 64-bit word it shares with
+        # ``unused2`` (0): -1 prints as ffffffff (crash 8.0.6's oracle, cpu1-page-fault).
+        syscallno = regs["syscallno"] & 0xFFFFFFFF
+        tail += [f"ORIG_X0: {regs['orig_x0']:016x}", f"SYSCALLNO: {syscallno:x}"]
     if user:
-        tail += f"  PSTATE: {regs.get('pstate', 0):08x}"
-    out.append(tail)
+        tail.append(f"PSTATE: {regs.get('pstate', 0):08x}")
+    if tail:
+        out.append("    " + "  ".join(tail))
     return out
 
 

@@ -15,7 +15,7 @@ import drgn
 from drgn.helpers.linux.sched import task_cpu
 
 from ..model import Frame, Stack
-from ..target import nodebug
+from ..target import fpunwind, nodebug
 from ..target.frame_labels import kallsyms_name, symbol
 
 if TYPE_CHECKING:
@@ -439,6 +439,7 @@ def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
             raise
         st = stack_from_unwound(prog, nodebug.unwind_registers(prog, regs), [], confirmed=True)
         _drop_dump_path_regs(st)
+        _with_arm64_syscall_regs(prog, task, st)
         return st
     regs = nodebug.frame_registers(first)
     frames = nodebug.unwind_registers(prog, regs, first.interrupted)
@@ -446,9 +447,31 @@ def arm64_task_stack(target: Target, task: drgn.Object) -> Stack:
     if st.frames and frames[0].regs is not None and not first.interrupted:
         st.frames[0].regs = None
     _drop_dump_path_regs(st)
+    _with_arm64_syscall_regs(prog, task, st)
     if target.mode == "dwarf":
         _with_dwarf_lines(prog, st)
     return st
+
+
+def _with_arm64_syscall_regs(prog: drgn.Program, task: drgn.Object, st: Stack) -> None:
+    """Add ``orig_x0`` and ``syscallno`` (crash prints both) to user registers taken from
+    a CPU's saved state (NT_PRSTATUS: a task stopped in user mode has no kernel frame).
+
+    ``pr_reg`` is a ``user_pt_regs`` (x0-pstate) only; the rest lives in the ``pt_regs``
+    the entry code saved at the top of the task's stack (``task_pt_regs()``: the stop IPI
+    taken in EL0 saved it there, ``syscallno`` set to NO_SYSCALL).  Taken only when that
+    ``pt_regs`` has the same pc and sp, so a wrong guess adds nothing.
+    """
+    regs = st.user_regs
+    if not regs or "orig_x0" in regs or "pc" not in regs:
+        return
+    try:
+        top = task.stack.value_() + fpunwind.THREAD_SIZE
+        saved = nodebug.fp_unwinder(prog).pt_regs(top - drgn.sizeof(prog.type("struct pt_regs")))
+    except (LookupError, AttributeError, ValueError, drgn.FaultError):
+        return
+    if (saved["pc"], saved["sp"]) == (regs["pc"], regs.get("sp")):
+        st.user_regs = {**regs, "orig_x0": saved["orig_x0"], "syscallno": saved["syscallno"]}
 
 
 def _prstatus_of(prog: drgn.Program, task: drgn.Object) -> dict[str, int] | None:
