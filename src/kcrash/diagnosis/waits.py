@@ -311,6 +311,8 @@ def undetermined(g: WaitGraph) -> list[Message]:
         lk = w.lock
         if lk is not None and lk.kind == "mutex" and lk.state == "unlocked":
             out.append(Message("hang.unknown.unlocked", {**_task(w), **lock_params(lk)}))
+        if lk is not None and lk.naming == "module-data":
+            out.append(Message("hang.unknown.module-data", lock_params(lk)))
         if lk is not None and lk.naming == "symbol+offset":
             out.append(Message("hang.unknown.member", lock_params(lk)))
         if lk is not None and lk.naming == "slab" and lk.object_offset is not None:

@@ -223,11 +223,21 @@ def describe_bit(prog: drgn.Program, w: ObjectWait, nr: int) -> None:
         pass
 
 
+def saved_stack_pointer(task: drgn.Object) -> int:
+    """The stack pointer a task switched out with: x86-64 keeps it in ``thread.sp``,
+    arm64 in ``thread.cpu_context.sp`` (the callee-saved set cpu_switch_to() stores)."""
+    thread = task.thread
+    try:
+        return thread.sp.value_()
+    except AttributeError:
+        return thread.cpu_context.sp.value_()
+
+
 def stack_words(prog: drgn.Program, task: drgn.Object) -> list[tuple[int, int]]:
     """(address, value) of the words of the task's kernel stack, from its saved sp up."""
     base = task.stack.value_()
     size = prog["THREAD_SIZE"].value_() if "THREAD_SIZE" in prog else 16384
-    lo = task.thread.sp.value_()
+    lo = saved_stack_pointer(task)
     if not base <= lo < base + size:
         lo = base
     lo &= ~7

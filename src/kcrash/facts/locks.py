@@ -247,7 +247,9 @@ def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[
     ``("kcrash_lock_a", "symbol")``; a member of a global: with DWARF
     ``("kcrash_hang_dev.io_lock", "member")``, without it
     ``("kcrash_hang_dev+0x10", "symbol+offset")`` (which member needs the variable's type);
-    a slab object ``("kmalloc-192", "slab")``; ``(None, "unknown")`` when nothing names it.
+    a slab object ``("kmalloc-192", "slab")``; a module's variable that no symbol names
+    ``("kcrash_crash", "module-data")`` (kallsyms without ``CONFIG_KALLSYMS_ALL`` lists a
+    module's code only: Debian's arm64); ``(None, "unknown")`` when nothing names it.
     """
     prog = target.prog
     try:
@@ -263,6 +265,9 @@ def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[
             return f"{sym.name}+{off:#x}", "symbol+offset"
     except LookupError:
         pass
+    module = _module_holding(prog, address)
+    if module is not None:
+        return module, "module-data"
     if struct:
         got = object_lock_name(prog, address, struct)
         if got is not None:
@@ -276,6 +281,16 @@ def lock_name(target: Target, address: int, struct: str | None = None) -> tuple[
     except (LookupError, ValueError, drgn.FaultError, AttributeError, TypeError):
         pass
     return None, "unknown"
+
+
+def _module_holding(prog: drgn.Program, address: int) -> str | None:
+    """The loaded module (not the kernel) whose memory holds ``address``, if any."""
+    try:
+        module = prog.module(address)
+    except (LookupError, ValueError):
+        return None
+    name = getattr(module, "name", None)
+    return name if name and name != "kernel" and not name.startswith("/") else None
 
 
 @dataclass(frozen=True)

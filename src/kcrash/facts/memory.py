@@ -70,8 +70,14 @@ def _counter(prog: drgn.Program, names: tuple[str, ...]) -> int | None:
 def breakdown(prog: drgn.Program) -> tuple[dict[str, int], list[str]]:
     """Where the pages went, in kB, and the figures that could not be read."""
     page_kb = prog["PAGE_SIZE"].value_() // 1024
-    out = {"total_kb": totalram_pages(prog) * page_kb}
+    out: dict[str, int] = {}
     lacks = []
+    try:
+        out["total_kb"] = totalram_pages(prog) * page_kb
+    except (LookupError, drgn.FaultError):
+        # A data symbol (_totalram_pages): kallsyms of a kernel built without
+        # CONFIG_KALLSYMS_ALL (Debian's arm64) does not list it, nor vm_zone_stat.
+        lacks.append("total_kb")
     for key, names, unit in COUNTERS:
         v = _counter(prog, names)
         if v is None:
@@ -91,7 +97,7 @@ def breakdown(prog: drgn.Program) -> tuple[dict[str, int], list[str]]:
     # already includes shmem.
     parts = ("free_kb", "anon_kb", "file_kb", "slab_reclaimable_kb", "slab_unreclaimable_kb",
              "kernel_stack_kb", "pagetables_kb", "hugetlb_kb")  # fmt: skip
-    if all(k in out for k in parts):
+    if "total_kb" in out and all(k in out for k in parts):
         out["other_kb"] = max(0, out["total_kb"] - sum(out[k] for k in parts))
     return out, lacks
 
@@ -230,7 +236,11 @@ def memory_summary(
     out: dict[str, Any] = {}
     figures, lacks = breakdown(prog)
     out.update(figures)
-    out["top_tasks"] = top_tasks(prog, top)
+    try:
+        out["top_tasks"] = top_tasks(prog, top)
+    except (drgn.FaultError, LookupError, ValueError) as exc:
+        out["top_tasks"] = []
+        lacks.append(f"tasks: {exc}")
     try:
         caches = cache_rows(prog)
     except (drgn.FaultError, LookupError, ValueError) as exc:

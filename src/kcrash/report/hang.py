@@ -30,7 +30,11 @@ def _lock_words(p: dict[str, Any], lang: str) -> str:
     naming = p.get("naming") or "unknown"
     if not p.get("lock"):
         naming = "unknown"
-    keys = {"slab": "hang.lock.slab", "unknown": "hang.lock.anonymous"}
+    keys = {
+        "slab": "hang.lock.slab",
+        "unknown": "hang.lock.anonymous",
+        "module-data": "hang.lock.module-data",
+    }
     container = p.get("container")
     if isinstance(container, dict):
         container = container_words(container, lang)

@@ -176,6 +176,11 @@ def _first_outside_allocator(stack: list[dict[str, Any]]) -> dict[str, Any] | No
     return stack[0] if stack else None
 
 
+#: The counters whose sum leaves "in no counter" (facts.memory.breakdown's parts).
+_OTHER_PARTS = ("free_kb", "anon_kb", "file_kb", "slab_reclaimable_kb", "slab_unreclaimable_kb",
+                "kernel_stack_kb", "pagetables_kb")  # fmt: skip
+
+
 def next_steps(
     mem: dict[str, Any] | None, items: list[dict[str, Any]], lb: dict[str, str]
 ) -> list[str]:
@@ -196,6 +201,12 @@ def next_steps(
         tasks = mem.get("top_tasks") or []
         total = mem.get("total_kb") or 0
         other = mem.get("other_kb") or 0
+        unread = [k for k in (*_OTHER_PARTS, "total_kb") if k in (mem.get("lacks") or [])]
+        if not leak and "other_kb" not in mem and unread:
+            # The share in no counter (the DWARF run's first step on a page leak) needs every
+            # counter: say which were not read rather than leave the step out.
+            what = "; ".join(lb.get("mem." + k, k) for k in unread)
+            out.append(lb["other_unknown_step"].format(what=what))
         if not leak and total and other * 2 >= total:
             # Half of RAM in no counter: pages taken straight from the page allocator.
             out.append(
