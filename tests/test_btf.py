@@ -13,6 +13,7 @@ from typing import Any
 
 import drgn
 import pytest
+from checks import platform as entry_platform
 from elftools.elf.elffile import ELFFile
 
 from kcrash.target import btf as B
@@ -44,8 +45,8 @@ def _dwarf_prog(vmlinux: str) -> drgn.Program:
     return prog
 
 
-def _btf_prog(blob: bytes) -> tuple[drgn.Program, BtfTypes]:
-    prog = drgn.Program(drgn.host_platform)
+def _btf_prog(blob: bytes, platform: Any = None) -> tuple[drgn.Program, BtfTypes]:
+    prog = drgn.Program(platform or drgn.host_platform)
     types = BtfTypes(prog, Btf(blob))
     prog.register_type_finder("btf", types.find_type, enable_index=0)
     return prog, types
@@ -127,7 +128,7 @@ def test_btf_in_dump_equals_vmlinux_section(corpus: list[dict[str, Any]]) -> Non
     from kcrash.target import nodebug
 
     for kernel, e in _kernels(corpus).items():
-        prog = drgn.Program(drgn.host_platform)
+        prog = drgn.Program(entry_platform(e))
         prog.set_core_dump(e["path"])
         setup = nodebug.attach(prog, e["release"], path=e["path"])
         assert setup.mode == "btf", (kernel, setup.lacks)
@@ -167,13 +168,14 @@ def test_globals_table_matches_dwarf(corpus: list[dict[str, Any]]) -> None:
 
     for kernel, e in _kernels(corpus).items():
         version = kglobals.parse_version(e["release"])
-        bprog, types = _btf_prog(_vmlinux_btf(e["vmlinux"]))
+        # The entry's platform: a table entry may depend on the architecture (hstates).
+        bprog, types = _btf_prog(_vmlinux_btf(e["vmlinux"]), entry_platform(e))
 
         bprog.register_object_finder("consts", _constants_finder(types), enable_index=0)
         dprog = _dwarf_prog(e["vmlinux"])
         checked = 0
         for g in (*kglobals.GLOBALS, *kglobals.PERCPU):
-            if not g.holds_for(version):
+            if not g.holds_for(version) or not g.holds_on(bprog):
                 continue
             try:
                 want = dprog.object(g.name).type_

@@ -105,12 +105,18 @@ def test_dmesg_and_console_give_the_same_signature(corpus: list[dict[str, Any]])
 
 def test_signature_is_stable_across_boots_and_kernels(corpus: list[dict[str, Any]]) -> None:
     """Boots of one crash (other RAM size, capture method, kernel, KASLR offset) share a bucket."""
-    by_crash: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    boots: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    by_crash: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    boots: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for e in _boots(corpus):
         exp = e["expected"]
-        key = (exp["class"], exp["culprit_function"], exp["culprit_module"])
         for _, path in _texts(e):
+            key: tuple[str, ...] = (exp["class"], exp["culprit_function"], exp["culprit_module"])
+            if is_arm64(e) and _noreturn_at_end(path):
+                # The one documented exception (see test_class_and_culprit_match_manifest):
+                # arm64's log names the function after the caller of panic() (sysrq_handle_crash
+                # ends in the call: "sysrq_reset_seq_param_set+0x0"), so its text signature
+                # cannot be x86's; it must still be one bucket over arm64 boots and captures.
+                key = (*key, "arm64: return address past a noreturn call")
             by_crash[key].add(diagnose(_read(path).facts)[0].signature.id)
             boots[key].append(e["boot"])
     for key, ids in by_crash.items():

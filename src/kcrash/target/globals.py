@@ -11,7 +11,7 @@ kernel sources (``kernel/``, ``mm/``, ``arch/x86/``).
 Array lengths that are configuration-dependent are written as ``{NAME}``
 and resolved at run time from the BTF itself (an enumerator such as
 ``NR_SOFTIRQS``) or from a derived size (``NR_CPUS`` = bits of ``struct
-cpumask``, ``MAX_NUMNODES`` = bits of ``nodemask_t``), never guessed.
+cpumask``, ``MAX_NUMNODES`` from ``struct zonelist``), never guessed.
 """
 
 from __future__ import annotations
@@ -34,11 +34,29 @@ class Global:
     since: Version = (0, 0)
     until: Version | None = None
     note: str = ""
+    #: The one architecture that has it (``arch/x86/`` code), or None for every one: a
+    #: same-named arm64 variable has another type (``vmemmap_base``) or none at all.
+    arch: str | None = None
 
     def holds_for(self, version: Version | None) -> bool:
         if version is None:
             return True
         return self.since <= version and (self.until is None or version < self.until)
+
+    def holds_on(self, prog: Program) -> bool:
+        """Whether this architecture has it (drgn's platform of the dump)."""
+        return self.arch is None or _arch(prog) == self.arch
+
+
+def _arch(prog: Program) -> str | None:
+    platform = prog.platform
+    if platform is None:
+        return None
+    return {drgn.Architecture.X86_64: X86, drgn.Architecture.AARCH64: "arm64"}.get(platform.arch)
+
+
+#: Architecture names of :attr:`Global.arch`.
+X86 = "x86_64"
 
 
 # Keep sorted by name; several entries per name when the type changed.
@@ -61,12 +79,12 @@ GLOBALS: tuple[Global, ...] = (
     Global("clear_seq", "struct latched_seq", (5, 13), note="u64 before 5.13"),
     Global("cpu_khz", "unsigned int"),
     Global("crash_notes", "note_buf_t *", note="per-CPU pointer (note_buf_t __percpu *)"),
-    Global("crashing_cpu", "int", (4, 10), note="arch/x86/kernel/reboot.c"),
+    Global("crashing_cpu", "int", (4, 10), note="arch/x86/kernel/reboot.c", arch=X86),
     Global("dentry_hashtable", "struct hlist_bl_head *", (2, 6)),
     Global("high_memory", "void *", note="mm/memory.c: end of the direct map (crash's ps %MEM)"),
     Global("hugetlb_max_hstate", "int", (3, 2)),
     Global("hstates", "struct hstate [{HUGE_MAX_HSTATE}]"),
-    Global("idt_table", "gate_desc [256]", note="arch/x86/kernel/idt.c"),
+    Global("idt_table", "gate_desc [256]", note="arch/x86/kernel/idt.c", arch=X86),
     Global("init_fs", "struct fs_struct"),
     Global("init_ipc_ns", "struct ipc_namespace"),
     Global("init_mm", "struct mm_struct"),
@@ -113,7 +131,7 @@ GLOBALS: tuple[Global, ...] = (
     Global("nr_swapfiles", "unsigned int"),
     Global("nr_threads", "int"),
     Global("oops_in_progress", "int"),
-    Global("page_offset_base", "unsigned long", (4, 8), note="x86-64 KASLR"),
+    Global("page_offset_base", "unsigned long", (4, 8), note="x86-64 KASLR", arch=X86),
     Global("panic_cpu", "atomic_t", (4, 5)),
     Global("panic_notifier_list", "struct atomic_notifier_head"),
     Global("panic_on_oops", "int"),
@@ -151,9 +169,9 @@ GLOBALS: tuple[Global, ...] = (
     Global("vm_numa_event", "atomic_long_t [{NR_VM_NUMA_EVENT_ITEMS}]", (5, 14)),
     Global("vm_numa_stat", "atomic_long_t [{NR_VM_NUMA_STAT_ITEMS}]", (4, 14), (5, 14)),
     Global("vm_zone_stat", "atomic_long_t [{NR_VM_ZONE_STAT_ITEMS}]"),
-    Global("vmalloc_base", "unsigned long", (4, 8)),
+    Global("vmalloc_base", "unsigned long", (4, 8), arch=X86),
     Global("vmcoreinfo_data", "unsigned char *"),
-    Global("vmemmap_base", "unsigned long", (4, 8)),
+    Global("vmemmap_base", "unsigned long", (4, 8), arch=X86),
 )
 
 # Per-CPU variables (``DEFINE_PER_CPU``): BTF describes them in its
@@ -161,14 +179,16 @@ GLOBALS: tuple[Global, ...] = (
 # Debian 11's 5.10 BTF has no VAR records at all, so drgn's helpers need these
 # (their kallsyms address is the per-CPU offset).  BTF wins when it has them.
 PERCPU: tuple[Global, ...] = (
-    Global("cpu_info", "struct cpuinfo_x86"),
+    Global("cpu_info", "struct cpuinfo_x86", arch=X86),
     Global("cpu_number", "int", until=(6, 2), note="pcpu_hot.cpu_number since 6.2"),
-    Global("cpu_tss_rw", "struct tss_struct"),
-    Global("current_task", "struct task_struct *", until=(6, 2), note="pcpu_hot since 6.2"),
-    Global("exception_stacks", "struct exception_stacks"),
-    Global("fixed_percpu_data", "struct fixed_percpu_data", until=(6, 2)),
-    Global("hardirq_stack_ptr", "struct irq_stack *", (5, 9), (6, 0)),
-    Global("hardirq_stack_ptr", "void *", (6, 0), (6, 2)),
+    Global("cpu_tss_rw", "struct tss_struct", arch=X86),
+    Global(
+        "current_task", "struct task_struct *", until=(6, 2), note="pcpu_hot since 6.2", arch=X86
+    ),
+    Global("exception_stacks", "struct exception_stacks", arch=X86),
+    Global("fixed_percpu_data", "struct fixed_percpu_data", until=(6, 2), arch=X86),
+    Global("hardirq_stack_ptr", "struct irq_stack *", (5, 9), (6, 0), arch=X86),
+    Global("hardirq_stack_ptr", "void *", (6, 0), (6, 2), arch=X86),
     Global("hrtimer_bases", "struct hrtimer_cpu_base"),
     Global("idle_threads", "struct task_struct *"),
     Global("irq_stat", "irq_cpustat_t"),
@@ -176,7 +196,7 @@ PERCPU: tuple[Global, ...] = (
     Global("ksoftirqd", "struct task_struct *"),
     Global("kstat", "struct kernel_stat"),
     Global("runqueues", "struct rq", note="drgn's cpu_curr(), crashed_thread()"),
-    Global("this_cpu_off", "unsigned long"),
+    Global("this_cpu_off", "unsigned long", arch=X86),
     Global(
         "timer_bases",
         "struct timer_base [2]",
@@ -253,14 +273,33 @@ def _taint_flags_count(version: Version | None) -> int:
     return 18 if version >= (4, 15) else 17
 
 
+def _max_numnodes(prog: Program) -> int:
+    """MAX_NUMNODES (1 << CONFIG_NODES_SHIFT), exactly: ``struct zonelist``'s
+    ``_zonerefs[MAX_NUMNODES * MAX_NR_ZONES + 1]`` (include/linux/mmzone.h, 2.6.26+).
+    The bits of ``nodemask_t`` are rounded up to a long: 64 for arm64's NODES_SHIFT=4
+    (16 nodes); they are the fallback, exact for x86's NODES_SHIFT=10."""
+    try:
+        refs = prog.type("struct zonelist").member("_zonerefs").type.length
+        zones = prog.constant("__MAX_NR_ZONES").value_()
+        if refs and zones and (refs - 1) % zones == 0:
+            return (refs - 1) // zones
+    except (LookupError, AttributeError, ValueError):
+        pass
+    return drgn.sizeof(prog.type("nodemask_t")) * 8
+
+
 def _resolve(prog: Program, key: str, version: Version | None) -> int | str:
     if key == "NR_CPUS":
         return _cpumask_bits(prog)
     if key == "MAX_NUMNODES":
-        return drgn.sizeof(prog.type("nodemask_t")) * 8
+        return _max_numnodes(prog)
     if key == "COMMAND_LINE_SIZE":
         return 2048  # arch/x86/include/asm/setup.h since 2.6.x
     if key == "HUGE_MAX_HSTATE":
+        platform = prog.platform
+        if platform is not None and platform.arch == drgn.Architecture.AARCH64:
+            # arch/arm64/include/asm/hugetlb.h (v4.5+, contiguous-bit sizes): 4 with 4K pages
+            return 4
         return 2  # x86: 2M and 1G
     if key == "MAX_SWAPFILES":
         # 32 minus the swap types reserved for migration, hwpoison,
@@ -270,7 +309,13 @@ def _resolve(prog: Program, key: str, version: Version | None) -> int | str:
         # is not pinned down here: 6.2-6.11 keep 6.1's value).
         if version is None or version >= (6, 12):
             return 27
-        return 26 if version >= (5, 19) else 29
+        if version >= (5, 19):
+            # SWP_PTE_MARKER_NUM is 1 with CONFIG_PTE_MARKER, which only uffd-wp selects
+            # (HAVE_ARCH_USERFAULTFD_WP: x86-64's alone in 6.1): Debian 12's arm64 has 27.
+            platform = prog.platform
+            arm64 = platform is not None and platform.arch == drgn.Architecture.AARCH64
+            return 27 if arm64 else 26
+        return 29
     if key == "TAINT_FLAGS_COUNT":
         return _taint_flags_count(version)
     if key == "TASK_STATE_ARRAY_LEN":
@@ -289,7 +334,7 @@ def global_type(prog: Program, name: str, version: Version | None) -> Type | Non
     lacks a type it refers to (e.g. a structure compiled out).
     """
     g = lookup(name, version)
-    if g is None:
+    if g is None or not g.holds_on(prog):
         return None
     if g.ctype == "{TK_CORE}":
         return _tk_core_type(prog)
