@@ -183,6 +183,21 @@ def _which(name: str) -> str:
     return path
 
 
+def _crash_for(entry: dict[str, Any]) -> str:
+    """The crash that reads this dump: the host's for x86-64, and for an arm64 dump the
+    crash-ARM64 the corpus built as that dump's oracle (``make target=ARM64``: an x86-64
+    binary with an aarch64 gdb, corpus/kcrash_corpus/crash_arm64.py). drgn-crash and kcrash
+    read both architectures as they are."""
+    if entry.get("arch", "x86_64") != "arm64":
+        return _which("crash")
+    import kcrash_corpus
+
+    binary = kcrash_corpus.cache_root() / "tools" / "crash-arm64" / "crash"
+    if not binary.exists():
+        sys.exit(f"bench: {binary} missing: build the arm64 entries' oracle (kcrash_corpus build)")
+    return str(binary)
+
+
 def make_cases(entry: dict[str, Any], cmd_dir: Path) -> list[Case]:
     """The five measured commands for one corpus dump."""
     vmcore, vmlinux = entry["path"], entry["vmlinux"]
@@ -219,7 +234,7 @@ def make_cases(entry: dict[str, Any], cmd_dir: Path) -> list[Case]:
         Case(
             i,
             CRASH,
-            [_which("crash"), "-s", "-i", str(crash_cmds), vmlinux, vmcore],
+            [_crash_for(entry), "-s", "-i", str(crash_cmds), vmlinux, vmcore],
             None,
             _need("PANIC:", "#0", "Linux version"),
         ),
@@ -494,7 +509,7 @@ def _batch_summary(odir: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- reporting
 
 
-def machine_info() -> dict[str, str]:
+def machine_info(entries: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """What a reader needs to compare these numbers with theirs."""
 
     def first_line(argv: list[str]) -> str:
@@ -523,7 +538,7 @@ def machine_info() -> dict[str, str]:
         debian = platform.platform()
     commit = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = first_line(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
-    return {
+    info = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "os": f"{debian}, Linux {platform.release()}",
         "cpu": f"{cpu}, {os.cpu_count()} CPUs",
@@ -535,6 +550,10 @@ def machine_info() -> dict[str, str]:
         "drgn": first_line([sys.executable, "-c", "import drgn; print(drgn.__version__)"]),
         "load": _loadavg(),
     }
+    arm = [e for e in entries or [] if e.get("arch") == "arm64"]
+    if arm:
+        info["crash (arm64 dumps)"] = first_line([_crash_for(arm[0]), "--version"]) + " ARM64"
+    return info
 
 
 def _loadavg() -> str:
@@ -617,7 +636,8 @@ def render(
         drgn = results.get((i, DRGN_CRASH))
         ram = (e.get("guest") or {}).get("ram_mb")
         lines += [
-            f"## `{i}` ({e.get('size', 0) / 1e6:.0f} MB dump of a {ram} MB guest)",
+            f"## `{i}` ({e.get('size', 0) / 1e6:.0f} MB dump of a {ram} MB "
+            f"{'arm64' if e.get('arch') == 'arm64' else 'x86-64'} guest)",
             "",
             "| command | wall time | CPU time | peak RSS | read | time vs crash |"
             " time vs drgn-crash | CPU vs drgn-crash | RSS vs drgn-crash | busy |",
@@ -1025,7 +1045,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    info = machine_info()
+    info = machine_info(entries)
     # ignore_cleanup_errors: a batch's fork server may still be writing byte-code there
     with tempfile.TemporaryDirectory(prefix="kcrash-bench-", ignore_cleanup_errors=True) as tmp:
         scratch = Path(tmp)
