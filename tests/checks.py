@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,20 @@ def platform(entry: dict[str, Any]) -> Any:
         flags = drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN
         return drgn.Platform(drgn.Architecture.AARCH64, flags)
     return drgn.host_platform
+
+
+def names_the_function_after_the_caller(entry: dict[str, Any], log_path: str) -> bool:
+    """An arm64 log whose call trace names the function *after* panic()'s caller.
+
+    arm64's dump_backtrace() prints return addresses as they are (``%pS``, not x86's
+    ``%pB`` of the address minus one): a function that ends in its call to panic()
+    (``sysrq_handle_crash``, the module's ``kcrash_panic``) returns past its own end, and
+    the log names the next function at ``+0x0`` (``sysrq_reset_seq_param_set+0x0``,
+    ``kcrash_exit+0x0``). Text alone cannot name the caller; the dump's analysis does
+    (its symbol table has the call site). The text verdict's class and module are the
+    dump's; its function and signature are not."""
+    if not is_arm64(entry):
+        return False
+    with open(log_path, errors="replace") as f:
+        lines = f.read().splitlines()
+    return any("panic+" in a and "+0x0/" in b for a, b in pairwise(lines))

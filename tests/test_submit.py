@@ -309,4 +309,4 @@ def test_release_of_file_on_corpus_dumps(corpus: list[dict]) -> None:
             assert hostfacts.release_of_file(e["dmesg"]) == e["release"], e["id"]
         if e["format"] == "elf":
             assert hostfacts.release_of_file(e["path"]) is None
-    assert seen == {"deb11", "deb12", "deb13"}
+    assert seen == {"deb11", "deb12", "deb13", "deb12-arm64"}
