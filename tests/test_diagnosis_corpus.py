@@ -9,12 +9,11 @@ corpus is missing (``corpus`` fixture of conftest.py).
 from __future__ import annotations
 
 from collections import defaultdict
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-from checks import is_arm64
+from checks import is_arm64, names_the_function_after_the_caller
 
 from kcrash.diagnosis import CLASS_IDS, diagnose, render_messages
 from kcrash.oops.text import read_text
@@ -43,13 +42,6 @@ def _texts(entry: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _noreturn_at_end(path: str) -> bool:
-    """Whether the log's call trace has a frame at ``+0x0`` right after panic()."""
-    with open(path, errors="replace") as f:
-        lines = f.read().splitlines()
-    return any("panic+" in a and "+0x0/" in b for a, b in pairwise(lines))
-
-
 def test_every_boot_has_text(corpus: list[dict[str, Any]]) -> None:
     for e in _boots(corpus):
         assert _texts(e), f"{e['boot']}: no vmcore-dmesg.txt nor console capture"
@@ -69,7 +61,7 @@ def test_class_and_culprit_match_manifest(corpus: list[dict[str, Any]]) -> None:
                 d.culprit.module if d.culprit else None,
             )
             want = (exp["class"], exp["culprit_function"], exp["culprit_module"])
-            if is_arm64(e) and _noreturn_at_end(path):
+            if names_the_function_after_the_caller(e, path):
                 # arm64 prints return addresses as they are: after panic() at the end of
                 # sysrq_handle_crash the log names the *next* function at +0x0; text alone
                 # cannot name the caller (analyze of the dump does: test_analyze.py)
@@ -111,7 +103,7 @@ def test_signature_is_stable_across_boots_and_kernels(corpus: list[dict[str, Any
         exp = e["expected"]
         for _, path in _texts(e):
             key: tuple[str, ...] = (exp["class"], exp["culprit_function"], exp["culprit_module"])
-            if is_arm64(e) and _noreturn_at_end(path):
+            if names_the_function_after_the_caller(e, path):
                 # The one documented exception (see test_class_and_culprit_match_manifest):
                 # arm64's log names the function after the caller of panic() (sysrq_handle_crash
                 # ends in the call: "sysrq_reset_seq_param_set+0x0"), so its text signature
