@@ -44,8 +44,9 @@ class Global:
         return self.since <= version and (self.until is None or version < self.until)
 
     def holds_on(self, prog: Program) -> bool:
-        """Whether this architecture has it (drgn's platform of the dump)."""
-        return self.arch is None or _arch(prog) == self.arch
+        """Whether this architecture has it (drgn's platform of the dump; a program with
+        no platform yet is taken to have it, as before the table knew architectures)."""
+        return self.arch is None or _arch(prog) in (None, self.arch)
 
 
 def _arch(prog: Program) -> str | None:
