@@ -15,7 +15,7 @@ import drgn
 from drgn.helpers.linux.sched import task_cpu
 
 from ..model import Frame, Stack
-from ..target.frame_labels import kallsyms_name, symbol
+from ..target.frame_labels import frame_label
 
 if TYPE_CHECKING:
     from ..target.open import Target
@@ -38,8 +38,7 @@ def frame_fact(prog: drgn.Program, frame: drgn.StackFrame, regs: bool = False) -
     name = frame.name
     offset = size = None
     try:
-        sym = symbol(prog, lookup_pc)
-        sym_name, sym_addr, size = kallsyms_name(prog, sym, lookup_pc)
+        sym_name, sym_addr, size = frame_label(prog, lookup_pc)
         offset = pc - sym_addr
         # crash names a frame by its ELF symbol (``__handle_sysrq.cold``), and
         # an address in assembly code by the label before it, as kallsyms does;
@@ -311,7 +310,7 @@ def stack_from_unwound(
             regs=dict(fr.regs) if fr.regs is not None and fr.interrupted else None,
         )
         try:
-            name, addr, fact.size = kallsyms_name(prog, symbol(prog, lookup_pc), lookup_pc)
+            name, addr, fact.size = frame_label(prog, lookup_pc)
             fact.function, fact.offset = name, fr.pc - addr
         except LookupError:
             pass
