@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-foreach",
         action="store_true",
-        help="skip `foreach bt` (10,000 stacks: minutes per tool, kcrash's unbounded)",
+        help="skip `foreach bt` (10,000 stacks: about a minute for drgn-crash, seconds for kcrash)",
     )
     a = p.parse_args(argv)
     chosen = [s for s in SCALE_DUMPS if not a.only or s.name in a.only]
