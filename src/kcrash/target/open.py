@@ -21,6 +21,7 @@ from typing import Any
 
 import drgn
 
+from .. import drgn_private
 from ..errors import DebuginfoNotFoundError, KcrashError, NotADumpError
 from ..notes import Note
 from . import debuginfo_search as di
@@ -134,6 +135,7 @@ def _set_core(prog: drgn.Program, dump: DumpFile) -> None:
     # drgn logs a hint for flattened files ("reassemble it with makedumpfile
     # -R"); we name the format ourselves, so keep its logger to errors.
     logging.getLogger("drgn").setLevel(logging.ERROR)
+    drgn_private.defer_command_plugins()
     try:
         if dump.container == "kcore":
             prog.set_kernel()
