@@ -6,7 +6,11 @@ drgn is pinned; this is the one place a drgn upgrade that moves or renames one o
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +65,49 @@ def test_no_private_drgn_name_outside_the_fence() -> None:
         if p.name != "drgn_private.py" and (hits := _private_imports(p))
     }
     assert not offenders, offenders
+
+
+_DEFERRED = """
+import io, contextlib, sys
+from kcrash.pipeline import analyze_path
+report = analyze_path(sys.argv[1], None, no_debuginfo=True)
+assert report["verdict"]["class"], report
+print("after-analyze", "drgn.commands._crash" in sys.modules)
+from kcrash.commands import registry
+from kcrash.target.open import open_target
+t = open_target(sys.argv[1], None, no_debuginfo=True)
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    registry.run(t, "ps")  # kcrash's own ps
+    registry.run(t, "sym jiffies")  # one of drgn's crash commands, through kcrash's namespace
+print("commands", "jiffies" in out.getvalue(), "COMM" in out.getvalue())
+"""
+
+_USER_PLUGIN = """
+def drgn_prog_set(prog):
+    print("user-plugin-called")
+"""
+
+
+def test_command_plugins_deferred_user_plugins_kept(
+    corpus: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """analyze does not import drgn's ~60 command modules at set_core_dump (they only register
+    commands), a command that needs them still finds them, and a user's own drgn plugin with a
+    ``drgn_prog_set`` hook is still called (drgn's DRGN_PLUGINS)."""
+    e = next((e for e in corpus if e["id"] == "deb12/null-deref/kdump-zlib"), None)
+    if e is None:
+        pytest.fail("the corpus has no deb12/null-deref/kdump-zlib dump")
+    plugin = tmp_path / "user_plugin.py"
+    plugin.write_text(_USER_PLUGIN)
+    env = dict(os.environ, DRGN_PLUGINS=f"mine={plugin}")
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC.parent), env.get("PYTHONPATH", "")])
+    p = subprocess.run(
+        [sys.executable, "-c", _DEFERRED, e["path"]],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.splitlines()
+    assert "after-analyze False" in lines, p.stdout[-2000:]
+    assert "commands True True" in lines, p.stdout[-2000:]
+    assert lines.count("user-plugin-called") == 2, p.stdout[-2000:]  # one per Program

@@ -12,6 +12,7 @@ fails there, in one obvious place, instead of deep inside a command.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 #: kcrash name -> (drgn module, attribute or "" for the module itself, why kcrash uses it).
@@ -26,6 +27,13 @@ PRIVATE: dict[str, tuple[str, str, str]] = {
         "drgn.commands._crash",
         "CRASH_COMMAND_NAMESPACE",
         "drgn's ~40 crash commands, which every name kcrash does not define falls through to",
+    ),
+    "crash_foreach_subcommands": (
+        "drgn.commands._crash.common",
+        "_CRASH_FOREACH_SUBCOMMANDS",
+        "`foreach bt` is kcrash's own bt per task (drgn's took 5 ms a task, 50 s of CPU for "
+        "10,000 tasks); the rest of `foreach` (its task selection, the other subcommands) "
+        "stays drgn's",
     ),
     "get_pager": (
         "drgn.commands._crash.common",
@@ -62,7 +70,8 @@ PRIVATE: dict[str, tuple[str, str, str]] = {
         "_drgn_util.plugins",
         "",
         "drgn imports its plugins at the first set_core_dump: batch's fork server imports "
-        "them once so every per-dump child starts warm",
+        "them once so every per-dump child starts warm, and defer_command_plugins loads "
+        "the list without drgn's command modules",
     ),
     "slab_cpu_walk": (
         "drgn.helpers.linux.slab",
@@ -96,6 +105,38 @@ def __getattr__(name: str) -> Any:
     value = getattr(mod, attr) if attr else mod
     globals()[name] = value
     return value
+
+
+#: drgn's own plugins: each only registers commands when imported (no hook function), so
+#: importing it later, where a command is run, is the same as loading it as a plugin.
+COMMAND_PLUGINS = ("builtin_commands", "crash_commands")
+
+
+def defer_command_plugins() -> None:
+    """Load drgn's plugins now without its command modules (before the first set_core_dump).
+
+    Why: drgn 0.3.0 imports every plugin at a process's first ``set_core_dump`` to call its
+    ``drgn_prog_set`` hook; its own two plugins have no hook and only register the crash
+    and builtin commands on import (0.2-0.4 s, a sixth of a ``--no-debuginfo`` analyze).
+    The shell and the commands that run drgn's commands import those modules themselves
+    (``CRASH_COMMAND_NAMESPACE``, ``builtin_commands`` above), so nothing is lost; a user's
+    own plugins still load, through drgn's ``DRGN_DISABLE_PLUGINS`` list. Once per process:
+    drgn keeps the list it loaded.
+    """
+    registry = __getattr__("plugins")
+    if registry._plugins is not None:
+        return
+    old = os.environ.get("DRGN_DISABLE_PLUGINS")
+    if old == "*":
+        return  # drgn already skips them all
+    os.environ["DRGN_DISABLE_PLUGINS"] = ",".join(filter(None, (old, *COMMAND_PLUGINS)))
+    try:
+        registry._plugins = registry._load_plugins()
+    finally:
+        if old is None:
+            del os.environ["DRGN_DISABLE_PLUGINS"]
+        else:
+            os.environ["DRGN_DISABLE_PLUGINS"] = old
 
 
 def modules() -> list[str]:

@@ -175,8 +175,34 @@ def symbol(prog: drgn.Program, key: int | str) -> drgn.Symbol:
 
 
 def forget_symbols(prog: drgn.Program) -> None:
-    """Drop what :func:`symbol` remembered (new debug files were loaded)."""
+    """Drop what :func:`symbol` and :func:`frame_label` remembered (new debug files were
+    loaded)."""
     prog.cache.pop(_SYMBOLS, None)
+    prog.cache.pop(_FRAME_LABELS, None)
+
+
+_FRAME_LABELS = "kcrash.frame_labels"
+
+
+def frame_label(prog: drgn.Program, pc: int) -> tuple[str, int, int]:
+    """:func:`kallsyms_name` of ``pc``'s :func:`symbol`, remembered for this Program.
+
+    Why: the tasks of a big machine sleep in the same few functions (6,000 threads of
+    crowd-hung-task in one ``__mutex_lock`` path), so ``foreach bt`` names the same return
+    addresses thousands of times; each naming costs a few symbol lookups and bisections
+    (~25 µs, a quarter of a sleeping task's whole stack). Only values are kept (see
+    :func:`symbol`)."""
+    cache = prog.cache.setdefault(_FRAME_LABELS, {})
+    got = cache.get(pc)
+    if got is None:
+        try:
+            got = kallsyms_name(prog, symbol(prog, pc), pc)
+        except LookupError as e:
+            got = str(e)
+        cache[pc] = got
+    if isinstance(got, str):
+        raise LookupError(got)
+    return got
 
 
 def _has_vmlinux(prog: drgn.Program) -> bool:
