@@ -34,12 +34,15 @@ import contextlib
 import io
 import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from checks import each, is_arm64
 
 from kcrash.commands import registry
+from kcrash.errors import PARTIAL_EXIT
 from kcrash.facts.waits import MIN_TASKS
 from kcrash.report.hang import json_lock_words as lock_words
 from kcrash.report.labels import labels
@@ -325,3 +328,32 @@ def test_the_comparison_sees_a_difference(corpus: list[dict[str, Any]]) -> None:
     changed["frames"][1]["function"] = "something_else"
     assert _comparable(changed) != bt
     assert _comparable({**bt, "source": "x.c:1"}) == bt
+
+
+@pytest.mark.parametrize(
+    "which, marker",
+    [
+        # tainted (the corpus module's O flag), read from tainted_mask through kallsyms
+        ("deb12/null-deref/kdump-zlib", "  [TAINTED]"),
+        # Debian's arm64 kernel has no CONFIG_KALLSYMS_ALL: tainted_mask has no symbol, so
+        # the taint is unknown and said so, never shown as a clean kernel
+        ("deb12-arm64/null-deref/kdump-zlib", "  [taint: not readable]"),
+    ],
+)
+def test_sys_kernel_line_says_the_taint(
+    corpus: list[dict[str, Any]], which: str, marker: str
+) -> None:
+    """Without vmlinux, sys's KERNEL line carries crash's [TAINTED] or says the taint could not
+    be read; it once rendered an unreadable mask as "(not in the log)"."""
+    e = next((e for e in corpus if e["id"] == which), None)
+    if e is None:
+        pytest.fail(f"the corpus has no {which} dump")
+    p = subprocess.run(
+        [sys.executable, "-m", "kcrash", "sys", e["path"], "--no-debuginfo"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    # arm64 without vmlinux cannot read every field: a partial answer (PARTIAL_EXIT), said
+    assert p.returncode in (0, PARTIAL_EXIT), p.stderr[-2000:]
+    assert "Traceback" not in p.stderr
+    kernel = next(ln for ln in p.stdout.splitlines() if ln.strip().startswith("KERNEL:"))
+    assert kernel.split("KERNEL: ", 1)[1] == "(no vmlinux: btf from the dump)" + marker

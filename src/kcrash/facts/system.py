@@ -188,13 +188,16 @@ def system_info(target: Target, log: list[LogLine]) -> SystemInfo:
                 info.unknown[field] = read_error(e)
             return default
 
-    taint = get(lambda: tainted(prog), "")
+    taint = get(lambda: tainted(prog), None)
     info.taint = taint or None
     if target.vmlinux:
         info.kernel = target.vmlinux
         info.kernel_tainted = bool(taint)
     else:  # a sentence of kcrash's, not a path: reports render it in their language
-        info.kernel = Note(f"system.kernel_{target.mode}", tainted="  [TAINTED]" if taint else "")
+        # crash's [TAINTED] when the mask says so; an unreadable mask (arm64's tainted_mask
+        # is not in kallsyms without CONFIG_KALLSYMS_ALL) is said, never taken for clean
+        suffix = "_taint_unknown" if taint is None else "_tainted" if taint else ""
+        info.kernel = Note(f"system.kernel_{target.mode}{suffix}")
     info.dumpfile = target.dump.path
     info.partial_dump = bool(target.dump.partial)
     info.truncated_dump = bool(target.dump.truncated)
