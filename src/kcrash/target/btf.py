@@ -258,7 +258,9 @@ class Btf:
         # The sorted string offsets (cache=True only): lookups by bisection, no dict.
         self._str_sorted: array | None = None
         if cache and base is None:
-            digest = hashlib.sha256(self._types + self._strs).digest()
+            h = hashlib.sha256(self._types)
+            h.update(self._strs)
+            digest = h.digest()
             index = _cached_index(digest, self._words, self._strs)
             if index is None:
                 # First run of this BTF: only the record index is saved (~5 ms more);
