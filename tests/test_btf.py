@@ -207,6 +207,106 @@ def test_btf_index_is_fast(corpus: list[dict[str, Any]]) -> None:
         assert elapsed < 0.5
 
 
+# -- the index cache (~/.cache/kcrash/btf1) -----------------------------
+
+_CACHE_NAMES = ("task_struct", "list_head", "pt_regs", "init_task", "jiffies", "no_such_name_x")
+
+
+def _lookups(b: Btf) -> list[Any]:
+    return [(n, b.ids_named(n), b.find(n, (B.STRUCT, B.FWD))) for n in _CACHE_NAMES]
+
+
+def _idx_files(root: Any) -> list[Any]:
+    return sorted((root / "kcrash" / "btf1").glob("*.idx"))
+
+
+def test_btf_index_cache_is_reused_and_answers_alike(
+    corpus: list[dict[str, Any]], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """First run saves the record index, the second adds the sorted strings, the third
+    reads both; every run answers as the uncached reader does (real Debian BTF)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    blob = _vmlinux_btf(next(iter(_kernels(corpus).values()))["vmlinux"])
+    want = _lookups(Btf(blob))
+    assert _idx_files(tmp_path) == []  # the default reader writes nothing
+    sizes = []
+    for _ in range(3):
+        b = Btf(blob, cache=True)
+        assert _lookups(b) == want
+        (f,) = _idx_files(tmp_path)
+        sizes.append(f.stat().st_size)
+    assert sizes[0] < sizes[1] == sizes[2]  # strings added once, then only read
+    assert b._str_sorted is not None
+    ref = Btf(blob)
+    assert b._offsets == ref._offsets and b._name_offs == ref._name_offs
+
+
+def _corruptions(raw: bytes) -> dict[str, bytes]:
+    """Bad versions of a valid cache file, by what is wrong with them."""
+    import hashlib
+
+    body = raw[:-32]
+    offs_at = 48
+    swapped = bytearray(body)  # offsets 1 and 2 swapped, checksum recomputed (forged)
+    swapped[offs_at + 4 : offs_at + 12] = (
+        body[offs_at + 8 : offs_at + 12] + body[offs_at + 4 : offs_at + 8]
+    )
+    return {
+        "empty": b"",
+        "truncated": raw[: len(raw) // 2],
+        "garbage": b"\xff" * len(raw),
+        "one bit flipped": raw[:100] + bytes([raw[100] ^ 1]) + raw[101:],
+        "other magic": b"KCBTFIX0" + raw[8:],
+        "forged, offsets out of order": bytes(swapped) + hashlib.sha256(swapped).digest(),
+    }
+
+
+def test_btf_index_cache_bad_file_is_ignored_and_rebuilt(
+    corpus: list[dict[str, Any]], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    blob = _vmlinux_btf(next(iter(_kernels(corpus).values()))["vmlinux"])
+    want = _lookups(Btf(blob))
+    Btf(blob, cache=True)
+    Btf(blob, cache=True)  # now with the strings
+    (f,) = _idx_files(tmp_path)
+    good = f.read_bytes()
+    for why, bad in _corruptions(good).items():
+        f.write_bytes(bad)
+        b = Btf(blob, cache=True)
+        assert b._str_sorted is None, why  # not trusted: indexed afresh
+        assert _lookups(b) == want, why
+        assert f.read_bytes() != bad, why  # and rewritten
+        f.write_bytes(good)
+    f.chmod(0o000)  # unreadable (as root this may still read: either way no crash)
+    try:
+        assert _lookups(Btf(blob, cache=True)) == want
+    finally:
+        f.chmod(0o644)
+
+
+def test_btf_index_cache_is_per_btf(
+    corpus: list[dict[str, Any]], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another kernel's BTF (another build id) never takes this one's index, not even
+    from a file renamed to its name."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    blob = _vmlinux_btf(next(iter(_kernels(corpus).values()))["vmlinux"])
+    Btf(blob, cache=True)
+    Btf(blob, cache=True)
+    other = _sample()  # a different BTF
+    (f,) = _idx_files(tmp_path)
+    b = Btf(other, cache=True)
+    assert b.count == Btf(other).count and b._str_sorted is None
+    files = _idx_files(tmp_path)
+    assert len(files) == 2
+    (mine,) = [g for g in files if g != f]
+    mine.write_bytes(f.read_bytes())  # the big kernel's index under the small one's name
+    b = Btf(other, cache=True)
+    assert b.count == Btf(other).count and b._str_sorted is None
+    assert b.find("pair", (B.STRUCT,)) == 4
+
+
 # -- hand-built BTF ------------------------------------------------------
 
 

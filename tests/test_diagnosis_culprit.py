@@ -170,3 +170,34 @@ def test_stall_blames_the_frame_above_the_syscall_anchor(tmp_path: Path) -> None
     r = _report("278", tmp_path)
     assert r["verdict"]["class"] == "rcu-stall"
     assert r["verdict"]["culprit"]["function"] == "sys_futex"
+
+
+def test_skip_tables_match_as_their_whole_alternation() -> None:
+    """A table's plain-name rows are a set and only its regex rows are compiled: the
+    answer must be the one the whole table as one ``^(?:…)$`` alternation gives, for
+    its names, near misses, and every syzkaller test report's frame names."""
+    from kcrash.diagnosis import culprit as C
+
+    tables = [
+        C._SKIP_ALL,
+        C._HARD,
+        C._LOCKING,
+        C._SLEEPING,
+        C._HUNG_ANCHORS,
+        C._ANCHORS,
+        C._STALL_NAMED,
+        *C._CLASS_SKIP.values(),
+    ]
+    names = {n for t in tables if t is not None for n in t._names}
+    frames = set()
+    for path in sorted(p for p in DATA.iterdir() if p.is_file()):
+        frames |= set(re.findall(r"\b([a-z_][a-z0-9_.]*)\+0x", path.read_text(errors="replace")))
+    cands = names | frames | {n + "\n" for n in names} | {n + "x" for n in names} | {"", "x"}
+    for t in tables:
+        if t is None:
+            continue
+        rows = sorted(t._names) + ([t._pattern[4:-2]] if t._pattern else [])
+        whole = re.compile(r"^(?:" + "|".join(rows) + r")$")
+        for name in cands:
+            assert t.match(name) == (whole.match(name) is not None), (name, t._pattern)
+    assert C._SKIP_ALL is not None and C._SKIP_ALL._names and C._SKIP_ALL._pattern

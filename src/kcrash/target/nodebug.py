@@ -332,7 +332,7 @@ def _attach_btf(prog: Program, st: _State) -> str | None:
     """Register the BTF type finder; return why not, or None on success."""
     try:
         blob = read_btf_blob(prog)
-        st.btf = Btf(blob)
+        st.btf = Btf(blob, cache=True)
     except (LookupError, BtfError, drgn.FaultError) as e:
         return str(e)
     st.types = BtfTypes(prog, st.btf)
