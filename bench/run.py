@@ -948,11 +948,17 @@ def run_sections(
             out.append((title, f"Not finished: `bench/{script}` ran past {timeout:g} s."))
             continue
         took = time.monotonic() - start
+        failed = ""
         if p.returncode != 0:
             last = (p.stderr.strip().splitlines() or ["no message"])[-1]
-            out.append((title, f"Failed: `bench/{script}` exited {p.returncode}: {last}"))
+            failed = f"`bench/{script}` exited {p.returncode}: {last}"
             log(f"bench: {script} failed: {last}")
-            continue
+            if not p.stdout.strip():
+                out.append((title, f"Failed: {failed}"))
+                continue
+            # a script that measured but had a row fail (scale.py: a peer that cannot
+            # open a capture) still printed its tables: they are kept, with the exit said
+            failed = f"Some rows failed ({failed}); what it measured:\n\n"
         body = [
             ln if not ln.startswith("#") else "#" * 2 + ln  # its headings below ours
             for ln in p.stdout.splitlines()
@@ -962,7 +968,9 @@ def run_sections(
         out.append(
             (
                 title,
-                f"Reproduce: {reproduce} ({took:.0f} s, load {_loadavg()}).\n\n" + "\n".join(body),
+                f"Reproduce: {reproduce} ({took:.0f} s, load {_loadavg()}).\n\n"
+                + failed
+                + "\n".join(body),
             )
         )
     return out
