@@ -48,6 +48,7 @@ class FrameDict(TypedDict):
     stack: str | None
     exception: bool  # an exception/interrupt frame starts here
     symbol: str | None
+    fp: int | None  # arm64: the frame record this function saved (its x29); None elsewhere
 
 
 class StackDict(TypedDict):
