@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from kcrash.errors import KcrashError
 from kcrash.inputs import BoundedReader, ReadLimits, open_regular
-from kcrash.model import CrashFacts, LogLine, ModuleInfo, OopsEvent, Stack, SystemInfo
+from kcrash.model import CrashFacts, Frame, LogLine, ModuleInfo, OopsEvent, Stack, SystemInfo
 from kcrash.notes import Note
 from kcrash.oops.blocks import BlockScanner, events_from_log
 from kcrash.oops.crashsession import CrashSessionReader
@@ -384,6 +384,8 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
     _merge_session(system, session.system)
     facts = CrashFacts(source="text", mode="text", system=system, log=log, events=events)
     facts.panic_stack = crash.panic_stack()
+    if facts.panic_stack is not None:
+        _name_noreturn_callers(events, facts.panic_stack.frames)
     facts.cpu_stacks = [s for s in session.stacks if s is not facts.panic_stack]
     facts.modules = _modules(events)
     _stacks_from_events(facts, events)
@@ -405,6 +407,34 @@ def read_lines(lines: Iterable[str], label: str = "input") -> TextInput:
         dropped_events=scanner.dropped_events,
         cmdline=cmdline,
     )
+
+
+def _name_noreturn_callers(events: list[OopsEvent], stack: list[Frame]) -> int:
+    """Rename a ``Call trace:``'s ``f+0x0`` frame after crash's ``bt`` in the same text.
+
+    arm64's dump_backtrace() prints return addresses as they are: after a call to a
+    noreturn function that ends its caller (``panic()`` at the end of
+    ``sysrq_handle_crash``), the return address is the next function's first byte and
+    the log says ``sysrq_reset_seq_param_set+0x0``. A pasted crash session has crash's
+    ``bt`` beside the log, which names the caller (crash looks up pc-4). The frame is
+    renamed only where the two traces agree on the frame after it, so a genuine
+    ``+0x0`` (a first frame, an exception frame) keeps its name; the dump's twin is
+    ``pipeline.name_noreturn_callers``.
+    """
+    names = [f.function for f in stack]
+    fixed = 0
+    for ev in events:
+        trace = ev.call_trace
+        for i in range(1, len(trace) - 1):
+            fr, after = trace[i], trace[i + 1]
+            if fr.offset != 0 or fr.regs or not fr.function or not after.function:
+                continue
+            j = next((k for k in range(1, len(names)) if names[k] == after.function), None)
+            if j is None or not names[j - 1] or names[j - 1] == fr.function:
+                continue
+            fr.function, fr.offset, fr.size = names[j - 1], None, None
+            fixed += 1
+    return fixed
 
 
 def _dominant(counts: Counter[str], crash_seen: bool) -> str:
